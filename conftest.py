@@ -1,0 +1,75 @@
+"""pytest hooks, --perf-* options and fixtures for perfgate. Logic lives in the perfgate package."""
+
+from __future__ import annotations
+
+import pytest
+
+from perfgate import options
+from perfgate.session import PerfSession, VariantFailed, VariantUnavailable
+
+SESSION = pytest.StashKey[PerfSession]()
+TEST_ORDER = {"test_load": 0, "test_decode": 1}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    options.register(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "perf: a perfgate measurement (needs a model; slow)")
+    try:
+        config.stash[SESSION] = PerfSession(options.resolve(config))
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    perf = metafunc.config.stash[SESSION]
+    if "variant_name" in metafunc.fixturenames:
+        names = [v.name for v in perf.variants]
+        metafunc.parametrize("variant_name", names, ids=names, scope="session")
+    if "workload" in metafunc.fixturenames:
+        metafunc.parametrize("workload", perf.workloads, ids=[w.id for w in perf.workloads])
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Group the perf tests by variant, so that each variant is loaded once and released before the next."""
+    perf = config.stash[SESSION]
+    order = {v.name: i for i, v in enumerate(perf.variants)}
+    contexts = {w.id: i for i, w in enumerate(perf.workloads)}
+
+    def key(item: pytest.Item) -> tuple[int, int, int]:
+        params = getattr(item, "callspec", None) and item.callspec.params
+        if not params or "variant_name" not in params:
+            return (-1, 0, 0)
+        workload = params.get("workload")
+        return (
+            order[params["variant_name"]],
+            TEST_ORDER.get(item.originalname, 9),
+            contexts.get(workload.id, 0) if workload else 0,
+        )
+
+    items.sort(key=key)
+
+
+@pytest.fixture(scope="session")
+def perf(pytestconfig: pytest.Config) -> PerfSession:
+    return pytestconfig.stash[SESSION]
+
+
+@pytest.fixture
+def loaded(perf: PerfSession, variant_name: str):
+    try:
+        return perf.acquire(variant_name)
+    except VariantUnavailable as exc:
+        pytest.skip(str(exc))
+    except VariantFailed as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    session.config.stash[SESSION].finish()
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    config.stash[SESSION].display(terminalreporter)

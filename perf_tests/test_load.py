@@ -1,0 +1,10 @@
+"""Loading each variant: seconds to load, GPU memory at the peak of loading and once loaded.
+
+python -m pytest perf_tests -k test_load [--perf-variants hf-fp16,hf-nf4]
+"""
+
+from perfgate.measure import load_figures
+
+
+def test_load(perf, loaded, variant_name):
+    perf.record(load_figures(variant_name, loaded.load))

@@ -1,0 +1,100 @@
+"""Figures: one measured number each (with its samples and spread), as the run file and the summary hold them.
+Built from the measurements' dataclasses; nothing here measures or prints."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from perfgate.stats import Summary
+
+HIGHER = "higher"
+LOWER = "lower"
+
+
+@dataclass(frozen=True)
+class Figure:
+    variant: str
+    test: str  # "load" or "decode"
+    workload: str  # "ctx1024", or "" for per-variant figures such as load
+    metric: str  # name with its unit in it: decode_tok_per_s, ttft_s, peak_vram_mib
+    unit: str
+    better: str  # "higher" or "lower"
+    gated: bool  # compared with a baseline (issue 3); otherwise reported only
+    value: float | None  # the median of the samples; None when unavailable
+    samples: tuple[float, ...] = ()
+    unavailable: str | None = None  # why value is None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def summary(self) -> Summary | None:
+        return Summary.of(self.samples) if self.samples else None
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.variant, self.test, self.workload, self.metric)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["samples"] = list(self.samples)
+        summary = self.summary
+        data["stats"] = asdict(summary) if summary else None
+        return data
+
+
+def from_samples(
+    variant: str,
+    test: str,
+    workload: str,
+    metric: str,
+    unit: str,
+    better: str,
+    gated: bool,
+    samples: Sequence[float],
+    params: dict[str, Any] | None = None,
+) -> Figure:
+    samples = tuple(float(s) for s in samples)
+    return Figure(
+        variant,
+        test,
+        workload,
+        metric,
+        unit,
+        better,
+        gated,
+        Summary.of(samples).median,
+        samples,
+        None,
+        dict(params or {}),
+    )
+
+
+def single(
+    variant: str,
+    test: str,
+    workload: str,
+    metric: str,
+    unit: str,
+    better: str,
+    gated: bool,
+    value: float | None,
+    unavailable: str | None = None,
+    params: dict[str, Any] | None = None,
+) -> Figure:
+    """A figure measured once (a peak, a load time): one sample, or none with the reason."""
+    if value is None:
+        return Figure(
+            variant,
+            test,
+            workload,
+            metric,
+            unit,
+            better,
+            gated,
+            None,
+            (),
+            unavailable or "not measured",
+            dict(params or {}),
+        )
+    return from_samples(variant, test, workload, metric, unit, better, gated, [value], params)

@@ -1,0 +1,124 @@
+"""Timed generation at batch 1, inside the worker process.
+
+Why the numbers look the way they do: the first token needs a pass over the whole prompt (prefill), which is
+compute-bound and grows with the prompt; every later token is one pass over all the weights for one position
+(decode), which is bound by memory bandwidth and, for a batch of one in eager PyTorch, by Python and kernel
+launch overhead. So time to first token (TTFT) and decode tokens/s are kept apart.
+
+How: `generate` calls its stopping criteria once after every new token. StepClock is such a criterion that
+synchronises the device and takes a timestamp, so one generation yields TTFT (start to first stamp) and every
+decode step (gaps between stamps). `generate` already waits for each token before deciding whether to stop,
+so the synchronisation costs almost nothing; the clock measures its own cost and reports it as a share.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from perfgate.stats import median
+
+
+class ShortGeneration(RuntimeError):
+    """generate returned fewer (or more) tokens than asked: a tokens/s from that count would be wrong."""
+
+
+@dataclass(frozen=True)
+class Round:
+    ttft_s: float
+    decode_s: float
+    new_tokens: int
+    decode_tok_per_s: float
+    step_median_s: float
+    wall_s: float
+    clock_overhead_s: float  # time spent inside the clock, not waiting for the device
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class StepClock:
+    """A stopping criterion that never stops: it stamps each token. With delay_s > 0 (the canary), it waits
+    that long before stamping every decode step, as if each step had become that much slower."""
+
+    def __init__(self, sync, delay_s: float = 0.0) -> None:
+        self.sync = sync
+        self.delay_s = delay_s
+        self.stamps: list[float] = []
+        self.overhead_s = 0.0
+        self._never: Any = None
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        entered = time.perf_counter()
+        self.sync()
+        synced = time.perf_counter()
+        if self.delay_s and self.stamps:
+            until = synced + self.delay_s
+            while time.perf_counter() < until:  # busy wait: sleep() overshoots by up to a scheduler tick
+                pass
+        stamp = time.perf_counter()
+        self.stamps.append(stamp)
+        if self._never is None or self._never.shape[0] != input_ids.shape[0]:
+            self._never = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        self.overhead_s += (synced - entered if self.sync is _no_sync else 0.0) + time.perf_counter() - stamp
+        return self._never
+
+
+def _no_sync() -> None:
+    pass
+
+
+def device_sync(device: str):
+    if device == "cuda":
+        import torch
+
+        return torch.cuda.synchronize
+    return _no_sync
+
+
+def generate_round(
+    model, input_ids, new_tokens: int, pad_token_id: int | None, device: str, delay_s: float = 0.0
+) -> Round:
+    """One greedy generation of exactly `new_tokens` tokens; prints nothing, returns its timings."""
+    from transformers import StoppingCriteriaList
+
+    sync = device_sync(device)
+    clock = StepClock(sync, delay_s)
+    sync()
+    start = time.perf_counter()
+    out = model.generate(
+        input_ids=input_ids,
+        attention_mask=input_ids.new_ones(input_ids.shape),
+        max_new_tokens=new_tokens,
+        min_new_tokens=new_tokens,  # EOS is suppressed until then: the output length is fixed
+        do_sample=False,
+        temperature=None,
+        top_p=None,
+        top_k=None,
+        pad_token_id=pad_token_id,
+        stopping_criteria=StoppingCriteriaList([clock]),
+    )
+    sync()
+    wall = time.perf_counter() - start
+    produced = out.shape[-1] - input_ids.shape[-1]
+    if produced != new_tokens:
+        raise ShortGeneration(f"asked for {new_tokens} new tokens, generate returned {produced}")
+    if len(clock.stamps) != new_tokens:
+        raise ShortGeneration(
+            f"the step clock saw {len(clock.stamps)} of {new_tokens} tokens: this generate does not call its "
+            "stopping criteria once per token, so per-token timing is impossible"
+        )
+    gaps = [b - a for a, b in zip(clock.stamps, clock.stamps[1:], strict=False)]
+    decode_s = clock.stamps[-1] - clock.stamps[0]
+    return Round(
+        ttft_s=clock.stamps[0] - start,
+        decode_s=decode_s,
+        new_tokens=produced,
+        decode_tok_per_s=(len(gaps) / decode_s) if decode_s > 0 else float("inf"),
+        step_median_s=median(gaps) if gaps else 0.0,
+        wall_s=wall,
+        clock_overhead_s=clock.overhead_s,
+    )

@@ -1,0 +1,82 @@
+"""What a run was measured on: the GPU (or 'cpu'), its driver, and the versions of everything that moves the
+numbers. Versions come from package metadata, never from importing: importing unsloth patches transformers."""
+
+from __future__ import annotations
+
+import platform
+import re
+import subprocess
+from importlib import metadata
+
+from perfgate import paths
+from perfgate.trackers import Nvml
+
+PACKAGES = ("torch", "transformers", "bitsandbytes", "unsloth", "unsloth_zoo", "accelerate", "nvidia-ml-py")
+
+
+def version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def slug(gpu_name: str) -> str:
+    """'NVIDIA H200' -> 'nvidia-h200'; used in file names and to pick the baseline file."""
+    return re.sub(r"[^a-z0-9]+", "-", gpu_name.lower()).strip("-") or "unknown"
+
+
+def git_commit() -> str:
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--verify", "-q", "HEAD"],
+            cwd=paths.REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        sha = head.stdout.strip() if head.returncode == 0 else ""
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=paths.REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if not sha:
+        return "unknown"
+    return f"{sha}-dirty" if dirty else sha
+
+
+def cpu_name() -> str:
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def describe(device: str, nvml: Nvml | None) -> dict:
+    import torch
+
+    info: dict = {
+        "device": device,
+        "cpu": cpu_name(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cuda": torch.version.cuda,
+        "commit": git_commit(),
+        "versions": {p: version(p) for p in PACKAGES},
+    }
+    if device == "cuda" and nvml is not None and nvml.ok:
+        info.update(nvml.device_info())
+    elif device == "cuda":
+        info.update({"gpu": torch.cuda.get_device_name(0), "driver": "unknown", "gpu_memory_mib": None})
+    else:
+        info.update({"gpu": "cpu", "driver": None, "gpu_memory_mib": None})
+    info["gpu_slug"] = slug(info["gpu"])
+    return info

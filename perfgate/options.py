@@ -1,0 +1,180 @@
+"""The --perf-* options: one group, one prefix. Each is also settable as PERF_<NAME> in the environment and
+as perf_<name> in pyproject.toml's [tool.pytest.ini_options]; the command line wins, then the environment,
+then the ini file, then the default. A bad value is a ValueError that says what is allowed (conftest turns it
+into a pytest.UsageError)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError("must be a whole number") from None
+
+
+def positive_int(text: str) -> int:
+    value = _int(text)
+    if value < 1:
+        raise ValueError("must be a whole number of at least 1")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = _int(text)
+    if value < 0:
+        raise ValueError("must be a whole number of at least 0")
+    return value
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError("must be a number") from None
+
+
+def positive_float(text: str) -> float:
+    value = _float(text)
+    if not value > 0:
+        raise ValueError("must be a number above 0")
+    return value
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    values = tuple(positive_int(t) for t in text.split(",") if t.strip())
+    if not values:
+        raise ValueError("must list at least one whole number, comma-separated")
+    return tuple(sorted(set(values)))
+
+
+def fraction(text: str) -> float:
+    """'15%' or '0.15' -> 0.15; allowed: above 0, at most 100 %."""
+    text = text.strip()
+    value = _float(text[:-1]) / 100 if text.endswith("%") else _float(text)
+    if not 0 < value <= 1:
+        raise ValueError("must be above 0 and at most 100 % (write 15% or 0.15)")
+    return value
+
+
+def choice(*allowed: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return text
+
+    return parse
+
+
+def text(value: str) -> str:
+    return value.strip()
+
+
+@dataclass(frozen=True)
+class Opt:
+    name: str  # "new-tokens" -> --perf-new-tokens, PERF_NEW_TOKENS, perf_new_tokens
+    parse: Callable[[str], Any]
+    default: str | None  # in text form, parsed like any other value; None: decided by the session
+    help: str
+    env_aliases: tuple[str, ...] = ()
+
+    @property
+    def flag(self) -> str:
+        return f"--perf-{self.name}"
+
+    @property
+    def dest(self) -> str:
+        return f"perf_{self.name.replace('-', '_')}"
+
+    @property
+    def env(self) -> str:
+        return f"PERF_{self.name.replace('-', '_').upper()}"
+
+
+OPTIONS: tuple[Opt, ...] = (
+    Opt(
+        "model",
+        text,
+        None,
+        "hub id, local checkpoint folder, or synthetic:NAME (fixtures/models/NAME.json). "
+        "Default: synthetic:qwen3-14b with a CUDA GPU, synthetic:qwen3-tiny without",
+    ),
+    Opt("variants", text, "default", "comma list of variants, 'all', or 'default' (all that make sense here)"),
+    Opt("contexts", int_list, "128,1024,4096", "prompt lengths in tokens for the decode tests"),
+    Opt(
+        "new-tokens",
+        positive_int,
+        None,
+        "tokens generated per round (at least 2). Default: 128 on a GPU, 32 on the CPU",
+    ),
+    Opt("rounds", positive_int, None, "timed rounds per test. Default: 5 on a GPU, 3 on the CPU"),
+    Opt("warmup", non_negative_int, "1", "untimed rounds before the timed ones, per test"),
+    Opt("device", choice("auto", "cuda", "cpu"), "auto", "where the variants run"),
+    Opt("results-dir", text, "results", "where run files go (results/runs/ below it)"),
+    Opt(
+        "cache",
+        text,
+        None,
+        "folder for synthetic checkpoints. Default: PERFGATE_CACHE or ~/.cache/perfgate",
+        env_aliases=("PERFGATE_CACHE",),
+    ),
+    Opt(
+        "canary-slowdown",
+        fraction,
+        "15%",
+        "delay added to every decode step of the canary hf-fp16-slow, as a share of a step",
+    ),
+    Opt("timeout", positive_float, "1800", "seconds any one worker call (a load, a generation) may take"),
+)
+
+DEVICE_DEFAULTS = {
+    "cuda": {"new_tokens": 128, "rounds": 5},
+    "cpu": {"new_tokens": 32, "rounds": 3},
+}
+
+
+def register(parser) -> None:
+    group = parser.getgroup("perfgate", "perfgate: LLM inference performance gate")
+    for opt in OPTIONS:
+        group.addoption(
+            opt.flag,
+            dest=opt.dest,
+            default=None,
+            metavar=opt.name.split("-")[-1].upper(),
+            help=f"{opt.help}. Env: {opt.env}. Default: {opt.default!r}",
+        )
+        parser.addini(opt.dest, f"{opt.help} (like {opt.flag})", default=None)
+
+
+def raw_value(config, opt: Opt) -> tuple[str | None, str]:
+    """The value in text form and where it came from."""
+    cli = config.getoption(opt.dest)
+    if cli is not None:
+        return cli, opt.flag
+    for env in (opt.env, *opt.env_aliases):
+        if os.environ.get(env):
+            return os.environ[env], env
+    ini = config.getini(opt.dest)
+    if ini:
+        return ini, f"{opt.dest} in the ini file"
+    return opt.default, "default"
+
+
+def resolve(config) -> dict[str, Any]:
+    """Every option's parsed value (None where the session decides), or ValueError naming the bad one."""
+    values: dict[str, Any] = {}
+    for opt in OPTIONS:
+        raw, origin = raw_value(config, opt)
+        if raw is None:
+            values[opt.name.replace("-", "_")] = None
+            continue
+        try:
+            values[opt.name.replace("-", "_")] = opt.parse(str(raw))
+        except ValueError as exc:
+            raise ValueError(f"{opt.flag} (from {origin}) = {raw!r}: {exc}") from None
+    return values

@@ -1,0 +1,114 @@
+"""The pytest side of a worker process (perfgate.worker): start it, call it with a time limit, stop it."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from perfgate import paths
+
+
+class WorkerError(RuntimeError):
+    """A worker call failed. `kind` is 'oom', 'import', 'short_generation', 'timeout', 'died' or 'error'."""
+
+    def __init__(self, kind: str, message: str, log_tail: str = "") -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.log_tail = log_tail
+
+    def __str__(self) -> str:
+        return f"{self.message}\n--- worker log (last lines) ---\n{self.log_tail}" if self.log_tail else self.message
+
+
+class WorkerHandle:
+    """One worker process. Calls are synchronous; the reply of each must arrive within its timeout."""
+
+    def __init__(self, name: str, log_path: Path, env: dict[str, str] | None = None) -> None:
+        self.name = name
+        self.log_path = log_path
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = log_path.open("w", encoding="utf-8")
+        child_env = dict(os.environ)
+        child_env.update(env or {})
+        child_env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(paths.REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p
+        )
+        child_env.setdefault("PYTHONUNBUFFERED", "1")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "perfgate.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            env=child_env,
+            text=True,
+            encoding="utf-8",
+        )
+        self._replies: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, name=f"perfgate-worker-{name}", daemon=True).start()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._replies.put(line)
+        self._replies.put(None)  # the process closed its end: it exited or crashed
+
+    def log_tail(self, lines: int = 25) -> str:
+        self._log.flush()
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.strip().splitlines()[-lines:])
+
+    def call(self, op: str, timeout_s: float, **params: Any) -> Any:
+        if self.proc.poll() is not None:
+            raise WorkerError("died", f"worker {self.name} has exited (code {self.proc.returncode})", self.log_tail())
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(json.dumps({"op": op, **params}) + "\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError as exc:
+            raise WorkerError("died", f"worker {self.name} is gone", self.log_tail()) from exc
+        try:
+            line = self._replies.get(timeout=timeout_s)
+        except queue.Empty:
+            self.kill()
+            raise WorkerError(
+                "timeout",
+                f"worker {self.name}: '{op}' gave no answer within {timeout_s:.0f} s; the worker was killed",
+                self.log_tail(),
+            ) from None
+        if line is None:
+            code = self.proc.wait(timeout=30)
+            raise WorkerError("died", f"worker {self.name} died during '{op}' (exit code {code})", self.log_tail())
+        reply = json.loads(line)
+        if reply["ok"]:
+            return reply["result"]
+        err = reply["error"]
+        raise WorkerError(err["kind"], f"{err['type']}: {err['message']}", err["traceback"].strip())
+
+    def close(self, timeout_s: float = 60) -> None:
+        """Ask the worker to exit, and wait: its memory must be back on the device before the next one loads."""
+        if self.proc.poll() is None:
+            try:
+                self.call("shutdown", timeout_s)
+                self.proc.wait(timeout=timeout_s)
+            except (WorkerError, subprocess.TimeoutExpired, OSError):
+                self.kill()
+        self._log.close()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=60)

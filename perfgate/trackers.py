@@ -1,0 +1,151 @@
+"""Trackers: GPU memory seen through NVML (pynvml, from nvidia-ml-py), sampled by a background thread.
+
+Two figures, because they answer different questions: the worker process's own GPU memory (what this
+variant costs, CUDA context and allocator cache included: what `nvidia-smi` shows for the process), and the
+device's used memory above what it was before the worker started (what the variant takes from everyone
+else). `torch.cuda.max_memory_allocated`, read inside the worker, is kept beside them as a cross-check: it
+sees only tensors, so it is always the smallest of the three.
+
+Without NVML (no driver, no GPU, permission denied) the figures are unavailable, with the reason; never 0.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+MIB = 2**20
+
+
+@dataclass(frozen=True)
+class VramPeak:
+    process_mib: float | None
+    device_mib: float | None  # above the device's used memory before the worker started
+    samples: int
+    unavailable: str | None = None
+
+
+class Nvml:
+    """A thin handle on NVML for the device this process's CUDA_VISIBLE_DEVICES points at."""
+
+    def __init__(self) -> None:
+        self.error: str | None = None
+        self.handle = None
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            self._nvml = pynvml
+            self.handle = self._device_handle(pynvml)
+        except Exception as exc:  # pynvml raises NVMLError subclasses, ImportError, or OSError for the library
+            self.error = f"NVML unavailable: {type(exc).__name__}: {exc}"
+
+    @staticmethod
+    def _device_handle(pynvml):
+        first = os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0].strip() or "0"
+        if first.startswith("GPU-"):
+            return pynvml.nvmlDeviceGetHandleByUUID(first)
+        if first.startswith("MIG-"):
+            raise RuntimeError(f"MIG device {first}: per-process memory is not reported for MIG instances")
+        return pynvml.nvmlDeviceGetHandleByIndex(int(first))
+
+    @property
+    def ok(self) -> bool:
+        return self.handle is not None
+
+    def device_used_mib(self) -> float:
+        return self._nvml.nvmlDeviceGetMemoryInfo(self.handle).used / MIB
+
+    def device_free_mib(self) -> float:
+        return self._nvml.nvmlDeviceGetMemoryInfo(self.handle).free / MIB
+
+    def processes(self) -> dict[int, float | None]:
+        """pid -> MiB for every compute process on the device (None where the driver withholds the figure)."""
+        procs = self._nvml.nvmlDeviceGetComputeRunningProcesses(self.handle)
+        return {p.pid: (p.usedGpuMemory / MIB if p.usedGpuMemory is not None else None) for p in procs}
+
+    def process_mib(self, pid: int) -> float | None:
+        return self.processes().get(pid)
+
+    def device_info(self) -> dict[str, str | int]:
+        n = self._nvml
+        return {
+            "gpu": _text(n.nvmlDeviceGetName(self.handle)),
+            "gpu_memory_mib": int(n.nvmlDeviceGetMemoryInfo(self.handle).total // MIB),
+            "driver": _text(n.nvmlSystemGetDriverVersion()),
+        }
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+@dataclass
+class _Window:
+    process_peak: float | None = None
+    device_peak: float | None = None
+    samples: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class VramTracker:
+    """`with tracker.track(pid) as peak: ...` samples in a background thread until the block ends; then
+    `peak()` returns the VramPeak. Sampling every few milliseconds: NVML's own figures update at about that
+    rate, and a sample costs well under a millisecond of a core the measured process does not use."""
+
+    def __init__(self, nvml: Nvml | None, device_baseline_mib: float | None, interval_s: float = 0.005) -> None:
+        self.nvml = nvml
+        self.device_baseline_mib = device_baseline_mib
+        self.interval_s = interval_s
+
+    def unavailable(self) -> str | None:
+        if self.nvml is None:
+            return "no CUDA device: VRAM is not measured on the CPU"
+        return self.nvml.error
+
+    def sample(self, pid: int, window: _Window) -> None:
+        try:
+            proc = self.nvml.process_mib(pid)
+            dev = self.nvml.device_used_mib() - (self.device_baseline_mib or 0.0)
+        except Exception as exc:  # a failed sample is noted, not fatal: the others still count
+            window.errors.append(f"{type(exc).__name__}: {exc}")
+            return
+        window.samples += 1
+        if proc is not None:
+            window.process_peak = proc if window.process_peak is None else max(window.process_peak, proc)
+        window.device_peak = dev if window.device_peak is None else max(window.device_peak, dev)
+
+    @contextmanager
+    def track(self, pid: int) -> Iterator[callable]:
+        reason = self.unavailable()
+        window = _Window()
+        if reason:
+            yield lambda: VramPeak(None, None, 0, reason)
+            return
+        stop = threading.Event()
+
+        def run() -> None:
+            while not stop.is_set():
+                self.sample(pid, window)
+                stop.wait(self.interval_s)
+
+        thread = threading.Thread(target=run, name="perfgate-vram", daemon=True)
+        thread.start()
+        try:
+            yield lambda: _peak(window)
+        finally:
+            stop.set()
+            thread.join()
+            self.sample(pid, window)  # one last look, after the work ended
+
+
+def _peak(window: _Window) -> VramPeak:
+    reason = None
+    if window.process_peak is None:
+        reason = "NVML reported no memory figure for the worker process"
+        if window.errors:
+            reason += f" ({window.errors[-1]})"
+    return VramPeak(window.process_peak, window.device_peak, window.samples, reason)

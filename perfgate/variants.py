@@ -1,0 +1,155 @@
+"""The variants: each way of running a model that perfgate measures, one registry entry each.
+
+Adding a variant is one entry here; `perfgate.loading` turns an entry into a loaded model (in the worker
+process), and everything else reads only these fields.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+
+from perfgate import models
+
+CUDA = "cuda"
+CPU = "cpu"
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    description: str
+    loader: str  # "transformers" or "unsloth"
+    dtype: str  # torch dtype name of the weights (compute dtype for quantized ones)
+    quantization: str | None = None  # None, "int8" (LLM.int8) or "nf4" (4-bit NF4, double quantized)
+    cache: str = "dynamic"  # transformers' cache_implementation: "dynamic" or "static"
+    devices: frozenset[str] = frozenset({CUDA, CPU})  # where it can run at all
+    default_on: frozenset[str] = frozenset({CUDA, CPU})  # where it runs when --perf-variants is not given
+    packages: tuple[str, ...] = ()  # import names it needs beyond torch and transformers
+    step_delay: bool = False  # canary: a fixed delay added to every decode step (see --perf-canary-slowdown)
+
+    @property
+    def weight_bytes_per_param(self) -> float:
+        # int8: one byte plus per-row scales; nf4: half a byte plus double-quantized block scales.
+        return {None: _DTYPE_BYTES[self.dtype], "int8": 1.02, "nf4": 0.53}[self.quantization]
+
+
+_DTYPE_BYTES = {"float32": 4.0, "float16": 2.0, "bfloat16": 2.0}
+_BNB = ("bitsandbytes", "accelerate")
+
+REFERENCE = "hf-fp16"
+
+REGISTRY: dict[str, Variant] = {
+    v.name: v
+    for v in (
+        Variant("hf-fp16", "transformers, fp16: the reference", "transformers", "float16"),
+        Variant("hf-bf16", "transformers, bf16", "transformers", "bfloat16"),
+        Variant(
+            "hf-fp32", "transformers, fp32 (CPU default only)", "transformers", "float32", default_on=frozenset({CPU})
+        ),
+        Variant("hf-int8", "transformers + bitsandbytes LLM.int8", "transformers", "float16", "int8", packages=_BNB),
+        Variant(
+            "hf-nf4",
+            "transformers + bitsandbytes 4-bit NF4, bf16 compute",
+            "transformers",
+            "bfloat16",
+            "nf4",
+            packages=_BNB,
+        ),
+        Variant(
+            "hf-bf16-static",
+            "transformers, bf16, static KV cache (compiled by transformers on CUDA)",
+            "transformers",
+            "bfloat16",
+            cache="static",
+        ),
+        Variant(
+            "unsloth-4bit",
+            "Unsloth FastLanguageModel, load_in_4bit + for_inference",
+            "unsloth",
+            "bfloat16",
+            "nf4",
+            devices=frozenset({CUDA}),
+            default_on=frozenset({CUDA}),
+            packages=("unsloth", *_BNB),
+        ),
+        Variant(
+            "unsloth-bf16",
+            "Unsloth FastLanguageModel, bf16 + for_inference",
+            "unsloth",
+            "bfloat16",
+            devices=frozenset({CUDA}),
+            default_on=frozenset({CUDA}),
+            packages=("unsloth",),
+        ),
+        Variant(
+            "hf-fp16-slow",
+            "canary: hf-fp16 with a fixed delay added to every decode step",
+            "transformers",
+            "float16",
+            default_on=frozenset(),
+            step_delay=True,
+        ),
+    )
+}
+
+
+class UnknownVariant(ValueError):
+    pass
+
+
+def select(text: str | None, device: str) -> list[Variant]:
+    """--perf-variants: a comma list of names, 'all', or empty for the defaults on this device.
+    Registry order is kept, so runs are comparable whatever order the names were given in."""
+    if not text or text.strip() in ("", "default"):
+        return [v for v in REGISTRY.values() if device in v.default_on]
+    if text.strip() == "all":
+        return list(REGISTRY.values())
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in REGISTRY]
+    if unknown:
+        raise UnknownVariant(
+            f"--perf-variants: unknown variant(s) {', '.join(unknown)}; known: {', '.join(REGISTRY)} "
+            "(or 'all', or 'default')"
+        )
+    return [v for v in REGISTRY.values() if v.name in names]
+
+
+def missing_packages(variant: Variant) -> list[str]:
+    """Packages the variant needs that are not installed. Looked up, never imported: importing unsloth
+    patches transformers for the whole process."""
+    return [p for p in variant.packages if importlib.util.find_spec(p) is None]
+
+
+INSTALL_HINT = {
+    "unsloth": "pip install -e '.[unsloth]' (needs a CUDA GPU)",
+    "bitsandbytes": "pip install bitsandbytes",
+    "accelerate": "pip install accelerate",
+}
+
+
+def unavailable_reason(variant: Variant, device: str) -> str | None:
+    """Why this variant cannot run here, or None. Memory is judged separately, once the model is known."""
+    if device not in variant.devices:
+        return (
+            f"{variant.name} needs a CUDA GPU"
+            if variant.devices == {CUDA}
+            else f"{variant.name} cannot run on {device}"
+        )
+    missing = missing_packages(variant)
+    if missing:
+        hints = "; ".join(INSTALL_HINT.get(p, f"pip install {p}") for p in missing)
+        return f"{variant.name} needs {', '.join(missing)}, which is not installed ({hints})"
+    return None
+
+
+def estimate_bytes(variant: Variant, config: dict, max_tokens: int) -> int:
+    """A rough upper estimate of the memory a variant needs: weights, a bf16/fp16 KV cache for max_tokens, the
+    logits of one prefill over the vocabulary in fp32, and a fixed allowance for the CUDA context and
+    workspaces. Made before loading, to skip a variant that cannot fit instead of crashing into OOM."""
+    n_params = models.parameter_count(config)
+    weights = n_params * variant.weight_bytes_per_param
+    kv = models.kv_cache_bytes(config, max_tokens, 4 if variant.dtype == "float32" else 2)
+    logits = config["vocab_size"] * 4 * 2  # prefill keeps only the last position's logits; two copies
+    activations = max_tokens * config["intermediate_size"] * 2 * 4  # one MLP block's intermediates, fp32 upper
+    return int(weights * 1.05 + kv + logits + activations + 1.0 * 2**30)

@@ -1,0 +1,142 @@
+"""The worker: one process per variant, driven by the pytest process over JSON lines on stdin/stdout.
+
+Why a process of its own: importing Unsloth patches transformers' classes for the whole process, so a
+transformers variant measured after it would run Unsloth's code; and a finished variant's memory (weights,
+allocator caches, compiled graphs, bitsandbytes buffers) is only surely back on the device once its process
+has ended. It also lets the parent watch this process's GPU memory through NVML by pid.
+
+Protocol: one JSON object per line each way. Requests {"op": ..., ...}; replies {"ok": true, "result": ...}
+or {"ok": false, "error": {"type", "kind", "message", "traceback"}}. Anything libraries print goes to stderr
+(the parent keeps it in a log), never into the protocol stream.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import sys
+import time
+import traceback
+from typing import Any
+
+from perfgate import generation, loading, workloads
+from perfgate.variants import REGISTRY
+
+
+def error_kind(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    if "OutOfMemory" in type(exc).__name__ or "out of memory" in text.lower():
+        return "oom"
+    if isinstance(exc, ImportError):
+        return "import"
+    if isinstance(exc, generation.ShortGeneration):
+        return "short_generation"
+    return "error"
+
+
+class Worker:
+    def __init__(self) -> None:
+        self.model = None
+        self.tokenizer = None
+        self.variant = None
+        self.device = "cpu"
+        self.delay_s = 0.0
+        self._prompts: dict[int, Any] = {}
+
+    def op_load(self, variant: str, path: str, device: str, max_seq_length: int) -> dict[str, Any]:
+        self.variant = REGISTRY[variant]
+        self.device = device
+        sync = generation.device_sync(device)
+        start = time.perf_counter()
+        self.model, self.tokenizer = loading.load(self.variant, path, device, max_seq_length)
+        sync()
+        load_s = time.perf_counter() - start
+        return {"load_s": load_s, "model": loading.describe(self.model), **self.op_memory()}
+
+    def _input_ids(self, prompt_tokens: int):
+        if prompt_tokens not in self._prompts:
+            import torch
+
+            ids = workloads.prompt_ids(self.tokenizer, prompt_tokens)
+            self._prompts[prompt_tokens] = torch.tensor([ids], dtype=torch.long, device=self.model.device)
+        return self._prompts[prompt_tokens]
+
+    def op_generate(self, prompt_tokens: int, new_tokens: int) -> dict[str, Any]:
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        rnd = generation.generate_round(
+            self.model, self._input_ids(prompt_tokens), new_tokens, pad, self.device, self.delay_s
+        )
+        return rnd.to_dict()
+
+    def op_set_step_delay(self, delay_s: float) -> dict[str, Any]:
+        self.delay_s = float(delay_s)
+        return {"delay_s": self.delay_s}
+
+    def op_reset_memory(self) -> dict[str, Any]:
+        """Give cached blocks back so that the next figures belong to the next test alone."""
+        gc.collect()
+        if self.device == "cuda":
+            import torch
+
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        return self.op_memory()
+
+    def op_memory(self) -> dict[str, Any]:
+        if self.device != "cuda":
+            return {"torch_allocated_mib": None, "torch_max_allocated_mib": None, "torch_reserved_mib": None}
+        import torch
+
+        mib = 2**20
+        return {
+            "torch_allocated_mib": torch.cuda.memory_allocated() / mib,
+            "torch_max_allocated_mib": torch.cuda.max_memory_allocated() / mib,
+            "torch_reserved_mib": torch.cuda.memory_reserved() / mib,
+        }
+
+    def op_ping(self) -> dict[str, Any]:
+        return {"pid": os.getpid()}
+
+
+def serve(requests, replies) -> None:
+    worker = Worker()
+    for line in requests:
+        if not line.strip():
+            continue
+        request = json.loads(line)
+        op = request.pop("op")
+        if op == "shutdown":
+            _send(replies, {"ok": True, "result": None})
+            return
+        try:
+            result = getattr(worker, f"op_{op}")(**request)
+            reply = {"ok": True, "result": result}
+        except Exception as exc:  # every failure goes back to the parent, which decides what it means
+            reply = {
+                "ok": False,
+                "error": {
+                    "type": type(exc).__name__,
+                    "kind": error_kind(exc),
+                    "message": str(exc)[:4000],
+                    "traceback": traceback.format_exc()[-8000:],
+                },
+            }
+        _send(replies, reply)
+
+
+def _send(stream, reply: dict[str, Any]) -> None:
+    stream.write(json.dumps(reply, allow_nan=True) + "\n")
+    stream.flush()
+
+
+def main() -> int:
+    # Keep the protocol stream for ourselves; whatever the libraries print goes to stderr.
+    protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    serve(sys.stdin, protocol)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
