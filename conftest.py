@@ -58,6 +58,15 @@ def perf(pytestconfig: pytest.Config) -> PerfSession:
 
 
 @pytest.fixture
+def fitting_workload(perf: PerfSession, workload):
+    """The workload, or a skip when the prompt and new tokens exceed the model's context (before loading)."""
+    unfit = perf.workload_unfit(workload)
+    if unfit:
+        pytest.skip(unfit)
+    return workload
+
+
+@pytest.fixture
 def loaded(perf: PerfSession, variant_name: str):
     try:
         return perf.acquire(variant_name)

@@ -1,7 +1,7 @@
 """Rendering figures as tables: plain text for the terminal summary, Markdown for the README and reports.
 The only module that formats numbers for people.
 
-    python -m perfgate.table results/runs/<run>.json     # Markdown tables of a run file
+    python -m perfgate.table results/runs/<run>.json [more.json ...]   # Markdown tables of run files
 """
 
 from __future__ import annotations
@@ -101,16 +101,22 @@ def figures_of(run: dict) -> list[Figure]:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1:
+    """Markdown for one or more run files (several runs of one machine make one table, in the given order)."""
+    if not argv:
         print(__doc__, file=sys.stderr)
         return 2
-    run = read_json(Path(argv[0]))
-    m = run["machine"]
-    print(
-        f"{run['model']['source']} on {m['gpu']} (driver {m['driver']}), torch {m['versions']['torch']}, "
-        f"transformers {m['versions']['transformers']}, measured {run['started_at']}\n"
-    )
-    print(render(figures_of(run), markdown=True))
+    figures: list[Figure] = []
+    for name in argv:
+        run = read_json(Path(name))
+        m, v = run["machine"], run["machine"]["versions"]
+        print(
+            f"- `{name}`: {run['model']['source']} on {m['gpu']} (driver {m['driver']}), torch {v['torch']}, "
+            f"transformers {v['transformers']}, bitsandbytes {v['bitsandbytes']}, unsloth {v['unsloth']}; "
+            f"started {run['started_at']}"
+        )
+        figures.extend(figures_of(run))
+    print()
+    print(render(figures, markdown=True))
     return 0
 
 

@@ -1,0 +1,33 @@
+# perfgate: `make perf` measures, `make test` tests perfgate itself. Both set up .venv first if needed.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Installed only when the venv cannot import torch already (a GPU box's system torch is reused through
+# --system-site-packages). On the CPU machines this project is developed on, 2.13.0 is a CPU build on disk.
+TORCH_SPEC ?= torch==2.13.0
+EXTRAS ?= dev
+PYTEST_ARGS ?=
+STAMP := $(VENV)/.perfgate-installed
+
+.PHONY: perf test baseline lint setup clean
+
+perf: $(STAMP)
+	$(PY) -m pytest perf_tests $(PYTEST_ARGS)
+
+test: $(STAMP) lint
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv --system-site-packages $(VENV)
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install "$(TORCH_SPEC)"
+	$(PY) -m pip install -e ".[$(EXTRAS)]"
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) *.egg-info .benchmarks

@@ -1,0 +1,48 @@
+"""Fixtures for perfgate's own tests: a synthetic tiny checkpoint built once per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from perfgate import models, paths, synthetic
+
+
+@pytest.fixture(scope="session")
+def perf_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("perfgate-cache")
+
+
+@pytest.fixture(scope="session")
+def tiny_spec() -> models.ModelSpec:
+    return models.resolve("synthetic:qwen3-tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(perf_cache: Path, tiny_spec: models.ModelSpec) -> Path:
+    return synthetic.ensure_checkpoint(tiny_spec, "cpu", perf_cache)
+
+
+@pytest.fixture
+def run_perf(pytester: pytest.Pytester, perf_cache: Path, tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch):
+    """Run the real perf_tests in a child pytest on the tiny model; results go to a temporary folder."""
+    monkeypatch.setenv("PERFGATE_CACHE", str(perf_cache))
+    for name in ("PERF_MODEL", "PERF_VARIANTS", "PERF_CONTEXTS", "PERF_ROUNDS", "PERF_NEW_TOKENS"):
+        monkeypatch.delenv(name, raising=False)
+    results = pytester.path / "results"
+
+    def run(*args: str) -> pytest.RunResult:
+        return pytester.runpytest_subprocess(
+            str(paths.REPO_ROOT / "perf_tests"),
+            f"--rootdir={paths.REPO_ROOT}",
+            "-p",
+            "no:cacheprovider",
+            f"--perf-results-dir={results}",
+            "--perf-device=cpu",
+            "-rs",
+            *args,
+        )
+
+    run.results = results
+    return run

@@ -1,0 +1,79 @@
+"""The perf tests end to end on the tiny model, in a child pytest, as `make perf` runs them."""
+
+import json
+import shutil
+
+FAST = ("--perf-contexts=32,64", "--perf-new-tokens=4", "--perf-rounds=2", "--perf-warmup=1")
+
+
+def run_file(results):
+    files = sorted((results / "runs").glob("*_cpu.json"))
+    assert len(files) == 1, files
+    return json.loads(files[0].read_text())
+
+
+def test_measures_prints_the_table_and_writes_a_run_file(run_perf):
+    result = run_perf("--perf-variants=hf-fp32,hf-nf4,unsloth-4bit", *FAST)
+    result.assert_outcomes(passed=6, skipped=3)
+    result.stdout.fnmatch_lines(
+        [
+            "*synthetic:qwen3-tiny on cpu*",
+            "variant*workload*decode tok/s*TTFT s*peak VRAM MiB*",
+            "hf-fp32*ctx32*n/a*",
+            "hf-nf4*ctx64*",
+            "run file: *_cpu.json",
+        ]
+    )
+    result.stdout.fnmatch_lines(["SKIPPED*unsloth-4bit needs a CUDA GPU*"])
+    run = run_file(run_perf.results)
+    assert run["machine"]["gpu"] == "cpu" and run["machine"]["versions"]["transformers"]
+    assert run["model"] == {"source": "synthetic:qwen3-tiny", "kind": "synthetic", "parameters": 39683456}
+    assert set(run["variants"]) == {"hf-fp32", "hf-nf4"}
+    decode = [r for r in run["results"] if r["metric"] == "decode_tok_per_s"]
+    assert {(r["variant"], r["workload"]) for r in decode} == {
+        ("hf-fp32", "ctx32"),
+        ("hf-fp32", "ctx64"),
+        ("hf-nf4", "ctx32"),
+        ("hf-nf4", "ctx64"),
+    }
+    for r in decode:
+        assert r["unit"] == "tok/s" and r["better"] == "higher" and len(r["samples"]) == 2
+        assert r["value"] == r["stats"]["median"] > 0
+        assert r["params"] == {"prompt_tokens": int(r["workload"][3:]), "new_tokens": 4, "rounds": 2}
+    vram = next(r for r in run["results"] if r["metric"] == "peak_vram_mib")
+    assert vram["value"] is None and "no CUDA device" in vram["unavailable"]
+
+
+def test_each_variant_loads_once_in_variant_order(run_perf):
+    result = run_perf("--perf-variants=hf-nf4,hf-fp32", *FAST, "-v")
+    lines = [x.split(" ")[0].split("::")[1] for x in result.outlines if "PASSED" in x]
+    assert lines == [
+        "test_load[hf-fp32]",
+        "test_decode[hf-fp32-ctx32]",
+        "test_decode[hf-fp32-ctx64]",
+        "test_load[hf-nf4]",
+        "test_decode[hf-nf4-ctx32]",
+        "test_decode[hf-nf4-ctx64]",
+    ]
+
+
+def test_context_beyond_the_model_is_skipped_before_loading(run_perf, tiny_checkpoint, tmp_path):
+    folder = tmp_path / "short-model"
+    shutil.copytree(tiny_checkpoint, folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps(dict(config, max_position_embeddings=48)))
+    result = run_perf(f"--perf-model={folder}", "--perf-variants=hf-fp32", *FAST, "-k", "decode and ctx64")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["SKIPPED*64 prompt + 4 new tokens exceed the model's context of 48*"])
+
+
+def test_unknown_variant_is_a_usage_error(run_perf):
+    result = run_perf("--perf-variants=hf-fp16,hf-fp9")
+    assert result.ret == 4  # pytest's usage error
+    result.stderr.fnmatch_lines(["*unknown variant(s) hf-fp9; known: hf-fp16, hf-bf16*"])
+
+
+def test_bad_number_is_a_usage_error(run_perf):
+    result = run_perf("--perf-rounds=0")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*--perf-rounds (from --perf-rounds) = '0': must be a whole number of at least 1*"])

@@ -1,0 +1,45 @@
+import math
+
+import pytest
+
+from perfgate import stats
+
+
+def test_median_odd_and_even():
+    assert stats.median([3, 1, 2]) == 2
+    assert stats.median([4, 1, 3, 2]) == 2.5
+
+
+def test_mean_stdev_cv_exact():
+    values = [2, 4, 4, 4, 5, 5, 7, 9]
+    assert stats.mean(values) == 5
+    assert stats.stdev(values) == pytest.approx(math.sqrt(32 / 7))
+    assert stats.cv(values) == pytest.approx(math.sqrt(32 / 7) / 5)
+
+
+def test_single_sample_has_no_spread():
+    assert stats.stdev([7.0]) == 0.0
+    assert stats.cv([7.0]) == 0.0
+
+
+def test_percentile_matches_linear_interpolation():
+    values = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+    assert stats.percentile(values, 50) == 5.5
+    assert stats.percentile(values, 95) == pytest.approx(9.55)
+    assert stats.percentile(values, 0) == 1
+    assert stats.percentile(values, 100) == 10
+
+
+def test_bad_input_is_refused():
+    with pytest.raises(ValueError, match="no samples"):
+        stats.median([])
+    with pytest.raises(ValueError, match="NaN"):
+        stats.mean([1.0, float("nan")])
+    with pytest.raises(ValueError, match="percentile"):
+        stats.percentile([1.0], 101)
+
+
+def test_summary_of():
+    s = stats.Summary.of([10.0, 12.0, 11.0])
+    assert (s.n, s.median, s.min, s.max) == (3, 11.0, 10.0, 12.0)
+    assert s.cv == pytest.approx(1 / 11)

@@ -1,0 +1,75 @@
+import json
+import shutil
+
+import pytest
+
+from perfgate import synthetic
+
+
+def test_checkpoint_is_complete_with_shards_and_tokenizer(tiny_checkpoint):
+    names = {p.name for p in tiny_checkpoint.iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"} <= names
+    assert synthetic.is_complete(tiny_checkpoint)
+
+
+def test_loads_through_the_ordinary_from_pretrained(tiny_checkpoint, tiny_spec):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_checkpoint, dtype=torch.float32)
+    assert model.config.hidden_size == tiny_spec.config["hidden_size"]
+    # the model's own initialisation scale: std 0.02 for linear weights, ones for norms
+    assert model.model.layers[0].mlp.up_proj.weight.std().item() == pytest.approx(0.02, rel=0.05)
+    assert torch.all(model.model.norm.weight == 1)
+    tok = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    assert tok.convert_tokens_to_ids("<|im_end|>") == 151645 == tok.eos_token_id
+    assert tok.pad_token_id == 151643
+    assert max(tok("Thanks for sending the revised schedule")["input_ids"]) < tiny_spec.config["vocab_size"]
+
+
+def test_chat_template_renders_tool_calls(tiny_checkpoint):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    messages = [
+        {"role": "system", "content": "You search the mailbox."},
+        {"role": "user", "content": "When is the pallet audit?"},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {"type": "function", "function": {"name": "search_emails", "arguments": {"keywords": ["audit"]}}}
+            ],
+        },
+        {"role": "tool", "content": '[{"id": 7, "subject": "Re: audit"}]'},
+    ]
+    tools = [{"type": "function", "function": {"name": "search_emails", "parameters": {"type": "object"}}}]
+    text = tok.apply_chat_template(messages, tools=tools, tokenize=False, add_generation_prompt=True)
+    assert text.startswith("<|im_start|>system\nYou search the mailbox.\n\n# Tools")
+    assert '<tool_call>\n{"name": "search_emails", "arguments": {"keywords": ["audit"]}}\n</tool_call>' in text
+    assert "<|im_start|>user\n<tool_response>\n" in text
+    assert text.endswith("<|im_start|>assistant\n")
+
+
+def test_the_same_config_reuses_the_cache(tiny_checkpoint, tiny_spec, perf_cache):
+    before = (tiny_checkpoint / synthetic.MANIFEST).stat().st_mtime_ns
+    assert synthetic.ensure_checkpoint(tiny_spec, "cpu", perf_cache) == tiny_checkpoint
+    assert (tiny_checkpoint / synthetic.MANIFEST).stat().st_mtime_ns == before
+
+
+def test_half_written_checkpoint_is_rebuilt_not_loaded(tiny_checkpoint, tiny_spec, tmp_path):
+    cache = tmp_path / "cache"
+    folder = synthetic.checkpoint_dir(tiny_spec, cache)
+    shutil.copytree(tiny_checkpoint, folder)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])  # as if the build had been killed while saving
+    assert not synthetic.is_complete(folder)
+    assert synthetic.ensure_checkpoint(tiny_spec, "cpu", cache) == folder
+    assert synthetic.is_complete(folder)
+
+
+def test_folder_without_manifest_is_incomplete(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    assert not synthetic.is_complete(tmp_path)
+    (tmp_path / synthetic.MANIFEST).write_text(json.dumps({"files": {"config.json": 999}}))
+    assert not synthetic.is_complete(tmp_path)
