@@ -14,6 +14,10 @@ STAMP := $(VENV)/.perfgate-installed
 perf: $(STAMP)
 	$(PY) -m pytest perf_tests $(PYTEST_ARGS)
 
+# Measure and write results/baselines/<gpu>.json (only the entries measured); review the printed diff, commit.
+baseline: $(STAMP)
+	$(PY) -m pytest perf_tests --perf-update-baselines $(PYTEST_ARGS)
+
 test: $(STAMP) lint
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 

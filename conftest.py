@@ -76,6 +76,19 @@ def loaded(perf: PerfSession, variant_name: str):
         pytest.fail(str(exc), pytrace=False)
 
 
+@pytest.fixture
+def gate(perf: PerfSession):
+    """gate(figures): record the figures, judge the gated ones against the baseline, fail with every reason."""
+
+    def check(figures) -> None:
+        perf.record(figures)
+        failures = perf.judge(figures)
+        if failures:
+            pytest.fail("\n\n".join(failures), pytrace=False)
+
+    return check
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     session.config.stash[SESSION].finish()
 

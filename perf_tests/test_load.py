@@ -1,4 +1,4 @@
-"""Loading each variant: seconds to load, GPU memory at the peak of loading and once loaded.
+"""Loading each variant: seconds to load, GPU memory at the peak of loading and once loaded (gated).
 
 python -m pytest perf_tests -k test_load [--perf-variants hf-fp16,hf-nf4]
 """
@@ -6,5 +6,5 @@ python -m pytest perf_tests -k test_load [--perf-variants hf-fp16,hf-nf4]
 from perfgate.measure import load_figures
 
 
-def test_load(perf, loaded, variant_name):
-    perf.record(load_figures(variant_name, loaded.load))
+def test_load(loaded, variant_name, gate):
+    gate(load_figures(variant_name, loaded.load))

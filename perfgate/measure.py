@@ -1,9 +1,11 @@
 """Measurements driven from the pytest process: each returns a frozen dataclass, and `*_figures` turns it into
-Figures. They print nothing and judge nothing."""
+Figures. They print nothing and judge nothing; whether to measure more rounds is asked of a callback."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from perfgate import figures as fig
@@ -25,12 +27,30 @@ class LoadMeasurement:
 
 
 @dataclass(frozen=True)
+class RoundPlan:
+    rounds: int  # timed rounds always taken
+    max_rounds: int  # at most this many while the verdict is unclear
+    budget_s: float  # no round is added after this many seconds of timed rounds
+    warmup: int
+
+
+@dataclass(frozen=True)
 class DecodeMeasurement:
     workload: DecodeWorkload
     rounds: tuple[Round, ...]
-    vram: VramPeak  # peak over warm-up and timed rounds
+    vram: VramPeak  # the variant's worker, over warm-up and timed rounds
     torch_max_allocated_mib: float | None
     step_delay_s: float  # the canary's added delay per decode step; 0 otherwise
+    reference: str | None = None  # the variant whose rounds alternated with these
+    reference_rounds: tuple[Round, ...] = ()
+    no_ratio: str | None = None  # why there is no ratio to the reference, where there is none
+
+    @property
+    def ratios(self) -> list[float]:
+        """Per round: this variant's decode rate over the reference's, measured back to back."""
+        return [
+            r.decode_tok_per_s / ref.decode_tok_per_s for r, ref in zip(self.rounds, self.reference_rounds, strict=True)
+        ]
 
 
 def load(
@@ -58,21 +78,32 @@ def decode(
     tracker: VramTracker,
     variant: Variant,
     workload: DecodeWorkload,
-    rounds: int,
-    warmup: int,
+    plan: RoundPlan,
     canary_slowdown: float,
     timeout_s: float,
+    reference: WorkerHandle | None = None,
+    settled: Callable[[DecodeMeasurement], bool] | None = None,
     benchmark=None,
+    no_ratio: str | None = None,
 ) -> DecodeMeasurement:
-    """Warm-up rounds, then `rounds` timed ones. pytest-benchmark, when given, drives the timed rounds and keeps
-    each round's wall time in its own table and JSON; but its timer knows only the wall clock of this process,
-    so TTFT and decode speed come from the device-synchronised step clock inside the worker."""
+    """Warm-up, then timed rounds. With a reference worker each round is a pair, reference first then the
+    variant, so that both meet the same minutes of a drifting machine. After `plan.rounds`, rounds are added
+    while `settled` says the verdict is unclear, up to `plan.max_rounds` or `plan.budget_s`.
+
+    pytest-benchmark, when given, drives the first `plan.rounds` rounds and keeps their wall time in its table and
+    JSON; its timer knows only this process's wall clock, so TTFT and decode speed come from the
+    device-synchronised step clock inside the worker, and the rounds added afterwards are outside its figures."""
     gen = {"prompt_tokens": workload.prompt_tokens, "new_tokens": workload.new_tokens}
     worker.call("reset_memory", timeout_s)
     timed: list[Round] = []
+    ref_timed: list[Round] = []
     delay_s = 0.0
     with tracker.track(worker.pid) as peak:
-        warm = [Round(**worker.call("generate", timeout_s, **gen)) for _ in range(warmup)]
+        warm = []
+        for _ in range(plan.warmup):
+            if reference is not None:  # the reference warms up to this shape too (a static cache compiles per shape)
+                reference.call("generate", timeout_s, **gen)
+            warm.append(Round(**worker.call("generate", timeout_s, **gen)))
         if variant.step_delay:  # the canary: slow every step by a share of a step measured just now
             if not warm:
                 warm.append(Round(**worker.call("generate", timeout_s, **gen)))
@@ -80,14 +111,36 @@ def decode(
             worker.call("set_step_delay", timeout_s, delay_s=delay_s)
 
         def one_round() -> None:
+            if reference is not None:
+                ref_timed.append(Round(**reference.call("generate", timeout_s, **gen)))
             timed.append(Round(**worker.call("generate", timeout_s, **gen)))
 
+        def so_far() -> DecodeMeasurement:
+            return DecodeMeasurement(
+                workload,
+                tuple(timed),
+                VramPeak(None, None, 0),
+                None,
+                delay_s,
+                reference.name if reference else None,
+                tuple(ref_timed),
+                no_ratio,
+            )
+
+        started = time.perf_counter()
         if benchmark is not None:
-            benchmark.pedantic(one_round, rounds=rounds, iterations=1, warmup_rounds=0)
-        while len(timed) < rounds:  # pytest-benchmark runs the target only once under --benchmark-disable
+            benchmark.pedantic(one_round, rounds=plan.rounds, iterations=1, warmup_rounds=0)
+        while len(timed) < plan.rounds:  # pytest-benchmark runs the target only once under --benchmark-disable
+            one_round()
+        while (
+            settled is not None
+            and len(timed) < plan.max_rounds
+            and time.perf_counter() - started < plan.budget_s
+            and not settled(so_far())
+        ):
             one_round()
     memory = worker.call("memory", timeout_s)
-    return DecodeMeasurement(workload, tuple(timed), peak(), memory["torch_max_allocated_mib"], delay_s)
+    return replace(so_far(), vram=peak(), torch_max_allocated_mib=memory["torch_max_allocated_mib"])
 
 
 def load_figures(variant: str, m: LoadMeasurement) -> list[fig.Figure]:
@@ -112,9 +165,12 @@ def load_figures(variant: str, m: LoadMeasurement) -> list[fig.Figure]:
 
 def decode_figures(variant: str, m: DecodeMeasurement) -> list[fig.Figure]:
     w = m.workload
-    params = {"prompt_tokens": w.prompt_tokens, "new_tokens": w.new_tokens, "rounds": len(m.rounds)}
+    params: dict[str, Any] = {"prompt_tokens": w.prompt_tokens, "new_tokens": w.new_tokens, "rounds": len(m.rounds)}
     if m.step_delay_s:
         params["canary_step_delay_s"] = m.step_delay_s
+    if m.reference_rounds:
+        params["reference"] = m.reference
+        params["reference_decode_tok_per_s"] = median([r.decode_tok_per_s for r in m.reference_rounds])
     why = m.vram.unavailable
     wall = sum(r.wall_s for r in m.rounds)
     overhead_pct = 100 * sum(r.clock_overhead_s for r in m.rounds) / wall if wall else 0.0
@@ -125,7 +181,7 @@ def decode_figures(variant: str, m: DecodeMeasurement) -> list[fig.Figure]:
     def once(metric, unit, better, gated, value, unavailable=why):
         return fig.single(variant, "decode", w.id, metric, unit, better, gated, value, unavailable, params)
 
-    return [
+    out = [
         series("decode_tok_per_s", "tok/s", fig.HIGHER, True, [r.decode_tok_per_s for r in m.rounds]),
         series("ttft_s", "s", fig.LOWER, True, [r.ttft_s for r in m.rounds]),
         series("round_s", "s", fig.LOWER, False, [r.wall_s for r in m.rounds]),
@@ -141,3 +197,8 @@ def decode_figures(variant: str, m: DecodeMeasurement) -> list[fig.Figure]:
         ),
         once("timing_overhead_pct", "%", fig.LOWER, False, overhead_pct, None),
     ]
+    if m.reference_rounds:
+        out.insert(1, series("decode_ratio_to_ref", "x", fig.HIGHER, True, m.ratios))
+    elif m.no_ratio:
+        out.insert(1, once("decode_ratio_to_ref", "x", fig.HIGHER, True, None, m.no_ratio))
+    return out

@@ -75,6 +75,21 @@ def text(value: str) -> str:
     return value.strip()
 
 
+def boolean(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("must be true or false (1/0, yes/no)")
+
+
+def tolerances(value: str) -> dict[str, float]:
+    from perfgate.gate import parse_tolerances
+
+    return parse_tolerances(value)
+
+
 @dataclass(frozen=True)
 class Opt:
     name: str  # "new-tokens" -> --perf-new-tokens, PERF_NEW_TOKENS, perf_new_tokens
@@ -82,6 +97,7 @@ class Opt:
     default: str | None  # in text form, parsed like any other value; None: decided by the session
     help: str
     env_aliases: tuple[str, ...] = ()
+    flag_only: bool = False  # a switch on the command line (--perf-strict); true/false in env and ini
 
     @property
     def flag(self) -> str:
@@ -130,24 +146,60 @@ OPTIONS: tuple[Opt, ...] = (
         "delay added to every decode step of the canary hf-fp16-slow, as a share of a step",
     ),
     Opt("timeout", positive_float, "1800", "seconds any one worker call (a load, a generation) may take"),
+    Opt(
+        "max-rounds",
+        positive_int,
+        None,
+        "at most this many timed rounds per test while a verdict is unclear. Default: 20 on a GPU, 12 on the CPU; "
+        "a baseline is always measured to this many",
+    ),
+    Opt(
+        "test-budget",
+        positive_float,
+        None,
+        "seconds of timed rounds per test after which no more are added. Default: 300 on a GPU, 60 on the CPU",
+    ),
+    Opt(
+        "reference",
+        text,
+        "hf-fp16",
+        "variant loaded beside each other one, rounds alternating, so that speed is "
+        "also gated as a ratio to it; 'none' to measure variants alone",
+    ),
+    Opt(
+        "tolerance",
+        tolerances,
+        "",
+        "per-metric tolerances overriding the baseline's and the defaults, e.g. 'decode_tok_per_s=20%,*vram*=3%'",
+    ),
+    Opt(
+        "update-baselines",
+        boolean,
+        "false",
+        "measure and write results/baselines/<gpu>.json instead of gating",
+        flag_only=True,
+    ),
+    Opt(
+        "strict", boolean, "false", "fail figures with no baseline, and a GPU busy with other processes", flag_only=True
+    ),
 )
 
 DEVICE_DEFAULTS = {
-    "cuda": {"new_tokens": 128, "rounds": 5},
-    "cpu": {"new_tokens": 32, "rounds": 3},
+    "cuda": {"new_tokens": 128, "rounds": 5, "max_rounds": 20, "test_budget": 300.0},
+    "cpu": {"new_tokens": 32, "rounds": 3, "max_rounds": 12, "test_budget": 60.0},
 }
 
 
 def register(parser) -> None:
     group = parser.getgroup("perfgate", "perfgate: LLM inference performance gate")
     for opt in OPTIONS:
-        group.addoption(
-            opt.flag,
-            dest=opt.dest,
-            default=None,
-            metavar=opt.name.split("-")[-1].upper(),
-            help=f"{opt.help}. Env: {opt.env}. Default: {opt.default!r}",
-        )
+        help_text = f"{opt.help}. Env: {opt.env}. Default: {opt.default!r}"
+        if opt.flag_only:
+            group.addoption(opt.flag, dest=opt.dest, action="store_const", const="true", default=None, help=help_text)
+        else:
+            group.addoption(
+                opt.flag, dest=opt.dest, default=None, metavar=opt.name.split("-")[-1].upper(), help=help_text
+            )
         parser.addini(opt.dest, f"{opt.help} (like {opt.flag})", default=None)
 
 

@@ -1,18 +1,19 @@
 """The perf session: what one pytest run measures and keeps. conftest.py's hooks and fixtures hand off to it.
 
-It holds the resolved options, the model, the selected variants and workloads, the worker of the variant
-being measured (one at a time, so each is measured on an otherwise idle device), and every figure recorded;
-it writes the run file after each test, so that a crash loses nothing already measured.
+It holds the resolved options, the model, the selected variants and workloads, the workers of the variant
+being measured and of the reference beside it, the baseline file, and every figure and verdict; it writes
+the run file after each test, so that a crash loses nothing already measured.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from perfgate import machine, measure, models, paths, synthetic, variants
+from perfgate import baselines, gate, machine, measure, models, paths, synthetic, variants
 from perfgate.figures import Figure
 from perfgate.runner import WorkerError, WorkerHandle
 from perfgate.storage import write_json_atomic
@@ -20,6 +21,7 @@ from perfgate.trackers import Nvml, VramTracker
 from perfgate.workloads import DecodeWorkload
 
 RUN_SCHEMA = 1
+RATIO = "decode_ratio_to_ref"
 
 
 class VariantUnavailable(Exception):
@@ -35,6 +37,16 @@ class Loaded:
     variant: variants.Variant
     worker: WorkerHandle
     load: measure.LoadMeasurement
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A gated figure with the baseline it was held against and the verdict."""
+
+    figure: Figure
+    verdict: gate.Verdict
+    baseline_key: str
+    note: str = ""  # why there is no comparable baseline, or where the baseline came from
 
 
 def detect_device(requested: str) -> str:
@@ -57,6 +69,13 @@ class PerfSession:
                 opts[name] = value
         if opts["new_tokens"] < 2:
             raise ValueError(f"--perf-new-tokens = {opts['new_tokens']}: must be at least 2 (one decode step)")
+        if opts["max_rounds"] < opts["rounds"]:
+            opts["max_rounds"] = opts["rounds"]
+        self.reference = None if opts["reference"] == "none" else opts["reference"]
+        if self.reference and self.reference not in variants.REGISTRY:
+            raise ValueError(
+                f"--perf-reference {self.reference!r}: not a variant (known: {', '.join(variants.REGISTRY)}, or 'none')"
+            )
         self.model = models.resolve(opts["model"] or models.default_model(self.device == "cuda"))
         self.variants = variants.select(opts["variants"], self.device)
         self.workloads = [DecodeWorkload(n, opts["new_tokens"]) for n in opts["contexts"]]
@@ -66,7 +85,8 @@ class PerfSession:
             self.results_dir = paths.REPO_ROOT / self.results_dir
         self.started = datetime.now(timezone.utc)
         self.figures: list[Figure] = []
-        self.loaded: Loaded | None = None
+        self.judged: dict[tuple[str, str, str, str], Judged] = {}
+        self.loaded: dict[str, Loaded] = {}
         self.failed: dict[str, str] = {}  # variant -> why it failed to load: its other tests fail fast
         self.load_info: dict[str, dict[str, Any]] = {}
         self._nvml: Nvml | None = None
@@ -75,6 +95,14 @@ class PerfSession:
         self._checkpoint: Path | None = None
         self.run_path: Path | None = None
         self.write_error: str | None = None
+        self.baseline_diff: list[tuple] | None = None
+        self.baseline_path = baselines.path_for(self.results_dir, self.machine["gpu_slug"])
+        try:
+            self.baseline = baselines.Baseline.load(self.baseline_path)
+        except baselines.BaselineError as exc:
+            if not opts["update_baselines"]:
+                raise ValueError(f"{exc} (fix or delete it, or rewrite it with --perf-update-baselines)") from None
+            self.baseline = baselines.Baseline(self.baseline_path, {"schema": baselines.SCHEMA, "models": {}})
 
     # -- environment -------------------------------------------------------------------------------------
 
@@ -83,8 +111,7 @@ class PerfSession:
         if self._tracker is None:
             if self.device == "cuda":
                 self._nvml = Nvml()
-                baseline = self._nvml.device_used_mib() if self._nvml.ok else None
-                self._tracker = VramTracker(self._nvml, baseline)
+                self._tracker = VramTracker(self._nvml, None)
             else:
                 self._tracker = VramTracker(None, None)
         return self._tracker
@@ -121,23 +148,36 @@ class PerfSession:
     # -- variants --------------------------------------------------------------------------------------------
 
     def acquire(self, name: str) -> Loaded:
-        """The loaded variant, loading it (once) after releasing the previous one. Raises VariantUnavailable or
-        VariantFailed."""
-        if self.loaded and self.loaded.variant.name == name:
-            return self.loaded
+        """The loaded variant, loading it once. Other variants are released first, except the reference, which
+        stays beside it. Raises VariantUnavailable or VariantFailed."""
+        return self._ensure(name, keep={name, self.reference})
+
+    def _ensure(self, name: str, keep: set[str | None]) -> Loaded:
+        if name in self.loaded:
+            return self.loaded[name]
         if name in self.failed:
             raise VariantFailed(self.failed[name])
         variant = variants.REGISTRY[name]
         reason = variants.unavailable_reason(variant, self.device)
         if reason:
             raise VariantUnavailable(reason)
-        self.release()
+        for other in [n for n in self.loaded if n not in keep]:
+            self.release(other)
         reason = self.memory_shortfall(variant)
+        if reason and self.reference in self.loaded and name != self.reference:
+            self.release(self.reference)  # measure it alone rather than not at all
+            reason = self.memory_shortfall(variant)
         if reason:
             raise VariantUnavailable(reason)
         path = self.checkpoint()
         env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"} if self.model.kind != "hub" else {}
         env["UNSLOTH_DISABLE_STATISTICS"] = "1"
+        if self.device == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+            # Two workers alternate rounds; the OpenMP threads of one spin for a while after its work and would
+            # steal the cores the other is being timed on. One thread each keeps the pair from interfering.
+            env["OMP_NUM_THREADS"] = "1"
+        if self.tracker.nvml is not None and self.tracker.nvml.ok:
+            self.tracker.device_baseline_mib = self.tracker.nvml.device_used_mib()  # before this worker
         worker = WorkerHandle(name, self.cache / "logs" / f"worker-{name}.log", env)
         try:
             load = measure.load(worker, self.tracker, variant, path, self.device, self.max_tokens, self.opts["timeout"])
@@ -147,9 +187,18 @@ class PerfSession:
             what = "out of memory while loading" if exc.kind == "oom" else f"loading failed ({exc.kind})"
             self.failed[name] = f"{name}: {what}: {exc}"
             raise VariantFailed(self.failed[name]) from None
-        self.loaded = Loaded(variant, worker, load)
+        self.loaded[name] = Loaded(variant, worker, load)
         self.load_info[name] = load.model
-        return self.loaded
+        return self.loaded[name]
+
+    def reference_beside(self, loaded: Loaded) -> tuple[Loaded | None, str | None]:
+        """The reference worker to alternate rounds with, or None and why not (None, None: no ratio at all)."""
+        if not self.reference or loaded.variant.name == self.reference:
+            return None, None
+        try:
+            return self._ensure(self.reference, keep={self.reference, loaded.variant.name}), None
+        except (VariantUnavailable, VariantFailed) as exc:
+            return None, f"the reference {self.reference} could not be loaded beside it: {str(exc).splitlines()[0]}"
 
     def memory_shortfall(self, variant: variants.Variant) -> str | None:
         need = variants.estimate_bytes(variant, self.model.config, self.max_tokens) / 2**30
@@ -169,41 +218,130 @@ class PerfSession:
             )
         return None
 
-    def release(self) -> None:
-        if self.loaded is not None:
-            self.loaded.worker.close()
-            self.loaded = None
+    def release(self, name: str | None = None) -> None:
+        for n in [name] if name else list(self.loaded):
+            loaded = self.loaded.pop(n, None)
+            if loaded is not None:
+                loaded.worker.close()
 
     # -- measuring -------------------------------------------------------------------------------------------
 
+    @property
+    def plan(self) -> measure.RoundPlan:
+        o = self.opts
+        return measure.RoundPlan(o["rounds"], o["max_rounds"], o["test_budget"], o["warmup"])
+
     def measure_decode(self, loaded: Loaded, workload: DecodeWorkload, benchmark=None) -> measure.DecodeMeasurement:
+        ref, no_ratio = self.reference_beside(loaded)
+        name = loaded.variant.name
+
+        def settled(partial: measure.DecodeMeasurement) -> bool:
+            if self.opts["update_baselines"]:
+                return False  # a baseline is measured to the most rounds allowed: its noise enters every verdict
+            return all(j.verdict.clear for j in self._judge(measure.decode_figures(name, partial)))
+
         try:
             return measure.decode(
                 loaded.worker,
                 self.tracker,
                 loaded.variant,
                 workload,
-                self.opts["rounds"],
-                self.opts["warmup"],
+                self.plan,
                 self.opts["canary_slowdown"],
                 self.opts["timeout"],
+                ref.worker if ref else None,
+                settled,
                 benchmark,
+                no_ratio,
             )
         except WorkerError as exc:
             if exc.kind in ("died", "timeout"):
                 self.release()
             if exc.kind == "oom":
                 raise VariantFailed(
-                    f"{loaded.variant.name} {workload.id}: out of memory while generating "
+                    f"{name} {workload.id}: out of memory while generating "
                     f"({workload.prompt_tokens} prompt + {workload.new_tokens} new tokens): {exc}"
                 ) from None
             raise
+
+    # -- judging ---------------------------------------------------------------------------------------------
+
+    def baseline_entry(self, f: Figure) -> tuple[str, dict[str, Any] | None, str]:
+        """(key, entry or None, note) of the baseline this figure is held against."""
+        of = variants.REGISTRY[f.variant].baseline_of or f.variant
+        key = baselines.entry_key(of, f.test, f.workload, f.metric)
+        if f.metric == RATIO and of == self.reference:
+            # a canary standing in for the reference: the reference's ratio to itself is 1 by definition
+            return key, {"value": 1.0, "unit": "x", "better": "higher", "params": {}}, f"{of}'s ratio to itself"
+        entry = self.baseline.entry(self.model.source, key)
+        note = f"baseline of {of}" if of != f.variant else ""
+        return key, entry, note
+
+    def _judge(self, figures: list[Figure]) -> list[Judged]:
+        out = []
+        for f in figures:
+            if not f.gated:
+                continue
+            key, entry, note = self.baseline_entry(f)
+            stored_tol = entry.get("tolerance") if entry else None
+            tol = gate.tolerance_for(f.metric, self.opts["tolerance"], stored_tol)
+            base = entry["value"] if entry else None
+            if entry and entry.get("params", {}).get("new_tokens") not in (None, f.params.get("new_tokens")):
+                note = (
+                    f"baseline measured with {entry['params']['new_tokens']} new tokens, this run "
+                    f"{f.params.get('new_tokens')}: not comparable"
+                )
+                base = None
+            if entry and entry.get("unit") != f.unit:
+                raise baselines.BaselineError(
+                    f"baseline file {self.baseline_path}: entry {key!r} is in {entry.get('unit')!r}, "
+                    f"the figure in {f.unit!r}"
+                )
+            base_samples = tuple(entry.get("samples", ())) if entry and base is not None else ()
+            out.append(Judged(f, gate.judge(f.samples, f.value, f.better, base, tol, base_samples), key, note))
+        return out
+
+    def judge(self, figures: list[Figure]) -> list[str]:
+        """Judge and keep the verdicts; return one message per failure (none in update mode)."""
+        if self.opts["update_baselines"]:
+            return []
+        from perfgate import table
+
+        messages = []
+        for j in self._judge(figures):
+            self.judged[j.figure.key] = j
+            if j.verdict.failed or (self.opts["strict"] and j.verdict.status == gate.NO_BASELINE):
+                model = self.baseline.model(self.model.source) or {}
+                changes = baselines.machine_changes(model.get("machine"), self.machine)
+                messages.append(table.failure_message(j, self.baseline_path, model, changes, self.opts["strict"]))
+        self.write_run()
+        return messages
 
     # -- recording -------------------------------------------------------------------------------------------
 
     def record(self, figures: list[Figure]) -> None:
         self.figures.extend(figures)
         self.write_run()
+
+    def result_dict(self, f: Figure) -> dict[str, Any]:
+        data = f.to_dict()
+        j = self.judged.get(f.key)
+        if j is not None:
+            v = j.verdict
+            data["baseline"] = {
+                "key": j.baseline_key,
+                "value": v.baseline,
+                "tolerance": v.tolerance,
+                "note": j.note or None,
+            }
+            data["verdict"] = {
+                "status": v.status,
+                "clear": v.clear,
+                "limit": v.limit,
+                "delta_pct": v.delta_pct,
+                "ci95": list(v.ci) if v.ci else None,
+            }
+        return data
 
     def run_document(self) -> dict[str, Any]:
         return {
@@ -217,24 +355,58 @@ class PerfSession:
                 "parameters": models.parameter_count(self.model.config),
             },
             "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.opts.items()},
-            "variants": {name: info for name, info in self.load_info.items()},
-            "results": [f.to_dict() for f in self.figures],
+            "baseline_file": str(self.baseline_path),
+            "variants": dict(self.load_info),
+            "results": [self.result_dict(f) for f in self.figures],
         }
 
     def write_run(self) -> None:
         if not self.figures:
             return
         if self.run_path is None:
-            stamp = self.started.strftime("%Y%m%dT%H%M%SZ")
-            self.run_path = self.results_dir / "runs" / f"{stamp}_{self.machine['gpu_slug']}.json"
+            self.run_path = self.new_run_path()
         try:
             write_json_atomic(self.run_path, self.run_document())
             self.write_error = None
         except OSError as exc:
             self.write_error = f"could not write the run file {self.run_path}: {exc}"
 
+    def new_run_path(self) -> Path:
+        """results/runs/<UTC start>_<gpu>.json, never an existing file (two runs may start in one second)."""
+        stamp = self.started.strftime("%Y%m%dT%H%M%SZ")
+        folder = self.results_dir / "runs"
+        path = folder / f"{stamp}_{self.machine['gpu_slug']}.json"
+        n = 2
+        while path.exists():
+            path = folder / f"{stamp}_{self.machine['gpu_slug']}-{n}.json"
+            n += 1
+        return path
+
+    def update_baselines(self) -> None:
+        """Write this run's gated figures into the baseline file (other entries stay), and keep the diff."""
+        fresh = [
+            f for f in self.figures if f.gated and f.value is not None and not variants.REGISTRY[f.variant].baseline_of
+        ]
+        if not fresh:
+            self.baseline_diff = []
+            return
+        tolerances = {f.metric: gate.tolerance_for(f.metric, self.opts["tolerance"]) for f in fresh}
+        when = self.started.isoformat(timespec="seconds")
+        document = self.baseline.updated(self.model.source, fresh, self.machine, tolerances, when)
+        self.baseline_diff = baselines.diff(self.baseline, document)
+        self.baseline.write(document)
+
+    def finish(self) -> None:
+        self.release()
+        if self.opts["update_baselines"]:
+            try:
+                self.update_baselines()
+            except OSError as exc:
+                self.write_error = f"could not write the baseline file {self.baseline_path}: {exc}"
+        self.write_run()
+
     def display(self, reporter) -> None:
-        """The terminal summary: one table of every figure, then where the run file is."""
+        """The terminal summary: the figures, the gate's verdicts, and where the files are."""
         if not self.figures and not self.failed:
             return
         from perfgate import table
@@ -247,16 +419,20 @@ class PerfSession:
         )
         reporter.write_line("")
         reporter.write_line(table.render(self.figures))
+        if self.judged:
+            reporter.write_line("")
+            reporter.write_line(f"gate against {self.baseline_path}:")
+            reporter.write_line(table.render_verdicts(list(self.judged.values())))
+        if self.baseline_diff is not None:
+            reporter.write_line("")
+            reporter.write_line(f"baseline file written: {self.baseline_path}")
+            reporter.write_line(table.render_diff(self.baseline_diff))
         for why in self.failed.values():
             reporter.write_line(f"failed: {why.splitlines()[0]}")
         if self.write_error:
             reporter.write_line(self.write_error, red=True)
         elif self.run_path:
             reporter.write_line(f"run file: {self.run_path}")
-
-    def finish(self) -> None:
-        self.release()
-        self.write_run()
 
 
 def measure_defaults(device: str) -> dict[str, Any]:

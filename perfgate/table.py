@@ -92,6 +92,103 @@ def render(figures: list[Figure], markdown: bool = False) -> str:
     return "\n\n".join(parts + [note])
 
 
+def number(value: float | None, unit: str = "") -> str:
+    if value is None:
+        return UNAVAILABLE
+    digits = 0 if unit == "MiB" else 3 if unit in ("s", "x") else 1
+    return f"{value:,.{digits}f}"
+
+
+def verdict_word(judged) -> str:
+    v = judged.verdict
+    if v.status == "no baseline":
+        return "no baseline (recorded only)"
+    if v.status == "unavailable":
+        return UNAVAILABLE
+    word = "FAIL" if v.failed else "pass"
+    return word if v.clear else f"{word} (unclear)"
+
+
+def render_verdicts(judged: list, markdown: bool = False) -> str:
+    """The gate's table: each gated figure with its noise, its baseline, Δ and verdict."""
+    header = ["variant", "workload", "metric", "value", "95% CI", "cv", "baseline", "Δ %", "limit", "verdict"]
+    body = []
+    shown = [j for j in judged if j.verdict.status != "unavailable"]
+    for j in shown:
+        f, v = j.figure, j.verdict
+        ci = f"{number(v.ci[0], f.unit)}–{number(v.ci[1], f.unit)}" if v.ci and v.n > 1 else ""
+        cv = f"{Summary.of(f.samples).cv * 100:.0f}%" if len(f.samples) > 1 else ""
+        delta = f"{v.delta_pct:+.1f}" if v.delta_pct is not None else ""
+        limit = number(v.limit, f.unit) if v.limit is not None else ""
+        baseline = number(v.baseline, f.unit) if v.baseline is not None else ""
+        body.append(
+            [
+                f.variant,
+                f.workload or f.test,
+                f.metric,
+                f"{number(f.value, f.unit)} {f.unit}",
+                ci,
+                cv,
+                baseline,
+                delta,
+                limit,
+                verdict_word(j),
+            ]
+        )
+    fmt = markdown_table if markdown else text_table
+    text = fmt(header, body, 3) if body else "no gated figure could be measured here"
+    hidden = len(judged) - len(shown)
+    if hidden:
+        text += f"\n({hidden} gated figures are not measurable here, e.g. VRAM without a GPU: see the run file)"
+    return text
+
+
+def render_diff(rows: list[tuple]) -> str:
+    if not rows:
+        return "no entry changed"
+    body = [
+        [key, number(old) if old is not None else "(new)", number(new), f"{delta:+.1f}" if delta is not None else ""]
+        for _, key, old, new, delta in rows
+    ]
+    return text_table(["entry", "old", "new", "Δ %"], body, 1)
+
+
+def failure_message(judged, baseline_path: Path, model: dict, changes: list[str], strict: bool) -> str:
+    """Which variant, which metric, the value, the baseline, the limit, Δ, how noisy, and what changed."""
+    f, v = judged.figure, judged.verdict
+    where = f"{f.variant} {f.test}[{f.workload}]" if f.workload else f"{f.variant} {f.test}"
+    if v.status == "no baseline":
+        why = judged.note or f"no entry {judged.baseline_key!r} for {model and 'this model' or 'this model or GPU'}"
+        return (
+            f"{where} {f.metric} = {number(f.value, f.unit)} {f.unit}: no baseline in {baseline_path} ({why}); "
+            "--perf-strict fails figures without a baseline. Record one with `make baseline`."
+        )
+    side = "below" if f.better == "higher" else "above"
+    sign = "-" if f.better == "higher" else "+"
+    noise = f"n={v.n}"
+    if v.ci and v.n > 1:
+        noise = (
+            f"95% CI of the median {number(v.ci[0], f.unit)}–{number(v.ci[1], f.unit)}, {noise}, "
+            f"cv {Summary.of(f.samples).cv * 100:.1f}%"
+        )
+    if v.test == "exact":
+        clarity = "a single measurement, compared exactly"
+    else:
+        against = "the baseline's samples moved to the limit" if v.test == "mann-whitney" else "the limit"
+        clarity = f"one-sided {v.test} test against {against}: p={v.p_worse:.2g}"
+    lines = [
+        f"{where} {f.metric} = {number(f.value, f.unit)} {f.unit} is {side} the limit {number(v.limit, f.unit)} "
+        f"{f.unit} (baseline {number(v.baseline, f.unit)} {sign} {v.tolerance * 100:.0f}%): "
+        f"Δ {v.delta_pct:+.1f}% ({noise}; {clarity})",
+        f"  baseline: {judged.baseline_key} in {baseline_path}"
+        + (f" ({judged.note})" if judged.note else "")
+        + (f", file updated {model.get('updated_at')}" if model.get("updated_at") else ""),
+        "  changed since the baseline: "
+        + ("; ".join(changes) if changes else "nothing recorded (same machine fields and versions)"),
+    ]
+    return "\n".join(lines)
+
+
 def figures_of(run: dict) -> list[Figure]:
     keep = Figure.__dataclass_fields__
     return [

@@ -27,6 +27,7 @@ class Variant:
     default_on: frozenset[str] = frozenset({CUDA, CPU})  # where it runs when --perf-variants is not given
     packages: tuple[str, ...] = ()  # import names it needs beyond torch and transformers
     step_delay: bool = False  # canary: a fixed delay added to every decode step (see --perf-canary-slowdown)
+    baseline_of: str | None = None  # gated against another variant's baseline entries (the canary: hf-fp16's)
 
     @property
     def weight_bytes_per_param(self) -> float:
@@ -89,6 +90,7 @@ REGISTRY: dict[str, Variant] = {
             "float16",
             default_on=frozenset(),
             step_delay=True,
+            baseline_of="hf-fp16",
         ),
     )
 }

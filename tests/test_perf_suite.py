@@ -28,7 +28,7 @@ def test_measures_prints_the_table_and_writes_a_run_file(run_perf):
     run = run_file(run_perf.results)
     assert run["machine"]["gpu"] == "cpu" and run["machine"]["versions"]["transformers"]
     assert run["model"] == {"source": "synthetic:qwen3-tiny", "kind": "synthetic", "parameters": 39683456}
-    assert set(run["variants"]) == {"hf-fp32", "hf-nf4"}
+    assert set(run["variants"]) == {"hf-fp16", "hf-fp32", "hf-nf4"}  # hf-fp16: the reference beside them
     decode = [r for r in run["results"] if r["metric"] == "decode_tok_per_s"]
     assert {(r["variant"], r["workload"]) for r in decode} == {
         ("hf-fp32", "ctx32"),
@@ -39,7 +39,8 @@ def test_measures_prints_the_table_and_writes_a_run_file(run_perf):
     for r in decode:
         assert r["unit"] == "tok/s" and r["better"] == "higher" and len(r["samples"]) == 2
         assert r["value"] == r["stats"]["median"] > 0
-        assert r["params"] == {"prompt_tokens": int(r["workload"][3:]), "new_tokens": 4, "rounds": 2}
+        assert r["params"]["prompt_tokens"] == int(r["workload"][3:])
+        assert (r["params"]["new_tokens"], r["params"]["rounds"], r["params"]["reference"]) == (4, 2, "hf-fp16")
     vram = next(r for r in run["results"] if r["metric"] == "peak_vram_mib")
     assert vram["value"] is None and "no CUDA device" in vram["unavailable"]
 

@@ -43,3 +43,16 @@ def test_summary_of():
     s = stats.Summary.of([10.0, 12.0, 11.0])
     assert (s.n, s.median, s.min, s.max) == (3, 11.0, 10.0, 12.0)
     assert s.cv == pytest.approx(1 / 11)
+
+
+def test_median_ci_exact_ranks():
+    # n = 10: P(B <= 1) = 11/1024, so [x(2), x(9)] covers with 1 - 22/1024 = 97.9 %; [x(3), x(8)] only 89.1 %
+    lo, hi, conf = stats.median_ci(list(range(1, 11)))
+    assert (lo, hi) == (2, 9)
+    assert conf == pytest.approx(1 - 22 / 1024)
+
+
+def test_median_ci_with_few_samples_is_min_max_at_lower_confidence():
+    lo, hi, conf = stats.median_ci([5.0, 1.0, 3.0])
+    assert (lo, hi) == (1.0, 5.0) and conf == pytest.approx(0.75)
+    assert stats.median_ci([4.0]) == (4.0, 4.0, 0.0)

@@ -1,0 +1,166 @@
+"""Baseline files: results/baselines/<gpu-slug>.json, one per GPU model, holding for each model source and
+each gated figure the value, unit, direction, spread and tolerance, plus the machine and commit they were
+measured on. Written only by the suite itself (--perf-update-baselines), atomically, with sorted keys, so that
+a baseline update reads as a clear diff in review."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from perfgate.figures import Figure
+from perfgate.storage import read_json, write_json_atomic
+
+SCHEMA = 1
+MACHINE_FIELDS = ("gpu", "driver", "cuda", "python", "commit")
+
+
+class BaselineError(ValueError):
+    """The baseline file cannot be used; the message names the file and the problem."""
+
+
+def path_for(results_dir: Path, gpu_slug: str) -> Path:
+    return results_dir / "baselines" / f"{gpu_slug}.json"
+
+
+def entry_key(variant: str, test: str, workload: str, metric: str) -> str:
+    """'hf-fp16/decode[ctx1024]/decode_tok_per_s', 'hf-fp16/load/resident_vram_mib'."""
+    return f"{variant}/{test}[{workload}]/{metric}" if workload else f"{variant}/{test}/{metric}"
+
+
+@dataclass(frozen=True)
+class Baseline:
+    path: Path
+    data: dict[str, Any]
+
+    @classmethod
+    def load(cls, path: Path) -> Baseline:
+        """The file's baselines; an empty one when there is no file yet. BaselineError when it is unusable."""
+        if not path.exists():
+            return cls(path, {"schema": SCHEMA, "models": {}})
+        try:
+            data = read_json(path)
+        except (OSError, ValueError) as exc:
+            raise BaselineError(f"baseline file {path} is not valid JSON: {exc}") from None
+        validate(data, path)
+        return cls(path, data)
+
+    @property
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def model(self, source: str) -> dict[str, Any] | None:
+        return self.data["models"].get(source)
+
+    def entry(self, source: str, key: str) -> dict[str, Any] | None:
+        model = self.model(source)
+        return model["entries"].get(key) if model else None
+
+    def updated(
+        self, source: str, figures: list[Figure], machine: dict[str, Any], tolerances: dict[str, float], when: str
+    ) -> dict[str, Any]:
+        """A new document with these figures' entries replaced (or added); every other entry is kept."""
+        models = {k: dict(v) for k, v in self.data["models"].items()}
+        model = models.setdefault(source, {"entries": {}})
+        entries = dict(model.get("entries", {}))
+        for f in figures:
+            entries[entry_key(f.variant, f.test, f.workload, f.metric)] = {
+                "better": f.better,
+                "commit": machine.get("commit"),
+                "measured_at": when,
+                "params": f.params,
+                "samples": list(f.samples),
+                "stats": f.to_dict()["stats"],
+                "tolerance": tolerances[f.metric],
+                "unit": f.unit,
+                "value": f.value,
+            }
+        models[source] = {"entries": entries, "machine": machine, "updated_at": when}
+        return {"schema": SCHEMA, "gpu": machine.get("gpu"), "gpu_slug": machine.get("gpu_slug"), "models": models}
+
+    def write(self, document: dict[str, Any]) -> None:
+        validate(document, self.path)
+        write_json_atomic(self.path, document)
+
+
+def validate(data: Any, path: Path) -> None:
+    def bad(problem: str) -> BaselineError:
+        return BaselineError(f"baseline file {path}: {problem}")
+
+    if not isinstance(data, dict):
+        raise bad("the top level is not an object")
+    if data.get("schema") != SCHEMA:
+        raise bad(f"schema is {data.get('schema')!r}, this perfgate reads schema {SCHEMA}")
+    models = data.get("models")
+    if not isinstance(models, dict):
+        raise bad("'models' is missing or not an object")
+    for source, model in models.items():
+        if not isinstance(model, dict) or not isinstance(model.get("entries"), dict):
+            raise bad(f"model {source!r} has no 'entries' object")
+        if not isinstance(model.get("machine"), dict):
+            raise bad(f"model {source!r} has no 'machine' object")
+        for key, entry in model["entries"].items():
+            validate_entry(key, entry, bad)
+
+
+def validate_entry(key: str, entry: Any, bad) -> None:
+    if not isinstance(entry, dict):
+        raise bad(f"entry {key!r} is not an object")
+    missing = [f for f in ("value", "unit", "better", "tolerance") if f not in entry]
+    if missing:
+        raise bad(f"entry {key!r} misses {', '.join(missing)}")
+    value = entry["value"]
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+        raise bad(f"entry {key!r}: value {value!r} is not a non-negative number")
+    if entry["better"] not in ("higher", "lower"):
+        raise bad(f"entry {key!r}: better is {entry['better']!r}, not 'higher' or 'lower'")
+    tol = entry["tolerance"]
+    if not isinstance(tol, (int, float)) or not 0 <= tol < 1:
+        raise bad(f"entry {key!r}: tolerance {tol!r} is not a fraction in [0, 1)")
+    metric = key.rsplit("/", 1)[-1]
+    expected = expected_unit(metric)
+    if expected and entry["unit"] != expected:
+        raise bad(f"entry {key!r}: unit {entry['unit']!r}, but {metric} is measured in {expected!r}")
+
+
+def expected_unit(metric: str) -> str | None:
+    """Units follow from the metric's name (names carry their units)."""
+    for suffix, unit in (("_tok_per_s", "tok/s"), ("_mib", "MiB"), ("_pct", "%"), ("_ratio_to_ref", "x"), ("_s", "s")):
+        if metric.endswith(suffix):
+            return unit
+    return None
+
+
+def machine_changes(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:
+    """What differs between the baseline's machine and this one, e.g. 'transformers 5.17.0 → 5.18.0'."""
+    if not old:
+        return []
+    changes = []
+    for name in MACHINE_FIELDS:
+        if old.get(name) != new.get(name):
+            changes.append(f"{name} {_short(old.get(name))} → {_short(new.get(name))}")
+    old_v, new_v = old.get("versions", {}), new.get("versions", {})
+    for name in sorted(set(old_v) | set(new_v)):
+        if old_v.get(name) != new_v.get(name):
+            changes.append(f"{name} {old_v.get(name)} → {new_v.get(name)}")
+    return changes
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return text[:12] if len(text) >= 40 and all(c in "0123456789abcdef-dirty" for c in text) else text
+
+
+def diff(old: Baseline, new: dict[str, Any]) -> list[tuple[str, str, float | None, float, float | None]]:
+    """(model, entry key, old value, new value, Δ %) for every entry that is new or changed."""
+    rows = []
+    for source, model in new["models"].items():
+        for key, entry in sorted(model["entries"].items()):
+            before = old.entry(source, key)
+            old_value = before["value"] if before else None
+            if before and old_value == entry["value"]:
+                continue
+            delta = 100 * (entry["value"] - old_value) / old_value if old_value else None
+            rows.append((source, key, old_value, entry["value"], delta))
+    return rows

@@ -1,0 +1,142 @@
+"""The gate: compare a figure with its baseline and return a verdict. Pure functions, no torch, no I/O.
+
+A throughput (higher is better) fails below baseline x (1 - tolerance); a latency or a memory figure (lower is
+better) fails above baseline x (1 + tolerance). The decision is statistical, because a batch-1 decode rate on a
+shared GPU drifts by tens of percent (../shared/gpu/README.md):
+
+- the figure fails only when its samples are significantly worse than the limit: a one-sided Mann-Whitney U
+  test against the baseline's own samples moved to the limit (so the baseline's noise counts too), or a sign
+  test against the limit where the baseline is a single value (a memory peak, a ratio of 1 by definition);
+  p < ALPHA;
+- it passes clearly when the samples are significantly better than the limit;
+- otherwise it is unclear, and the session measures more rounds (bounded by rounds and seconds) and asks
+  again. Still unclear at the bound, it passes, marked "unclear" in the summary and the run file: the gate
+  fails a test only on evidence, never on a coin toss.
+
+One slow round moves a rank test little; a real regression moves every round.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+
+from perfgate.stats import mann_whitney_less, median_ci, sign_test_less
+
+PASS = "pass"
+FAIL = "fail"
+NO_BASELINE = "no baseline"
+UNAVAILABLE = "unavailable"
+
+# Defaults per metric (fnmatch patterns, first match wins). Timing is loose in absolute terms because a batch-1
+# decode rate drifts by 20 % within one process and 10-40 % between machines of one kind
+# (../shared/gpu/README.md); the ratio to the reference measured in the same minutes cancels most of that and is
+# held tighter; memory is nearly deterministic and tightest.
+DEFAULT_TOLERANCES: tuple[tuple[str, float], ...] = (
+    ("decode_ratio_to_ref", 0.05),
+    ("decode_tok_per_s", 0.25),
+    ("ttft_s", 0.25),
+    ("*vram*", 0.05),
+    ("*", 0.10),
+)
+ALPHA = 0.01  # the chance, at most, that an unchanged figure sitting exactly at its limit fails
+
+
+def parse_tolerances(text: str) -> dict[str, float]:
+    """'decode_tok_per_s=20%,*vram*=3%' -> {'decode_tok_per_s': 0.2, '*vram*': 0.03}."""
+    rules: dict[str, float] = {}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        pattern, sep, value = part.partition("=")
+        if not sep or not pattern.strip():
+            raise ValueError(f"{part.strip()!r}: write METRIC=PERCENT, e.g. decode_tok_per_s=20%")
+        value = value.strip()
+        try:
+            number = float(value[:-1]) / 100 if value.endswith("%") else float(value)
+        except ValueError:
+            raise ValueError(f"{part.strip()!r}: {value!r} is not a percentage") from None
+        if not 0 <= number < 1:
+            raise ValueError(f"{part.strip()!r}: a tolerance must be at least 0 % and below 100 %")
+        rules[pattern.strip()] = number
+    return rules
+
+
+def tolerance_for(metric: str, overrides: dict[str, float], stored: float | None = None) -> float:
+    """The command line (or ini) wins, then the tolerance stored with the baseline, then the default."""
+    for pattern, value in overrides.items():
+        if fnmatch.fnmatchcase(metric, pattern):
+            return value
+    if stored is not None:
+        return stored
+    return next(v for p, v in DEFAULT_TOLERANCES if fnmatch.fnmatchcase(metric, p))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: str  # pass, fail, no baseline, unavailable
+    clear: bool  # decided on evidence (or exactly, for a single value)
+    value: float | None
+    baseline: float | None
+    limit: float | None
+    tolerance: float | None
+    delta_pct: float | None  # (value - baseline) / baseline, in %
+    ci: tuple[float, float] | None  # 95 % (or less with few samples) interval of the median
+    n: int
+    p_worse: float | None = None  # one-sided p-value that the figure is worse than the limit
+    test: str = ""  # which test decided: "mann-whitney", "sign", "exact"
+
+    @property
+    def failed(self) -> bool:
+        return self.status == FAIL
+
+
+def judge(
+    samples: tuple[float, ...],
+    value: float | None,
+    better: str,
+    baseline: float | None,
+    tolerance: float,
+    baseline_samples: tuple[float, ...] = (),
+    alpha: float = ALPHA,
+) -> Verdict:
+    if value is None:
+        return Verdict(UNAVAILABLE, True, None, baseline, None, tolerance, None, None, 0)
+    samples = tuple(samples) or (value,)
+    lo, hi, _ = median_ci(samples)
+    if baseline is None:
+        return Verdict(NO_BASELINE, True, value, None, None, tolerance, None, (lo, hi), len(samples))
+    higher = better == "higher"
+    scale = 1 - tolerance if higher else 1 + tolerance
+    limit = baseline * scale
+    delta = 100 * (value - baseline) / baseline if baseline else None
+    if len(samples) < 2:  # a single measurement (a memory peak): compared exactly
+        passes = value >= limit if higher else value <= limit
+        return Verdict(
+            PASS if passes else FAIL,
+            True,
+            value,
+            baseline,
+            limit,
+            tolerance,
+            delta,
+            (lo, hi),
+            1,
+            None if passes else 0.0,
+            "exact",
+        )
+    # Orient everything so that "worse" means "smaller".
+    sign = 1 if higher else -1
+    current = [sign * v for v in samples]
+    if len(baseline_samples) >= 2:
+        moved = [sign * v * scale for v in baseline_samples]
+        p_worse, p_better, test = mann_whitney_less(current, moved), mann_whitney_less(moved, current), "mann-whitney"
+    else:
+        p_worse = sign_test_less(current, sign * limit)
+        p_better = sign_test_less([-v for v in current], -sign * limit)
+        test = "sign"
+    if p_worse < alpha:
+        status, clear = FAIL, True
+    else:
+        status, clear = PASS, p_better < alpha
+    return Verdict(status, clear, value, baseline, limit, tolerance, delta, (lo, hi), len(samples), p_worse, test)

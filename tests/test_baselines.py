@@ -1,0 +1,98 @@
+import json
+
+import pytest
+
+from perfgate import baselines
+from perfgate import figures as fig
+
+MACHINE = {
+    "gpu": "NVIDIA H200",
+    "gpu_slug": "nvidia-h200",
+    "driver": "580.159.04",
+    "cuda": "13.0",
+    "python": "3.12.3",
+    "commit": "a" * 40,
+    "versions": {"torch": "2.11.0", "transformers": "5.17.0"},
+}
+
+
+def figure(variant="hf-fp16", metric="decode_tok_per_s", samples=(20.0, 22.0, 24.0)):
+    unit = baselines.expected_unit(metric)
+    return fig.from_samples(variant, "decode", "ctx1024", metric, unit, fig.HIGHER, True, samples, {"new_tokens": 128})
+
+
+def test_missing_file_is_an_empty_baseline(tmp_path):
+    b = baselines.Baseline.load(tmp_path / "nvidia-h200.json")
+    assert not b.exists and b.entry("synthetic:qwen3-14b", "x") is None
+
+
+def test_update_writes_and_a_subset_update_keeps_the_rest(tmp_path):
+    path = tmp_path / "nvidia-h200.json"
+    b = baselines.Baseline.load(path)
+    doc = b.updated(
+        "synthetic:qwen3-14b",
+        [figure("hf-fp16"), figure("hf-nf4")],
+        MACHINE,
+        {"decode_tok_per_s": 0.25},
+        "2026-11-28T09:00:00+00:00",
+    )
+    b.write(doc)
+    entry = baselines.Baseline.load(path).entry("synthetic:qwen3-14b", "hf-fp16/decode[ctx1024]/decode_tok_per_s")
+    assert entry["value"] == 22.0 and entry["unit"] == "tok/s" and entry["better"] == "higher"
+    assert entry["tolerance"] == 0.25 and entry["samples"] == [20.0, 22.0, 24.0] and entry["stats"]["n"] == 3
+    b2 = baselines.Baseline.load(path)
+    doc2 = b2.updated(
+        "synthetic:qwen3-14b",
+        [figure("hf-nf4", samples=(30.0, 31.0))],
+        MACHINE,
+        {"decode_tok_per_s": 0.25},
+        "2026-11-29T09:00:00+00:00",
+    )
+    assert baselines.diff(b2, doc2) == [
+        ("synthetic:qwen3-14b", "hf-nf4/decode[ctx1024]/decode_tok_per_s", 22.0, 30.5, pytest.approx(100 * 8.5 / 22))
+    ]
+    b2.write(doc2)
+    entries = baselines.Baseline.load(path).model("synthetic:qwen3-14b")["entries"]
+    assert entries["hf-fp16/decode[ctx1024]/decode_tok_per_s"]["value"] == 22.0  # untouched
+    text = path.read_text()
+    assert text == json.dumps(json.loads(text), indent=2, sort_keys=True) + "\n"  # sorted and indented
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("{not json", "is not valid JSON"),
+        ('{"schema": 7, "models": {}}', "this perfgate reads schema 1"),
+        ('{"schema": 1}', "'models' is missing"),
+        (
+            '{"schema": 1, "models": {"m": {"machine": {}, "entries": {"hf-fp16/decode[ctx1]/ttft_s": {"value": 1}}}}}',
+            "misses unit, better, tolerance",
+        ),
+        (
+            '{"schema": 1, "models": {"m": {"machine": {}, "entries": {"hf-fp16/decode[ctx1]/ttft_s": '
+            '{"value": 1, "unit": "ms", "better": "lower", "tolerance": 0.1}}}}}',
+            "unit 'ms', but ttft_s is measured in 's'",
+        ),
+        (
+            '{"schema": 1, "models": {"m": {"machine": {}, "entries": {"a/load/load_s": '
+            '{"value": -1, "unit": "s", "better": "lower", "tolerance": 0.1}}}}}',
+            "is not a non-negative number",
+        ),
+    ],
+)
+def test_a_bad_file_names_itself_and_the_problem(tmp_path, content, problem):
+    path = tmp_path / "nvidia-h200.json"
+    path.write_text(content)
+    with pytest.raises(baselines.BaselineError) as err:
+        baselines.Baseline.load(path)
+    assert str(path) in str(err.value) and problem in str(err.value)
+
+
+def test_machine_changes():
+    new = dict(MACHINE, driver="590.1", commit="b" * 40, versions={"torch": "2.11.0", "transformers": "5.18.0"})
+    assert baselines.machine_changes(MACHINE, new) == [
+        "driver 580.159.04 → 590.1",
+        f"commit {'a' * 12} → {'b' * 12}",
+        "transformers 5.17.0 → 5.18.0",
+    ]
+    assert baselines.machine_changes(None, new) == []

@@ -1,0 +1,68 @@
+import pytest
+
+from perfgate import gate
+
+STEADY = (100.0, 101.0, 99.0, 100.5, 99.5, 100.2, 99.8, 100.1)
+
+
+def test_within_tolerance_passes_clearly():
+    v = gate.judge(STEADY, 100.0, "higher", 104.0, 0.10, baseline_samples=(104.0, 103.0, 105.0, 104.5, 103.5))
+    assert v.status == gate.PASS and v.clear
+    assert v.limit == pytest.approx(93.6) and v.delta_pct == pytest.approx(-100 * 4 / 104)
+
+
+def test_beyond_tolerance_fails_clearly():
+    slow = tuple(x * 0.8 for x in STEADY)
+    v = gate.judge(slow, 80.0, "higher", 100.0, 0.10, baseline_samples=STEADY)
+    assert v.failed and v.clear and v.test == "mann-whitney" and v.p_worse < gate.ALPHA
+
+
+def test_one_slow_round_does_not_fail():
+    one_off = (*STEADY[:-1], 40.0)  # a hiccup: one round at 40 % speed
+    v = gate.judge(one_off, 100.0, "higher", 100.0, 0.10, baseline_samples=STEADY)
+    assert v.status == gate.PASS
+
+
+def test_lower_is_better_mirrors():
+    ttft = (0.10, 0.11, 0.10, 0.105, 0.10, 0.102)
+    assert gate.judge(ttft, 0.10, "lower", 0.10, 0.2, baseline_samples=ttft).status == gate.PASS
+    slow = tuple(t * 1.5 for t in ttft)
+    v = gate.judge(slow, 0.15, "lower", 0.10, 0.2, baseline_samples=ttft)
+    assert v.failed and v.limit == pytest.approx(0.12)
+
+
+def test_too_few_rounds_are_unclear_not_failed():
+    v = gate.judge((80.0, 81.0), 80.5, "higher", 100.0, 0.10, baseline_samples=STEADY)
+    assert v.status == gate.PASS and not v.clear  # the session measures more before it may fail
+
+
+def test_single_valued_baseline_uses_a_sign_test():
+    below = (0.86,) * 7
+    v = gate.judge(below, 0.86, "higher", 1.0, 0.05)
+    assert v.failed and v.test == "sign" and v.p_worse == pytest.approx(1 / 128)
+    v = gate.judge(below[:6], 0.86, "higher", 1.0, 0.05)
+    assert not v.failed and not v.clear  # 6 of 6 below: p = 1/64, not yet evidence at 1 %
+
+
+def test_a_single_measurement_is_compared_exactly():
+    assert gate.judge((1060.0,), 1060.0, "lower", 1000.0, 0.05).failed
+    v = gate.judge((1040.0,), 1040.0, "lower", 1000.0, 0.05)
+    assert v.status == gate.PASS and v.clear and v.test == "exact"
+
+
+def test_no_baseline_and_unavailable():
+    assert gate.judge(STEADY, 100.0, "higher", None, 0.1).status == gate.NO_BASELINE
+    assert gate.judge((), None, "lower", 100.0, 0.1).status == gate.UNAVAILABLE
+
+
+def test_tolerance_rules():
+    rules = gate.parse_tolerances("decode_tok_per_s=20%, *vram*=0.03")
+    assert rules == {"decode_tok_per_s": 0.2, "*vram*": 0.03}
+    assert gate.tolerance_for("peak_vram_mib", rules, stored=0.05) == 0.03  # the command line wins
+    assert gate.tolerance_for("ttft_s", rules, stored=0.3) == 0.3  # then the baseline's own
+    assert gate.tolerance_for("ttft_s", {}) == 0.25  # then the default
+    assert gate.tolerance_for("load_peak_vram_mib", {}) == 0.05  # memory is held tighter than timing
+    with pytest.raises(ValueError, match="METRIC=PERCENT"):
+        gate.parse_tolerances("20%")
+    with pytest.raises(ValueError, match="below 100 %"):
+        gate.parse_tolerances("ttft_s=150%")

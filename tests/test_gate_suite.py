@@ -1,0 +1,82 @@
+"""The gate end to end on the tiny model: baselines written by the suite, verdicts, the canary, strict mode."""
+
+import json
+
+import pytest
+
+FAST = ("--perf-contexts=32", "--perf-new-tokens=6", "--perf-rounds=3", "--perf-warmup=1", "--benchmark-disable")
+# The CPU is noisy and the canary below is made very slow, so absolute timings get loose limits here; the
+# ratio to the reference keeps its default 5 %.
+LOOSE = "--perf-tolerance=decode_tok_per_s=30%,ttft_s=60%"
+
+
+@pytest.fixture
+def baseline_file(run_perf):
+    result = run_perf("--perf-update-baselines", "--perf-variants=hf-fp16", *FAST, "--perf-max-rounds=8")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "baseline file written: *baselines/cpu.json",
+            "hf-fp16/decode[[]ctx32]/decode_tok_per_s*(new)*",
+        ]
+    )
+    return run_perf.results / "baselines" / "cpu.json"
+
+
+def test_update_writes_the_baseline_with_its_spread(baseline_file):
+    data = json.loads(baseline_file.read_text())
+    model = data["models"]["synthetic:qwen3-tiny"]
+    entry = model["entries"]["hf-fp16/decode[ctx32]/decode_tok_per_s"]
+    assert entry["unit"] == "tok/s" and entry["better"] == "higher" and entry["tolerance"] == 0.25
+    assert len(entry["samples"]) == 8  # a baseline is measured to --perf-max-rounds
+    assert model["machine"]["gpu"] == "cpu" and "commit" in model["machine"]
+    assert not any(k.endswith("vram_mib") for k in model["entries"])  # unavailable figures are not baselines
+
+
+def test_subset_update_changes_only_those_entries(run_perf, baseline_file):
+    before = json.loads(baseline_file.read_text())["models"]["synthetic:qwen3-tiny"]["entries"]
+    run_perf("--perf-update-baselines", "--perf-variants=hf-nf4", *FAST).assert_outcomes(passed=2)
+    after = json.loads(baseline_file.read_text())["models"]["synthetic:qwen3-tiny"]["entries"]
+    assert {k: v for k, v in after.items() if k.startswith("hf-fp16/")} == before
+    assert "hf-nf4/decode[ctx32]/decode_ratio_to_ref" in after
+
+
+def test_the_reference_passes_and_the_canary_fails_with_its_reasons(run_perf, baseline_file):
+    data = json.loads(baseline_file.read_text())
+    data["models"]["synthetic:qwen3-tiny"]["machine"]["versions"]["transformers"] = "0.0.1"
+    baseline_file.write_text(json.dumps(data))  # as if transformers had been upgraded since
+    result = run_perf("--perf-variants=hf-fp16,hf-fp16-slow", "--perf-canary-slowdown=100%", LOOSE, *FAST)
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines(["*_ test_decode[[]hf-fp16-slow-ctx32] _*"])
+    result.stdout.fnmatch_lines(
+        [
+            "hf-fp16-slow decode[[]ctx32] decode_ratio_to_ref = * x is below the limit 0.950 x (baseline 1.000 - 5%): "
+            "Δ -*% (95% CI of the median *, n=*, cv *; one-sided sign test against the limit: p=*)",
+            "  baseline: hf-fp16/decode[[]ctx32]/decode_ratio_to_ref in *cpu.json (hf-fp16's ratio to itself)*",
+            "  changed since the baseline: transformers 0.0.1 → *",
+        ]
+    )
+    result.stdout.fnmatch_lines(["gate against *cpu.json:", "*hf-fp16  *ctx32*decode_tok_per_s*pass*"])
+    run = json.loads(sorted((run_perf.results / "runs").glob("*.json"))[-1].read_text())  # after the update's
+    verdicts = {(r["variant"], r["metric"]): r["verdict"]["status"] for r in run["results"] if "verdict" in r}
+    assert verdicts[("hf-fp16", "decode_tok_per_s")] == "pass"
+    assert verdicts[("hf-fp16-slow", "decode_ratio_to_ref")] == "fail"
+
+
+def test_without_a_baseline_it_records_only_unless_strict(run_perf):
+    result = run_perf("--perf-variants=hf-fp32", *FAST)
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*decode_tok_per_s*no baseline (recorded only)*"])
+    strict = run_perf("--perf-variants=hf-fp32", *FAST, "--perf-strict", "--perf-reference=none")
+    strict.assert_outcomes(failed=1, passed=1)  # load has no available gated figure on the CPU
+    strict.stdout.fnmatch_lines(["hf-fp32 decode[[]ctx32] decode_tok_per_s = * tok/s: no baseline in *cpu.json*"])
+
+
+def test_a_corrupt_baseline_stops_the_run_and_is_left_alone(run_perf):
+    path = run_perf.results / "baselines" / "cpu.json"
+    path.parent.mkdir(parents=True)
+    path.write_text('{"schema": 1, "models": ')
+    result = run_perf("--perf-variants=hf-fp32", *FAST)
+    assert result.ret == 4
+    result.stderr.fnmatch_lines([f"*baseline file {path} is not valid JSON*--perf-update-baselines*"])
+    assert path.read_text() == '{"schema": 1, "models": '

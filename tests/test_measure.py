@@ -1,0 +1,113 @@
+"""measure.decode's round logic against scripted workers: alternation, adaptive rounds, re-measuring."""
+
+from perfgate import gate, measure
+from perfgate.trackers import VramTracker
+from perfgate.variants import REGISTRY
+from perfgate.workloads import DecodeWorkload
+
+WORKLOAD = DecodeWorkload(64, 8)
+PLAN = measure.RoundPlan(rounds=3, max_rounds=12, budget_s=60.0, warmup=1)
+
+
+class ScriptedWorker:
+    """Answers 'generate' with decode rates from a script (then the last one, repeatedly); logs every call."""
+
+    pid = 0
+
+    def __init__(self, name, rates, log):
+        self.name, self.rates, self.log = name, list(rates), log
+
+    def call(self, op, timeout_s, **params):
+        self.log.append((self.name, op))
+        if op == "generate":
+            rate = self.rates.pop(0) if len(self.rates) > 1 else self.rates[0]
+            decode_s = 7 / rate
+            return {
+                "ttft_s": 0.01,
+                "decode_s": decode_s,
+                "new_tokens": 8,
+                "decode_tok_per_s": rate,
+                "step_median_s": 1 / rate,
+                "wall_s": decode_s + 0.01,
+                "clock_overhead_s": 1e-5,
+            }
+        if op == "memory":
+            return {"torch_max_allocated_mib": None}
+        return {}
+
+
+def settled_against(baseline_rates):
+    def settled(partial):
+        figures = measure.decode_figures("hf-nf4", partial)
+        ratio = next(f for f in figures if f.metric == "decode_ratio_to_ref")
+        return gate.judge(ratio.samples, ratio.value, "higher", 1.0, 0.10, baseline_rates).clear
+
+    return settled
+
+
+def run(variant_rates, reference_rates, settled=None, plan=PLAN):
+    log = []
+    m = measure.decode(
+        ScriptedWorker("v", variant_rates, log),
+        VramTracker(None, None),
+        REGISTRY["hf-nf4"],
+        WORKLOAD,
+        plan,
+        0.15,
+        10,
+        ScriptedWorker("ref", reference_rates, log),
+        settled,
+    )
+    return m, [entry for entry in log if entry[1] == "generate"]
+
+
+def test_rounds_alternate_reference_first():
+    m, log = run([50.0], [50.0])
+    assert log == [("ref", "generate"), ("v", "generate")] * 4  # one warm-up pair, three timed pairs
+    assert m.ratios == [1.0, 1.0, 1.0]
+    assert [r.decode_tok_per_s for r in m.reference_rounds] == [50.0] * 3
+
+
+def test_drift_of_the_machine_cancels_in_the_ratio():
+    drift = [50.0, 40.0, 30.0, 45.0]  # the whole machine slows and recovers
+    m, _ = run([0.0 + x for x in drift], drift)
+    assert m.ratios == [1.0, 1.0, 1.0]
+
+
+def test_a_clear_verdict_stops_after_the_minimum_rounds():
+    m, _ = run([50.0], [50.0], settled_against((1.0, 1.01, 0.99, 1.0, 1.0)))
+    # three rounds are not evidence yet (p = 1/56 that all three lie above five moved baseline samples by
+    # chance); the fourth makes it 1/126 < 1 %, and measuring stops
+    assert len(m.rounds) == 4
+
+
+def test_one_slow_round_is_measured_again_and_passes():
+    # warm-up, then a slow round among normal ones: the verdict is unclear at first, more rounds settle it
+    m, _ = run([50.0, 50.0, 30.0, 50.0], [50.0], settled_against((1.0, 1.01, 0.99, 1.0, 1.0, 1.0)))
+    assert len(m.rounds) > 3
+    v = gate.judge(
+        tuple(m.ratios), sorted(m.ratios)[len(m.ratios) // 2], "higher", 1.0, 0.10, (1.0, 1.01, 0.99, 1.0, 1.0, 1.0)
+    )
+    assert v.status == gate.PASS and v.clear
+
+
+def test_a_real_regression_is_measured_until_it_fails_clearly():
+    m, _ = run([40.0], [50.0], settled_against((1.0, 1.01, 0.99, 1.0, 1.0, 1.0)))
+    ratio = tuple(m.ratios)
+    v = gate.judge(ratio, 0.8, "higher", 1.0, 0.10, (1.0, 1.01, 0.99, 1.0, 1.0, 1.0))
+    assert v.failed and v.clear
+
+
+def test_rounds_stop_at_the_bound_when_never_clear():
+    m, _ = run([50.0], [50.0], settled=lambda partial: False)
+    assert len(m.rounds) == 12
+
+
+def test_canary_delay_is_a_share_of_a_warm_step():
+    log = []
+    worker = ScriptedWorker("v", [50.0], log)
+    m = measure.decode(
+        worker, VramTracker(None, None), REGISTRY["hf-fp16-slow"], WORKLOAD, measure.RoundPlan(2, 2, 60.0, 1), 0.15, 10
+    )
+    assert m.step_delay_s == 0.15 / 50.0
+    assert ("v", "set_step_delay") in log
