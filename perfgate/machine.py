@@ -3,6 +3,7 @@ numbers. Versions come from package metadata, never from importing: importing un
 
 from __future__ import annotations
 
+import os
 import platform
 import re
 import subprocess
@@ -27,27 +28,20 @@ def slug(gpu_name: str) -> str:
 
 
 def git_commit() -> str:
+    """HEAD (with '-dirty' for uncommitted changes); where the tree has no git metadata (a copied working tree on
+    a GPU machine, some CI checkouts), PERFGATE_COMMIT or GITHUB_SHA; else 'unknown'."""
+    sha = _git("rev-parse", "--verify", "-q", "HEAD")
+    if sha:
+        return f"{sha}-dirty" if _git("status", "--porcelain", "--untracked-files=no") else sha
+    return os.environ.get("PERFGATE_COMMIT") or os.environ.get("GITHUB_SHA") or "unknown"
+
+
+def _git(*args: str) -> str:
     try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--verify", "-q", "HEAD"],
-            cwd=paths.REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        sha = head.stdout.strip() if head.returncode == 0 else ""
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=paths.REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
+        proc = subprocess.run(["git", *args], cwd=paths.REPO_ROOT, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    if not sha:
-        return "unknown"
-    return f"{sha}-dirty" if dirty else sha
+        return ""
+    return proc.stdout.strip() if proc.returncode == 0 else ""
 
 
 def cpu_name() -> str:

@@ -99,15 +99,15 @@ def decode(
     ref_timed: list[Round] = []
     delay_s = 0.0
     with tracker.track(worker.pid) as peak:
-        warm = []
         for _ in range(plan.warmup):
             if reference is not None:  # the reference warms up to this shape too (a static cache compiles per shape)
                 reference.call("generate", timeout_s, **gen)
-            warm.append(Round(**worker.call("generate", timeout_s, **gen)))
-        if variant.step_delay:  # the canary: slow every step by a share of a step measured just now
-            if not warm:
-                warm.append(Round(**worker.call("generate", timeout_s, **gen)))
-            delay_s = canary_slowdown * median([r.step_median_s for r in warm])
+            worker.call("generate", timeout_s, **gen)
+        if variant.step_delay:
+            # The canary: slow every step by a share of a step measured just now, in a round of its own after
+            # the warm-up (the first rounds after loading run slower and would make the delay too long).
+            calibration = Round(**worker.call("generate", timeout_s, **gen))
+            delay_s = canary_slowdown * calibration.step_median_s
             worker.call("set_step_delay", timeout_s, delay_s=delay_s)
 
         def one_round() -> None:
