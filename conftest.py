@@ -77,6 +77,20 @@ def loaded(perf: PerfSession, variant_name: str):
 
 
 @pytest.fixture
+def measure_decode(perf: PerfSession, benchmark):
+    """measure_decode(loaded, workload): the measurement, or a failure that says what went wrong (out of memory,
+    a hang, a crash, too few tokens) while the session goes on with the next test."""
+
+    def run(loaded, workload):
+        try:
+            return perf.measure_decode(loaded, workload, benchmark)
+        except VariantFailed as exc:
+            pytest.fail(str(exc), pytrace=False)
+
+    return run
+
+
+@pytest.fixture
 def gate(perf: PerfSession):
     """gate(figures): record the figures, judge the gated ones against the baseline, fail with every reason."""
 

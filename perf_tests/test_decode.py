@@ -8,9 +8,9 @@ baseline in results/baselines/<gpu>.json.
 from perfgate.measure import decode_figures
 
 
-def test_decode(perf, fitting_workload, loaded, variant_name, benchmark, gate):
+def test_decode(fitting_workload, loaded, variant_name, benchmark, measure_decode, gate):
     benchmark.group = f"generate round, {fitting_workload.id}"
-    measurement = perf.measure_decode(loaded, fitting_workload, benchmark)
+    measurement = measure_decode(loaded, fitting_workload)
     figures = decode_figures(variant_name, measurement)
     benchmark.extra_info.update({f.metric: f.value for f in figures})
     gate(figures)

@@ -218,10 +218,12 @@ def raw_value(config, opt: Opt) -> tuple[str | None, str]:
 
 
 def resolve(config) -> dict[str, Any]:
-    """Every option's parsed value (None where the session decides), or ValueError naming the bad one."""
-    values: dict[str, Any] = {}
+    """Every option's parsed value (None where the session decides) and, under 'origins', where each came from;
+    or ValueError naming the bad one."""
+    values: dict[str, Any] = {"origins": {}}
     for opt in OPTIONS:
         raw, origin = raw_value(config, opt)
+        values["origins"][opt.name.replace("-", "_")] = origin
         if raw is None:
             values[opt.name.replace("-", "_")] = None
             continue

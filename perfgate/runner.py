@@ -89,6 +89,9 @@ class WorkerHandle:
                 f"worker {self.name}: '{op}' gave no answer within {timeout_s:.0f} s; the worker was killed",
                 self.log_tail(),
             ) from None
+        except BaseException:  # pytest-timeout or Ctrl-C: a later call would be answered with this call's reply
+            self.kill()
+            raise
         if line is None:
             code = self.proc.wait(timeout=30)
             raise WorkerError("died", f"worker {self.name} died during '{op}' (exit code {code})", self.log_tail())

@@ -79,6 +79,13 @@ class PerfSession:
         self.model = models.resolve(opts["model"] or models.default_model(self.device == "cuda"))
         self.variants = variants.select(opts["variants"], self.device)
         self.workloads = [DecodeWorkload(n, opts["new_tokens"]) for n in opts["contexts"]]
+        if opts.get("origins", {}).get("contexts", "default") != "default":
+            unfit = [w for w in self.workloads if self.workload_unfit(w)]
+            if unfit:  # asked for explicitly: an error, not a skip
+                raise ValueError(
+                    f"--perf-contexts: {self.workload_unfit(unfit[0])}; allowed: prompt + "
+                    f"--perf-new-tokens up to {self.model.max_positions}"
+                )
         self.cache = Path(opts["cache"]).expanduser() if opts["cache"] else paths.cache_dir()
         self.results_dir = Path(opts["results_dir"])
         if not self.results_dir.is_absolute():
@@ -96,6 +103,12 @@ class PerfSession:
         self.run_path: Path | None = None
         self.write_error: str | None = None
         self.baseline_diff: list[tuple] | None = None
+        self.gpu_busy = self.other_gpu_processes()
+        if self.gpu_busy and opts["strict"]:
+            raise ValueError(
+                f"--perf-strict: the GPU is busy, {'; '.join(self.gpu_busy)}: their load distorts the "
+                "timings and the device-level memory figures"
+            )
         self.baseline_path = baselines.path_for(self.results_dir, self.machine["gpu_slug"])
         try:
             self.baseline = baselines.Baseline.load(self.baseline_path)
@@ -122,6 +135,17 @@ class PerfSession:
             tracker = self.tracker  # NVML first, so that the device description comes from it
             self._machine = machine.describe(self.device, tracker.nvml)
         return self._machine
+
+    def other_gpu_processes(self) -> list[str]:
+        """'pid 1234 (python3) using 20,480 MiB' for every compute process on the device as the run starts."""
+        nvml = self.tracker.nvml
+        if nvml is None or not nvml.ok:
+            return []
+        try:
+            procs = nvml.processes()
+        except Exception:  # NVML may refuse to list processes (permissions): then nothing can be said
+            return []
+        return [busy_line(pid, mib) for pid, mib in sorted(procs.items()) if pid != os.getpid()]
 
     def checkpoint(self) -> str:
         """The folder or hub id every variant loads; a synthetic checkpoint is built on first use."""
@@ -156,7 +180,7 @@ class PerfSession:
         if name in self.loaded:
             return self.loaded[name]
         if name in self.failed:
-            raise VariantFailed(self.failed[name])
+            raise (VariantUnavailable if "failed to import" in self.failed[name] else VariantFailed)(self.failed[name])
         variant = variants.REGISTRY[name]
         reason = variants.unavailable_reason(variant, self.device)
         if reason:
@@ -182,9 +206,19 @@ class PerfSession:
         try:
             load = measure.load(worker, self.tracker, variant, path, self.device, self.max_tokens, self.opts["timeout"])
         except WorkerError as exc:
-            worker.kill()
+            worker.kill()  # whatever it holds goes back to the device now
             worker.close()
-            what = "out of memory while loading" if exc.kind == "oom" else f"loading failed ({exc.kind})"
+            if exc.kind == "import":
+                self.failed[name] = variants.import_failure(variant, exc.message)
+                raise VariantUnavailable(self.failed[name]) from None
+            if exc.kind == "oom":
+                need = variants.estimate_bytes(variant, self.model.config, self.max_tokens) / 2**30
+                what = (
+                    f"out of memory while loading (it needs about {need:.1f} GiB by estimate, for weights and a "
+                    f"KV cache of {self.max_tokens} tokens); its memory was freed and the other variants go on"
+                )
+            else:
+                what = f"loading failed ({exc.kind})"
             self.failed[name] = f"{name}: {what}: {exc}"
             raise VariantFailed(self.failed[name]) from None
         self.loaded[name] = Loaded(variant, worker, load)
@@ -255,14 +289,16 @@ class PerfSession:
                 no_ratio,
             )
         except WorkerError as exc:
+            where = f"{name} {workload.id} ({workload.prompt_tokens} prompt + {workload.new_tokens} new tokens)"
             if exc.kind in ("died", "timeout"):
-                self.release()
+                self.release()  # a worker that hung or crashed is gone; the next test loads afresh
+                raise VariantFailed(f"{where}: {exc}") from None
             if exc.kind == "oom":
-                raise VariantFailed(
-                    f"{name} {workload.id}: out of memory while generating "
-                    f"({workload.prompt_tokens} prompt + {workload.new_tokens} new tokens): {exc}"
-                ) from None
-            raise
+                loaded.worker.call("reset_memory", self.opts["timeout"])
+                raise VariantFailed(f"{where}: out of memory while generating: {exc}") from None
+            if exc.kind == "short_generation":
+                raise VariantFailed(f"{where}: {exc.message}; no tokens/s is computed from a wrong count") from None
+            raise VariantFailed(f"{where}: generation failed: {exc}") from None
 
     # -- judging ---------------------------------------------------------------------------------------------
 
@@ -356,6 +392,7 @@ class PerfSession:
             },
             "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.opts.items()},
             "baseline_file": str(self.baseline_path),
+            "gpu_busy_at_start": self.gpu_busy,
             "variants": dict(self.load_info),
             "results": [self.result_dict(f) for f in self.figures],
         }
@@ -427,12 +464,23 @@ class PerfSession:
             reporter.write_line("")
             reporter.write_line(f"baseline file written: {self.baseline_path}")
             reporter.write_line(table.render_diff(self.baseline_diff))
+        for busy in self.gpu_busy:
+            reporter.write_line(f"warning: the GPU was not idle at the start: {busy}", yellow=True)
         for why in self.failed.values():
-            reporter.write_line(f"failed: {why.splitlines()[0]}")
+            reporter.write_line(f"not measured: {why.splitlines()[0]}")
         if self.write_error:
             reporter.write_line(self.write_error, red=True)
         elif self.run_path:
             reporter.write_line(f"run file: {self.run_path}")
+
+
+def busy_line(pid: int, mib: float | None) -> str:
+    try:
+        name = Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        name = "another container or user"
+    memory = f"{mib:,.0f} MiB" if mib is not None else "an unreported amount of memory"
+    return f"pid {pid} ({name}) using {memory}"
 
 
 def measure_defaults(device: str) -> dict[str, Any]:

@@ -155,3 +155,13 @@ def estimate_bytes(variant: Variant, config: dict, max_tokens: int) -> int:
     logits = config["vocab_size"] * 4 * 2  # prefill keeps only the last position's logits; two copies
     activations = max_tokens * config["intermediate_size"] * 2 * 4  # one MLP block's intermediates, fp32 upper
     return int(weights * 1.05 + kv + logits + activations + 1.0 * 2**30)
+
+
+def import_failure(variant: Variant, message: str) -> str:
+    """The skip reason for a variant whose worker could not import a package it needs."""
+    package = next((p for p in variant.packages if p in message), None)
+    if package is None:
+        quoted = message.split("'")
+        package = quoted[1] if len(quoted) > 2 else "a package it needs"
+    hint = INSTALL_HINT.get(package, f"pip install {package}")
+    return f"{variant.name}: {package} failed to import ({message.splitlines()[0]}); install or repair it: {hint}"

@@ -35,6 +35,33 @@ def error_kind(exc: BaseException) -> str:
     return "error"
 
 
+class InjectedFault(RuntimeError):
+    pass
+
+
+def injected_fault(variant: str, op: str) -> str | None:
+    """PERFGATE_FAULTS="hf-nf4@load=oom,hf-fp32@generate=hang": faults that perfgate's own tests inject to show
+    what a user sees when a variant runs out of memory, hangs, stops early or fails to import."""
+    for rule in os.environ.get("PERFGATE_FAULTS", "").split(","):
+        where, _, fault = rule.strip().partition("=")
+        if where == f"{variant}@{op}":
+            return fault
+    return None
+
+
+def raise_fault(fault: str) -> None:
+    if fault == "oom":
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB (injected by PERFGATE_FAULTS)")
+    if fault == "import":
+        raise ModuleNotFoundError("No module named 'bitsandbytes' (injected by PERFGATE_FAULTS)", name="bitsandbytes")
+    if fault == "hang":
+        time.sleep(3600)
+    if fault == "crash":
+        os._exit(3)
+    if fault != "short":
+        raise InjectedFault(f"unknown injected fault {fault!r}")
+
+
 class Worker:
     def __init__(self) -> None:
         self.model = None
@@ -45,6 +72,9 @@ class Worker:
         self._prompts: dict[int, Any] = {}
 
     def op_load(self, variant: str, path: str, device: str, max_seq_length: int) -> dict[str, Any]:
+        fault = injected_fault(variant, "load")
+        if fault:
+            raise_fault(fault)
         self.variant = REGISTRY[variant]
         self.device = device
         sync = generation.device_sync(device)
@@ -63,6 +93,17 @@ class Worker:
         return self._prompts[prompt_tokens]
 
     def op_generate(self, prompt_tokens: int, new_tokens: int) -> dict[str, Any]:
+        fault = injected_fault(self.variant.name, "generate")
+        if fault == "short":  # a model that stops early: generate is asked for fewer tokens than we expect
+            original = self.model.generate
+
+            def stops_early(*args, **kwargs):
+                kwargs["max_new_tokens"] = kwargs["min_new_tokens"] = kwargs["max_new_tokens"] - 3
+                return original(*args, **kwargs)
+
+            self.model.generate = stops_early
+        elif fault:
+            raise_fault(fault)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         rnd = generation.generate_round(
             self.model, self._input_ids(prompt_tokens), new_tokens, pad, self.device, self.delay_s

@@ -3,6 +3,8 @@
 import json
 import shutil
 
+import pytest
+
 FAST = ("--perf-contexts=32,64", "--perf-new-tokens=4", "--perf-rounds=2", "--perf-warmup=1")
 
 
@@ -58,14 +60,34 @@ def test_each_variant_loads_once_in_variant_order(run_perf):
     ]
 
 
-def test_context_beyond_the_model_is_skipped_before_loading(run_perf, tiny_checkpoint, tmp_path):
+@pytest.fixture
+def short_model(tiny_checkpoint, tmp_path):
+    """A real checkpoint folder whose config allows only 2048 positions."""
     folder = tmp_path / "short-model"
     shutil.copytree(tiny_checkpoint, folder)
     config = json.loads((folder / "config.json").read_text())
-    (folder / "config.json").write_text(json.dumps(dict(config, max_position_embeddings=48)))
-    result = run_perf(f"--perf-model={folder}", "--perf-variants=hf-fp32", *FAST, "-k", "decode and ctx64")
+    (folder / "config.json").write_text(json.dumps(dict(config, max_position_embeddings=2048)))
+    return folder
+
+
+def test_a_default_context_beyond_the_model_is_skipped_before_loading(run_perf, short_model):
+    result = run_perf(
+        f"--perf-model={short_model}", "--perf-variants=hf-fp32", "--perf-new-tokens=4", "-k", "decode and ctx4096"
+    )
     result.assert_outcomes(skipped=1)
-    result.stdout.fnmatch_lines(["SKIPPED*64 prompt + 4 new tokens exceed the model's context of 48*"])
+    result.stdout.fnmatch_lines(["SKIPPED*4096 prompt + 4 new tokens exceed the model's context of 2048*"])
+
+
+def test_an_explicit_context_beyond_the_model_is_a_usage_error(run_perf, short_model):
+    result = run_perf(f"--perf-model={short_model}", "--perf-contexts=1024,4096", "--perf-new-tokens=4")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*--perf-contexts: 4096 prompt + 4 new tokens exceed the model's context of 2048*"])
+
+
+def test_a_model_that_is_nothing_is_a_usage_error(run_perf):
+    result = run_perf("--perf-model=not-a-model-anywhere")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*--perf-model 'not-a-model-anywhere' is neither a folder, a hub id*"])
 
 
 def test_unknown_variant_is_a_usage_error(run_perf):

@@ -62,3 +62,24 @@ def test_nvml_without_a_driver_says_why(monkeypatch):
     with VramTracker(nvml, None).track(pid=1) as peak:
         pass
     assert peak().unavailable.startswith("NVML unavailable")
+
+
+def test_other_processes_on_the_gpu_are_named(monkeypatch):
+    import os
+
+    from perfgate import session
+
+    class Stub:
+        class tracker:  # noqa: N801 - stands in for the session's tracker attribute
+            class nvml:  # noqa: N801
+                ok = True
+
+                @staticmethod
+                def processes():
+                    return {os.getpid(): 10.0, 999999: 20480.0, 999998: None}
+
+    lines = session.PerfSession.other_gpu_processes(Stub)
+    assert lines == [
+        "pid 999998 (another container or user) using an unreported amount of memory",
+        "pid 999999 (another container or user) using 20,480 MiB",
+    ]

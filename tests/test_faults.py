@@ -1,0 +1,105 @@
+"""Faults injected into the workers (PERFGATE_FAULTS) and bad surroundings: each failure says what happened,
+the other variants are still measured, and nothing recorded is lost."""
+
+import json
+
+FAST = (
+    "--perf-contexts=32",
+    "--perf-new-tokens=6",
+    "--perf-rounds=2",
+    "--perf-warmup=1",
+    "--benchmark-disable",
+    "--perf-reference=none",
+)
+
+
+def figures_of(results, variant):
+    run = json.loads(sorted((results / "runs").glob("*.json"))[-1].read_text())
+    return {(r["test"], r["metric"]): r["value"] for r in run["results"] if r["variant"] == variant}
+
+
+def test_out_of_memory_while_loading_fails_that_variant_only(run_perf, monkeypatch):
+    monkeypatch.setenv("PERFGATE_FAULTS", "hf-nf4@load=oom")
+    result = run_perf("--perf-variants=hf-fp32,hf-nf4,hf-bf16", *FAST)
+    result.assert_outcomes(passed=4, errors=2)  # the loading fixture fails, so pytest counts errors
+    result.stdout.fnmatch_lines(
+        [
+            "hf-nf4: out of memory while loading (it needs about * GiB by estimate, for weights and a KV cache of 38 "
+            "tokens); its memory was freed and the other variants go on: RuntimeError: CUDA out of memory*",
+        ]
+    )
+    assert figures_of(run_perf.results, "hf-bf16")[("decode", "decode_tok_per_s")] > 0
+
+
+def test_out_of_memory_while_generating(run_perf, monkeypatch):
+    monkeypatch.setenv("PERFGATE_FAULTS", "hf-nf4@generate=oom")
+    result = run_perf("--perf-variants=hf-nf4,hf-fp32", *FAST)
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines(["hf-nf4 ctx32 (32 prompt + 6 new tokens): out of memory while generating*"])
+
+
+def test_a_package_that_fails_to_import_skips_its_variant(run_perf, monkeypatch):
+    monkeypatch.setenv("PERFGATE_FAULTS", "hf-nf4@load=import")
+    result = run_perf("--perf-variants=hf-nf4,hf-fp32", *FAST)
+    result.assert_outcomes(passed=2, skipped=2)
+    result.stdout.fnmatch_lines(
+        [
+            "SKIPPED*hf-nf4: bitsandbytes failed to import (*No module named 'bitsandbytes'*); "
+            "install or repair it: pip install bitsandbytes*"
+        ]
+    )
+
+
+def test_a_hung_generation_is_killed_and_the_session_goes_on(run_perf, monkeypatch):
+    monkeypatch.setenv("PERFGATE_FAULTS", "hf-fp32@generate=hang")
+    result = run_perf("--perf-variants=hf-fp32,hf-bf16", *FAST, "--perf-timeout=5")
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines(
+        ["hf-fp32 ctx32 *: worker hf-fp32: 'generate' gave no answer within 5 s; the worker was killed*"]
+    )
+    assert figures_of(run_perf.results, "hf-bf16")[("decode", "decode_tok_per_s")] > 0
+
+
+def test_pytest_timeout_fails_the_test_and_the_session_goes_on(run_perf, monkeypatch):
+    monkeypatch.setenv("PERFGATE_FAULTS", "hf-fp32@generate=hang")
+    result = run_perf("--perf-variants=hf-fp32,hf-bf16", *FAST, "--timeout=20")
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines(["*Failed: Timeout (>20.0s) from pytest-timeout.*"])
+    assert figures_of(run_perf.results, "hf-bf16")[("decode", "decode_tok_per_s")] > 0
+
+
+def test_a_crashed_worker_is_reported(run_perf, monkeypatch):
+    monkeypatch.setenv("PERFGATE_FAULTS", "hf-fp32@generate=crash")
+    result = run_perf("--perf-variants=hf-fp32", *FAST)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["hf-fp32 ctx32 *: worker hf-fp32 died during 'generate' (exit code 3)*"])
+
+
+def test_a_model_that_stops_early_fails_with_the_counts(run_perf, monkeypatch):
+    monkeypatch.setenv("PERFGATE_FAULTS", "hf-fp32@generate=short")
+    result = run_perf("--perf-variants=hf-fp32", *FAST)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "hf-fp32 ctx32 *: ShortGeneration: asked for 6 new tokens, generate returned 3; "
+            "no tokens/s is computed from a wrong count"
+        ]
+    )
+    assert ("decode", "decode_tok_per_s") not in figures_of(run_perf.results, "hf-fp32")
+
+
+def test_an_unwritable_results_folder_does_not_change_the_outcome(run_perf, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the results folder should be")
+    result = run_perf("--perf-variants=hf-fp32", *FAST, f"--perf-results-dir={blocker}")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines([f"could not write the run file {blocker}/runs/*_cpu.json: *"])
+
+
+def test_a_baseline_of_another_gpu_is_never_used(run_perf):
+    other = run_perf.results / "baselines" / "nvidia-h200.json"
+    other.parent.mkdir(parents=True)
+    other.write_text('{"schema": 1, "models": {}}')
+    result = run_perf("--perf-variants=hf-fp32", *FAST)
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["gate against *baselines/cpu.json:", "*decode_tok_per_s*no baseline (recorded only)"])
