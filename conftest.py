@@ -8,7 +8,7 @@ from perfgate import options
 from perfgate.session import PerfSession, VariantFailed, VariantUnavailable
 
 SESSION = pytest.StashKey[PerfSession]()
-TEST_ORDER = {"test_load": 0, "test_decode": 1}
+TEST_ORDER = {"test_load": 0, "test_decode": 1, "test_fidelity": 2}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -84,6 +84,21 @@ def measure_decode(perf: PerfSession, benchmark):
     def run(loaded, workload):
         try:
             return perf.measure_decode(loaded, workload, benchmark)
+        except VariantFailed as exc:
+            pytest.fail(str(exc), pytrace=False)
+
+    return run
+
+
+@pytest.fixture
+def measure_fidelity(perf: PerfSession):
+    """measure_fidelity(loaded): (reference name, comparison), or a skip or failure that says why not."""
+
+    def run(loaded):
+        try:
+            return perf.measure_fidelity(loaded)
+        except VariantUnavailable as exc:
+            pytest.skip(str(exc))
         except VariantFailed as exc:
             pytest.fail(str(exc), pytrace=False)
 

@@ -126,7 +126,17 @@ def validate_entry(key: str, entry: Any, bad) -> None:
 
 def expected_unit(metric: str) -> str | None:
     """Units follow from the metric's name (names carry their units)."""
-    for suffix, unit in (("_tok_per_s", "tok/s"), ("_mib", "MiB"), ("_pct", "%"), ("_ratio_to_ref", "x"), ("_s", "s")):
+    suffixes = (
+        ("_tok_per_s", "tok/s"),
+        ("_mib", "MiB"),
+        ("_pct", "%"),
+        ("_ratio_to_ref", "x"),
+        ("_nats", "nats"),
+        ("_logit_diff", "logit"),
+        ("_logits", "count"),
+        ("_s", "s"),
+    )
+    for suffix, unit in suffixes:
         if metric.endswith(suffix):
             return unit
     return None

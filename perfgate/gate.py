@@ -37,8 +37,24 @@ DEFAULT_TOLERANCES: tuple[tuple[str, float], ...] = (
     ("decode_tok_per_s", 0.25),
     ("ttft_s", 0.25),
     ("*vram*", 0.05),
+    ("kl_nats", 0.50),
+    ("max_abs_logit_diff", 0.50),
+    ("top1_agreement_pct", 0.02),
     ("*", 0.10),
 )
+# Absolute slack added to a limit, for figures whose baseline can be nearly 0, where a relative tolerance alone
+# would fail on the last bits of rounding (fp16 against fp32 on a tiny model: a KL of 1e-7 nats).
+DEFAULT_SLACK: tuple[tuple[str, float], ...] = (
+    ("kl_nats", 1e-3),
+    ("max_abs_logit_diff", 0.05),
+    ("top1_agreement_pct", 1.0),
+)
+
+
+def slack_for(metric: str) -> float:
+    return next((v for p, v in DEFAULT_SLACK if fnmatch.fnmatchcase(metric, p)), 0.0)
+
+
 ALPHA = 0.01  # the chance, at most, that an unchanged figure sitting exactly at its limit fails
 
 
@@ -99,6 +115,7 @@ def judge(
     tolerance: float,
     baseline_samples: tuple[float, ...] = (),
     alpha: float = ALPHA,
+    slack: float = 0.0,
 ) -> Verdict:
     if value is None:
         return Verdict(UNAVAILABLE, True, None, baseline, None, tolerance, None, None, 0)
@@ -108,7 +125,7 @@ def judge(
         return Verdict(NO_BASELINE, True, value, None, None, tolerance, None, (lo, hi), len(samples))
     higher = better == "higher"
     scale = 1 - tolerance if higher else 1 + tolerance
-    limit = baseline * scale
+    limit = baseline * scale + (-slack if higher else slack)
     delta = 100 * (value - baseline) / baseline if baseline else None
     if len(samples) < 2:  # a single measurement (a memory peak): compared exactly
         passes = value >= limit if higher else value <= limit
@@ -129,7 +146,7 @@ def judge(
     sign = 1 if higher else -1
     current = [sign * v for v in samples]
     if len(baseline_samples) >= 2:
-        moved = [sign * v * scale for v in baseline_samples]
+        moved = [sign * (v * scale + (-slack if higher else slack)) for v in baseline_samples]
         p_worse, p_better, test = mann_whitney_less(current, moved), mann_whitney_less(moved, current), "mann-whitney"
     else:
         p_worse = sign_test_less(current, sign * limit)

@@ -202,3 +202,20 @@ def decode_figures(variant: str, m: DecodeMeasurement) -> list[fig.Figure]:
     elif m.no_ratio:
         out.insert(1, once("decode_ratio_to_ref", "x", fig.HIGHER, True, None, m.no_ratio))
     return out
+
+
+FIDELITY_METRICS = (  # name, unit, better
+    ("kl_nats", "nats", fig.LOWER),
+    ("top1_agreement_pct", "%", fig.HIGHER),
+    ("max_abs_logit_diff", "logit", fig.LOWER),
+    ("nonfinite_logits", "count", fig.LOWER),
+)
+
+
+def fidelity_figures(variant: str, reference: str, result: dict[str, Any]) -> list[fig.Figure]:
+    """The figures of one fidelity comparison (perfgate.fidelity.compare's result) against `reference`."""
+    params = {"reference": reference, "positions": result["positions"]}
+    return [
+        fig.single(variant, "fidelity", "", name, unit, better, True, float(result[name]), params=params)
+        for name, unit, better in FIDELITY_METRICS
+    ]

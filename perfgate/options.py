@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -96,7 +97,7 @@ class Opt:
     parse: Callable[[str], Any]
     default: str | None  # in text form, parsed like any other value; None: decided by the session
     help: str
-    env_aliases: tuple[str, ...] = ()
+    env_aliases: tuple[str, ...] = ()  # other environment names, below PERF_<NAME> (PERFGATE_CACHE, the users' .env)
     flag_only: bool = False  # a switch on the command line (--perf-strict); true/false in env and ini
 
     @property
@@ -119,6 +120,7 @@ OPTIONS: tuple[Opt, ...] = (
         None,
         "hub id, local checkpoint folder, or synthetic:NAME (fixtures/models/NAME.json). "
         "Default: synthetic:qwen3-14b with a CUDA GPU, synthetic:qwen3-tiny without",
+        env_aliases=("MODEL_NAME",),
     ),
     Opt("variants", text, "default", "comma list of variants, 'all', or 'default' (all that make sense here)"),
     Opt("contexts", int_list, "128,1024,4096", "prompt lengths in tokens for the decode tests"),
@@ -127,6 +129,14 @@ OPTIONS: tuple[Opt, ...] = (
         positive_int,
         None,
         "tokens generated per round (at least 2). Default: 128 on a GPU, 32 on the CPU",
+        env_aliases=("MAX_TOKENS",),
+    ),
+    Opt(
+        "max-seq-length",
+        positive_int,
+        None,
+        "longest prompt + output to measure, and Unsloth's max_seq_length. Default: the model's context",
+        env_aliases=("MAX_SEQ_LENGTH",),
     ),
     Opt("rounds", positive_int, None, "timed rounds per test. Default: 5 on a GPU, 3 on the CPU"),
     Opt("warmup", non_negative_int, "1", "untimed rounds before the timed ones, per test"),
@@ -203,14 +213,33 @@ def register(parser) -> None:
         parser.addini(opt.dest, f"{opt.help} (like {opt.flag})", default=None)
 
 
-def raw_value(config, opt: Opt) -> tuple[str | None, str]:
-    """The value in text form and where it came from."""
+def read_dotenv(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines of a .env file (the users keep MODEL_NAME, MAX_TOKENS ... there); # comments, quotes."""
+    values: dict[str, str] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return values
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        values[key.strip()] = value.strip().strip("'\"")
+    return values
+
+
+def raw_value(config, opt: Opt, dotenv: dict[str, str] | None = None) -> tuple[str | None, str]:
+    """The value in text form and where it came from: the command line, then the environment (a variable set in
+    the process before one in .env), then the ini file, then the default."""
     cli = config.getoption(opt.dest)
     if cli is not None:
         return cli, opt.flag
     for env in (opt.env, *opt.env_aliases):
         if os.environ.get(env):
             return os.environ[env], env
+        if (dotenv or {}).get(env):
+            return dotenv[env], f"{env} in .env"
     ini = config.getini(opt.dest)
     if ini:
         return ini, f"{opt.dest} in the ini file"
@@ -221,8 +250,9 @@ def resolve(config) -> dict[str, Any]:
     """Every option's parsed value (None where the session decides) and, under 'origins', where each came from;
     or ValueError naming the bad one."""
     values: dict[str, Any] = {"origins": {}}
+    dotenv = read_dotenv(Path(config.rootpath) / ".env")
     for opt in OPTIONS:
-        raw, origin = raw_value(config, opt)
+        raw, origin = raw_value(config, opt, dotenv)
         values["origins"][opt.name.replace("-", "_")] = origin
         if raw is None:
             values[opt.name.replace("-", "_")] = None

@@ -22,6 +22,8 @@ from perfgate.workloads import DecodeWorkload
 
 RUN_SCHEMA = 1
 RATIO = "decode_ratio_to_ref"
+NONFINITE = "nonfinite_logits"
+FIDELITY_REFERENCE = {"cpu": "hf-fp32", "cuda": "hf-bf16"}  # full precision where it is affordable
 
 
 class VariantUnavailable(Exception):
@@ -83,8 +85,7 @@ class PerfSession:
             unfit = [w for w in self.workloads if self.workload_unfit(w)]
             if unfit:  # asked for explicitly: an error, not a skip
                 raise ValueError(
-                    f"--perf-contexts: {self.workload_unfit(unfit[0])}; allowed: prompt + "
-                    f"--perf-new-tokens up to {self.model.max_positions}"
+                    f"--perf-contexts: {self.workload_unfit(unfit[0])}; prompt + --perf-new-tokens must fit"
                 )
         self.cache = Path(opts["cache"]).expanduser() if opts["cache"] else paths.cache_dir()
         self.results_dir = Path(opts["results_dir"])
@@ -101,6 +102,7 @@ class PerfSession:
         self._machine: dict[str, Any] | None = None
         self._checkpoint: Path | None = None
         self.run_path: Path | None = None
+        self._fidelity_reference: str | None = None  # the saved reference logits, once computed
         self.write_error: str | None = None
         self.baseline_diff: list[tuple] | None = None
         self.gpu_busy = self.other_gpu_processes()
@@ -161,11 +163,13 @@ class PerfSession:
         return max(w.total_tokens for w in self.workloads)
 
     def workload_unfit(self, workload: DecodeWorkload) -> str | None:
-        limit = self.model.max_positions
+        limit, what, why = self.model.max_positions, "the model's context", "max_position_embeddings"
+        user = self.opts.get("max_seq_length")
+        if user and (not limit or user < limit):
+            limit, what, why = user, "the limit", "--perf-max-seq-length or MAX_SEQ_LENGTH"
         if limit and workload.total_tokens > limit:
             return (
-                f"{workload.prompt_tokens} prompt + {workload.new_tokens} new tokens exceed the model's "
-                f"context of {limit} (max_position_embeddings)"
+                f"{workload.prompt_tokens} prompt + {workload.new_tokens} new tokens exceed {what} of {limit} ({why})"
             )
         return None
 
@@ -204,7 +208,8 @@ class PerfSession:
             self.tracker.device_baseline_mib = self.tracker.nvml.device_used_mib()  # before this worker
         worker = WorkerHandle(name, self.cache / "logs" / f"worker-{name}.log", env)
         try:
-            load = measure.load(worker, self.tracker, variant, path, self.device, self.max_tokens, self.opts["timeout"])
+            max_seq = self.opts.get("max_seq_length") or self.max_tokens
+            load = measure.load(worker, self.tracker, variant, path, self.device, max_seq, self.opts["timeout"])
         except WorkerError as exc:
             worker.kill()  # whatever it holds goes back to the device now
             worker.close()
@@ -300,6 +305,28 @@ class PerfSession:
                 raise VariantFailed(f"{where}: {exc.message}; no tokens/s is computed from a wrong count") from None
             raise VariantFailed(f"{where}: generation failed: {exc}") from None
 
+    def measure_fidelity(self, loaded: Loaded) -> tuple[str, dict[str, Any]]:
+        """(reference name, the fidelity comparison of this variant against the reference's saved logits)."""
+        ref_name = FIDELITY_REFERENCE[self.device]
+        vocab = self.model.config["vocab_size"]
+        from perfgate import fidelity
+
+        if max(max(s) for s in fidelity.inputs()) >= vocab:
+            raise VariantUnavailable(f"the committed fidelity inputs hold ids beyond this model's vocabulary ({vocab})")
+        if self._fidelity_reference is None:
+            ref = self._ensure(ref_name, keep={ref_name, loaded.variant.name, self.reference})
+            path = self.cache / "fidelity" / f"{self.started:%Y%m%dT%H%M%S}-{ref_name}.pt"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            ref.worker.call("reference_logits", self.opts["timeout"], path=str(path))
+            self._fidelity_reference = str(path)
+            if ref_name not in (loaded.variant.name, self.reference):
+                self.release(ref_name)
+        try:
+            result = loaded.worker.call("fidelity", self.opts["timeout"], reference_path=self._fidelity_reference)
+        except WorkerError as exc:
+            raise VariantFailed(f"{loaded.variant.name} fidelity: {exc}") from None
+        return ref_name, result
+
     # -- judging ---------------------------------------------------------------------------------------------
 
     def baseline_entry(self, f: Figure) -> tuple[str, dict[str, Any] | None, str]:
@@ -309,6 +336,12 @@ class PerfSession:
         if f.metric == RATIO and of == self.reference:
             # a canary standing in for the reference: the reference's ratio to itself is 1 by definition
             return key, {"value": 1.0, "unit": "x", "better": "higher", "params": {}}, f"{of}'s ratio to itself"
+        if f.metric == NONFINITE:  # NaN or infinity always fails, baseline or not
+            return (
+                key,
+                {"value": 0.0, "unit": "count", "better": "lower", "params": {}, "tolerance": 0.0},
+                ("no logit may be NaN or infinite"),
+            )
         entry = self.baseline.entry(self.model.source, key)
         note = f"baseline of {of}" if of != f.variant else ""
         return key, entry, note
@@ -334,7 +367,8 @@ class PerfSession:
                     f"the figure in {f.unit!r}"
                 )
             base_samples = tuple(entry.get("samples", ())) if entry and base is not None else ()
-            out.append(Judged(f, gate.judge(f.samples, f.value, f.better, base, tol, base_samples), key, note))
+            verdict = gate.judge(f.samples, f.value, f.better, base, tol, base_samples, slack=gate.slack_for(f.metric))
+            out.append(Judged(f, verdict, key, note))
         return out
 
     def judge(self, figures: list[Figure]) -> list[str]:

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from perfgate import gate
 from perfgate.figures import Figure
 from perfgate.stats import Summary
 from perfgate.storage import read_json
@@ -36,6 +37,12 @@ LOAD_COLUMNS = (
     Column("load peak VRAM MiB", "load_peak_vram_mib", 0),
     Column("resident VRAM MiB", "resident_vram_mib", 0),
 )
+FIDELITY_COLUMNS = (
+    Column("KL nats", "kl_nats", -3),
+    Column("top-1 agree %", "top1_agreement_pct", 1),
+    Column("max |Δlogit|", "max_abs_logit_diff", -3),
+    Column("NaN/inf", "nonfinite_logits", 0),
+)
 UNAVAILABLE = "n/a"
 
 
@@ -44,7 +51,8 @@ def cell(figure: Figure | None, column: Column) -> str:
         return ""
     if figure.value is None:
         return UNAVAILABLE
-    text = f"{figure.value:,.{column.digits}f}"
+    # negative digits: that many significant digits (figures that can be tiny, like a KL divergence)
+    text = f"{figure.value:.{-column.digits}g}" if column.digits < 0 else f"{figure.value:,.{column.digits}f}"
     if column.spread and len(figure.samples) > 1:
         text += f" ±{Summary.of(figure.samples).cv * 100:.0f}%"
     return text
@@ -84,6 +92,7 @@ def render(figures: list[Figure], markdown: bool = False) -> str:
     for labels, test, columns in (
         (["variant", "workload"], "decode", DECODE_COLUMNS),
         (["variant"], "load", LOAD_COLUMNS),
+        (["variant"], "fidelity", FIDELITY_COLUMNS),
     ):
         body = rows(figures, test, columns)
         if body:
@@ -95,7 +104,9 @@ def render(figures: list[Figure], markdown: bool = False) -> str:
 def number(value: float | None, unit: str = "") -> str:
     if value is None:
         return UNAVAILABLE
-    digits = 0 if unit == "MiB" else 3 if unit in ("s", "x") else 1
+    if unit in ("nats", "logit"):
+        return f"{value:.3g}"
+    digits = 0 if unit in ("MiB", "count") else 3 if unit in ("s", "x") else 1
     return f"{value:,.{digits}f}"
 
 
@@ -158,13 +169,16 @@ def failure_message(judged, baseline_path: Path, model: dict, changes: list[str]
     f, v = judged.figure, judged.verdict
     where = f"{f.variant} {f.test}[{f.workload}]" if f.workload else f"{f.variant} {f.test}"
     if v.status == "no baseline":
-        why = judged.note or f"no entry {judged.baseline_key!r} for {model and 'this model' or 'this model or GPU'}"
+        why = judged.note or f"no entry {judged.baseline_key!r} for this model"
         return (
             f"{where} {f.metric} = {number(f.value, f.unit)} {f.unit}: no baseline in {baseline_path} ({why}); "
             "--perf-strict fails figures without a baseline. Record one with `make baseline`."
         )
     side = "below" if f.better == "higher" else "above"
     sign = "-" if f.better == "higher" else "+"
+    extra = gate.slack_for(f.metric)
+    slack = f" {sign} {number(extra, f.unit)} {f.unit}" if extra else ""
+    delta = f"{v.delta_pct:+.1f}%" if v.delta_pct is not None else "n/a"
     noise = f"n={v.n}"
     if v.ci and v.n > 1:
         noise = (
@@ -178,8 +192,8 @@ def failure_message(judged, baseline_path: Path, model: dict, changes: list[str]
         clarity = f"one-sided {v.test} test against {against}: p={v.p_worse:.2g}"
     lines = [
         f"{where} {f.metric} = {number(f.value, f.unit)} {f.unit} is {side} the limit {number(v.limit, f.unit)} "
-        f"{f.unit} (baseline {number(v.baseline, f.unit)} {sign} {v.tolerance * 100:.0f}%): "
-        f"Δ {v.delta_pct:+.1f}% ({noise}; {clarity})",
+        f"{f.unit} (baseline {number(v.baseline, f.unit)} {sign} {v.tolerance * 100:.0f}%{slack}): "
+        f"Δ {delta} ({noise}; {clarity})",
         f"  baseline: {judged.baseline_key} in {baseline_path}"
         + (f" ({judged.note})" if judged.note else "")
         + (f", file updated {model.get('updated_at')}" if model.get("updated_at") else ""),

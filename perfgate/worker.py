@@ -20,7 +20,7 @@ import time
 import traceback
 from typing import Any
 
-from perfgate import generation, loading, workloads
+from perfgate import fidelity, generation, loading, workloads
 from perfgate.variants import REGISTRY
 
 
@@ -58,8 +58,23 @@ def raise_fault(fault: str) -> None:
         time.sleep(3600)
     if fault == "crash":
         os._exit(3)
-    if fault != "short":
+    if fault not in ("short", "corrupt", "nan"):
         raise InjectedFault(f"unknown injected fault {fault!r}")
+
+
+def corrupt_one_matrix(model) -> None:
+    import torch
+
+    weight = model.model.layers[0].self_attn.q_proj.weight
+    with torch.no_grad():
+        weight.copy_(weight[torch.randperm(weight.shape[0], generator=torch.Generator().manual_seed(0))] * 8)
+
+
+def poison_one_weight(model) -> None:
+    import torch
+
+    with torch.no_grad():
+        model.model.layers[0].mlp.down_proj.weight[0, 0] = float("inf")
 
 
 class Worker:
@@ -73,13 +88,17 @@ class Worker:
 
     def op_load(self, variant: str, path: str, device: str, max_seq_length: int) -> dict[str, Any]:
         fault = injected_fault(variant, "load")
-        if fault:
+        if fault and fault not in ("corrupt", "nan"):
             raise_fault(fault)
         self.variant = REGISTRY[variant]
         self.device = device
         sync = generation.device_sync(device)
         start = time.perf_counter()
         self.model, self.tokenizer = loading.load(self.variant, path, device, max_seq_length)
+        if fault == "corrupt":  # a broken kernel's worth of damage: one attention weight matrix scrambled
+            corrupt_one_matrix(self.model)
+        if fault == "nan":  # an overflow's worth: one weight infinite, so NaN spreads through the logits
+            poison_one_weight(self.model)
         sync()
         load_s = time.perf_counter() - start
         return {"load_s": load_s, "model": loading.describe(self.model), **self.op_memory()}
@@ -109,6 +128,12 @@ class Worker:
             self.model, self._input_ids(prompt_tokens), new_tokens, pad, self.device, self.delay_s
         )
         return rnd.to_dict()
+
+    def op_reference_logits(self, path: str) -> dict[str, Any]:
+        return fidelity.save_reference(self.model, path)
+
+    def op_fidelity(self, reference_path: str) -> dict[str, Any]:
+        return fidelity.compare(self.model, reference_path)
 
     def op_set_step_delay(self, delay_s: float) -> dict[str, Any]:
         self.delay_s = float(delay_s)

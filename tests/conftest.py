@@ -28,7 +28,18 @@ def tiny_checkpoint(perf_cache: Path, tiny_spec: models.ModelSpec) -> Path:
 def run_perf(pytester: pytest.Pytester, perf_cache: Path, tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch):
     """Run the real perf_tests in a child pytest on the tiny model; results go to a temporary folder."""
     monkeypatch.setenv("PERFGATE_CACHE", str(perf_cache))
-    for name in ("PERF_MODEL", "PERF_VARIANTS", "PERF_CONTEXTS", "PERF_ROUNDS", "PERF_NEW_TOKENS"):
+    for name in (
+        "PERF_MODEL",
+        "PERF_VARIANTS",
+        "PERF_CONTEXTS",
+        "PERF_ROUNDS",
+        "PERF_NEW_TOKENS",
+        "MODEL_NAME",
+        "MAX_TOKENS",
+        "MAX_SEQ_LENGTH",
+        "PERF_MAX_SEQ_LENGTH",
+        "PERFGATE_FAULTS",
+    ):
         monkeypatch.delenv(name, raising=False)
     results = pytester.path / "results"
 
@@ -40,6 +51,8 @@ def run_perf(pytester: pytest.Pytester, perf_cache: Path, tiny_checkpoint: Path,
             "no:cacheprovider",
             f"--perf-results-dir={results}",
             "--perf-device=cpu",
+            "--perf-model=synthetic:qwen3-tiny",  # whatever a .env of the user's says; a later option wins
+            "--perf-max-seq-length=1000000",
             "-rs",
             *args,
         )

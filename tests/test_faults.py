@@ -10,6 +10,8 @@ FAST = (
     "--perf-warmup=1",
     "--benchmark-disable",
     "--perf-reference=none",
+    "-k",
+    "not fidelity",
 )
 
 

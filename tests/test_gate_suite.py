@@ -4,7 +4,15 @@ import json
 
 import pytest
 
-FAST = ("--perf-contexts=32", "--perf-new-tokens=6", "--perf-rounds=3", "--perf-warmup=1", "--benchmark-disable")
+FAST = (
+    "--perf-contexts=32",
+    "--perf-new-tokens=6",
+    "--perf-rounds=3",
+    "--perf-warmup=1",
+    "--benchmark-disable",
+    "-k",
+    "not fidelity",
+)
 # The CPU is noisy and the canary below is made very slow, so absolute timings get loose limits here; the
 # ratio to the reference keeps its default 5 %.
 LOOSE = "--perf-tolerance=decode_tok_per_s=30%,ttft_s=60%"

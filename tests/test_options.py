@@ -66,3 +66,30 @@ def test_a_bad_value_names_its_origin(pytester, monkeypatch):
     result = pytester.runpytest_subprocess()
     assert result.ret != 0
     result.stderr.fnmatch_lines(["*--perf-rounds (from PERF_ROUNDS) = '-2': must be a whole number of at least 1*"])
+
+
+def test_the_users_dotenv_names_are_read_and_perf_names_win(pytester, monkeypatch):
+    pytester.makeini("[pytest]\n")
+    pytester.makeconftest(
+        "from perfgate import options\n"
+        "def pytest_addoption(parser):\n    options.register(parser)\n"
+        "def pytest_configure(config):\n    config.resolved = options.resolve(config)\n"
+    )
+    pytester.makepyfile("def test_x(pytestconfig):\n    print('RESOLVED', pytestconfig.resolved)\n")
+    (pytester.path / ".env").write_text(
+        "# the users' settings\nMODEL_NAME=synthetic:qwen3-tiny\nMAX_TOKENS=64\nexport MAX_SEQ_LENGTH='2048'\n"
+        "TEST_SET_SIZE=10\nVERBOSE=true\n"
+    )
+    monkeypatch.delenv("MAX_TOKENS", raising=False)
+    monkeypatch.setenv("PERF_MAX_SEQ_LENGTH", "4096")  # perfgate's own name wins over MAX_SEQ_LENGTH
+    result = pytester.runpytest("-s")
+    line = next(x for x in result.outlines if "RESOLVED" in x)
+    assert "'model': 'synthetic:qwen3-tiny'" in line and "'new_tokens': 64" in line
+    assert "'max_seq_length': 4096" in line
+    assert "'model': 'MODEL_NAME in .env'" in line and "'max_seq_length': 'PERF_MAX_SEQ_LENGTH'" in line
+
+
+def test_dotenv_parsing(tmp_path):
+    (tmp_path / ".env").write_text('A=1\n# c\n\nexport B="two words"\nnot a line\n')
+    assert options.read_dotenv(tmp_path / ".env") == {"A": "1", "B": "two words"}
+    assert options.read_dotenv(tmp_path / "missing") == {}

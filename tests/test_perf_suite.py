@@ -16,7 +16,7 @@ def run_file(results):
 
 def test_measures_prints_the_table_and_writes_a_run_file(run_perf):
     result = run_perf("--perf-variants=hf-fp32,hf-nf4,unsloth-4bit", *FAST)
-    result.assert_outcomes(passed=6, skipped=3)
+    result.assert_outcomes(passed=8, skipped=4)  # load, decode x2 and fidelity for each variant
     result.stdout.fnmatch_lines(
         [
             "*synthetic:qwen3-tiny on cpu*",
@@ -54,9 +54,11 @@ def test_each_variant_loads_once_in_variant_order(run_perf):
         "test_load[hf-fp32]",
         "test_decode[hf-fp32-ctx32]",
         "test_decode[hf-fp32-ctx64]",
+        "test_fidelity[hf-fp32]",
         "test_load[hf-nf4]",
         "test_decode[hf-nf4-ctx32]",
         "test_decode[hf-nf4-ctx64]",
+        "test_fidelity[hf-nf4]",
     ]
 
 

@@ -1,0 +1,78 @@
+"""Fidelity figures on the tiny model, and the fidelity gate end to end with a variant broken on purpose."""
+
+import json
+
+import pytest
+
+from perfgate import fidelity
+
+FAST = ("--perf-contexts=32", "--perf-new-tokens=4", "--benchmark-disable", "-k", "fidelity")
+
+
+def test_committed_inputs_are_what_the_script_writes(tmp_path, monkeypatch):
+    committed = fidelity.INPUTS.read_text()
+    monkeypatch.setattr(fidelity, "INPUTS", tmp_path / "inputs.json")
+    fidelity.write_inputs()
+    assert json.loads((tmp_path / "inputs.json").read_text()) == json.loads(committed)
+    assert [len(s) for s in fidelity.inputs()] == [fidelity.TOKENS] * fidelity.SEQUENCES
+
+
+@pytest.fixture(scope="module")
+def fp32_model(tiny_checkpoint):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(tiny_checkpoint, dtype=torch.float32).eval()
+
+
+def test_a_model_against_itself_is_exact(fp32_model, tmp_path):
+    path = tmp_path / "ref.pt"
+    assert fidelity.save_reference(fp32_model, str(path))["shape"] == [3, 128, 151936]
+    result = fidelity.compare(fp32_model, str(path))
+    assert result == {
+        "kl_nats": 0.0,
+        "top1_agreement_pct": 100.0,
+        "max_abs_logit_diff": 0.0,
+        "nonfinite_logits": 0,
+        "positions": 384,
+    }
+
+
+def test_a_lower_precision_differs_a_little_and_nan_is_counted(fp32_model, tiny_checkpoint, tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    path = tmp_path / "ref.pt"
+    fidelity.save_reference(fp32_model, str(path))
+    bf16 = AutoModelForCausalLM.from_pretrained(tiny_checkpoint, dtype=torch.bfloat16).eval()
+    result = fidelity.compare(bf16, str(path))
+    assert 0 < result["kl_nats"] < 0.01 and 0 < result["max_abs_logit_diff"] < 0.5
+    with torch.no_grad():
+        bf16.model.layers[0].mlp.down_proj.weight[0, 0] = float("inf")
+    assert fidelity.compare(bf16, str(path))["nonfinite_logits"] > 0
+
+
+def test_a_broken_variant_fails_the_fidelity_gate_and_the_others_pass(run_perf, monkeypatch):
+    run_perf("--perf-update-baselines", "--perf-variants=hf-fp16,hf-nf4", *FAST).assert_outcomes(passed=2)
+    monkeypatch.setenv("PERFGATE_FAULTS", "hf-nf4@load=corrupt")
+    result = run_perf("--perf-variants=hf-fp16,hf-nf4", *FAST)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*_ test_fidelity[[]hf-nf4] _*",
+            "hf-nf4 fidelity kl_nats = * nats is above the limit * nats (baseline * + 50% + 0.001 nats): Δ +*%*",
+        ]
+    )
+    result.stdout.fnmatch_lines(["hf-nf4 fidelity top1_agreement_pct = * % is below the limit * % (baseline *"])
+
+
+def test_nan_logits_always_fail_even_without_a_baseline(run_perf, monkeypatch):
+    monkeypatch.setenv("PERFGATE_FAULTS", "hf-fp16@load=nan")
+    result = run_perf("--perf-variants=hf-fp16", *FAST)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "hf-fp16 fidelity nonfinite_logits = * count is above the limit 0 count (baseline 0 + 0%): Δ n/a*",
+            "  baseline: hf-fp16/fidelity/nonfinite_logits in * (no logit may be NaN or infinite)*",
+        ]
+    )
