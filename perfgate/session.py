@@ -97,7 +97,6 @@ class PerfSession:
         self.loaded: dict[str, Loaded] = {}
         self.failed: dict[str, str] = {}  # variant -> why it failed to load: its other tests fail fast
         self.load_info: dict[str, dict[str, Any]] = {}
-        self._nvml: Nvml | None = None
         self._tracker: VramTracker | None = None
         self._machine: dict[str, Any] | None = None
         self._checkpoint: Path | None = None
@@ -125,8 +124,7 @@ class PerfSession:
     def tracker(self) -> VramTracker:
         if self._tracker is None:
             if self.device == "cuda":
-                self._nvml = Nvml()
-                self._tracker = VramTracker(self._nvml, None)
+                self._tracker = VramTracker(Nvml(), None)
             else:
                 self._tracker = VramTracker(None, None)
         return self._tracker
@@ -299,7 +297,10 @@ class PerfSession:
                 self.release()  # a worker that hung or crashed is gone; the next test loads afresh
                 raise VariantFailed(f"{where}: {exc}") from None
             if exc.kind == "oom":
-                loaded.worker.call("reset_memory", self.opts["timeout"])
+                try:
+                    loaded.worker.call("reset_memory", self.opts["timeout"])  # give back what it can
+                except WorkerError:
+                    self.release(name)
                 raise VariantFailed(f"{where}: out of memory while generating: {exc}") from None
             if exc.kind == "short_generation":
                 raise VariantFailed(f"{where}: {exc.message}; no tokens/s is computed from a wrong count") from None
@@ -313,18 +314,20 @@ class PerfSession:
 
         if max(max(s) for s in fidelity.inputs()) >= vocab:
             raise VariantUnavailable(f"the committed fidelity inputs hold ids beyond this model's vocabulary ({vocab})")
-        if self._fidelity_reference is None:
-            ref = self._ensure(ref_name, keep={ref_name, loaded.variant.name, self.reference})
-            path = self.cache / "fidelity" / f"{self.started:%Y%m%dT%H%M%S}-{ref_name}.pt"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            ref.worker.call("reference_logits", self.opts["timeout"], path=str(path))
-            self._fidelity_reference = str(path)
-            if ref_name not in (loaded.variant.name, self.reference):
-                self.release(ref_name)
         try:
+            if self._fidelity_reference is None:
+                ref = self._ensure(ref_name, keep={ref_name, loaded.variant.name, self.reference})
+                path = self.cache / "fidelity" / f"{self.started:%Y%m%dT%H%M%S}-{os.getpid()}-{ref_name}.pt"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                ref.worker.call("reference_logits", self.opts["timeout"], path=str(path))
+                self._fidelity_reference = str(path)
+                if ref_name not in (loaded.variant.name, self.reference):
+                    self.release(ref_name)
             result = loaded.worker.call("fidelity", self.opts["timeout"], reference_path=self._fidelity_reference)
         except WorkerError as exc:
-            raise VariantFailed(f"{loaded.variant.name} fidelity: {exc}") from None
+            if exc.kind in ("died", "timeout"):
+                self.release()
+            raise VariantFailed(f"{loaded.variant.name} fidelity against {ref_name}: {exc}") from None
         return ref_name, result
 
     # -- judging ---------------------------------------------------------------------------------------------
@@ -469,6 +472,8 @@ class PerfSession:
 
     def finish(self) -> None:
         self.release()
+        if self._fidelity_reference:  # the reference's logits (hundreds of MB) are of no use after this run
+            Path(self._fidelity_reference).unlink(missing_ok=True)
         if self.opts["update_baselines"]:
             try:
                 self.update_baselines()
