@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
 
 from perfgate import options
@@ -66,10 +69,12 @@ def fitting_workload(perf: PerfSession, workload):
     return workload
 
 
-@pytest.fixture
-def loaded(perf: PerfSession, variant_name: str):
+@contextmanager
+def as_outcome() -> Iterator[None]:
+    """perfgate's two exceptions as pytest outcomes: cannot run here is a skip, tried and failed is a failure
+    (out of memory, a hang, a crash, too few tokens) with its message and no traceback; the session goes on."""
     try:
-        return perf.acquire(variant_name)
+        yield
     except VariantUnavailable as exc:
         pytest.skip(str(exc))
     except VariantFailed as exc:
@@ -77,30 +82,29 @@ def loaded(perf: PerfSession, variant_name: str):
 
 
 @pytest.fixture
+def loaded(perf: PerfSession, variant_name: str):
+    with as_outcome():
+        return perf.acquire(variant_name)
+
+
+@pytest.fixture
 def measure_decode(perf: PerfSession, benchmark):
-    """measure_decode(loaded, workload): the measurement, or a failure that says what went wrong (out of memory,
-    a hang, a crash, too few tokens) while the session goes on with the next test."""
+    """measure_decode(loaded, workload): the measurement of one decode test."""
 
     def run(loaded, workload):
-        try:
+        with as_outcome():
             return perf.measure_decode(loaded, workload, benchmark)
-        except VariantFailed as exc:
-            pytest.fail(str(exc), pytrace=False)
 
     return run
 
 
 @pytest.fixture
 def measure_fidelity(perf: PerfSession):
-    """measure_fidelity(loaded): (reference name, comparison), or a skip or failure that says why not."""
+    """measure_fidelity(loaded): (reference name, comparison against the reference's logits)."""
 
     def run(loaded):
-        try:
+        with as_outcome():
             return perf.measure_fidelity(loaded)
-        except VariantUnavailable as exc:
-            pytest.skip(str(exc))
-        except VariantFailed as exc:
-            pytest.fail(str(exc), pytrace=False)
 
     return run
 
