@@ -3,6 +3,8 @@ the other variants are still measured, and nothing recorded is lost."""
 
 import json
 
+import pytest
+
 FAST = (
     "--perf-contexts=32",
     "--perf-new-tokens=6",
@@ -52,21 +54,22 @@ def test_a_package_that_fails_to_import_skips_its_variant(run_perf, monkeypatch)
     )
 
 
-def test_a_hung_generation_is_killed_and_the_session_goes_on(run_perf, monkeypatch):
+@pytest.mark.parametrize(
+    ("limit", "message"),
+    [
+        (
+            "--perf-timeout=15",
+            "hf-fp32 ctx32 *: worker hf-fp32: 'generate' gave no answer within 15 s; the worker was killed*",
+        ),
+        ("--timeout=20", "*Failed: Timeout (>20.0s) from pytest-timeout.*"),  # pytest-timeout, per test
+    ],
+    ids=["perf-timeout", "pytest-timeout"],
+)
+def test_a_hung_generation_fails_its_test_and_the_session_goes_on(run_perf, monkeypatch, limit, message):
     monkeypatch.setenv("PERFGATE_FAULTS", "hf-fp32@generate=hang")
-    result = run_perf("--perf-variants=hf-fp32,hf-bf16", *FAST, "--perf-timeout=15")
+    result = run_perf("--perf-variants=hf-fp32,hf-bf16", *FAST, limit)
     result.assert_outcomes(passed=3, failed=1)
-    result.stdout.fnmatch_lines(
-        ["hf-fp32 ctx32 *: worker hf-fp32: 'generate' gave no answer within 15 s; the worker was killed*"]
-    )
-    assert figures_of(run_perf.results, "hf-bf16")[("decode", "decode_tok_per_s")] > 0
-
-
-def test_pytest_timeout_fails_the_test_and_the_session_goes_on(run_perf, monkeypatch):
-    monkeypatch.setenv("PERFGATE_FAULTS", "hf-fp32@generate=hang")
-    result = run_perf("--perf-variants=hf-fp32,hf-bf16", *FAST, "--timeout=20")
-    result.assert_outcomes(passed=3, failed=1)
-    result.stdout.fnmatch_lines(["*Failed: Timeout (>20.0s) from pytest-timeout.*"])
+    result.stdout.fnmatch_lines([message])
     assert figures_of(run_perf.results, "hf-bf16")[("decode", "decode_tok_per_s")] > 0
 
 
