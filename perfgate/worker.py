@@ -41,7 +41,8 @@ class InjectedFault(RuntimeError):
 
 def injected_fault(variant: str, op: str) -> str | None:
     """PERFGATE_FAULTS="hf-nf4@load=oom,hf-fp32@generate=hang": faults that perfgate's own tests inject to show
-    what a user sees when a variant runs out of memory, hangs, stops early or fails to import."""
+    what a user sees when a variant runs out of memory, hangs, crashes or fails to import (raise_fault, at load
+    or generate), or computes wrong or stops early (MODEL_DAMAGE, at load)."""
     for rule in os.environ.get("PERFGATE_FAULTS", "").split(","):
         where, _, fault = rule.strip().partition("=")
         if where == f"{variant}@{op}":
@@ -50,6 +51,7 @@ def injected_fault(variant: str, op: str) -> str | None:
 
 
 def raise_fault(fault: str) -> None:
+    """The faults that stop a call: an exception, a hang or a crash."""
     if fault == "oom":
         raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB (injected by PERFGATE_FAULTS)")
     if fault == "import":
@@ -58,11 +60,11 @@ def raise_fault(fault: str) -> None:
         time.sleep(3600)
     if fault == "crash":
         os._exit(3)
-    if fault not in ("short", "corrupt", "nan"):
-        raise InjectedFault(f"unknown injected fault {fault!r}")
+    raise InjectedFault(f"unknown injected fault {fault!r}")
 
 
 def corrupt_one_matrix(model) -> None:
+    """A broken kernel's worth of damage: one attention weight matrix scrambled."""
     import torch
 
     weight = model.model.layers[0].self_attn.q_proj.weight
@@ -71,10 +73,26 @@ def corrupt_one_matrix(model) -> None:
 
 
 def poison_one_weight(model) -> None:
+    """An overflow's worth: one weight infinite, so NaN spreads through the logits."""
     import torch
 
     with torch.no_grad():
         model.model.layers[0].mlp.down_proj.weight[0, 0] = float("inf")
+
+
+def stop_early(model) -> None:
+    """A model that stops early: its generate is asked for 3 tokens fewer than the caller wanted."""
+    original = model.generate
+
+    def stops_early(*args, **kwargs):
+        kwargs["max_new_tokens"] = kwargs["min_new_tokens"] = kwargs["max_new_tokens"] - 3
+        return original(*args, **kwargs)
+
+    model.generate = stops_early
+
+
+# Faults that damage the loaded model instead of stopping the call, applied once, right after loading.
+MODEL_DAMAGE = {"corrupt": corrupt_one_matrix, "nan": poison_one_weight, "short": stop_early}
 
 
 class Worker:
@@ -88,17 +106,15 @@ class Worker:
 
     def op_load(self, variant: str, path: str, device: str, max_seq_length: int) -> dict[str, Any]:
         fault = injected_fault(variant, "load")
-        if fault and fault not in ("corrupt", "nan"):
+        if fault and fault not in MODEL_DAMAGE:
             raise_fault(fault)
         self.variant = REGISTRY[variant]
         self.device = device
         sync = generation.device_sync(device)
         start = time.perf_counter()
         self.model, self.tokenizer = loading.load(self.variant, path, device, max_seq_length)
-        if fault == "corrupt":  # a broken kernel's worth of damage: one attention weight matrix scrambled
-            corrupt_one_matrix(self.model)
-        if fault == "nan":  # an overflow's worth: one weight infinite, so NaN spreads through the logits
-            poison_one_weight(self.model)
+        if fault:
+            MODEL_DAMAGE[fault](self.model)
         sync()
         load_s = time.perf_counter() - start
         return {"load_s": load_s, "model": loading.describe(self.model), **self.op_memory()}
@@ -113,15 +129,7 @@ class Worker:
 
     def op_generate(self, prompt_tokens: int, new_tokens: int) -> dict[str, Any]:
         fault = injected_fault(self.variant.name, "generate")
-        if fault == "short":  # a model that stops early: generate is asked for fewer tokens than we expect
-            original = self.model.generate
-
-            def stops_early(*args, **kwargs):
-                kwargs["max_new_tokens"] = kwargs["min_new_tokens"] = kwargs["max_new_tokens"] - 3
-                return original(*args, **kwargs)
-
-            self.model.generate = stops_early
-        elif fault:
+        if fault:
             raise_fault(fault)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         rnd = generation.generate_round(

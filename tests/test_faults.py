@@ -81,7 +81,7 @@ def test_a_crashed_worker_is_reported(run_perf, monkeypatch):
 
 
 def test_a_model_that_stops_early_fails_with_the_counts(run_perf, monkeypatch):
-    monkeypatch.setenv("PERFGATE_FAULTS", "hf-fp32@generate=short")
+    monkeypatch.setenv("PERFGATE_FAULTS", "hf-fp32@load=short")
     result = run_perf("--perf-variants=hf-fp32", *FAST)
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
