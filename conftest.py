@@ -11,7 +11,7 @@ from perfgate import options
 from perfgate.session import PerfSession, VariantFailed, VariantUnavailable
 
 SESSION = pytest.StashKey[PerfSession]()
-TEST_ORDER = {"test_load": 0, "test_decode": 1, "test_fidelity": 2}
+TEST_ORDER = {"test_load": 0, "test_decode": 1, "test_fidelity": 2, "test_agent": 3, "test_agent_live": 4}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -69,6 +69,19 @@ def fitting_workload(perf: PerfSession, workload):
     return workload
 
 
+@pytest.fixture
+def agent_mode(perf: PerfSession, request: pytest.FixtureRequest) -> str:
+    """The agent mode this test measures ('replay' or 'live'), or a skip, before anything is loaded, when the
+    mode is off or the agent's longest turn exceeds the model's context."""
+    mode = "live" if request.node.originalname.endswith("_live") else "replay"
+    if mode not in perf.agent_modes:
+        pytest.skip(f"agent {mode} is off (--perf-agent {','.join(sorted(perf.agent_modes)) or 'off'})")
+    unfit = perf.agent_unfit()
+    if unfit:
+        pytest.skip(unfit)
+    return mode
+
+
 @contextmanager
 def as_outcome() -> Iterator[None]:
     """perfgate's two exceptions as pytest outcomes: cannot run here is a skip, tried and failed is a failure
@@ -105,6 +118,28 @@ def measure_fidelity(perf: PerfSession):
     def run(loaded):
         with as_outcome():
             return perf.measure_fidelity(loaded)
+
+    return run
+
+
+@pytest.fixture
+def measure_agent(perf: PerfSession):
+    """measure_agent(loaded): the replay of the agent's queries on one variant."""
+
+    def run(loaded):
+        with as_outcome():
+            return perf.measure_agent(loaded)
+
+    return run
+
+
+@pytest.fixture
+def measure_agent_live(perf: PerfSession):
+    """measure_agent_live(loaded): the real agent loop's outcome per question."""
+
+    def run(loaded):
+        with as_outcome():
+            return perf.measure_agent_live(loaded)
 
     return run
 

@@ -36,6 +36,7 @@ DEFAULT_TOLERANCES: tuple[tuple[str, float], ...] = (
     ("decode_ratio_to_ref", 0.05),
     ("decode_tok_per_s", 0.25),
     ("ttft_s", 0.25),
+    ("agent_query_*_s", 0.25),
     ("*vram*", 0.05),
     ("kl_nats", 0.50),
     ("max_abs_logit_diff", 0.50),
@@ -116,7 +117,12 @@ def judge(
     baseline_samples: tuple[float, ...] = (),
     alpha: float = ALPHA,
     slack: float = 0.0,
+    pairs: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
 ) -> Verdict:
+    """With `pairs` (this run's and the baseline's measurements of the same items in the same order, such as the
+    agent's turns), the decision is a sign test over the items, each against its own baseline moved to the
+    limit: it fails when significantly many items are worse than their limits and the figure itself is beyond
+    its limit."""
     if value is None:
         return Verdict(UNAVAILABLE, True, None, baseline, None, tolerance, None, None, 0)
     samples = tuple(samples) or (value,)
@@ -127,7 +133,7 @@ def judge(
     scale = 1 - tolerance if higher else 1 + tolerance
     limit = baseline * scale + (-slack if higher else slack)
     delta = 100 * (value - baseline) / baseline if baseline else None
-    if len(samples) < 2:  # a single measurement (a memory peak): compared exactly
+    if len(samples) < 2 and pairs is None:  # a single measurement (a memory peak): compared exactly
         passes = value >= limit if higher else value <= limit
         return Verdict(
             PASS if passes else FAIL,
@@ -145,7 +151,14 @@ def judge(
     # Orient everything so that "worse" means "smaller".
     sign = 1 if higher else -1
     current = [sign * v for v in samples]
-    if len(baseline_samples) >= 2:
+    if pairs is not None:
+        now, then = pairs
+        diffs = [sign * v - sign * (b * scale + (-slack if higher else slack)) for v, b in zip(now, then, strict=True)]
+        beyond = value < limit if higher else value > limit
+        p_worse = sign_test_less(diffs, 0.0) if beyond else 1.0
+        p_better = sign_test_less([-d for d in diffs], 0.0)
+        test = "paired sign"
+    elif len(baseline_samples) >= 2:
         moved = [sign * (v * scale + (-slack if higher else slack)) for v in baseline_samples]
         p_worse, p_better, test = mann_whitney_less(current, moved), mann_whitney_less(moved, current), "mann-whitney"
     else:

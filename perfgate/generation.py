@@ -79,17 +79,42 @@ def device_sync(device: str):
     return _no_sync
 
 
+def cache_argument(model) -> str:
+    """generate's name for a cache passed in: `cache` from transformers 5.2x, `past_key_values` before."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def crop_cache(cache, keep_tokens: int) -> None:
+    """Cut a cache back to its first keep_tokens positions (a negative crop removes from the end in every
+    transformers 5 release; a positive one means 'keep' in some and is refused in others)."""
+    remove = cache.get_seq_length() - keep_tokens
+    if remove > 0:
+        cache.crop(-remove)
+
+
 def generate_round(
-    model, input_ids, new_tokens: int, pad_token_id: int | None, device: str, delay_s: float = 0.0
+    model,
+    input_ids,
+    new_tokens: int,
+    pad_token_id: int | None,
+    device: str,
+    delay_s: float = 0.0,
+    cache=None,
 ) -> Round:
-    """One greedy generation of exactly `new_tokens` tokens; prints nothing, returns its timings."""
+    """One greedy generation of exactly `new_tokens` tokens; prints nothing, returns its timings. With `cache` (a
+    transformers Cache holding a prefix of input_ids), only the uncached rest of the prompt is prefilled, and the
+    cache is extended in place."""
     from transformers import StoppingCriteriaList
 
     sync = device_sync(device)
     clock = StepClock(sync, delay_s)
+    extra = {} if cache is None else {cache_argument(model): cache}
     sync()
     start = time.perf_counter()
     out = model.generate(
+        **extra,
         input_ids=input_ids,
         attention_mask=input_ids.new_ones(input_ids.shape),
         max_new_tokens=new_tokens,
@@ -122,3 +147,30 @@ def generate_round(
         wall_s=wall,
         clock_overhead_s=clock.overhead_s,
     )
+
+
+def generate_reply(model, input_ids, max_new_tokens: int, eos_token_ids: list[int], device: str):
+    """Greedy generation until an end token or max_new_tokens, as a real agent runs it: (new token ids, timing)."""
+    from transformers import StoppingCriteriaList
+
+    sync = device_sync(device)
+    clock = StepClock(sync)
+    sync()
+    start = time.perf_counter()
+    out = model.generate(
+        input_ids=input_ids,
+        attention_mask=input_ids.new_ones(input_ids.shape),
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        temperature=None,
+        top_p=None,
+        top_k=None,
+        eos_token_id=eos_token_ids,
+        pad_token_id=eos_token_ids[0],
+        stopping_criteria=StoppingCriteriaList([clock]),
+    )
+    sync()
+    wall = time.perf_counter() - start
+    new = out[0, input_ids.shape[-1] :].tolist()
+    ttft = clock.stamps[0] - start if clock.stamps else wall
+    return new, {"wall_s": wall, "ttft_s": ttft, "new_tokens": len(new), "prompt_tokens": int(input_ids.shape[-1])}

@@ -6,15 +6,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from perfgate import figures as fig
 from perfgate.generation import Round
-from perfgate.runner import WorkerHandle
-from perfgate.stats import median
+from perfgate.runner import WorkerError, WorkerHandle
+from perfgate.stats import mean, median, percentile
 from perfgate.trackers import VramPeak, VramTracker
 from perfgate.variants import Variant
 from perfgate.workloads import DecodeWorkload
+
+if TYPE_CHECKING:
+    from perfgate.agent.traces import Query
 
 
 @dataclass(frozen=True)
@@ -47,9 +50,11 @@ class DecodeMeasurement:
 
     @property
     def ratios(self) -> list[float]:
-        """Per round: this variant's decode rate over the reference's, measured back to back."""
+        """Per round: this variant's decode speed over the reference's, measured back to back, from each round's
+        median step time (one stalled step in a round, which a shared GPU produces now and then, moves a median
+        little and a mean a lot; a real slowdown moves every step)."""
         return [
-            r.decode_tok_per_s / ref.decode_tok_per_s for r, ref in zip(self.rounds, self.reference_rounds, strict=True)
+            ref.step_median_s / r.step_median_s for r, ref in zip(self.rounds, self.reference_rounds, strict=True)
         ]
 
 
@@ -104,11 +109,7 @@ def decode(
                 reference.call("generate", timeout_s, **gen)
             worker.call("generate", timeout_s, **gen)
         if variant.step_delay:
-            # The canary: slow every step by a share of a step measured just now, in a round of its own after
-            # the warm-up (the first rounds after loading run slower and would make the delay too long).
-            calibration = Round(**worker.call("generate", timeout_s, **gen))
-            delay_s = canary_slowdown * calibration.step_median_s
-            worker.call("set_step_delay", timeout_s, delay_s=delay_s)
+            delay_s = calibrate_canary(worker, gen, canary_slowdown, timeout_s)
 
         def one_round() -> None:
             if reference is not None:
@@ -141,6 +142,151 @@ def decode(
             one_round()
     memory = worker.call("memory", timeout_s)
     return replace(so_far(), vram=peak(), torch_max_allocated_mib=memory["torch_max_allocated_mib"])
+
+
+def calibrate_canary(worker: WorkerHandle, gen: dict[str, int], slowdown: float, timeout_s: float) -> float:
+    """The canary: slow every decode step by a share of a step measured just now, in a round of its own after
+    the warm-up (the first rounds after loading run slower and would make the delay too long)."""
+    worker.call("set_step_delay", timeout_s, delay_s=0.0)
+    calibration = Round(**worker.call("generate", timeout_s, **gen))
+    delay_s = slowdown * calibration.step_median_s
+    worker.call("set_step_delay", timeout_s, delay_s=delay_s)
+    return delay_s
+
+
+@dataclass(frozen=True)
+class AgentMeasurement:
+    workload: str  # "q10": the first 10 queries
+    queries: tuple[Query, ...]
+    rounds: tuple[tuple[tuple[Round, ...], ...], ...]  # [round][query][turn]
+    vram: VramPeak  # over the warm-up and every round: the longest query's peak
+    torch_max_allocated_mib: float | None
+    step_delay_s: float
+    reuse: tuple[tuple[Round, ...], ...] = ()  # [query][turn]: one pass keeping the KV cache between turns
+    reuse_unavailable: str | None = None
+
+    def turn_latencies(self) -> list[float]:
+        """Per turn of every query, in order: its wall time, the median over rounds."""
+        return [
+            median([r[q][t].wall_s for r in self.rounds])
+            for q, query in enumerate(self.queries)
+            for t in range(len(query.turns))
+        ]
+
+    def query_latencies(self) -> list[float]:
+        """Per query: the sum of its turns, the median over rounds."""
+        return [median([sum(x.wall_s for x in r[q]) for r in self.rounds]) for q in range(len(self.queries))]
+
+    @property
+    def turn_keys(self) -> list[str]:
+        return [f"{q.id}/{t + 1}" for q in self.queries for t in range(len(q.turns))]
+
+
+def agent(
+    worker: WorkerHandle,
+    tracker: VramTracker,
+    variant: Variant,
+    workload: str,
+    queries: tuple[Query, ...],
+    plan: RoundPlan,
+    canary_slowdown: float,
+    timeout_s: float,
+    settled: Callable[[AgentMeasurement], bool] | None = None,
+    reuse: bool = False,
+) -> AgentMeasurement:
+    """Replay the agent's queries: warm up on the longest turn (a static cache is sized, and compiled, once for
+    it), then `plan.rounds` passes over every query, more while `settled` says the verdict is unclear."""
+    longest = max((q.longest for q in queries), key=lambda t: t.total_tokens)
+    gen = {"prompt_tokens": longest.prompt_tokens, "new_tokens": longest.reply_tokens}
+    worker.call("reset_memory", timeout_s)
+    rounds: list[tuple[tuple[Round, ...], ...]] = []
+    delay_s = 0.0
+
+    def one_pass(keep_cache: bool) -> tuple[tuple[Round, ...], ...]:
+        return tuple(
+            tuple(
+                Round(**r)
+                for r in worker.call(
+                    "agent_replay",
+                    timeout_s,
+                    turns=[[t.prompt_tokens, t.reply_tokens, t.shared_prefix_tokens] for t in q.turns],
+                    reuse=keep_cache,
+                )
+            )
+            for q in queries
+        )
+
+    def so_far() -> AgentMeasurement:
+        return AgentMeasurement(workload, queries, tuple(rounds), VramPeak(None, None, 0), None, delay_s)
+
+    with tracker.track(worker.pid) as peak:
+        for _ in range(max(plan.warmup, 1)):
+            worker.call("generate", timeout_s, **gen)
+        if variant.step_delay:
+            delay_s = calibrate_canary(worker, gen, canary_slowdown, timeout_s)
+        started = time.perf_counter()
+        while len(rounds) < plan.rounds or (
+            settled is not None
+            and len(rounds) < plan.max_rounds
+            and time.perf_counter() - started < plan.budget_s
+            and not settled(so_far())
+        ):
+            rounds.append(one_pass(False))
+    memory = worker.call("memory", timeout_s)
+    measured = replace(so_far(), vram=peak(), torch_max_allocated_mib=memory["torch_max_allocated_mib"])
+    if not reuse:
+        return measured
+    try:
+        return replace(measured, reuse=one_pass(True))
+    except WorkerError as exc:  # report-only: a variant whose generate takes no cache from outside says so
+        if exc.kind in ("died", "timeout"):
+            raise
+        return replace(measured, reuse_unavailable=f"generate with a kept cache failed: {exc.message[:300]}")
+
+
+def agent_figures(variant: str, m: AgentMeasurement) -> list[fig.Figure]:
+    """Per-query latency p50/p95 (gated: decided per turn against the baseline's same turn), peak VRAM (gated),
+    and what explains them (turns, generated tokens/s, prefill share; reported)."""
+    latencies = m.query_latencies()
+    turns = m.turn_latencies()
+    all_rounds = [x for r in m.rounds for q in r for x in q]
+    params: dict[str, Any] = {
+        "queries": [q.id for q in m.queries],
+        "rounds": len(m.rounds),
+        "turn_keys": m.turn_keys,
+        "turn_latency_s": turns,
+    }
+    if m.step_delay_s:
+        params["canary_step_delay_s"] = m.step_delay_s
+    why = m.vram.unavailable
+
+    def latency(metric: str, value: float) -> fig.Figure:
+        return fig.Figure(
+            variant, "agent", m.workload, metric, "s", fig.LOWER, True, value, tuple(latencies), None, dict(params)
+        )
+
+    def once(metric, unit, better, gated, value, unavailable=None, extra=None):
+        return fig.single(variant, "agent", m.workload, metric, unit, better, gated, value, unavailable, extra)
+
+    replies = sum(q.reply_tokens for q in m.queries)
+    prefill = sum(x.ttft_s for x in all_rounds)
+    total = sum(x.wall_s for x in all_rounds)
+    out = [
+        latency("agent_query_p50_s", percentile(latencies, 50)),
+        latency("agent_query_p95_s", percentile(latencies, 95)),
+        once("agent_turns_mean", "turns", fig.LOWER, False, mean([len(q.turns) for q in m.queries])),
+        once("agent_gen_tok_per_s", "tok/s", fig.HIGHER, False, replies * len(m.rounds) / total if total else None),
+        once("agent_prefill_share_pct", "%", fig.LOWER, False, 100 * prefill / total if total else None),
+        once("agent_peak_vram_mib", "MiB", fig.LOWER, True, m.vram.process_mib, why),
+    ]
+    if m.reuse or m.reuse_unavailable:
+        kept = [sum(x.wall_s for x in q) for q in m.reuse]
+        p50 = percentile(kept, 50) if kept else None
+        saving = 100 * (1 - sum(kept) / sum(latencies)) if kept else None
+        note = {"note": "one pass keeping the KV cache between turns (prefix reuse), report-only"}
+        out.append(once("agent_reuse_query_p50_s", "s", fig.LOWER, False, p50, m.reuse_unavailable, note))
+        out.append(once("agent_reuse_saving_pct", "%", fig.HIGHER, False, saving, m.reuse_unavailable, note))
+    return out
 
 
 def load_figures(variant: str, m: LoadMeasurement) -> list[fig.Figure]:
@@ -218,4 +364,27 @@ def fidelity_figures(variant: str, reference: str, result: dict[str, Any]) -> li
     return [
         fig.single(variant, "fidelity", "", name, unit, better, True, float(result[name]), params=params)
         for name, unit, better in FIDELITY_METRICS
+    ]
+
+
+def live_figures(variant: str, workload: str, outcomes: list[dict[str, Any]]) -> list[fig.Figure]:
+    """The real agent loop's figures (report-only: what a model says varies)."""
+    latencies = [sum(t["wall_s"] for t in o["timings"]) for o in outcomes]
+    params = {
+        "queries": [o["question_id"] for o in outcomes],
+        "answers": {o["question_id"]: o["answer"] for o in outcomes},
+        "stopped": {o["question_id"]: o["stopped"] for o in outcomes},
+    }
+
+    def once(metric, unit, better, value):
+        return fig.single(variant, "agent_live", workload, metric, unit, better, False, value, None, params)
+
+    return [
+        fig.from_samples(
+            variant, "agent_live", workload, "agent_live_query_p50_s", "s", fig.LOWER, False, latencies, params
+        ),
+        once("agent_live_turns_mean", "turns", fig.LOWER, mean([o["turns"] for o in outcomes])),
+        once("agent_live_answered_pct", "%", fig.HIGHER, 100 * mean([o["stopped"] == "answered" for o in outcomes])),
+        once("agent_live_correct_pct", "%", fig.HIGHER, 100 * mean([bool(o["correct"]) for o in outcomes])),
+        once("agent_live_tool_errors", "count", fig.LOWER, float(sum(len(o["errors"]) for o in outcomes))),
     ]

@@ -72,6 +72,24 @@ def choice(*allowed: str) -> Callable[[str], str]:
     return parse
 
 
+AGENT_MODES = ("replay", "reuse", "live", "off")
+
+
+def agent_modes(text: str) -> tuple[str, ...]:
+    """'replay' (gated), plus 'reuse' and 'live' (report-only), comma-separated; 'off' for none."""
+    modes = {t.strip() for t in text.split(",") if t.strip()}
+    unknown = sorted(modes - set(AGENT_MODES))
+    if unknown or not modes:
+        raise ValueError(f"must list modes among {', '.join(AGENT_MODES)}, comma-separated")
+    if "off" in modes:
+        if len(modes) > 1:
+            raise ValueError("'off' cannot be combined with other modes")
+        return ()
+    if "reuse" in modes:
+        modes.add("replay")  # the kept-cache pass runs beside the gated replay
+    return tuple(sorted(modes))
+
+
 def text(value: str) -> str:
     return value.strip()
 
@@ -139,6 +157,22 @@ OPTIONS: tuple[Opt, ...] = (
         env_aliases=("MAX_SEQ_LENGTH",),
     ),
     Opt("rounds", positive_int, None, "timed rounds per test. Default: 5 on a GPU, 3 on the CPU"),
+    Opt(
+        "agent",
+        agent_modes,
+        "replay",
+        "the agent workload: 'replay' (gated per-query latency from the committed traces), 'reuse' (also a pass "
+        "keeping the KV cache between turns, report-only), 'live' (the real agent loop, report-only), or 'off'",
+    ),
+    Opt(
+        "agent-queries",
+        positive_int,
+        "10",
+        "how many of the agent's questions to run, first first",
+        env_aliases=("TEST_SET_SIZE",),
+    ),
+    Opt("agent-rounds", positive_int, "1", "passes over the agent's queries (at most 3 while a verdict is unclear)"),
+    Opt("agent-max-reply", positive_int, "512", "most tokens per reply in the live agent loop"),
     Opt("warmup", non_negative_int, "1", "untimed rounds before the timed ones, per test"),
     Opt("device", choice("auto", "cuda", "cpu"), "auto", "where the variants run"),
     Opt("results-dir", text, "results", "where run files go (results/runs/ below it)"),

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from perfgate import baselines, gate, machine, measure, models, paths, synthetic, variants
 from perfgate.figures import Figure
@@ -87,6 +87,16 @@ class PerfSession:
                 raise ValueError(
                     f"--perf-contexts: {self.workload_unfit(unfit[0])}; prompt + --perf-new-tokens must fit"
                 )
+        self.agent_modes = opts["agent"]
+        self.agent_queries: tuple = ()
+        if {"replay", "live"} & set(self.agent_modes):
+            from perfgate.agent import traces
+
+            try:
+                self.agent_queries = traces.select(traces.load(), opts["agent_queries"])
+            except traces.TraceError as exc:
+                raise ValueError(str(exc)) from None
+        self.agent_workload = f"q{opts['agent_queries']}"
         self.cache = Path(opts["cache"]).expanduser() if opts["cache"] else paths.cache_dir()
         self.results_dir = Path(opts["results_dir"])
         if not self.results_dir.is_absolute():
@@ -160,15 +170,27 @@ class PerfSession:
     def max_tokens(self) -> int:
         return max(w.total_tokens for w in self.workloads)
 
-    def workload_unfit(self, workload: DecodeWorkload) -> str | None:
+    def _context_limit(self) -> tuple[int | None, str, str]:
         limit, what, why = self.model.max_positions, "the model's context", "max_position_embeddings"
         user = self.opts.get("max_seq_length")
         if user and (not limit or user < limit):
             limit, what, why = user, "the limit", "--perf-max-seq-length or MAX_SEQ_LENGTH"
+        return limit, what, why
+
+    def workload_unfit(self, workload: DecodeWorkload) -> str | None:
+        limit, what, why = self._context_limit()
         if limit and workload.total_tokens > limit:
             return (
                 f"{workload.prompt_tokens} prompt + {workload.new_tokens} new tokens exceed {what} of {limit} ({why})"
             )
+        return None
+
+    def agent_unfit(self) -> str | None:
+        """Why the agent's longest turn cannot run on this model, or None."""
+        limit, what, why = self._context_limit()
+        longest = max((q.longest for q in self.agent_queries), key=lambda t: t.total_tokens)
+        if limit and longest.total_tokens > limit:
+            return f"the agent's longest turn ({longest.total_tokens} tokens) exceeds {what} of {limit} ({why})"
         return None
 
     # -- variants --------------------------------------------------------------------------------------------
@@ -293,18 +315,69 @@ class PerfSession:
             )
         except WorkerError as exc:
             where = f"{name} {workload.id} ({workload.prompt_tokens} prompt + {workload.new_tokens} new tokens)"
-            if exc.kind in ("died", "timeout"):
-                self.release()  # a worker that hung or crashed is gone; the next test loads afresh
-                raise VariantFailed(f"{where}: {exc}") from None
-            if exc.kind == "oom":
-                try:
-                    loaded.worker.call("reset_memory", self.opts["timeout"])  # give back what it can
-                except WorkerError:
-                    self.release(name)
-                raise VariantFailed(f"{where}: out of memory while generating: {exc}") from None
-            if exc.kind == "short_generation":
-                raise VariantFailed(f"{where}: {exc.message}; no tokens/s is computed from a wrong count") from None
-            raise VariantFailed(f"{where}: generation failed: {exc}") from None
+            self._generation_failed(loaded, where, exc)
+
+    def _generation_failed(self, loaded: Loaded, where: str, exc: WorkerError) -> NoReturn:
+        """Turn a worker's failure while generating into VariantFailed, leaving the session able to go on."""
+        if exc.kind in ("died", "timeout"):
+            self.release()  # a worker that hung or crashed is gone; the next test loads afresh
+            raise VariantFailed(f"{where}: {exc}") from None
+        if exc.kind == "oom":
+            try:
+                loaded.worker.call("reset_memory", self.opts["timeout"])  # give back what it can
+            except WorkerError:
+                self.release(loaded.variant.name)
+            raise VariantFailed(f"{where}: out of memory while generating: {exc}") from None
+        if exc.kind == "short_generation":
+            raise VariantFailed(f"{where}: {exc.message}; no tokens/s is computed from a wrong count") from None
+        raise VariantFailed(f"{where}: generation failed: {exc}") from None
+
+    def measure_agent(self, loaded: Loaded) -> measure.AgentMeasurement:
+        """Replay the agent's queries on this variant (the gated per-query latency)."""
+        name = loaded.variant.name
+        o = self.opts
+        plan = measure.RoundPlan(o["agent_rounds"], max(o["agent_rounds"], 3), o["test_budget"], o["warmup"])
+
+        def settled(partial: measure.AgentMeasurement) -> bool:
+            return all(j.verdict.clear for j in self._judge(measure.agent_figures(name, partial)))
+
+        try:
+            return measure.agent(
+                loaded.worker,
+                self.tracker,
+                loaded.variant,
+                self.agent_workload,
+                self.agent_queries,
+                plan,
+                o["canary_slowdown"],
+                o["timeout"],
+                None if o["update_baselines"] else settled,  # a baseline: exactly --perf-agent-rounds passes
+                reuse="reuse" in self.agent_modes,
+            )
+        except WorkerError as exc:
+            self._generation_failed(loaded, f"{name} agent replay ({self.agent_workload})", exc)
+
+    def measure_agent_live(self, loaded: Loaded) -> list[dict[str, Any]]:
+        """The real agent loop on each selected question (report-only)."""
+        from perfgate.agent import mailbox, traces
+
+        box, _ = mailbox.ensure_sqlite(self.cache)
+        wanted = traces.questions()
+        outcomes = []
+        for q in self.agent_queries:
+            try:
+                outcomes.append(
+                    loaded.worker.call(
+                        "agent_live",
+                        self.opts["timeout"],
+                        question=wanted[q.id],
+                        mailbox_path=str(box),
+                        max_reply_tokens=self.opts["agent_max_reply"],
+                    )
+                )
+            except WorkerError as exc:
+                self._generation_failed(loaded, f"{loaded.variant.name} live agent, {q.id}", exc)
+        return outcomes
 
     def measure_fidelity(self, loaded: Loaded) -> tuple[str, dict[str, Any]]:
         """(reference name, the fidelity comparison of this variant against the reference's saved logits)."""
@@ -369,8 +442,17 @@ class PerfSession:
                     f"baseline file {self.baseline_path}: entry {key!r} is in {entry.get('unit')!r}, "
                     f"the figure in {f.unit!r}"
                 )
+            pairs = None
+            if "turn_keys" in f.params and entry and base is not None:
+                if entry.get("params", {}).get("turn_keys") != f.params["turn_keys"]:
+                    note = "baseline measured on other agent queries or traces: not comparable"
+                    base = None
+                else:
+                    pairs = (tuple(f.params["turn_latency_s"]), tuple(entry["params"]["turn_latency_s"]))
             base_samples = tuple(entry.get("samples", ())) if entry and base is not None else ()
-            verdict = gate.judge(f.samples, f.value, f.better, base, tol, base_samples, slack=gate.slack_for(f.metric))
+            verdict = gate.judge(
+                f.samples, f.value, f.better, base, tol, base_samples, slack=gate.slack_for(f.metric), pairs=pairs
+            )
             out.append(Judged(f, verdict, key, note))
         return out
 

@@ -21,6 +21,7 @@ import traceback
 from typing import Any
 
 from perfgate import fidelity, generation, loading, workloads
+from perfgate.agent import live, tools
 from perfgate.variants import REGISTRY
 
 
@@ -131,11 +132,67 @@ class Worker:
         fault = injected_fault(self.variant.name, "generate")
         if fault:
             raise_fault(fault)
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         rnd = generation.generate_round(
-            self.model, self._input_ids(prompt_tokens), new_tokens, pad, self.device, self.delay_s
+            self.model, self._input_ids(prompt_tokens), new_tokens, self._pad(), self.device, self.delay_s
         )
         return rnd.to_dict()
+
+    def op_agent_replay(self, turns: list[list[int]], reuse: bool = False) -> list[dict[str, Any]]:
+        """One query of the agent trace: per turn [prompt_tokens, reply_tokens, shared_prefix_tokens], generate
+        exactly the reply over the whole prompt (the users' agent: no prefix reuse). With reuse, the KV cache of
+        the previous turn is kept, cut back to the prefix this turn shares with it, so only the rest is prefilled
+        (what prefix caching would save; report-only)."""
+        fault = injected_fault(self.variant.name, "generate")
+        if fault:
+            raise_fault(fault)
+        cache = None
+        if reuse:
+            from transformers import DynamicCache
+
+            cache = DynamicCache()
+        out = []
+        for prompt_tokens, reply_tokens, shared in turns:
+            if cache is not None:
+                generation.crop_cache(cache, shared)
+            rnd = generation.generate_round(
+                self.model, self._input_ids(prompt_tokens), reply_tokens, self._pad(), self.device, self.delay_s, cache
+            )
+            out.append(rnd.to_dict())
+        return out
+
+    def op_agent_live(self, question: dict[str, Any], mailbox_path: str, max_reply_tokens: int) -> dict[str, Any]:
+        """The real agent loop on one question (report-only): the model's own replies, parsed and run."""
+        import torch
+
+        end = [i for i in (self.tokenizer.convert_tokens_to_ids("<|im_end|>"), self.tokenizer.eos_token_id) if i]
+
+        def reply(messages):
+            text = self.tokenizer.apply_chat_template(
+                messages, tools=tools.SCHEMAS, add_generation_prompt=True, tokenize=False, enable_thinking=False
+            )
+            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+            input_ids = torch.tensor([ids], dtype=torch.long, device=self.model.device)
+            new, timing = generation.generate_reply(self.model, input_ids, max_reply_tokens, end, self.device)
+            return self.tokenizer.decode(new, skip_special_tokens=True), timing
+
+        box = tools.Mailbox(mailbox_path)
+        try:
+            outcome = live.run(question, reply, box)
+        finally:
+            box.close()
+        return {
+            "question_id": outcome.question_id,
+            "turns": outcome.turns,
+            "answer": outcome.answer,
+            "sources": outcome.sources,
+            "stopped": outcome.stopped,
+            "errors": outcome.errors[:20],
+            "timings": outcome.timings,
+            "correct": live.answer_matches(outcome.answer, question["answer"]),
+        }
+
+    def _pad(self) -> int | None:
+        return self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
 
     def op_reference_logits(self, path: str) -> dict[str, Any]:
         return fidelity.save_reference(self.model, path)

@@ -53,6 +53,7 @@ def run_perf(pytester: pytest.Pytester, perf_cache: Path, tiny_checkpoint: Path,
             "--perf-device=cpu",
             "--perf-model=synthetic:qwen3-tiny",  # whatever a .env of the user's says; a later option wins
             "--perf-max-seq-length=1000000",
+            "--perf-agent=off",  # the agent's own tests turn it on (a later option wins)
             "-rs",
             *args,
         )
