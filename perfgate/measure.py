@@ -53,9 +53,7 @@ class DecodeMeasurement:
         """Per round: this variant's decode speed over the reference's, measured back to back, from each round's
         median step time (one stalled step in a round, which a shared GPU produces now and then, moves a median
         little and a mean a lot; a real slowdown moves every step)."""
-        return [
-            ref.step_median_s / r.step_median_s for r, ref in zip(self.rounds, self.reference_rounds, strict=True)
-        ]
+        return [ref.step_median_s / r.step_median_s for r, ref in zip(self.rounds, self.reference_rounds, strict=True)]
 
 
 def load(

@@ -220,10 +220,13 @@ class PerfSession:
         path = self.checkpoint()
         env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"} if self.model.kind != "hub" else {}
         env["UNSLOTH_DISABLE_STATISTICS"] = "1"
-        if self.device == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+        if "OMP_NUM_THREADS" not in os.environ:
             # Two workers alternate rounds; the OpenMP threads of one spin for a while after its work and would
             # steal the cores the other is being timed on. One thread each keeps the pair from interfering.
             env["OMP_NUM_THREADS"] = "1"
+        core = self.worker_core(name)
+        if core is not None:
+            env["PERFGATE_CPU_CORE"] = str(core)
         if self.tracker.nvml is not None and self.tracker.nvml.ok:
             self.tracker.device_baseline_mib = self.tracker.nvml.device_used_mib()  # before this worker
         worker = WorkerHandle(name, self.cache / "logs" / f"worker-{name}.log", env)
@@ -249,6 +252,18 @@ class PerfSession:
         self.loaded[name] = Loaded(variant, worker, load)
         self.load_info[name] = load.model
         return self.loaded[name]
+
+    def worker_core(self, name: str) -> int | None:
+        """On a GPU machine, each worker gets a core of its own (the reference one, the variant another): batch-1
+        decoding is bound by the Python thread that launches kernels, and a thread that migrates between cores,
+        or shares one with the other worker, makes every step slower and noisier (../shared/gpu/README.md: one
+        core per process lowered the variation from 20 to 13 %). None on the CPU, where the cores compute."""
+        if self.device != "cuda" or not hasattr(os, "sched_getaffinity"):
+            return None
+        cores = sorted(os.sched_getaffinity(0))
+        if len(cores) < 4:
+            return None
+        return cores[-1] if name == self.reference else cores[-2]
 
     def reference_beside(self, loaded: Loaded) -> tuple[Loaded | None, str | None]:
         """The reference worker to alternate rounds with, or None and why not (None, None: no ratio at all)."""

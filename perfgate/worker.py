@@ -261,7 +261,18 @@ def _send(stream, reply: dict[str, Any]) -> None:
     stream.flush()
 
 
+def pin_to_core() -> None:
+    """PERFGATE_CPU_CORE=N (set by the session on a GPU machine): run this process on core N only."""
+    core = os.environ.get("PERFGATE_CPU_CORE")
+    if core and hasattr(os, "sched_setaffinity"):
+        try:
+            os.sched_setaffinity(0, {int(core)})
+        except (OSError, ValueError) as exc:
+            print(f"perfgate worker: cannot pin to core {core}: {exc}", file=sys.stderr)
+
+
 def main() -> int:
+    pin_to_core()
     # Keep the protocol stream for ourselves; whatever the libraries print goes to stderr.
     protocol = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# How perfgate's H200 acceptance runs are made on the lent GPU machine (one command of at most 10 minutes each):
+#   bash scripts/h200_session.sh baseline VARIANTS   # make baseline for those variants (results/ in the tree)
+#   bash scripts/h200_session.sh perf VARIANTS N     # N make-perf runs in a row against the committed baseline
+# Everything written under results/ is copied to $OUT, which comes back. The workload is cut to what fits the
+# device time: ctx1024, 32 new tokens, the first 3 agent questions (see the README's Results section).
+set -u
+mode=$1 variants=$2 runs=${3:-1}
+export PYTHONPATH=$PWD/.devsite:$PWD HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 UNSLOTH_DISABLE_STATISTICS=1 \
+       PYTHONUNBUFFERED=1 PERFGATE_CACHE=/dev/shm/pgcache PERFGATE_COMMIT=${PERFGATE_COMMIT:-unknown}
+common=(perf_tests -p no:cacheprovider --perf-model synthetic:qwen3-14b --perf-variants "$variants"
+        --perf-contexts 1024 --perf-new-tokens 32 --perf-max-rounds 10 --perf-test-budget 150
+        --perf-agent-queries 3 -rs)
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv,noheader
+start=$(date +%s)
+if [ "$mode" = baseline ]; then
+  timeout 560 python3 -m pytest "${common[@]}" --perf-update-baselines 2>&1 | tail -80
+else
+  for i in $(seq "$runs"); do
+    timeout $((560 - $(date +%s) + start)) python3 -m pytest "${common[@]}" 2>&1 | tail -45
+  done
+fi
+mkdir -p "$OUT/runs" "$OUT/baselines"
+cp results/baselines/nvidia-h200.json "$OUT/baselines/" 2>/dev/null
+find results/runs -name '*_nvidia-h200.json' -newermt "@$start" -exec cp {} "$OUT/runs/" \;
+ls -R "$OUT"
