@@ -53,6 +53,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         )
 
     items.sort(key=key)
+    off = [i for i in items if _agent_mode(i) and _agent_mode(i) not in perf.agent_modes]
+    if off:  # --perf-agent leaves this mode out: deselected, as -k would
+        config.hook.pytest_deselected(items=off)
+        items[:] = [i for i in items if i not in off]
+
+
+def _agent_mode(item: pytest.Item) -> str | None:
+    name = getattr(item, "originalname", "")
+    return ("live" if name.endswith("_live") else "replay") if name.startswith("test_agent") else None
 
 
 @pytest.fixture(scope="session")
@@ -72,10 +81,8 @@ def fitting_workload(perf: PerfSession, workload):
 @pytest.fixture
 def agent_mode(perf: PerfSession, request: pytest.FixtureRequest) -> str:
     """The agent mode this test measures ('replay' or 'live'), or a skip, before anything is loaded, when the
-    mode is off or the agent's longest turn exceeds the model's context."""
-    mode = "live" if request.node.originalname.endswith("_live") else "replay"
-    if mode not in perf.agent_modes:
-        pytest.skip(f"agent {mode} is off (--perf-agent {','.join(sorted(perf.agent_modes)) or 'off'})")
+    agent's longest turn exceeds the model's context. (Modes left out of --perf-agent are deselected.)"""
+    mode = _agent_mode(request.node)
     unfit = perf.agent_unfit()
     if unfit:
         pytest.skip(unfit)
