@@ -168,7 +168,9 @@ class PerfSession:
 
     @property
     def max_tokens(self) -> int:
-        return max(w.total_tokens for w in self.workloads)
+        """The longest sequence any test here generates to (Unsloth sizes its attention masks by it)."""
+        agent = [t.total_tokens for q in self.agent_queries for t in q.turns]
+        return max([w.total_tokens for w in self.workloads] + agent)
 
     def _context_limit(self) -> tuple[int | None, str, str]:
         limit, what, why = self.model.max_positions, "the model's context", "max_position_embeddings"

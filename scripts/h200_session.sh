@@ -6,18 +6,20 @@
 # device time: ctx1024, 32 new tokens, the first 3 agent questions (see the README's Results section).
 set -u
 mode=$1 variants=$2 runs=${3:-1}
+deadline=${H200_DEADLINE:-$(( $(date +%s) + 560 ))}  # one device command may run 10 minutes
+read -r -a extra <<< "${PYTEST_EXTRA:-}"
 export PYTHONPATH=$PWD/.devsite:$PWD HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 UNSLOTH_DISABLE_STATISTICS=1 \
        PYTHONUNBUFFERED=1 PERFGATE_CACHE=/dev/shm/pgcache PERFGATE_COMMIT=${PERFGATE_COMMIT:-unknown}
 common=(perf_tests -p no:cacheprovider --perf-model synthetic:qwen3-14b --perf-variants "$variants"
-        --perf-contexts 1024 --perf-new-tokens 32 --perf-max-rounds 10 --perf-test-budget 150
-        --perf-agent-queries 3 -rs)
+        --perf-contexts 1024 --perf-new-tokens 32 ${ROUNDS:---perf-max-rounds 10 --perf-test-budget 150}
+        --perf-agent-queries 3 -rs "${extra[@]}")
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv,noheader
 start=$(date +%s)
 if [ "$mode" = baseline ]; then
-  timeout 560 python3 -m pytest "${common[@]}" --perf-update-baselines 2>&1 | tail -80
+  timeout $((deadline - $(date +%s))) python3 -m pytest "${common[@]}" --perf-update-baselines 2>&1 | tail -80
 else
   for i in $(seq "$runs"); do
-    timeout $((560 - $(date +%s) + start)) python3 -m pytest "${common[@]}" 2>&1 | tail -45
+    timeout $((deadline - $(date +%s))) python3 -m pytest "${common[@]}" 2>&1 | tail -45
   done
 fi
 mkdir -p "$OUT/runs" "$OUT/baselines"
