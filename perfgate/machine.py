@@ -28,12 +28,15 @@ def slug(gpu_name: str) -> str:
 
 
 def git_commit() -> str:
-    """HEAD (with '-dirty' for uncommitted changes); where the tree has no git metadata (a copied working tree on
-    a GPU machine, some CI checkouts), PERFGATE_COMMIT or GITHUB_SHA; else 'unknown'."""
+    """PERFGATE_COMMIT where set; else HEAD (with '-dirty' for uncommitted changes); where the tree has no git
+    metadata (some CI checkouts), GITHUB_SHA; else 'unknown'."""
+    explicit = os.environ.get("PERFGATE_COMMIT")
+    if explicit:  # said outright wins: a copied tree may carry a .git that is not the code's (seen on the H200)
+        return explicit
     sha = _git("rev-parse", "--verify", "-q", "HEAD")
     if sha:
         return f"{sha}-dirty" if _git("status", "--porcelain", "--untracked-files=no") else sha
-    return os.environ.get("PERFGATE_COMMIT") or os.environ.get("GITHUB_SHA") or "unknown"
+    return os.environ.get("GITHUB_SHA") or "unknown"
 
 
 def _git(*args: str) -> str:
