@@ -70,7 +70,7 @@ QUESTIONS: tuple[dict, ...] = (
     {
         "id": "q04",
         "question": "When is the Orca database migration, and how long will the database be down?",
-        "answer": "13 September from 22:00 UTC, about four hours",
+        "answer": "13 September, 22:00 UTC, four hours",
         "steps": [
             _search(keywords=["Orca", "migration"]),
             _read("@migration"),
@@ -84,7 +84,7 @@ QUESTIONS: tuple[dict, ...] = (
     {
         "id": "q05",
         "question": "How much did the committee approve for Helios phase 2, and when is the first money available?",
-        "answer": "EUR 1.2 million; EUR 700,000 from 1 March",
+        "answer": "EUR 1.2 million, EUR 700,000, 1 March",
         "steps": [
             _search(keywords=["Helios", "funding"]),
             _search(keywords=["Helios", "budget"]),
@@ -138,7 +138,7 @@ QUESTIONS: tuple[dict, ...] = (
     {
         "id": "q09",
         "question": "What do the external auditors need from us, and by when?",
-        "answer": "the fixed asset register and the Lumen project cost reports, by 14 November",
+        "answer": "fixed asset register, Lumen project cost reports, 14 November",
         "steps": [
             _search(keywords=["auditors"]),
             _read("@audit"),
@@ -162,7 +162,7 @@ QUESTIONS: tuple[dict, ...] = (
     {
         "id": "q11",
         "question": "How much will renewing the Sable analytics licence cost, and by when must I confirm?",
-        "answer": "USD 18,600 for 25 seats; confirm by 15 December",
+        "answer": "USD 18,600, 15 December",
         "steps": [
             _search(keywords=["Sable", "licence"]),
             _read("@license"),
@@ -174,7 +174,7 @@ QUESTIONS: tuple[dict, ...] = (
     {
         "id": "q12",
         "question": "Which is larger: the Juniper pilot invoice or the Sable licence renewal?",
-        "answer": "the Juniper pilot invoice",
+        "answer": "Juniper pilot invoice",
         "steps": [
             _search(keywords=["invoice", "Juniper"]),
             _read("@invoice"),

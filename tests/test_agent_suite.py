@@ -1,0 +1,77 @@
+"""The agent tests end to end on the tiny model: replay figures in the run file, the paired gate against a
+baseline (the reference passes, a slowed canary fails), options and skips."""
+
+import json
+
+import pytest
+
+AGENT = ("--perf-agent=replay", "--perf-agent-queries=3", "--benchmark-disable", "-k", "test_agent")
+
+
+def last_run(run_perf) -> dict:
+    return json.loads(sorted((run_perf.results / "runs").glob("*.json"))[-1].read_text())
+
+
+def test_replay_records_per_query_figures(run_perf):
+    result = run_perf("--perf-variants=hf-fp32", "--perf-agent=replay,reuse", "--perf-agent-queries=3", "-k", "agent")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*hf-fp32*q3*agent_query_p50_s*no baseline (recorded only)*"])
+    figures = {r["metric"]: r for r in last_run(run_perf)["results"] if r["test"] == "agent"}
+    p50 = figures["agent_query_p50_s"]
+    assert p50["params"]["queries"] == ["q01", "q02", "q03"] and len(p50["samples"]) == 3
+    assert len(p50["params"]["turn_latency_s"]) == len(p50["params"]["turn_keys"]) == 10  # 3 + 3 + 4 turns
+    assert figures["agent_query_p95_s"]["value"] >= p50["value"]
+    assert figures["agent_turns_mean"]["value"] == pytest.approx(10 / 3)
+    assert figures["agent_reuse_query_p50_s"]["value"] > 0
+    assert figures["agent_peak_vram_mib"]["unavailable"]  # no GPU: unavailable, never 0
+
+
+def test_the_gate_passes_the_reference_and_fails_a_slowed_canary(run_perf):
+    run_perf("--perf-update-baselines", "--perf-variants=hf-fp16", *AGENT).assert_outcomes(passed=1)
+    result = run_perf("--perf-variants=hf-fp16,hf-fp16-slow", "--perf-canary-slowdown=100%", *AGENT)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "hf-fp16-slow agent[[]q3] agent_query_p50_s = * s is above the limit * s (baseline * + 25%): Δ +*%*"
+            "one-sided paired sign test against the limit: p=*",
+        ]
+    )
+    verdicts = {
+        (r["variant"], r["metric"]): r["verdict"]["status"] for r in last_run(run_perf)["results"] if "verdict" in r
+    }
+    assert verdicts[("hf-fp16", "agent_query_p50_s")] == "pass"
+    assert verdicts[("hf-fp16-slow", "agent_query_p50_s")] == "fail"
+
+
+def test_a_baseline_of_other_traces_is_not_compared(run_perf):
+    run_perf("--perf-update-baselines", "--perf-variants=hf-fp32", *AGENT).assert_outcomes(passed=1)
+    path = run_perf.results / "baselines" / "cpu.json"
+    data = json.loads(path.read_text())
+    for entry in data["models"]["synthetic:qwen3-tiny"]["entries"].values():
+        if "turn_keys" in entry.get("params", {}):
+            entry["params"]["turn_keys"][0] = "q01/9"  # as if the traces had been rebuilt since
+    path.write_text(json.dumps(data))
+    run_perf("--perf-variants=hf-fp32", *AGENT).assert_outcomes(passed=1)
+    p50 = next(r for r in last_run(run_perf)["results"] if r["metric"] == "agent_query_p50_s")
+    assert p50["verdict"]["status"] == "no baseline" and "not comparable" in p50["baseline"]["note"]
+
+
+def test_agent_off_deselects_and_test_set_size_picks_the_queries(run_perf, monkeypatch):
+    result = run_perf("--perf-variants=hf-fp32", "--perf-agent=off", "-k", "agent", "--co")
+    result.stdout.fnmatch_lines(["*no tests collected (*deselected)*"])
+    monkeypatch.setenv("TEST_SET_SIZE", "2")  # the users' .env name
+    result = run_perf("--perf-variants=hf-fp32", "--perf-agent=replay", "-k", "test_agent", "--benchmark-disable")
+    result.assert_outcomes(passed=1)
+    assert last_run(run_perf)["options"]["agent_queries"] == 2
+
+
+def test_a_context_too_short_for_the_agent_skips_it(run_perf):
+    result = run_perf("--perf-variants=hf-fp32", *AGENT, "--perf-max-seq-length=512")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*the agent's longest turn (* tokens) exceeds the limit of 512*"])
+
+
+def test_a_bad_agent_mode_is_a_usage_error(run_perf):
+    result = run_perf("--perf-agent=replay,chat")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*--perf-agent (from --perf-agent) = 'replay,chat': must list modes among*"])
