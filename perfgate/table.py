@@ -27,6 +27,7 @@ class Column:
 
 DECODE_COLUMNS = (
     Column("decode tok/s", "decode_tok_per_s", 1, spread=True),
+    Column("× hf-fp16", "decode_ratio_to_ref", 2, spread=True),
     Column("TTFT s", "ttft_s", 3, spread=True),
     Column("peak VRAM MiB", "peak_vram_mib", 0),
     Column("device Δ MiB", "peak_vram_device_mib", 0),
@@ -42,6 +43,22 @@ FIDELITY_COLUMNS = (
     Column("top-1 agree %", "top1_agreement_pct", 1),
     Column("max |Δlogit|", "max_abs_logit_diff", -3),
     Column("NaN/inf", "nonfinite_logits", 0),
+)
+AGENT_COLUMNS = (
+    Column("query p50 s", "agent_query_p50_s", 2),
+    Column("query p95 s", "agent_query_p95_s", 2),
+    Column("turns", "agent_turns_mean", 1),
+    Column("gen tok/s", "agent_gen_tok_per_s", 1),
+    Column("prefill %", "agent_prefill_share_pct", 0),
+    Column("peak VRAM MiB", "agent_peak_vram_mib", 0),
+    Column("kept-cache p50 s", "agent_reuse_query_p50_s", 2),
+)
+LIVE_COLUMNS = (
+    Column("query p50 s", "agent_live_query_p50_s", 2),
+    Column("turns", "agent_live_turns_mean", 1),
+    Column("answered %", "agent_live_answered_pct", 0),
+    Column("correct %", "agent_live_correct_pct", 0),
+    Column("tool errors", "agent_live_tool_errors", 0),
 )
 UNAVAILABLE = "n/a"
 
@@ -93,6 +110,8 @@ def render(figures: list[Figure], markdown: bool = False) -> str:
         (["variant", "workload"], "decode", DECODE_COLUMNS),
         (["variant"], "load", LOAD_COLUMNS),
         (["variant"], "fidelity", FIDELITY_COLUMNS),
+        (["variant", "queries"], "agent", AGENT_COLUMNS),
+        (["variant", "queries"], "agent_live", LIVE_COLUMNS),
     ):
         body = rows(figures, test, columns)
         if body:
