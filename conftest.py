@@ -152,12 +152,14 @@ def measure_agent_live(perf: PerfSession):
 
 
 @pytest.fixture
-def gate(perf: PerfSession):
-    """gate(figures): record the figures, judge the gated ones against the baseline, fail with every reason."""
+def gate(perf: PerfSession, request: pytest.FixtureRequest):
+    """gate(figures): record the figures, judge the gated ones against the baseline, fail with every reason.
+    Each figure (and its verdict) also becomes a property of the test in --junitxml reports."""
 
     def check(figures) -> None:
         perf.record(figures)
         failures = perf.judge(figures)
+        request.node.user_properties.extend(perf.properties(figures))
         if failures:
             pytest.fail("\n\n".join(failures), pytrace=False)
 

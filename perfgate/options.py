@@ -189,6 +189,7 @@ OPTIONS: tuple[Opt, ...] = (
         "15%",
         "delay added to every decode step of the canary hf-fp16-slow, as a share of a step",
     ),
+    Opt("plots", boolean, "true", "write PNG plots beside the Markdown report in results/reports/ (needs matplotlib)"),
     Opt("timeout", positive_float, "1800", "seconds any one worker call (a load, a generation) may take"),
     Opt(
         "max-rounds",

@@ -113,6 +113,8 @@ class PerfSession:
         self.run_path: Path | None = None
         self._fidelity_reference: str | None = None  # the saved reference logits, once computed
         self.write_error: str | None = None
+        self.report_files: list[Path] = []
+        self.report_note: str | None = None
         self.baseline_diff: list[tuple] | None = None
         self.gpu_busy = self.other_gpu_processes()
         if self.gpu_busy and opts["strict"]:
@@ -491,6 +493,20 @@ class PerfSession:
 
     # -- recording -------------------------------------------------------------------------------------------
 
+    def properties(self, figures: list[Figure]) -> list[tuple[str, str]]:
+        """(name, value) pairs for JUnit XML: 'decode_tok_per_s' -> '24.8 tok/s', '..._verdict' -> 'pass'."""
+        from perfgate import table
+
+        out = []
+        for f in figures:
+            name = f"{f.metric}[{f.workload}]" if f.workload else f.metric
+            value = table.number(f.value, f.unit)
+            out.append((name, f"{value} {f.unit}" if f.value is not None else f"n/a: {f.unavailable}"))
+            j = self.judged.get(f.key)
+            if j is not None:
+                out.append((f"{name}_verdict", table.verdict_word(j)))
+        return out
+
     def record(self, figures: list[Figure]) -> None:
         self.figures.extend(figures)
         self.write_run()
@@ -579,6 +595,21 @@ class PerfSession:
             except OSError as exc:
                 self.write_error = f"could not write the baseline file {self.baseline_path}: {exc}"
         self.write_run()
+        self.write_report()
+
+    def write_report(self) -> None:
+        """The Markdown report and plots of this run (results/reports/), and GitHub's step summary where set."""
+        if not self.run_path or not self.run_path.exists():
+            return
+        from perfgate import report
+
+        try:
+            self.report_files = report.write(self.run_path, plots=self.opts["plots"])
+        except ImportError as exc:  # matplotlib missing: the Markdown report alone
+            self.report_files = report.write(self.run_path, plots=False)
+            self.report_note = f"plots skipped: {exc} (pip install matplotlib)"
+        except OSError as exc:
+            self.report_note = f"could not write the report: {exc}"
 
     def display(self, reporter) -> None:
         """The terminal summary: the figures, the gate's verdicts, and where the files are."""
@@ -610,6 +641,10 @@ class PerfSession:
             reporter.write_line(self.write_error, red=True)
         elif self.run_path:
             reporter.write_line(f"run file: {self.run_path}")
+        if self.report_files:
+            reporter.write_line(f"report: {self.report_files[0]} ({len(self.report_files) - 1} plots)")
+        if self.report_note:
+            reporter.write_line(self.report_note, yellow=True)
 
 
 def busy_line(pid: int, mib: float | None) -> str:
