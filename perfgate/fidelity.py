@@ -80,6 +80,82 @@ def compare(model, reference_path: str) -> dict[str, Any]:
     }
 
 
+PERPLEXITY_TEXT = paths.FIXTURES / "fidelity" / "perplexity.txt"
+GREEDY_TOKENS = 48
+
+
+def perplexity(model, tokenizer, window: int = 1024) -> dict[str, Any]:
+    """Perplexity of the model on the committed text (fixtures/fidelity/perplexity.txt, written for perfgate),
+    teacher-forced in consecutive windows of at most `window` tokens: exp(mean next-token negative log-likelihood).
+    Means something only with real weights."""
+    import math
+
+    import torch
+
+    ids = tokenizer(PERPLEXITY_TEXT.read_text(encoding="utf-8"), add_special_tokens=False)["input_ids"]
+    nll, scored = 0.0, 0
+    for start in range(0, len(ids) - 1, window):
+        chunk = ids[start : start + window]
+        if len(chunk) < 2:
+            break
+        logits = _logits(model, chunk)
+        logp = torch.log_softmax(logits[:-1], dim=-1)
+        target = torch.tensor(chunk[1:])
+        nll -= float(logp.gather(1, target[:, None]).sum())
+        scored += len(chunk) - 1
+    return {"perplexity": math.exp(nll / scored), "tokens": scored}
+
+
+def greedy_first_turns(model, tokenizer, questions: list[dict[str, Any]], max_new_tokens: int = GREEDY_TOKENS):
+    """Per question, the model's greedy reply to the agent's first turn (system prompt, tool schemas, the question;
+    the model's own chat template, thinking off): up to max_new_tokens token ids, ended by an end token."""
+    import torch
+
+    from perfgate.agent import questions as agent_questions
+    from perfgate.agent import tools
+
+    end = [i for i in (tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.eos_token_id) if i is not None]
+    out = []
+    for q in questions:
+        messages = [
+            {"role": "system", "content": agent_questions.SYSTEM_PROMPT},
+            {"role": "user", "content": q["question"]},
+        ]
+        text = tokenizer.apply_chat_template(
+            messages, tools=tools.SCHEMAS, add_generation_prompt=True, tokenize=False, enable_thinking=False
+        )
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        input_ids = torch.tensor([ids], dtype=torch.long, device=model.device)
+        with torch.no_grad():
+            generated = model.generate(
+                input_ids=input_ids,
+                attention_mask=torch.ones_like(input_ids),
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                temperature=None,
+                top_p=None,
+                top_k=None,
+                eos_token_id=end,
+                pad_token_id=end[0],
+            )
+        out.append(generated[0, len(ids) :].tolist())
+    return out
+
+
+def greedy_agreement(reference: list[list[int]], variant: list[list[int]]) -> float:
+    """Mean over questions of the share of the reference's greedy reply that the variant reproduces before their
+    first difference, in % (100: identical replies)."""
+    shares = []
+    for ref, out in zip(reference, variant, strict=True):
+        same = 0
+        for a, b in zip(ref, out, strict=False):
+            if a != b:
+                break
+            same += 1
+        shares.append(same / len(ref) if ref else float(not out))
+    return 100 * sum(shares) / len(shares)
+
+
 if __name__ == "__main__":
     if sys.argv[1:] != ["--write-inputs"]:
         print(__doc__, file=sys.stderr)

@@ -358,13 +358,26 @@ FIDELITY_METRICS = (  # name, unit, better
 )
 
 
+REAL_MODEL_METRICS = (  # name, unit, better: with real weights only
+    ("perplexity", "ppl", fig.LOWER),
+    ("greedy_agreement_pct", "%", fig.HIGHER),
+)
+
+
 def fidelity_figures(variant: str, reference: str, result: dict[str, Any]) -> list[fig.Figure]:
-    """The figures of one fidelity comparison (perfgate.fidelity.compare's result) against `reference`."""
+    """The figures of one fidelity comparison (perfgate.fidelity.compare's result) against `reference`, and, with
+    a real model, its perplexity on the committed text and its greedy agreement on the agent's first turns."""
     params = {"reference": reference, "positions": result["positions"]}
-    return [
+    out = [
         fig.single(variant, "fidelity", "", name, unit, better, True, float(result[name]), params=params)
         for name, unit, better in FIDELITY_METRICS
     ]
+    real = {"reference": reference, "tokens": result.get("tokens"), "questions": result.get("greedy_questions")}
+    for name, unit, better in REAL_MODEL_METRICS:
+        value = result.get(name)
+        why = result.get("real_model_only")
+        out.append(fig.single(variant, "fidelity", "", name, unit, better, True, value, why, real))
+    return out
 
 
 def live_figures(variant: str, workload: str, outcomes: list[dict[str, Any]]) -> list[fig.Figure]:

@@ -112,6 +112,7 @@ class PerfSession:
         self._checkpoint: Path | None = None
         self.run_path: Path | None = None
         self._fidelity_reference: str | None = None  # the saved reference logits, once computed
+        self._reference_greedy: list[list[int]] = []  # the reference's greedy first turns (real models)
         self.write_error: str | None = None
         self.report_files: list[Path] = []
         self.report_note: str | None = None
@@ -412,15 +413,37 @@ class PerfSession:
                 path = self.cache / "fidelity" / f"{self.started:%Y%m%dT%H%M%S}-{os.getpid()}-{ref_name}.pt"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 ref.worker.call("reference_logits", self.opts["timeout"], path=str(path))
+                if not self.model.is_synthetic:
+                    self._reference_greedy = ref.worker.call(
+                        "greedy_first_turns", self.opts["timeout"], **self._greedy_request()
+                    )
                 self._fidelity_reference = str(path)
                 if ref_name not in (loaded.variant.name, self.reference):
                     self.release(ref_name)
             result = loaded.worker.call("fidelity", self.opts["timeout"], reference_path=self._fidelity_reference)
+            if self.model.is_synthetic:
+                result["real_model_only"] = (
+                    "random weights: perplexity and greedy agreement mean something only with a real model"
+                )
+            else:
+                window = min(1024, self.model.max_positions or 1024)
+                result.update(loaded.worker.call("perplexity", self.opts["timeout"], window=window))
+                greedy = loaded.worker.call("greedy_first_turns", self.opts["timeout"], **self._greedy_request())
+                result["greedy_agreement_pct"] = fidelity.greedy_agreement(self._reference_greedy, greedy)
+                result["greedy_questions"] = len(greedy)
         except WorkerError as exc:
             if exc.kind in ("died", "timeout"):
                 self.release()
             raise VariantFailed(f"{loaded.variant.name} fidelity against {ref_name}: {exc}") from None
         return ref_name, result
+
+    def _greedy_request(self) -> dict[str, Any]:
+        """The agent's first turns for greedy agreement: the selected questions (--perf-agent-queries)."""
+        from perfgate.agent import traces
+
+        wanted = traces.questions()
+        ids = list(wanted)[: self.opts["agent_queries"]]
+        return {"questions": [wanted[i] for i in ids], "max_new_tokens": fidelity_greedy_tokens()}
 
     # -- judging ---------------------------------------------------------------------------------------------
 
@@ -645,6 +668,12 @@ class PerfSession:
             reporter.write_line(f"report: {self.report_files[0]} ({len(self.report_files) - 1} plots)")
         if self.report_note:
             reporter.write_line(self.report_note, yellow=True)
+
+
+def fidelity_greedy_tokens() -> int:
+    from perfgate import fidelity
+
+    return fidelity.GREEDY_TOKENS
 
 
 def busy_line(pid: int, mib: float | None) -> str:

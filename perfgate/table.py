@@ -43,6 +43,8 @@ FIDELITY_COLUMNS = (
     Column("top-1 agree %", "top1_agreement_pct", 1),
     Column("max |Δlogit|", "max_abs_logit_diff", -3),
     Column("NaN/inf", "nonfinite_logits", 0),
+    Column("perplexity", "perplexity", 2),
+    Column("greedy agree %", "greedy_agreement_pct", 1),
 )
 AGENT_COLUMNS = (
     Column("query p50 s", "agent_query_p50_s", 2),

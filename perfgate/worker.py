@@ -200,6 +200,12 @@ class Worker:
     def op_fidelity(self, reference_path: str) -> dict[str, Any]:
         return fidelity.compare(self.model, reference_path)
 
+    def op_perplexity(self, window: int) -> dict[str, Any]:
+        return fidelity.perplexity(self.model, self.tokenizer, window)
+
+    def op_greedy_first_turns(self, questions: list[dict[str, Any]], max_new_tokens: int) -> list[list[int]]:
+        return fidelity.greedy_first_turns(self.model, self.tokenizer, questions, max_new_tokens)
+
     def op_set_step_delay(self, delay_s: float) -> dict[str, Any]:
         self.delay_s = float(delay_s)
         return {"delay_s": self.delay_s}

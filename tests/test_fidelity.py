@@ -76,3 +76,32 @@ def test_nan_logits_always_fail_even_without_a_baseline(run_perf, monkeypatch):
             "  baseline: hf-fp16/fidelity/nonfinite_logits in * (no logit may be NaN or infinite)*",
         ]
     )
+
+
+def test_greedy_agreement_counts_the_shared_start_of_each_reply():
+    from perfgate.fidelity import greedy_agreement
+
+    assert greedy_agreement([[1, 2, 3, 4]], [[1, 2, 3, 4]]) == 100.0
+    assert greedy_agreement([[1, 2, 3, 4], [5, 6]], [[1, 2, 9, 4], [7, 6]]) == 25.0  # (2/4 + 0/2) / 2
+    assert greedy_agreement([[1, 2]], [[1, 2, 3]]) == 100.0  # the reference's reply reproduced in full
+
+
+def test_a_real_model_gets_perplexity_and_greedy_agreement(run_perf, tiny_checkpoint):
+    # the tiny checkpoint given as a folder: perfgate treats it as a user's real model
+    result = run_perf(
+        f"--perf-model={tiny_checkpoint}", "--perf-variants=hf-fp32,hf-bf16", "--perf-agent-queries=2", "-k", "fidelity"
+    )
+    result.assert_outcomes(passed=2)
+    run = json.loads(sorted((run_perf.results / "runs").glob("*.json"))[-1].read_text())
+    fig = {(r["variant"], r["metric"]): r for r in run["results"]}
+    assert fig[("hf-fp32", "greedy_agreement_pct")]["value"] == 100.0  # the reference against itself
+    assert fig[("hf-fp32", "perplexity")]["params"]["tokens"] > 1000
+    assert 0 <= fig[("hf-bf16", "greedy_agreement_pct")]["value"] <= 100
+    assert fig[("hf-bf16", "perplexity")]["value"] == pytest.approx(fig[("hf-fp32", "perplexity")]["value"], rel=0.01)
+
+
+def test_a_synthetic_model_says_why_it_has_no_perplexity(run_perf):
+    run_perf("--perf-variants=hf-fp32", "-k", "fidelity").assert_outcomes(passed=1)
+    run = json.loads(sorted((run_perf.results / "runs").glob("*.json"))[-1].read_text())
+    ppl = next(r for r in run["results"] if r["metric"] == "perplexity")
+    assert ppl["value"] is None and "random weights" in ppl["unavailable"]
