@@ -47,6 +47,9 @@ class DecodeMeasurement:
     reference: str | None = None  # the variant whose rounds alternated with these
     reference_rounds: tuple[Round, ...] = ()
     no_ratio: str | None = None  # why there is no ratio to the reference, where there is none
+    energy_j: tuple[float, ...] = ()  # per timed round of this variant: the device's energy counter's rise
+    no_energy: str | None = "no NVML energy counter on this device"
+    bandwidth: dict[str, Any] | None = None  # the device's copy bandwidth and this model's weight bytes
 
     @property
     def ratios(self) -> list[float]:
@@ -111,10 +114,16 @@ def decode(
         if variant.step_delay:
             delay_s = calibrate_canary(worker, gen, canary_slowdown, timeout_s)
 
+        energy: list[float] = []
+
         def one_round() -> None:
             if reference is not None:
                 ref_timed.append(Round(**reference.call("generate", timeout_s, **gen)))
+            before = tracker.energy_mj()
             timed.append(Round(**worker.call("generate", timeout_s, **gen)))
+            after = tracker.energy_mj()
+            if before is not None and after is not None:
+                energy.append((after - before) / 1000)
 
         def so_far() -> DecodeMeasurement:
             return DecodeMeasurement(
@@ -141,7 +150,14 @@ def decode(
         ):
             one_round()
     memory = worker.call("memory", timeout_s)
-    return replace(so_far(), vram=peak(), torch_max_allocated_mib=memory["torch_max_allocated_mib"])
+    energy_ok = len(energy) == len(timed)
+    return replace(
+        so_far(),
+        vram=peak(),
+        torch_max_allocated_mib=memory["torch_max_allocated_mib"],
+        energy_j=tuple(energy) if energy_ok else (),
+        no_energy=None if energy_ok else (tracker.unavailable or "no NVML energy counter on this device"),
+    )
 
 
 def calibrate_canary(worker: WorkerHandle, gen: dict[str, int], slowdown: float, timeout_s: float) -> float:
@@ -343,6 +359,24 @@ def decode_figures(variant: str, m: DecodeMeasurement) -> list[fig.Figure]:
         ),
         once("timing_overhead_pct", "%", fig.LOWER, False, overhead_pct, None),
     ]
+    if m.energy_j:
+        per_token = [e / r.new_tokens for e, r in zip(m.energy_j, m.rounds, strict=True)]
+        out.append(series("energy_j_per_token", "J/token", fig.LOWER, False, per_token))
+    else:
+        out.append(once("energy_j_per_token", "J/token", fig.LOWER, False, None, m.no_energy))
+    bw = m.bandwidth or {}
+    if bw.get("gb_per_s") and bw.get("weight_bytes"):
+        bound = bw["gb_per_s"] * 1e9 / bw["weight_bytes"]  # tokens/s if every step only read the weights once
+        shares = [100 * r.decode_tok_per_s / bound for r in m.rounds]
+        extra = {"copy_gb_per_s": bw["gb_per_s"], "weight_bytes": bw["weight_bytes"], "bound_tok_per_s": bound}
+        out.append(
+            fig.from_samples(
+                variant, "decode", w.id, "bandwidth_share_pct", "%", fig.HIGHER, False, shares, {**params, **extra}
+            )
+        )
+    else:
+        why = bw.get("why") or "the device's bandwidth was not measured"
+        out.append(once("bandwidth_share_pct", "%", fig.HIGHER, False, None, why))
     if m.reference_rounds:
         out.insert(1, series("decode_ratio_to_ref", "x", fig.HIGHER, True, m.ratios))
     elif m.no_ratio:

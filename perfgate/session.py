@@ -8,7 +8,7 @@ the run file after each test, so that a crash loses nothing already measured.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NoReturn
@@ -112,7 +112,8 @@ class PerfSession:
         self._checkpoint: Path | None = None
         self.run_path: Path | None = None
         self._fidelity_reference: str | None = None  # the saved reference logits, once computed
-        self._reference_greedy: list[list[int]] = []  # the reference's greedy first turns (real models)
+        self._reference_greedy: list[list[int]] = []
+        self._bandwidth: dict[str, Any] | None = None  # the reference's greedy first turns (real models)
         self.write_error: str | None = None
         self.report_files: list[Path] = []
         self.report_note: str | None = None
@@ -320,7 +321,7 @@ class PerfSession:
             return all(j.verdict.clear for j in self._judge(measure.decode_figures(name, partial)))
 
         try:
-            return measure.decode(
+            measured = measure.decode(
                 loaded.worker,
                 self.tracker,
                 loaded.variant,
@@ -333,9 +334,24 @@ class PerfSession:
                 benchmark,
                 no_ratio,
             )
+            return replace(measured, bandwidth=self.bandwidth(loaded))
         except WorkerError as exc:
             where = f"{name} {workload.id} ({workload.prompt_tokens} prompt + {workload.new_tokens} new tokens)"
             self._generation_failed(loaded, where, exc)
+
+    def bandwidth(self, loaded: Loaded) -> dict[str, Any]:
+        """The device's copy bandwidth, measured once per session (in the first variant's worker, which already
+        holds a CUDA context), with this variant's weight bytes (its memory footprint: what one decode step
+        reads at least)."""
+        if self._bandwidth is None:
+            try:
+                self._bandwidth = loaded.worker.call("copy_bandwidth", self.opts["timeout"])
+            except WorkerError as exc:
+                if exc.kind in ("died", "timeout"):
+                    raise
+                self._bandwidth = {"gb_per_s": None, "why": f"bandwidth not measured: {exc.message[:200]}"}
+        weights = loaded.load.model.get("footprint_mib")
+        return {**self._bandwidth, "weight_bytes": weights * 2**20 if weights else None}
 
     def _generation_failed(self, loaded: Loaded, where: str, exc: WorkerError) -> NoReturn:
         """Turn a worker's failure while generating into VariantFailed, leaving the session able to go on."""

@@ -32,6 +32,8 @@ DECODE_COLUMNS = (
     Column("peak VRAM MiB", "peak_vram_mib", 0),
     Column("device Δ MiB", "peak_vram_device_mib", 0),
     Column("torch max MiB", "torch_max_allocated_mib", 0),
+    Column("% of bandwidth bound", "bandwidth_share_pct", 0),
+    Column("J/token", "energy_j_per_token", 2),
 )
 LOAD_COLUMNS = (
     Column("load s", "load_s", 1),

@@ -70,6 +70,14 @@ class Nvml:
     def process_mib(self, pid: int) -> float | None:
         return self.processes().get(pid)
 
+    def energy_mj(self) -> float | None:
+        """The device's total energy counter in millijoules since the driver loaded (Volta and later); None where
+        the GPU or driver does not support it."""
+        try:
+            return float(self._nvml.nvmlDeviceGetTotalEnergyConsumption(self.handle))
+        except Exception:  # NVMLError_NotSupported and friends: the figure is unavailable, never 0
+            return None
+
     def device_info(self) -> dict[str, str | int]:
         n = self._nvml
         return {
@@ -105,6 +113,12 @@ class VramTracker:
         if self.nvml is None:
             return "no CUDA device: VRAM is not measured on the CPU"
         return self.nvml.error
+
+    def energy_mj(self) -> float | None:
+        """The device's energy counter (mJ), or None without NVML or without the counter."""
+        if self.nvml is None or not self.nvml.ok:
+            return None
+        return self.nvml.energy_mj()
 
     def sample(self, pid: int, window: _Window) -> None:
         try:

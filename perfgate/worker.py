@@ -206,6 +206,27 @@ class Worker:
     def op_greedy_first_turns(self, questions: list[dict[str, Any]], max_new_tokens: int) -> list[list[int]]:
         return fidelity.greedy_first_turns(self.model, self.tokenizer, questions, max_new_tokens)
 
+    def op_copy_bandwidth(self, mib: int = 1024, repeats: int = 10) -> dict[str, Any]:
+        """The device's memory bandwidth as a device-to-device copy of `mib` MiB sees it (read + write), in GB/s:
+        the ceiling of a batch-1 decoder, which reads every weight once per token."""
+        if self.device != "cuda":
+            return {"gb_per_s": None, "why": "no CUDA device"}
+        import torch
+
+        src = torch.empty(mib * 2**20, dtype=torch.uint8, device="cuda")
+        dst = torch.empty_like(src)
+        dst.copy_(src)  # warm-up
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(repeats):
+            dst.copy_(src)
+        end.record()
+        torch.cuda.synchronize()
+        seconds = start.elapsed_time(end) / 1000
+        del src, dst
+        torch.cuda.empty_cache()
+        return {"gb_per_s": 2 * mib * 2**20 * repeats / seconds / 1e9, "mib": mib, "repeats": repeats}
+
     def op_set_step_delay(self, delay_s: float) -> dict[str, Any]:
         self.delay_s = float(delay_s)
         return {"delay_s": self.delay_s}
