@@ -1,5 +1,7 @@
 """measure.decode's round logic against scripted workers: alternation, adaptive rounds, re-measuring."""
 
+import dataclasses
+
 from perfgate import gate, measure
 from perfgate.trackers import VramTracker
 from perfgate.variants import REGISTRY
@@ -111,3 +113,35 @@ def test_canary_delay_is_a_share_of_a_warm_step():
     )
     assert m.step_delay_s == 0.15 / 50.0
     assert ("v", "set_step_delay") in log
+
+
+class MeteredTracker(VramTracker):
+    """A tracker whose NVML energy counter rises 2 J at every reading: each round costs 2 J."""
+
+    def __init__(self):
+        super().__init__(None, None)
+        self.mj = 0.0
+
+    def energy_mj(self):
+        self.mj += 2000.0
+        return self.mj
+
+
+def test_energy_per_token_and_the_bandwidth_share():
+    log = []
+    m = measure.decode(ScriptedWorker("v", [20.0], log), MeteredTracker(), REGISTRY["hf-nf4"], WORKLOAD, PLAN, 0.15, 10)
+    assert m.energy_j == (2.0, 2.0, 2.0)
+    m = dataclasses.replace(m, bandwidth={"gb_per_s": 4.0, "weight_bytes": 1e9})  # bound: 4 tok/s
+    figures = {f.metric: f for f in measure.decode_figures("hf-nf4", m)}
+    assert figures["energy_j_per_token"].value == 2.0 / 8  # 2 J a round, 8 generated tokens
+    assert figures["bandwidth_share_pct"].value == 100 * 20.0 / 4.0
+    assert not figures["energy_j_per_token"].gated and not figures["bandwidth_share_pct"].gated
+
+
+def test_without_nvml_energy_and_bandwidth_are_unavailable_with_the_reason():
+    m = measure.decode(
+        ScriptedWorker("v", [20.0], []), VramTracker(None, None), REGISTRY["hf-nf4"], WORKLOAD, PLAN, 0.15, 10
+    )
+    figures = {f.metric: f for f in measure.decode_figures("hf-nf4", m)}
+    assert figures["energy_j_per_token"].value is None and figures["energy_j_per_token"].unavailable
+    assert figures["bandwidth_share_pct"].value is None and "not measured" in figures["bandwidth_share_pct"].unavailable
