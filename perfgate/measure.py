@@ -156,8 +156,14 @@ def decode(
         vram=peak(),
         torch_max_allocated_mib=memory["torch_max_allocated_mib"],
         energy_j=tuple(energy) if energy_ok else (),
-        no_energy=None if energy_ok else (tracker.unavailable or "no NVML energy counter on this device"),
+        no_energy=None if energy_ok else no_energy_reason(tracker),
     )
+
+
+def no_energy_reason(tracker: VramTracker) -> str:
+    if tracker.nvml is None:
+        return "no CUDA device: energy is not measured on the CPU"
+    return tracker.nvml.error or "this GPU or driver has no NVML total-energy counter"
 
 
 def calibrate_canary(worker: WorkerHandle, gen: dict[str, int], slowdown: float, timeout_s: float) -> float:

@@ -143,5 +143,6 @@ def test_without_nvml_energy_and_bandwidth_are_unavailable_with_the_reason():
         ScriptedWorker("v", [20.0], []), VramTracker(None, None), REGISTRY["hf-nf4"], WORKLOAD, PLAN, 0.15, 10
     )
     figures = {f.metric: f for f in measure.decode_figures("hf-nf4", m)}
-    assert figures["energy_j_per_token"].value is None and figures["energy_j_per_token"].unavailable
+    assert figures["energy_j_per_token"].value is None
+    assert figures["energy_j_per_token"].unavailable == "no CUDA device: energy is not measured on the CPU"
     assert figures["bandwidth_share_pct"].value is None and "not measured" in figures["bandwidth_share_pct"].unavailable
