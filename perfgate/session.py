@@ -112,8 +112,8 @@ class PerfSession:
         self._checkpoint: Path | None = None
         self.run_path: Path | None = None
         self._fidelity_reference: str | None = None  # the saved reference logits, once computed
-        self._reference_greedy: list[list[int]] = []
-        self._bandwidth: dict[str, Any] | None = None  # the reference's greedy first turns (real models)
+        self._reference_greedy: list[list[int]] = []  # the reference's greedy first turns (real models)
+        self._bandwidth: dict[str, Any] | None = None  # the device's copy bandwidth, once measured
         self.write_error: str | None = None
         self.report_files: list[Path] = []
         self.report_note: str | None = None
@@ -455,11 +455,12 @@ class PerfSession:
 
     def _greedy_request(self) -> dict[str, Any]:
         """The agent's first turns for greedy agreement: the selected questions (--perf-agent-queries)."""
+        from perfgate import fidelity
         from perfgate.agent import traces
 
         wanted = traces.questions()
         ids = list(wanted)[: self.opts["agent_queries"]]
-        return {"questions": [wanted[i] for i in ids], "max_new_tokens": fidelity_greedy_tokens()}
+        return {"questions": [wanted[i] for i in ids], "max_new_tokens": fidelity.GREEDY_TOKENS}
 
     # -- judging ---------------------------------------------------------------------------------------------
 
@@ -684,12 +685,6 @@ class PerfSession:
             reporter.write_line(f"report: {self.report_files[0]} ({len(self.report_files) - 1} plots)")
         if self.report_note:
             reporter.write_line(self.report_note, yellow=True)
-
-
-def fidelity_greedy_tokens() -> int:
-    from perfgate import fidelity
-
-    return fidelity.GREEDY_TOKENS
 
 
 def busy_line(pid: int, mib: float | None) -> str:
