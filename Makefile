@@ -11,12 +11,16 @@ STAMP := $(VENV)/.perfgate-installed
 
 .PHONY: perf test baseline report lint actionlint setup clean
 
+# More than one GPU visible: one pytest-xdist worker per GPU, each variant on one of them (perfgate/parallel.py).
+GPUS ?= $(shell nvidia-smi -L 2>/dev/null | grep -c '^GPU')
+SPREAD := $(if $(filter-out 0 1,$(GPUS)),-n $(GPUS) --dist loadgroup,)
+
 perf: $(STAMP)
-	$(PY) -m pytest perf_tests $(PYTEST_ARGS)
+	$(PY) -m pytest perf_tests $(SPREAD) $(PYTEST_ARGS)
 
 # Measure and write results/baselines/<gpu>.json (only the entries measured); review the printed diff, commit.
 baseline: $(STAMP)
-	$(PY) -m pytest perf_tests --perf-update-baselines $(PYTEST_ARGS)
+	$(PY) -m pytest perf_tests --perf-update-baselines $(SPREAD) $(PYTEST_ARGS)
 
 # The Markdown report and plots of the newest run file (make perf writes them too), in results/reports/.
 report: $(STAMP)

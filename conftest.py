@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from perfgate import options
+from perfgate import options, parallel
 from perfgate.session import PerfSession, VariantFailed, VariantUnavailable
 
 SESSION = pytest.StashKey[PerfSession]()
@@ -20,8 +20,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "perf: a perfgate measurement (needs a model; slow)")
+    config.addinivalue_line("markers", "xdist_group(name): pytest-xdist runs a group's tests on one worker")
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:  # a pytest-xdist worker: one GPU of its own, before anything touches CUDA
+        role = {
+            "role": "worker",
+            "worker": workerinput["workerid"],
+            "gpu": parallel.pin_worker(workerinput["workerid"]),
+        }
+    elif getattr(config.option, "numprocesses", None):
+        role = {"role": "controller"}
+    else:
+        role = None
     try:
-        config.stash[SESSION] = PerfSession(options.resolve(config))
+        config.stash[SESSION] = PerfSession(options.resolve(config), role)
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
 
@@ -35,6 +47,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("workload", perf.workloads, ids=[w.id for w in perf.workloads])
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks added here
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Group the perf tests by variant, so that each variant is loaded once and released before the next."""
     perf = config.stash[SESSION]
@@ -53,6 +66,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         )
 
     items.sort(key=key)
+    for item in items:  # under pytest-xdist --dist loadgroup: all of a variant's tests on one worker
+        params = getattr(item, "callspec", None) and item.callspec.params
+        if params and "variant_name" in params:
+            item.add_marker(pytest.mark.xdist_group(params["variant_name"]))
     off = [i for i in items if _agent_mode(i) and _agent_mode(i) not in perf.agent_modes]
     if off:  # --perf-agent leaves this mode out: deselected, as -k would
         config.hook.pytest_deselected(items=off)
@@ -167,7 +184,21 @@ def gate(perf: PerfSession, request: pytest.FixtureRequest):
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    session.config.stash[SESSION].finish()
+    perf = session.config.stash[SESSION]
+    perf.finish()
+    if perf.is_worker and perf.figures:  # handed to the controller, which merges the workers' runs
+        session.config.workeroutput["perfgate_run"] = perf.run_document()
+        session.config.workeroutput["perfgate_part"] = str(perf.run_path)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    """pytest-xdist: a worker finished; keep its run document for the merge."""
+    output = getattr(node, "workeroutput", {})
+    if "perfgate_run" in output:
+        perf = node.config.stash[SESSION]
+        perf.worker_documents.append(output["perfgate_run"])
+        perf.worker_parts.append(output["perfgate_part"])
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:

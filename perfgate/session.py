@@ -63,8 +63,12 @@ def detect_device(requested: str) -> str:
 
 
 class PerfSession:
-    def __init__(self, opts: dict[str, Any]) -> None:
+    def __init__(self, opts: dict[str, Any], parallel: dict[str, Any] | None = None) -> None:
+        """parallel: under pytest-xdist, {"role": "worker", "worker": "gw0", "gpu": "0"} in a worker or
+        {"role": "controller"} in the controller (perfgate.parallel); None in a plain run."""
         self.opts = opts
+        self.parallel = parallel or {}
+        self.worker_documents: list[dict[str, Any]] = []  # the controller's: each worker's run document
         self.device = detect_device(opts["device"])
         for name, value in measure_defaults(self.device).items():
             if opts.get(name) is None:
@@ -116,6 +120,8 @@ class PerfSession:
         self._bandwidth: dict[str, Any] | None = None  # the device's copy bandwidth, once measured
         self.write_error: str | None = None
         self.report_files: list[Path] = []
+        self.merged: dict[str, Any] | None = None  # the controller's merged run document
+        self.worker_parts: list[str] = []
         self.report_note: str | None = None
         self.baseline_diff: list[tuple] | None = None
         self.gpu_busy = self.other_gpu_processes()
@@ -587,7 +593,20 @@ class PerfSession:
             "gpu_busy_at_start": self.gpu_busy,
             "variants": dict(self.load_info),
             "results": [self.result_dict(f) for f in self.figures],
+            **(
+                {"parallel": {"worker": self.parallel["worker"], "gpu": self.parallel.get("gpu")}}
+                if self.is_worker
+                else {}
+            ),
         }
+
+    @property
+    def is_worker(self) -> bool:
+        return self.parallel.get("role") == "worker"
+
+    @property
+    def is_controller(self) -> bool:
+        return self.parallel.get("role") == "controller"
 
     def write_run(self) -> None:
         if not self.figures:
@@ -601,9 +620,12 @@ class PerfSession:
             self.write_error = f"could not write the run file {self.run_path}: {exc}"
 
     def new_run_path(self) -> Path:
-        """results/runs/<UTC start>_<gpu>.json, never an existing file (two runs may start in one second)."""
+        """results/runs/<UTC start>_<gpu>.json, never an existing file (two runs may start in one second). A pytest
+        worker of a run spread over GPUs writes its part to results/runs/.parts/, merged by the controller."""
         stamp = self.started.strftime("%Y%m%dT%H%M%SZ")
         folder = self.results_dir / "runs"
+        if self.parallel.get("role") == "worker":
+            return folder / ".parts" / f"{stamp}_{self.machine['gpu_slug']}_{self.parallel['worker']}.json"
         path = folder / f"{stamp}_{self.machine['gpu_slug']}.json"
         n = 2
         while path.exists():
@@ -626,15 +648,45 @@ class PerfSession:
         self.baseline.write(document)
 
     def finish(self) -> None:
+        if self.is_controller:
+            self.finish_controller()
+            return
         self.release()
         if self._fidelity_reference:  # the reference's logits (hundreds of MB) are of no use after this run
             Path(self._fidelity_reference).unlink(missing_ok=True)
-        if self.opts["update_baselines"]:
+        if self.opts["update_baselines"] and not self.is_worker:  # the controller writes it once for all
             try:
                 self.update_baselines()
             except OSError as exc:
                 self.write_error = f"could not write the baseline file {self.baseline_path}: {exc}"
         self.write_run()
+        if not self.is_worker:
+            self.write_report()
+
+    def finish_controller(self) -> None:
+        """Merge the workers' run documents into one run file, update the baseline from all of them, report,
+        and remove the workers' parts."""
+        from perfgate import parallel, table
+
+        if not self.worker_documents:
+            return
+        merged = parallel.merge(self.worker_documents, self.run_document()["options"])
+        self.merged = merged
+        self.figures = table.figures_of(merged)
+        self.load_info = merged["variants"]
+        if self.opts["update_baselines"]:
+            try:
+                self.update_baselines()
+            except OSError as exc:
+                self.write_error = f"could not write the baseline file {self.baseline_path}: {exc}"
+        self.run_path = self.new_run_path()
+        try:
+            write_json_atomic(self.run_path, merged)
+        except OSError as exc:
+            self.write_error = f"could not write the run file {self.run_path}: {exc}"
+            return
+        for part in self.worker_parts:
+            Path(part).unlink(missing_ok=True)
         self.write_report()
 
     def write_report(self) -> None:
@@ -665,6 +717,20 @@ class PerfSession:
         )
         reporter.write_line("")
         reporter.write_line(table.render(self.figures))
+        if self.merged:
+            from perfgate import report
+
+            workers = self.merged["parallel"]["workers"]
+            reporter.write_line("")
+            reporter.write_line(
+                "spread over "
+                + ", ".join(f"{w} ({worker_where(v)}: {', '.join(v['variants'])})" for w, v in workers.items())
+            )
+            rows = report.gate_rows(self.merged)
+            if rows:
+                header = ["variant", "workload", "metric", "value", "unit", "baseline", "Δ %", "limit", "verdict"]
+                reporter.write_line(f"gate against {self.baseline_path}:")
+                reporter.write_line(table.text_table(header, rows, 3))
         if self.judged:
             reporter.write_line("")
             reporter.write_line(f"gate against {self.baseline_path}:")
@@ -685,6 +751,10 @@ class PerfSession:
             reporter.write_line(f"report: {self.report_files[0]} ({len(self.report_files) - 1} plots)")
         if self.report_note:
             reporter.write_line(self.report_note, yellow=True)
+
+
+def worker_where(worker: dict[str, Any]) -> str:
+    return f"GPU {worker['gpu']}" if worker.get("gpu") is not None else "no GPU"
 
 
 def busy_line(pid: int, mib: float | None) -> str:

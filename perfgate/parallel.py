@@ -1,0 +1,64 @@
+"""Several GPUs: pytest-xdist runs one pytest worker per GPU (`make perf` passes `-n <GPUs> --dist loadgroup`
+when more than one is visible). Each pytest worker is pinned to one GPU with CUDA_VISIBLE_DEVICES before anything
+touches CUDA, every test of a variant goes to one worker (an xdist_group per variant, so each variant is loaded
+once), and the controller merges the workers' run documents into one run file, one summary and one baseline
+update. Baselines are per GPU model, so two H200s are gated against the same nvidia-h200.json.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+
+def worker_index(workerid: str) -> int:
+    """'gw3' -> 3."""
+    return int(workerid.removeprefix("gw"))
+
+
+def visible_gpus() -> list[str]:
+    """The GPUs this process may use, as CUDA_VISIBLE_DEVICES names them (or indices from NVML); [] without any."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return [g.strip() for g in listed.split(",") if g.strip()]
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        return [str(i) for i in range(pynvml.nvmlDeviceGetCount())]
+    except Exception:  # no driver, no NVML: no GPU to spread over
+        return []
+
+
+def pin_worker(workerid: str) -> str | None:
+    """Pin this pytest worker (and the model workers it starts) to one GPU; returns it, or None with no GPUs."""
+    gpus = visible_gpus()
+    if not gpus:
+        return None
+    gpu = gpus[worker_index(workerid) % len(gpus)]
+    os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+    return gpu
+
+
+def merge(documents: list[dict[str, Any]], options: dict[str, Any]) -> dict[str, Any]:
+    """One run document from the workers' (each holding the variants it measured), in worker order."""
+    documents = sorted(documents, key=lambda d: worker_index(d["parallel"]["worker"]))
+    first = documents[0]
+    merged = {k: v for k, v in first.items() if k not in ("results", "variants", "gpu_busy_at_start", "parallel")}
+    merged["options"] = options
+    merged["started_at"] = min(d["started_at"] for d in documents)
+    merged["written_at"] = max(d["written_at"] for d in documents)
+    merged["results"] = [r for d in documents for r in d["results"]]
+    merged["variants"] = {k: v for d in documents for k, v in d["variants"].items()}
+    merged["gpu_busy_at_start"] = sorted({b for d in documents for b in d["gpu_busy_at_start"]})
+    merged["parallel"] = {
+        "workers": {
+            d["parallel"]["worker"]: {
+                "gpu": d["parallel"]["gpu"],
+                "variants": sorted({r["variant"] for r in d["results"]}),
+                "machine": d["machine"] if d["machine"] != first["machine"] else "as above",
+            }
+            for d in documents
+        }
+    }
+    return merged

@@ -1,0 +1,66 @@
+"""Several GPUs: pytest-xdist workers, one GPU each, variants grouped per worker, one merged run file and one
+baseline update (two workers on the CPU here)."""
+
+import json
+
+import pytest
+
+from perfgate import parallel
+
+FAST = ("--perf-contexts=32", "--perf-new-tokens=6", "--perf-rounds=3", "--benchmark-disable", "-k", "not fidelity")
+SPREAD = ("-n", "2", "--dist", "loadgroup")
+
+
+def test_each_worker_takes_its_own_gpu(monkeypatch):
+    for worker, gpu in (("gw0", "3"), ("gw1", "5"), ("gw2", "3")):  # each worker is a process of its own
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+        assert parallel.pin_worker(worker) == gpu
+        assert parallel.visible_gpus() == [gpu]  # what its model workers inherit
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert parallel.pin_worker("gw0") is None  # no GPU: nothing to pin
+
+
+def test_two_workers_measure_each_variant_once_and_merge_into_one_run(run_perf):
+    result = run_perf("--perf-variants=hf-fp32,hf-bf16", *FAST, *SPREAD)
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(["spread over gw0 (no GPU: *), gw1 (no GPU: *)", "run file: *_cpu.json"])
+    runs = list((run_perf.results / "runs").glob("*.json"))
+    assert len(runs) == 1 and not list((run_perf.results / "runs" / ".parts").glob("*"))  # parts merged, removed
+    run = json.loads(runs[0].read_text())
+    workers = run["parallel"]["workers"]
+    assert sorted(v for w in workers.values() for v in w["variants"]) == ["hf-bf16", "hf-fp32"]  # once each
+    assert {(r["variant"], r["test"]) for r in run["results"]} >= {("hf-fp32", "decode"), ("hf-bf16", "load")}
+    assert (run_perf.results / "reports" / f"{runs[0].stem}.md").exists()
+
+
+def test_a_spread_baseline_update_writes_every_variant_once(run_perf):
+    run_perf("--perf-update-baselines", "--perf-variants=hf-fp32,hf-bf16", *FAST, *SPREAD).assert_outcomes(passed=4)
+    entries = json.loads((run_perf.results / "baselines" / "cpu.json").read_text())["models"]["synthetic:qwen3-tiny"]
+    assert {"hf-fp32/decode[ctx32]/decode_tok_per_s", "hf-bf16/decode[ctx32]/decode_tok_per_s"} <= set(
+        entries["entries"]
+    )
+    result = run_perf(
+        "--perf-variants=hf-fp32,hf-bf16", *FAST, *SPREAD, "--perf-tolerance=decode_tok_per_s=60%,ttft_s=90%"
+    )
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(["gate against *cpu.json:", "hf-*ctx32*decode_tok_per_s*pass*"])
+
+
+@pytest.mark.parametrize("workers", [["gw1", "gw0"]])
+def test_merge_keeps_worker_order_and_every_result(workers):
+    docs = [
+        {
+            "started_at": f"2026-11-29T00:00:0{i}+00:00",
+            "written_at": f"2026-11-29T00:01:0{i}+00:00",
+            "machine": {"gpu": "X"},
+            "results": [{"variant": f"v{w}", "metric": "m"}],
+            "variants": {f"v{w}": {}},
+            "gpu_busy_at_start": [],
+            "parallel": {"worker": w, "gpu": str(i)},
+        }
+        for i, w in enumerate(workers)
+    ]
+    merged = parallel.merge(docs, {"rounds": 3})
+    assert [r["variant"] for r in merged["results"]] == ["vgw0", "vgw1"]
+    assert merged["started_at"] == "2026-11-29T00:00:00+00:00" and merged["options"] == {"rounds": 3}
+    assert merged["parallel"]["workers"]["gw0"]["gpu"] == "1"
