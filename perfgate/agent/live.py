@@ -7,6 +7,7 @@ the gated agent figures come from replaying the committed traces (perfgate.agent
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,6 +46,11 @@ def answer_matches(answer: str | None, expected: str) -> bool:
     return all(f" {w} " in have for w in _normal(expected).split())
 
 
+def _is_error(result: str) -> bool:
+    data = json.loads(result)
+    return isinstance(data, dict) and set(data) == {"error"}
+
+
 def run(question: dict[str, Any], reply: Reply, mailbox: tools.Mailbox, max_turns: int = tools.MAX_TURNS) -> Outcome:
     messages: list[dict[str, Any]] = [
         {"role": "system", "content": agent_questions.SYSTEM_PROMPT},
@@ -65,10 +71,11 @@ def run(question: dict[str, Any], reply: Reply, mailbox: tools.Mailbox, max_turn
         messages.append({"role": "assistant", "content": "", "tool_calls": [c.message() for c in calls]})
         for call in calls:
             result = mailbox.call(call.name, call.arguments)
-            if '"error"' in result[:12]:
+            failed = _is_error(result)
+            if failed:
                 out.errors.append(result)
             messages.append({"role": "tool", "name": call.name, "content": result})
-            if call.name == "return_final_answer" and '"error"' not in result[:12]:
+            if call.name == "return_final_answer" and not failed:
                 out.answer = call.arguments.get("answer")
                 out.sources = list(call.arguments.get("sources", []))
                 out.stopped = "answered"
