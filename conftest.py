@@ -41,13 +41,13 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     perf = metafunc.config.stash[SESSION]
     if "variant_name" in metafunc.fixturenames:
-        names = [v.name for v in perf.variants]
-        metafunc.parametrize("variant_name", names, ids=names, scope="session")
+        # under pytest-xdist --dist loadgroup, an xdist_group per variant keeps all of its tests on one worker
+        names = [pytest.param(v.name, id=v.name, marks=pytest.mark.xdist_group(v.name)) for v in perf.variants]
+        metafunc.parametrize("variant_name", names, scope="session")
     if "workload" in metafunc.fixturenames:
         metafunc.parametrize("workload", perf.workloads, ids=[w.id for w in perf.workloads])
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks added here
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Group the perf tests by variant, so that each variant is loaded once and released before the next."""
     perf = config.stash[SESSION]
@@ -66,10 +66,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         )
 
     items.sort(key=key)
-    for item in items:  # under pytest-xdist --dist loadgroup: all of a variant's tests on one worker
-        params = getattr(item, "callspec", None) and item.callspec.params
-        if params and "variant_name" in params:
-            item.add_marker(pytest.mark.xdist_group(params["variant_name"]))
     off = [i for i in items if _agent_mode(i) and _agent_mode(i) not in perf.agent_modes]
     if off:  # --perf-agent leaves this mode out: deselected, as -k would
         config.hook.pytest_deselected(items=off)
