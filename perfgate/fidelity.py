@@ -111,6 +111,7 @@ def greedy_first_turns(model, tokenizer, questions: list[dict[str, Any]], max_ne
     the model's own chat template, thinking off): up to max_new_tokens token ids, ended by an end token."""
     import torch
 
+    from perfgate import generation
     from perfgate.agent import questions as agent_questions
     from perfgate.agent import tools
 
@@ -131,10 +132,7 @@ def greedy_first_turns(model, tokenizer, questions: list[dict[str, Any]], max_ne
                 input_ids=input_ids,
                 attention_mask=torch.ones_like(input_ids),
                 max_new_tokens=max_new_tokens,
-                do_sample=False,
-                temperature=None,
-                top_p=None,
-                top_k=None,
+                **generation.GREEDY,
                 eos_token_id=end,
                 pad_token_id=end[0],
             )

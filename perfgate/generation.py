@@ -19,6 +19,10 @@ from typing import Any
 
 from perfgate.stats import median
 
+# Greedy decoding, with the sampling settings a checkpoint's generation_config may carry switched off explicitly
+# (else transformers warns that they are ignored).
+GREEDY = {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+
 
 class ShortGeneration(RuntimeError):
     """generate returned fewer (or more) tokens than asked: a tokens/s from that count would be wrong."""
@@ -119,10 +123,7 @@ def generate_round(
         attention_mask=input_ids.new_ones(input_ids.shape),
         max_new_tokens=new_tokens,
         min_new_tokens=new_tokens,  # EOS is suppressed until then: the output length is fixed
-        do_sample=False,
-        temperature=None,
-        top_p=None,
-        top_k=None,
+        **GREEDY,
         pad_token_id=pad_token_id,
         stopping_criteria=StoppingCriteriaList([clock]),
     )
@@ -161,10 +162,7 @@ def generate_reply(model, input_ids, max_new_tokens: int, eos_token_ids: list[in
         input_ids=input_ids,
         attention_mask=input_ids.new_ones(input_ids.shape),
         max_new_tokens=max_new_tokens,
-        do_sample=False,
-        temperature=None,
-        top_p=None,
-        top_k=None,
+        **GREEDY,
         eos_token_id=eos_token_ids,
         pad_token_id=eos_token_ids[0],
         stopping_criteria=StoppingCriteriaList([clock]),
