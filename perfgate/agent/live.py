@@ -3,7 +3,7 @@ for tool calls, the tools run against the mailbox, until return_final_answer or 
 `reply(messages) -> (text, timing)` callable, so the loop is tested on the CPU with scripted replies.
 
 What a real model says varies from run to run and release to release, so live figures are reported, never gated;
-the gated agent figures come from replaying the committed traces (perfgate.agent.replay)."""
+the gated agent figures come from replaying the committed traces (perfgate.measure.agent)."""
 
 from __future__ import annotations
 
