@@ -112,31 +112,17 @@ def greedy_first_turns(model, tokenizer, questions: list[dict[str, Any]], max_ne
     import torch
 
     from perfgate import generation
-    from perfgate.agent import questions as agent_questions
-    from perfgate.agent import tools
+    from perfgate.agent import live
 
-    end = [i for i in (tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.eos_token_id) if i is not None]
+    end = live.end_token_ids(tokenizer)
+    device = "cuda" if model.device.type == "cuda" else "cpu"
     out = []
     for q in questions:
-        messages = [
-            {"role": "system", "content": agent_questions.SYSTEM_PROMPT},
-            {"role": "user", "content": q["question"]},
-        ]
-        text = tokenizer.apply_chat_template(
-            messages, tools=tools.SCHEMAS, add_generation_prompt=True, tokenize=False, enable_thinking=False
-        )
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        ids = live.prompt_ids(tokenizer, live.first_turn(q))
         input_ids = torch.tensor([ids], dtype=torch.long, device=model.device)
         with torch.no_grad():
-            generated = model.generate(
-                input_ids=input_ids,
-                attention_mask=torch.ones_like(input_ids),
-                max_new_tokens=max_new_tokens,
-                **generation.GREEDY,
-                eos_token_id=end,
-                pad_token_id=end[0],
-            )
-        out.append(generated[0, len(ids) :].tolist())
+            new, _ = generation.generate_reply(model, input_ids, max_new_tokens, end, device)
+        out.append(new)
     return out
 
 

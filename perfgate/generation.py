@@ -98,6 +98,23 @@ def crop_cache(cache, keep_tokens: int) -> None:
         cache.crop(-remove)
 
 
+def _timed_generate(model, input_ids, clock: StepClock, **kwargs):
+    """Greedy `generate` over input_ids with the step clock stamping every token: (output ids, start, wall s)."""
+    from transformers import StoppingCriteriaList
+
+    clock.sync()
+    start = time.perf_counter()
+    out = model.generate(
+        input_ids=input_ids,
+        attention_mask=input_ids.new_ones(input_ids.shape),
+        **GREEDY,
+        **kwargs,
+        stopping_criteria=StoppingCriteriaList([clock]),
+    )
+    clock.sync()
+    return out, start, time.perf_counter() - start
+
+
 def generate_round(
     model,
     input_ids,
@@ -110,25 +127,17 @@ def generate_round(
     """One greedy generation of exactly `new_tokens` tokens; prints nothing, returns its timings. With `cache` (a
     transformers Cache holding a prefix of input_ids), only the uncached rest of the prompt is prefilled, and the
     cache is extended in place."""
-    from transformers import StoppingCriteriaList
-
-    sync = device_sync(device)
-    clock = StepClock(sync, delay_s)
+    clock = StepClock(device_sync(device), delay_s)
     extra = {} if cache is None else {cache_argument(model): cache}
-    sync()
-    start = time.perf_counter()
-    out = model.generate(
+    out, start, wall = _timed_generate(
+        model,
+        input_ids,
+        clock,
         **extra,
-        input_ids=input_ids,
-        attention_mask=input_ids.new_ones(input_ids.shape),
         max_new_tokens=new_tokens,
         min_new_tokens=new_tokens,  # EOS is suppressed until then: the output length is fixed
-        **GREEDY,
         pad_token_id=pad_token_id,
-        stopping_criteria=StoppingCriteriaList([clock]),
     )
-    sync()
-    wall = time.perf_counter() - start
     produced = out.shape[-1] - input_ids.shape[-1]
     if produced != new_tokens:
         raise ShortGeneration(f"asked for {new_tokens} new tokens, generate returned {produced}")
@@ -152,23 +161,15 @@ def generate_round(
 
 def generate_reply(model, input_ids, max_new_tokens: int, eos_token_ids: list[int], device: str):
     """Greedy generation until an end token or max_new_tokens, as a real agent runs it: (new token ids, timing)."""
-    from transformers import StoppingCriteriaList
-
-    sync = device_sync(device)
-    clock = StepClock(sync)
-    sync()
-    start = time.perf_counter()
-    out = model.generate(
-        input_ids=input_ids,
-        attention_mask=input_ids.new_ones(input_ids.shape),
+    clock = StepClock(device_sync(device))
+    out, start, wall = _timed_generate(
+        model,
+        input_ids,
+        clock,
         max_new_tokens=max_new_tokens,
-        **GREEDY,
         eos_token_id=eos_token_ids,
         pad_token_id=eos_token_ids[0],
-        stopping_criteria=StoppingCriteriaList([clock]),
     )
-    sync()
-    wall = time.perf_counter() - start
     new = out[0, input_ids.shape[-1] :].tolist()
     ttft = clock.stamps[0] - start if clock.stamps else wall
     return new, {"wall_s": wall, "ttft_s": ttft, "new_tokens": len(new), "prompt_tokens": int(input_ids.shape[-1])}

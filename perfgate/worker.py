@@ -164,13 +164,10 @@ class Worker:
         """The real agent loop on one question (report-only): the model's own replies, parsed and run."""
         import torch
 
-        end = [i for i in (self.tokenizer.convert_tokens_to_ids("<|im_end|>"), self.tokenizer.eos_token_id) if i]
+        end = live.end_token_ids(self.tokenizer)
 
         def reply(messages):
-            text = self.tokenizer.apply_chat_template(
-                messages, tools=tools.SCHEMAS, add_generation_prompt=True, tokenize=False, enable_thinking=False
-            )
-            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+            ids = live.prompt_ids(self.tokenizer, messages)
             input_ids = torch.tensor([ids], dtype=torch.long, device=self.model.device)
             new, timing = generation.generate_reply(self.model, input_ids, max_reply_tokens, end, self.device)
             return self.tokenizer.decode(new, skip_special_tokens=True), timing

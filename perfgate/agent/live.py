@@ -46,16 +46,34 @@ def answer_matches(answer: str | None, expected: str) -> bool:
     return all(f" {w} " in have for w in _normal(expected).split())
 
 
+def first_turn(question: dict[str, Any]) -> list[dict[str, Any]]:
+    """The chat the agent starts a question with: its system prompt and the user's question."""
+    return [
+        {"role": "system", "content": agent_questions.SYSTEM_PROMPT},
+        {"role": "user", "content": question["question"]},
+    ]
+
+
+def prompt_ids(tokenizer, messages: list[dict[str, Any]]) -> list[int]:
+    """The chat as the model reads it: its own chat template with the tool schemas, thinking off."""
+    text = tokenizer.apply_chat_template(
+        messages, tools=tools.SCHEMAS, add_generation_prompt=True, tokenize=False, enable_thinking=False
+    )
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def end_token_ids(tokenizer) -> list[int]:
+    """The tokens that end a reply: <|im_end|> and the tokenizer's end-of-sequence token."""
+    return [i for i in (tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.eos_token_id) if i is not None]
+
+
 def _is_error(result: str) -> bool:
     data = json.loads(result)
     return isinstance(data, dict) and set(data) == {"error"}
 
 
 def run(question: dict[str, Any], reply: Reply, mailbox: tools.Mailbox, max_turns: int = tools.MAX_TURNS) -> Outcome:
-    messages: list[dict[str, Any]] = [
-        {"role": "system", "content": agent_questions.SYSTEM_PROMPT},
-        {"role": "user", "content": question["question"]},
-    ]
+    messages = first_turn(question)
     out = Outcome(question["id"])
     while out.turns < max_turns:
         text, timing = reply(messages)
