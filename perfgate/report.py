@@ -21,15 +21,6 @@ from perfgate.storage import read_json
 REPORTS = "reports"
 
 
-def _verdict_word(verdict: dict[str, Any] | None) -> str:
-    if not verdict:
-        return ""
-    if verdict["status"] == "no baseline":
-        return "no baseline (recorded only)"
-    word = "FAIL" if verdict["status"] == "fail" else verdict["status"]
-    return word if verdict.get("clear", True) or word == "unavailable" else f"{word} (unclear)"
-
-
 def gate_rows(run: dict[str, Any]) -> list[list[str]]:
     rows = []
     for r in run["results"]:
@@ -47,7 +38,7 @@ def gate_rows(run: dict[str, Any]) -> list[list[str]]:
                 table.number(b.get("value"), r["unit"]) if b.get("value") is not None else "",
                 f"{delta:+.1f}" if delta is not None else "",
                 table.number(v.get("limit"), r["unit"]) if v.get("limit") is not None else "",
-                _verdict_word(v),
+                table.verdict_text(v["status"], v.get("clear", True)),
             ]
         )
     return rows

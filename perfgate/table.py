@@ -134,13 +134,17 @@ def number(value: float | None, unit: str = "") -> str:
 
 
 def verdict_word(judged) -> str:
-    v = judged.verdict
-    if v.status == "no baseline":
+    return verdict_text(judged.verdict.status, judged.verdict.clear)
+
+
+def verdict_text(status: str, clear: bool) -> str:
+    """A verdict as the tables show it, from its status and whether it was decided on evidence."""
+    if status == "no baseline":
         return "no baseline (recorded only)"
-    if v.status == "unavailable":
+    if status == "unavailable":
         return UNAVAILABLE
-    word = "FAIL" if v.failed else "pass"
-    return word if v.clear else f"{word} (unclear)"
+    word = "FAIL" if status == gate.FAIL else "pass"
+    return word if clear else f"{word} (unclear)"
 
 
 def render_verdicts(judged: list, markdown: bool = False) -> str:
