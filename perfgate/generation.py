@@ -17,7 +17,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from perfgate.stats import median
+from perfgate.stats import median, percentile
 
 # Greedy decoding, with the sampling settings a checkpoint's generation_config may carry switched off explicitly
 # (else transformers warns that they are ignored).
@@ -37,6 +37,8 @@ class Round:
     step_median_s: float
     wall_s: float
     clock_overhead_s: float  # time spent inside the clock, not waiting for the device
+    step_p10_s: float = 0.0  # the fast end of the round's steps: what a step costs when nothing interferes
+    steps_s: tuple[float, ...] = ()  # every decode step, kept only when PERFGATE_STEP_LOG asks for them
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -123,6 +125,7 @@ def generate_round(
     device: str,
     delay_s: float = 0.0,
     cache=None,
+    keep_steps: bool = False,
 ) -> Round:
     """One greedy generation of exactly `new_tokens` tokens; prints nothing, returns its timings. With `cache` (a
     transformers Cache holding a prefix of input_ids), only the uncached rest of the prompt is prefilled, and the
@@ -156,6 +159,8 @@ def generate_round(
         step_median_s=median(gaps) if gaps else 0.0,
         wall_s=wall,
         clock_overhead_s=clock.overhead_s,
+        step_p10_s=percentile(gaps, 10) if gaps else 0.0,
+        steps_s=tuple(gaps) if keep_steps else (),
     )
 
 

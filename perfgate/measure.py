@@ -3,9 +3,11 @@ Figures. They print nothing and judge nothing; whether to measure more rounds is
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from perfgate import figures as fig
@@ -50,6 +52,7 @@ class DecodeMeasurement:
     energy_j: tuple[float, ...] = ()  # per timed round of this variant: the device's energy counter's rise
     no_energy: str | None = "no NVML energy counter on this device"
     bandwidth: dict[str, Any] | None = None  # the device's copy bandwidth and this model's weight bytes
+    cores: tuple[int, ...] = ()  # per timed round: the CPU core the variant ran on (the reference had the other)
 
     @property
     def ratios(self) -> list[float]:
@@ -93,6 +96,8 @@ def decode(
     settled: Callable[[DecodeMeasurement], bool] | None = None,
     benchmark=None,
     no_ratio: str | None = None,
+    cores: tuple[int, int] | None = None,
+    step_log: Path | None = None,
 ) -> DecodeMeasurement:
     """Warm-up, then timed rounds. With a reference worker each round is a pair, reference first then the
     variant, so that both meet the same minutes of a drifting machine. After `plan.rounds`, rounds are added
@@ -100,11 +105,19 @@ def decode(
 
     pytest-benchmark, when given, drives the first `plan.rounds` rounds and keeps their wall time in its table and
     JSON; its timer knows only this process's wall clock, so TTFT and decode speed come from the
-    device-synchronised step clock inside the worker, and the rounds added afterwards are outside its figures."""
+    device-synchronised step clock inside the worker, and the rounds added afterwards are outside its figures.
+
+    With `cores` (the reference's and the variant's own CPU core), the two swap cores from one pair of rounds to
+    the next, so that a core that runs slower than the other (a busy neighbour on the host) weighs on both alike
+    instead of biasing the ratio for the whole test. With `step_log`, every decode step of every timed round is
+    appended to that JSON-lines file, for looking into a noisy machine."""
     gen = {"prompt_tokens": workload.prompt_tokens, "new_tokens": workload.new_tokens}
+    if step_log is not None:
+        gen["keep_steps"] = True
     worker.call("reset_memory", timeout_s)
     timed: list[Round] = []
     ref_timed: list[Round] = []
+    on_core: list[int] = []
     delay_s = 0.0
     with tracker.track(worker.pid) as peak:
         for _ in range(plan.warmup):
@@ -118,12 +131,19 @@ def decode(
 
         def one_round() -> None:
             if reference is not None:
+                if cores is not None:
+                    ref_core, core = cores if len(timed) % 2 == 0 else cores[::-1]
+                    reference.call("pin", timeout_s, core=ref_core)
+                    worker.call("pin", timeout_s, core=core)
+                    on_core.append(core)
                 ref_timed.append(Round(**reference.call("generate", timeout_s, **gen)))
             before = tracker.energy_mj()
             timed.append(Round(**worker.call("generate", timeout_s, **gen)))
             after = tracker.energy_mj()
             if before is not None and after is not None:
                 energy.append((after - before) / 1000)
+            if step_log is not None:
+                log_steps(step_log, variant.name, workload.id, timed[-1], ref_timed[-1] if reference is not None else None, on_core)
 
         def so_far() -> DecodeMeasurement:
             return DecodeMeasurement(
@@ -135,6 +155,7 @@ def decode(
                 reference.name if reference else None,
                 tuple(ref_timed),
                 no_ratio,
+                cores=tuple(on_core),
             )
 
         started = time.perf_counter()
@@ -149,6 +170,9 @@ def decode(
             and not settled(so_far())
         ):
             one_round()
+    if cores is not None and reference is not None:  # each back on its own core for the tests that follow
+        reference.call("pin", timeout_s, core=cores[0])
+        worker.call("pin", timeout_s, core=cores[1])
     memory = worker.call("memory", timeout_s)
     energy_ok = len(energy) == len(timed)
     return replace(
@@ -158,6 +182,15 @@ def decode(
         energy_j=tuple(energy) if energy_ok else (),
         no_energy=None if energy_ok else no_energy_reason(tracker),
     )
+
+
+def log_steps(path: Path, variant: str, workload: str, rnd: Round, ref: Round | None, cores: list[int]) -> None:
+    record = {"variant": variant, "workload": workload, "steps_s": list(rnd.steps_s), "core": cores[-1] if cores else None}
+    if ref is not None:
+        record["reference_steps_s"] = list(ref.steps_s)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as out:
+        out.write(json.dumps(record) + "\n")
 
 
 def no_energy_reason(tracker: VramTracker) -> str:
@@ -384,7 +417,17 @@ def decode_figures(variant: str, m: DecodeMeasurement) -> list[fig.Figure]:
         why = bw.get("why") or "the device's bandwidth was not measured"
         out.append(once("bandwidth_share_pct", "%", fig.HIGHER, False, None, why))
     if m.reference_rounds:
-        out.insert(1, series("decode_ratio_to_ref", "x", fig.HIGHER, True, m.ratios))
+        detail = {  # per round, to see where a noisy ratio comes from
+            "step_p10_s": [r.step_p10_s for r in m.rounds],
+            "reference_step_p10_s": [r.step_p10_s for r in m.reference_rounds],
+            **({"cores": list(m.cores)} if m.cores else {}),
+        }
+        out.insert(
+            1,
+            fig.from_samples(
+                variant, "decode", w.id, "decode_ratio_to_ref", "x", fig.HIGHER, True, m.ratios, {**params, **detail}
+            ),
+        )
     elif m.no_ratio:
         out.insert(1, once("decode_ratio_to_ref", "x", fig.HIGHER, True, None, m.no_ratio))
     return out

@@ -55,11 +55,11 @@ def int_list(text: str) -> tuple[int, ...]:
 
 
 def fraction(text: str) -> float:
-    """'15%' or '0.15' -> 0.15; allowed: above 0, at most 100 %."""
+    """'15%' or '0.15' -> 0.15; allowed: 0 to 100 %."""
     text = text.strip()
     value = _float(text[:-1]) / 100 if text.endswith("%") else _float(text)
-    if not 0 < value <= 1:
-        raise ValueError("must be above 0 and at most 100 % (write 15% or 0.15)")
+    if not 0 <= value <= 1:
+        raise ValueError("must be from 0 to 100 % (write 15% or 0.15)")
     return value
 
 
@@ -187,7 +187,8 @@ OPTIONS: tuple[Opt, ...] = (
         "canary-slowdown",
         fraction,
         "15%",
-        "delay added to every decode step of the canary hf-fp16-slow, as a share of a step",
+        "delay added to every decode step of the canary hf-fp16-slow, as a share of a step; 0% makes the canary an "
+        "exact copy of the reference (an A/A check of the gate: it must pass)",
     ),
     Opt("plots", boolean, "true", "write PNG plots beside the Markdown report in results/reports/ (needs matplotlib)"),
     Opt("timeout", positive_float, "1800", "seconds any one worker call (a load, a generation) may take"),

@@ -277,6 +277,11 @@ class PerfSession:
             return None
         return cores[-1] if name == self.reference else cores[-2]
 
+    def swap_cores(self, name: str) -> tuple[int, int] | None:
+        """The reference's and the variant's cores, which they swap between rounds; None where not pinned."""
+        ref, own = self.worker_core(self.reference), self.worker_core(name)
+        return (ref, own) if ref is not None and own is not None and ref != own else None
+
     def reference_beside(self, loaded: Loaded) -> tuple[Loaded | None, str | None]:
         """The reference worker to alternate rounds with, or None and why not (None, None: no ratio at all)."""
         if not self.reference or loaded.variant.name == self.reference:
@@ -339,6 +344,8 @@ class PerfSession:
                 settled,
                 benchmark,
                 no_ratio,
+                self.swap_cores(name) if ref else None,
+                Path(os.environ["PERFGATE_STEP_LOG"]) if os.environ.get("PERFGATE_STEP_LOG") else None,
             )
             return replace(measured, bandwidth=self.bandwidth(loaded))
         except WorkerError as exc:

@@ -128,12 +128,18 @@ class Worker:
             self._prompts[prompt_tokens] = torch.tensor([ids], dtype=torch.long, device=self.model.device)
         return self._prompts[prompt_tokens]
 
-    def op_generate(self, prompt_tokens: int, new_tokens: int) -> dict[str, Any]:
+    def op_generate(self, prompt_tokens: int, new_tokens: int, keep_steps: bool = False) -> dict[str, Any]:
         fault = injected_fault(self.variant.name, "generate")
         if fault:
             raise_fault(fault)
         rnd = generation.generate_round(
-            self.model, self._input_ids(prompt_tokens), new_tokens, self._pad(), self.device, self.delay_s
+            self.model,
+            self._input_ids(prompt_tokens),
+            new_tokens,
+            self._pad(),
+            self.device,
+            self.delay_s,
+            keep_steps=keep_steps,
         )
         return rnd.to_dict()
 
@@ -252,6 +258,12 @@ class Worker:
 
     def op_ping(self) -> dict[str, Any]:
         return {"pid": os.getpid()}
+
+    def op_pin(self, core: int) -> dict[str, Any]:
+        """Move this process to one core (the session swaps the reference's and the variant's cores between
+        rounds, so that a core slower than the other weighs on both alike)."""
+        os.sched_setaffinity(0, {int(core)})
+        return {"core": int(core)}
 
 
 def serve(requests, replies) -> None:

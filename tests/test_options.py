@@ -11,6 +11,7 @@ from perfgate import options
         (options.int_list, "4096, 128,1024,128", (128, 1024, 4096)),
         (options.fraction, "15%", 0.15),
         (options.fraction, "0.2", 0.2),
+        (options.fraction, "0%", 0.0),
         (options.positive_float, "1.5", 1.5),
     ],
 )
@@ -26,8 +27,8 @@ def test_good_values(parse, text, expected):
         (options.non_negative_int, "-1", "at least 0"),
         (options.int_list, "128,0", "at least 1"),
         (options.int_list, ",", "at least one"),
-        (options.fraction, "150%", "at most 100 %"),
-        (options.fraction, "0", "above 0"),
+        (options.fraction, "150%", "to 100 %"),
+        (options.fraction, "-5%", "from 0"),
         (options.choice("auto", "cpu"), "gpu", "one of auto, cpu"),
     ],
 )
