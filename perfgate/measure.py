@@ -143,7 +143,14 @@ def decode(
             if before is not None and after is not None:
                 energy.append((after - before) / 1000)
             if step_log is not None:
-                log_steps(step_log, variant.name, workload.id, timed[-1], ref_timed[-1] if reference is not None else None, on_core)
+                log_steps(
+                    step_log,
+                    variant.name,
+                    workload.id,
+                    timed[-1],
+                    ref_timed[-1] if reference is not None else None,
+                    on_core,
+                )
 
         def so_far() -> DecodeMeasurement:
             return DecodeMeasurement(
@@ -185,7 +192,12 @@ def decode(
 
 
 def log_steps(path: Path, variant: str, workload: str, rnd: Round, ref: Round | None, cores: list[int]) -> None:
-    record = {"variant": variant, "workload": workload, "steps_s": list(rnd.steps_s), "core": cores[-1] if cores else None}
+    record = {
+        "variant": variant,
+        "workload": workload,
+        "steps_s": list(rnd.steps_s),
+        "core": cores[-1] if cores else None,
+    }
     if ref is not None:
         record["reference_steps_s"] = list(ref.steps_s)
     path.parent.mkdir(parents=True, exist_ok=True)
