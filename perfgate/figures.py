@@ -22,7 +22,7 @@ class Figure:
     unit: str
     better: str  # "higher" or "lower"
     gated: bool  # compared with a baseline (issue 3); otherwise reported only
-    value: float | None  # the median of the samples; None when unavailable
+    value: float | None  # the median of the samples (the ratio to the reference: its own estimate); None if unavailable
     samples: tuple[float, ...] = ()
     unavailable: str | None = None  # why value is None
     params: dict[str, Any] = field(default_factory=dict)

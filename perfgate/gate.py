@@ -6,8 +6,9 @@ shared GPU drifts by tens of percent (../shared/gpu/README.md):
 
 - the figure fails only when its samples are significantly worse than the limit: a one-sided Mann-Whitney U
   test against the baseline's own samples moved to the limit (so the baseline's noise counts too), or a sign
-  test against the limit where the baseline is a single value (a memory peak, a ratio of 1 by definition);
-  p < ALPHA;
+  test against the limit where the baseline is a single value (a memory peak); p < ALPHA; the ratio to the
+  reference brings its own 98 % bootstrap interval (perfgate.measure.DecodeMeasurement.fast_ratio), and fails
+  when all of it is below the limit;
 - it passes clearly when the samples are significantly better than the limit;
 - otherwise it is unclear, and the session measures more rounds (bounded by rounds and seconds) and asks
   again. Still unclear at the bound, it passes, marked "unclear" in the summary and the run file: the gate
@@ -59,6 +60,10 @@ def slack_for(metric: str) -> float:
     return next((v for p, v in DEFAULT_SLACK if fnmatch.fnmatchcase(metric, p)), 0.0)
 
 
+# A bootstrap interval from a handful of rounds can sit wholly below the limit when one process spent all of them in
+# a slow state (seen on the H200 for a few seconds at a time): a figure judged by its interval fails only from this
+# many samples on, and is measured further until then.
+MIN_INTERVAL_SAMPLES_TO_FAIL = 8
 ALPHA = 0.01  # the chance, at most, that an unchanged figure sitting exactly at its limit fails
 
 
@@ -121,8 +126,13 @@ def judge(
     alpha: float = ALPHA,
     slack: float = 0.0,
     pairs: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
+    interval: tuple[float, float] | None = None,
 ) -> Verdict:
-    """With `pairs` (this run's and the baseline's measurements of the same items in the same order, such as the
+    """With `interval` (the figure's own two-sided 1 - 2 * alpha interval, such as the bootstrap interval of the
+    ratio to the reference), the figure fails when the whole interval is beyond the limit, passes clearly when the
+    whole interval is within it, and is unclear otherwise.
+
+    With `pairs` (this run's and the baseline's measurements of the same items in the same order, such as the
     agent's turns), the decision is a sign test over the items, each against its own baseline moved to the
     limit: it fails when significantly many items are worse than their limits and the figure itself is beyond
     its limit."""
@@ -150,6 +160,23 @@ def judge(
             1,
             None if passes else 0.0,
             "exact",
+        )
+    if interval is not None:
+        worse_end, better_end = interval[::-1] if higher else interval
+        fails = (worse_end < limit if higher else worse_end > limit) and len(samples) >= MIN_INTERVAL_SAMPLES_TO_FAIL
+        clear = fails or (better_end > limit if higher else better_end < limit)
+        return Verdict(
+            FAIL if fails else PASS,
+            clear,
+            value,
+            baseline,
+            limit,
+            tolerance,
+            delta,
+            interval,
+            len(samples),
+            None,
+            "bootstrap",
         )
     # Orient everything so that "worse" means "smaller".
     sign = 1 if higher else -1

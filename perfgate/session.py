@@ -494,6 +494,12 @@ class PerfSession:
         note = f"baseline of {of}" if of != f.variant else ""
         return key, entry, note
 
+    def same_estimator(self, f: Figure, entry: dict[str, Any]) -> bool:
+        """A ratio is comparable with its baseline only when both were estimated alike (the reference's ratio
+        to itself, 1 by definition, compares with any)."""
+        of = variants.REGISTRY[f.variant].baseline_of or f.variant
+        return of == self.reference or entry.get("params", {}).get("estimator") == f.params.get("estimator")
+
     def _judge(self, figures: list[Figure]) -> list[Judged]:
         out = []
         for f in figures:
@@ -521,9 +527,24 @@ class PerfSession:
                     base = None
                 else:
                     pairs = (tuple(f.params["turn_latency_s"]), tuple(entry["params"]["turn_latency_s"]))
+            interval = tuple(f.params["interval"]) if "interval" in f.params else None
+            if interval and entry and base is not None and not self.same_estimator(f, entry):
+                note = (
+                    f"baseline's ratio measured another way ({entry.get('params', {}).get('estimator', 'mean rates')}"
+                    f", now {f.params['estimator']}): not comparable; update the baseline"
+                )
+                base = None
             base_samples = tuple(entry.get("samples", ())) if entry and base is not None else ()
             verdict = gate.judge(
-                f.samples, f.value, f.better, base, tol, base_samples, slack=gate.slack_for(f.metric), pairs=pairs
+                f.samples,
+                f.value,
+                f.better,
+                base,
+                tol,
+                base_samples,
+                slack=gate.slack_for(f.metric),
+                pairs=pairs,
+                interval=interval,
             )
             out.append(Judged(f, verdict, key, note))
         return out
@@ -580,7 +601,8 @@ class PerfSession:
                 "clear": v.clear,
                 "limit": v.limit,
                 "delta_pct": v.delta_pct,
-                "ci95": list(v.ci) if v.ci else None,
+                "interval": list(v.ci) if v.ci else None,  # 95 % CI of the median, or the figure's own interval
+                "test": v.test or None,
             }
         return data
 

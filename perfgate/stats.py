@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 
@@ -175,3 +176,21 @@ def _tie_sizes(values: list[float]) -> list[int]:
     for v in values:
         counts[v] = counts.get(v, 0) + 1
     return [c for c in counts.values() if c > 1]
+
+
+def bootstrap_interval(
+    count: int,
+    estimate: Callable[[Sequence[int]], float],
+    confidence: float = 0.98,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """A percentile-bootstrap interval of `estimate`, which computes a figure from the items it is given by index
+    (0..count-1, drawn with replacement). Items are resampled whole (a pair of rounds stays a pair). Seeded: the
+    same measurements always give the same interval, so a verdict can be reproduced from the run file."""
+    if count < 1:
+        raise ValueError("no samples")
+    rng = random.Random(seed)
+    values = sorted(estimate([rng.randrange(count) for _ in range(count)]) for _ in range(resamples))
+    tail = (1 - confidence) / 2
+    return values[int(tail * resamples)], values[min(resamples - 1, math.ceil((1 - tail) * resamples) - 1)]

@@ -149,7 +149,7 @@ def verdict_text(status: str, clear: bool) -> str:
 
 def render_verdicts(judged: list, markdown: bool = False) -> str:
     """The gate's table: each gated figure with its noise, its baseline, Δ and verdict."""
-    header = ["variant", "workload", "metric", "value", "95% CI", "cv", "baseline", "Δ %", "limit", "verdict"]
+    header = ["variant", "workload", "metric", "value", "interval", "cv", "baseline", "Δ %", "limit", "verdict"]
     body = []
     shown = [j for j in judged if j.verdict.status != "unavailable"]
     for j in shown:
@@ -175,6 +175,11 @@ def render_verdicts(judged: list, markdown: bool = False) -> str:
         )
     fmt = markdown_table if markdown else text_table
     text = fmt(header, body, 3) if body else "no gated figure could be measured here"
+    if body:
+        text += (
+            "\ninterval: 95% CI of the median; for decode_ratio_to_ref the 98% bootstrap interval of its fast-state "
+            "estimate, which decides its verdict"
+        )
     hidden = len(judged) - len(shown)
     if hidden:
         text += f"\n({hidden} gated figures are not measurable here, e.g. VRAM without a GPU: see the run file)"
@@ -207,13 +212,20 @@ def failure_message(judged, baseline_path: Path, model: dict, changes: list[str]
     slack = f" {sign} {number(extra, f.unit)} {f.unit}" if extra else ""
     delta = f"{v.delta_pct:+.1f}%" if v.delta_pct is not None else "n/a"
     noise = f"n={v.n}"
-    if v.ci and v.n > 1:
+    if v.test == "bootstrap" and v.ci:
+        noise = (
+            f"98% bootstrap interval {number(v.ci[0], f.unit)}–{number(v.ci[1], f.unit)} over {v.n} pairs of "
+            f"rounds, per-pair cv {Summary.of(f.samples).cv * 100:.1f}%"
+        )
+    elif v.ci and v.n > 1:
         noise = (
             f"95% CI of the median {number(v.ci[0], f.unit)}–{number(v.ci[1], f.unit)}, {noise}, "
             f"cv {Summary.of(f.samples).cv * 100:.1f}%"
         )
     if v.test == "exact":
         clarity = "a single measurement, compared exactly"
+    elif v.test == "bootstrap":
+        clarity = f"all of the interval is {side} the limit: each process's fast state, alternating rounds"
     else:
         against = "the baseline's samples moved to the limit" if v.test == "mann-whitney" else "the limit"
         clarity = f"one-sided {v.test} test against {against}: p={v.p_worse:.2g}"

@@ -2,12 +2,15 @@
 # How perfgate's H200 acceptance runs are made on the lent GPU machine (one command of at most 10 minutes each):
 #   bash scripts/h200_session.sh baseline VARIANTS   # make baseline for those variants (results/ in the tree)
 #   bash scripts/h200_session.sh perf VARIANTS N     # N make-perf runs in a row against the committed baseline
+# Environment: ROUNDS (round options), PYTEST_EXTRA (more options), PYTEST_K (a -k expression), H200_DEADLINE,
+# PERFGATE_STEP_LOG (a JSON-lines file of every decode step; put it under $OUT to get it back).
 # Everything written under results/ is copied to $OUT, which comes back. The workload is cut to what fits the
 # device time: ctx1024, 32 new tokens, the first 3 agent questions (see the README's Results section).
 set -u
 mode=$1 variants=$2 runs=${3:-1}
 deadline=${H200_DEADLINE:-$(( $(date +%s) + 560 ))}  # one device command may run 10 minutes
 read -r -a extra <<< "${PYTEST_EXTRA:-}"
+[ -n "${PYTEST_K:-}" ] && extra+=(-k "$PYTEST_K")  # a -k expression may hold spaces
 export PYTHONPATH=$PWD/.devsite:$PWD HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 UNSLOTH_DISABLE_STATISTICS=1 \
        PYTHONUNBUFFERED=1 PERFGATE_CACHE=/dev/shm/pgcache PERFGATE_COMMIT=${PERFGATE_COMMIT:-unknown}
 common=(perf_tests -p no:cacheprovider --perf-model synthetic:qwen3-14b --perf-variants "$variants"

@@ -66,3 +66,17 @@ def test_tolerance_rules():
         gate.parse_tolerances("20%")
     with pytest.raises(ValueError, match="below 100 %"):
         gate.parse_tolerances("ttft_s=150%")
+
+
+def test_an_interval_decides_the_ratio_and_needs_enough_rounds_to_fail():
+    enough = (0.85,) * gate.MIN_INTERVAL_SAMPLES_TO_FAIL
+    below = gate.judge(enough, 0.85, "higher", 1.0, 0.05, interval=(0.83, 0.88))
+    assert below.failed and below.clear and below.test == "bootstrap" and below.ci == (0.83, 0.88)
+    few = gate.judge(enough[:3], 0.85, "higher", 1.0, 0.05, interval=(0.83, 0.88))
+    assert few.status == gate.PASS and not few.clear  # measured further before it may fail
+    straddling = gate.judge(enough, 0.97, "higher", 1.0, 0.05, interval=(0.90, 1.04))
+    assert straddling.status == gate.PASS and not straddling.clear
+    within = gate.judge(enough, 1.0, "higher", 1.0, 0.05, interval=(0.97, 1.02))
+    assert within.status == gate.PASS and within.clear
+    latency = gate.judge(enough, 1.3, "lower", 1.0, 0.10, interval=(1.2, 1.4))
+    assert latency.failed and latency.clear

@@ -59,7 +59,8 @@ def test_the_reference_passes_and_the_canary_fails_with_its_reasons(run_perf, ba
     result.stdout.fnmatch_lines(
         [
             "hf-fp16-slow decode[[]ctx32] decode_ratio_to_ref = * x is below the limit 0.950 x (baseline 1.000 - 5%): "
-            "Δ -*% (95% CI of the median *, n=*, cv *; one-sided sign test against the limit: p=*)",
+            "Δ -*% (98% bootstrap interval *–* over * pairs of rounds, per-pair cv *; all of the interval is below "
+            "the limit: each process's fast state, alternating rounds)",
             "  baseline: hf-fp16/decode[[]ctx32]/decode_ratio_to_ref in *cpu.json (hf-fp16's ratio to itself)*",
             "  changed since the baseline: transformers 0.0.1 → *",
         ]

@@ -56,3 +56,17 @@ def test_median_ci_with_few_samples_is_min_max_at_lower_confidence():
     lo, hi, conf = stats.median_ci([5.0, 1.0, 3.0])
     assert (lo, hi) == (1.0, 5.0) and conf == pytest.approx(0.75)
     assert stats.median_ci([4.0]) == (4.0, 4.0, 0.0)
+
+
+def test_bootstrap_interval_is_reproducible_and_covers_the_estimate():
+    values = [1.0, 1.1, 0.9, 1.05, 0.95, 1.2, 0.8, 1.0, 1.02, 0.98]
+
+    def middle(idx):
+        return stats.median([values[i] for i in idx])
+
+    lo, hi = stats.bootstrap_interval(len(values), middle, confidence=0.9, seed=3)
+    assert (lo, hi) == stats.bootstrap_interval(len(values), middle, confidence=0.9, seed=3)
+    assert lo <= stats.median(values) <= hi and lo < hi
+    assert stats.bootstrap_interval(4, lambda idx: 7.0) == (7.0, 7.0)
+    with pytest.raises(ValueError, match="no samples"):
+        stats.bootstrap_interval(0, middle)
