@@ -121,18 +121,19 @@ def decode(
     cores: tuple[int, int] | None = None,
     step_log: Path | None = None,
 ) -> DecodeMeasurement:
-    """Warm-up, then timed rounds. With a reference worker each round is a pair, reference first then the
-    variant, so that both meet the same minutes of a drifting machine. After `plan.rounds`, rounds are added
-    while `settled` says the verdict is unclear, up to `plan.max_rounds` or `plan.budget_s`.
+    """Warm-up, then timed rounds. With a reference worker each round is a pair, the reference first in every
+    other pair and the variant first in the rest (so that neither is always the one to run right after a pause),
+    and both meet the same minutes of a drifting machine. After `plan.rounds`, rounds are added while `settled`
+    says the verdict is unclear, up to `plan.max_rounds` or `plan.budget_s`.
 
     pytest-benchmark, when given, drives the first `plan.rounds` rounds and keeps their wall time in its table and
     JSON; its timer knows only this process's wall clock, so TTFT and decode speed come from the
     device-synchronised step clock inside the worker, and the rounds added afterwards are outside its figures.
 
-    With `cores` (the reference's and the variant's own CPU core), the two swap cores from one pair of rounds to
-    the next, so that a core that runs slower than the other (a busy neighbour on the host) weighs on both alike
-    instead of biasing the ratio for the whole test. With `step_log`, every decode step of every timed round is
-    appended to that JSON-lines file, for looking into a noisy machine."""
+    With `cores` (the reference's and the variant's own CPU core), the two swap cores every two pairs of rounds
+    (so that order and core cross): a core that runs slower than the other (a busy neighbour on the host) then
+    weighs on both alike instead of biasing the ratio for the whole test. With `step_log`, every decode step of
+    every timed round is appended to that JSON-lines file, for looking into a noisy machine."""
     gen = {"prompt_tokens": workload.prompt_tokens, "new_tokens": workload.new_tokens}
     if step_log is not None:
         gen["keep_steps"] = True
@@ -152,18 +153,21 @@ def decode(
         energy: list[float] = []
 
         def one_round() -> None:
-            if reference is not None:
-                if cores is not None:
-                    ref_core, core = cores if len(timed) % 2 == 0 else cores[::-1]
-                    reference.call("pin", timeout_s, core=ref_core)
-                    worker.call("pin", timeout_s, core=core)
-                    on_core.append(core)
+            n = len(timed)
+            if reference is not None and cores is not None:
+                ref_core, core = cores if (n // 2) % 2 == 0 else cores[::-1]
+                reference.call("pin", timeout_s, core=ref_core)
+                worker.call("pin", timeout_s, core=core)
+                on_core.append(core)
+            if reference is not None and n % 2 == 0:
                 ref_timed.append(Round(**reference.call("generate", timeout_s, **gen)))
             before = tracker.energy_mj()
             timed.append(Round(**worker.call("generate", timeout_s, **gen)))
             after = tracker.energy_mj()
             if before is not None and after is not None:
                 energy.append((after - before) / 1000)
+            if reference is not None and n % 2 == 1:
+                ref_timed.append(Round(**reference.call("generate", timeout_s, **gen)))
             if step_log is not None:
                 log_steps(
                     step_log,

@@ -206,6 +206,14 @@ OPTIONS: tuple[Opt, ...] = (
         "seconds of timed rounds per test after which no more are added. Default: 300 on a GPU, 60 on the CPU",
     ),
     Opt(
+        "worker-layout",
+        choice("fixed", "random"),
+        "fixed",
+        "'fixed' starts every worker with PYTHONHASHSEED=0 and, where `setarch -R` works, without address-space "
+        "randomisation, so that two processes running the same code run equally fast; 'random' leaves both to "
+        "chance (each process then runs a few per cent faster or slower, by luck of its memory layout)",
+    ),
+    Opt(
         "reference",
         text,
         "hf-fp16",

@@ -58,6 +58,8 @@ def markdown(run: dict[str, Any], name: str) -> str:
         "- versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())),
         f"- commit: `{m.get('commit')}`; baseline file: `{run.get('baseline_file')}`",
     ]
+    if run.get("worker_layout"):
+        head.append(f"- worker processes: {run['worker_layout']}")
     if run.get("gpu_busy_at_start"):
         head.append("- warning: the GPU was not idle at the start: " + "; ".join(run["gpu_busy_at_start"]))
     parts = ["\n".join(head)]

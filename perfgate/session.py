@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 
 from perfgate import baselines, gate, machine, measure, models, paths, synthetic, variants
 from perfgate.figures import Figure
-from perfgate.runner import WorkerError, WorkerHandle
+from perfgate.runner import WorkerError, WorkerHandle, fixed_layout
 from perfgate.storage import write_json_atomic
 from perfgate.trackers import Nvml, VramTracker
 from perfgate.workloads import DecodeWorkload
@@ -125,6 +125,11 @@ class PerfSession:
         self.report_note: str | None = None
         self.baseline_diff: list[tuple] | None = None
         self.gpu_busy = self.other_gpu_processes()
+        self.worker_layout = (
+            fixed_layout()[2]
+            if opts["worker_layout"] == "fixed"
+            else "random: hash seeds and address-space layouts left to chance (--perf-worker-layout)"
+        )
         if self.gpu_busy and opts["strict"]:
             raise ValueError(
                 f"--perf-strict: the GPU is busy, {'; '.join(self.gpu_busy)}: their load distorts the "
@@ -241,7 +246,11 @@ class PerfSession:
             env["PERFGATE_CPU_CORE"] = str(core)
         if self.tracker.nvml is not None and self.tracker.nvml.ok:
             self.tracker.device_baseline_mib = self.tracker.nvml.device_used_mib()  # before this worker
-        worker = WorkerHandle(name, self.cache / "logs" / f"worker-{name}.log", env)
+        prefix: tuple[str, ...] = ()
+        if self.opts["worker_layout"] == "fixed":
+            prefix, layout_env, _ = fixed_layout()
+            env.update(layout_env)
+        worker = WorkerHandle(name, self.cache / "logs" / f"worker-{name}.log", env, prefix)
         try:
             max_seq = self.opts.get("max_seq_length") or self.max_tokens
             load = measure.load(worker, self.tracker, variant, path, self.device, max_seq, self.opts["timeout"])
@@ -620,6 +629,7 @@ class PerfSession:
             "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.opts.items()},
             "baseline_file": str(self.baseline_path),
             "gpu_busy_at_start": self.gpu_busy,
+            "worker_layout": self.worker_layout,
             "variants": dict(self.load_info),
             "results": [self.result_dict(f) for f in self.figures],
             **(

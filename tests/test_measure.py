@@ -20,7 +20,7 @@ class ScriptedWorker:
         self.name, self.rates, self.log = name, list(rates), log
 
     def call(self, op, timeout_s, **params):
-        self.log.append((self.name, op))
+        self.log.append((self.name, op, params) if op == "pin" else (self.name, op))
         if op == "generate":
             rate = self.rates.pop(0) if len(self.rates) > 1 else self.rates[0]
             decode_s = 7 / rate
@@ -67,11 +67,24 @@ def run(variant_rates, reference_rates, settled=None, plan=PLAN):
     return m, [entry for entry in log if entry[1] == "generate"]
 
 
-def test_rounds_alternate_reference_first():
+def test_rounds_alternate_and_every_other_pair_starts_with_the_variant():
     m, log = run([50.0], [50.0])
-    assert log == [("ref", "generate"), ("v", "generate")] * 4  # one warm-up pair, three timed pairs
+    ref_first, variant_first = [("ref", "generate"), ("v", "generate")], [("v", "generate"), ("ref", "generate")]
+    assert log == ref_first * 2 + variant_first + ref_first  # one warm-up pair, three timed pairs
     assert m.ratios == [1.0, 1.0, 1.0]
     assert [r.decode_tok_per_s for r in m.reference_rounds] == [50.0] * 3
+
+
+def test_the_two_workers_swap_cores_every_two_pairs():
+    log = []
+    plan = measure.RoundPlan(rounds=4, max_rounds=4, budget_s=60.0, warmup=0)
+    reference, variant = ScriptedWorker("ref", [50.0], log), ScriptedWorker("v", [50.0], log)
+    m = measure.decode(
+        variant, VramTracker(None, None), REGISTRY["hf-nf4"], WORKLOAD, plan, 0.15, 10, reference, cores=(7, 6)
+    )
+    assert m.cores == (6, 6, 7, 7)
+    pins = [entry[2]["core"] for entry in log if entry[:2] == ("ref", "pin")]
+    assert pins == [7, 7, 6, 6, 7]  # and back to its own core after the test
 
 
 def test_drift_of_the_machine_cancels_in_the_ratio():

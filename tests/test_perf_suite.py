@@ -29,6 +29,7 @@ def test_measures_prints_the_table_and_writes_a_run_file(run_perf):
     result.stdout.fnmatch_lines(["SKIPPED*unsloth-4bit needs a CUDA GPU*"])
     run = run_file(run_perf.results)
     assert run["machine"]["gpu"] == "cpu" and run["machine"]["versions"]["transformers"]
+    assert run["worker_layout"].startswith("PYTHONHASHSEED=0")  # --perf-worker-layout fixed, the default
     assert run["model"] == {"source": "synthetic:qwen3-tiny", "kind": "synthetic", "parameters": 39683456}
     assert set(run["variants"]) == {"hf-fp16", "hf-fp32", "hf-nf4"}  # hf-fp16: the reference beside them
     decode = [r for r in run["results"] if r["metric"] == "decode_tok_per_s"]
