@@ -4,8 +4,8 @@
 #   bash scripts/h200_session.sh perf VARIANTS N     # N make-perf runs in a row against the committed baseline
 # Environment: ROUNDS (round options), PYTEST_EXTRA (more options), PYTEST_K (a -k expression), H200_DEADLINE,
 # PERFGATE_STEP_LOG (a JSON-lines file of every decode step; put it under $OUT to get it back).
-# Everything written under results/ is copied to $OUT, which comes back. The workload is cut to what fits the
-# device time: ctx1024, 32 new tokens, the first 3 agent questions (see the README's Results section).
+# What each call wrote under results/ (runs, reports), and the baseline, go to $OUT as one archive. The workload
+# is cut to what fits the device time: ctx1024, 32 new tokens, the first 3 agent questions (README: Results).
 set -u
 mode=$1 variants=$2 runs=${3:-1}
 deadline=${H200_DEADLINE:-$(( $(date +%s) + 560 ))}  # one device command may run 10 minutes
@@ -25,7 +25,8 @@ else
     timeout $((deadline - $(date +%s))) python3 -m pytest "${common[@]}" 2>&1 | tail -45
   done
 fi
-mkdir -p "$OUT/runs" "$OUT/baselines"
-cp results/baselines/nvidia-h200.json "$OUT/baselines/" 2>/dev/null
-find results/runs -name '*_nvidia-h200.json' -newermt "@$start" -exec cp {} "$OUT/runs/" \;
-ls -R "$OUT"
+# One archive per command: the device tool brings back at most 8 files (a 9th run file was lost on 2026-11-29).
+find results/runs results/reports -newermt "@$start" \( -name '*_nvidia-h200.json' -o -path '*nvidia-h200*' \) \
+     -type f > /tmp/h200-new.txt
+archive="$OUT/results-$(date +%s).tgz"
+tar -czf "$archive" results/baselines/nvidia-h200.json -T /tmp/h200-new.txt && tar -tzf "$archive" | tail -20

@@ -46,7 +46,20 @@ def test_subset_update_changes_only_those_entries(run_perf, baseline_file):
     run_perf("--perf-update-baselines", "--perf-variants=hf-nf4", *FAST).assert_outcomes(passed=2)
     after = json.loads(baseline_file.read_text())["models"]["synthetic:qwen3-tiny"]["entries"]
     assert {k: v for k, v in after.items() if k.startswith("hf-fp16/")} == before
-    assert "hf-nf4/decode[ctx32]/decode_ratio_to_ref" in after
+    assert after["hf-nf4/decode[ctx32]/decode_ratio_to_ref"]["params"]["estimator"] == "fast-state p10/p10"
+
+
+def test_a_ratio_baseline_estimated_another_way_is_not_compared(run_perf, baseline_file):
+    run_perf("--perf-update-baselines", "--perf-variants=hf-nf4", *FAST).assert_outcomes(passed=2)
+    data = json.loads(baseline_file.read_text())
+    entry = data["models"]["synthetic:qwen3-tiny"]["entries"]["hf-nf4/decode[ctx32]/decode_ratio_to_ref"]
+    del entry["params"]["estimator"]  # as an older perfgate wrote it: a ratio of round rates
+    baseline_file.write_text(json.dumps(data))
+    run_perf("--perf-variants=hf-nf4", LOOSE, *FAST).assert_outcomes(passed=2)
+    run = json.loads(sorted((run_perf.results / "runs").glob("*.json"))[-1].read_text())
+    ratio = next(r for r in run["results"] if r["metric"] == "decode_ratio_to_ref")
+    assert ratio["verdict"]["status"] == "no baseline"
+    assert "measured another way (mean rates, now fast-state p10/p10)" in ratio["baseline"]["note"]
 
 
 def test_the_reference_passes_and_the_canary_fails_with_its_reasons(run_perf, baseline_file):

@@ -73,6 +73,7 @@ def test_a_fixed_layout_worker_has_the_fixed_hash_seed_and_no_address_randomisat
     worker = WorkerHandle("layout", tmp_path / "worker.log", env, prefix)
     try:
         pid = worker.call("ping", 30)["pid"]
+        assert pid == worker.pid  # setarch execs the worker in its own process: NVML finds its memory by this pid
         environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         assert b"PYTHONHASHSEED=0" in environ and what.startswith("PYTHONHASHSEED=0")
         personality = int(Path(f"/proc/{pid}/personality").read_text(), 16)
