@@ -21,29 +21,6 @@ from perfgate.storage import read_json
 REPORTS = "reports"
 
 
-def gate_rows(run: dict[str, Any]) -> list[list[str]]:
-    rows = []
-    for r in run["results"]:
-        v, b = r.get("verdict"), r.get("baseline") or {}
-        if not v or v["status"] == "unavailable":
-            continue
-        delta = v.get("delta_pct")
-        rows.append(
-            [
-                r["variant"],
-                r["workload"] or r["test"],
-                r["metric"],
-                table.number(r["value"], r["unit"]),
-                r["unit"],
-                table.number(b.get("value"), r["unit"]) if b.get("value") is not None else "",
-                f"{delta:+.1f}" if delta is not None else "",
-                table.number(v.get("limit"), r["unit"]) if v.get("limit") is not None else "",
-                table.verdict_text(v["status"], v.get("clear", True)),
-            ]
-        )
-    return rows
-
-
 def markdown(run: dict[str, Any], name: str) -> str:
     m, versions = run["machine"], run["machine"]["versions"]
     failed = [r for r in run["results"] if (r.get("verdict") or {}).get("status") == "fail"]
@@ -63,10 +40,8 @@ def markdown(run: dict[str, Any], name: str) -> str:
     if run.get("gpu_busy_at_start"):
         head.append("- warning: the GPU was not idle at the start: " + "; ".join(run["gpu_busy_at_start"]))
     parts = ["\n".join(head)]
-    rows = gate_rows(run)
-    if rows:
-        header = ["variant", "workload", "metric", "value", "unit", "baseline", "Δ %", "limit", "verdict"]
-        parts.append("### Gate\n\n" + table.markdown_table(header, rows, 3))
+    if any(r.get("verdict") for r in run["results"]):
+        parts.append("### Gate\n\n" + table.render_gate(run["results"], markdown=True))
     parts.append("### Figures\n\n" + table.render(table.figures_of(run), markdown=True))
     return "\n\n".join(parts) + "\n"
 

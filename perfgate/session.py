@@ -757,23 +757,19 @@ class PerfSession:
         reporter.write_line("")
         reporter.write_line(table.render(self.figures))
         if self.merged:
-            from perfgate import report
-
             workers = self.merged["parallel"]["workers"]
             reporter.write_line("")
             reporter.write_line(
                 "spread over "
                 + ", ".join(f"{w} ({worker_where(v)}: {', '.join(v['variants'])})" for w, v in workers.items())
             )
-            rows = report.gate_rows(self.merged)
-            if rows:
-                header = ["variant", "workload", "metric", "value", "unit", "baseline", "Δ %", "limit", "verdict"]
+            if any(r.get("verdict") for r in self.merged["results"]):
                 reporter.write_line(f"gate against {self.baseline_path}:")
-                reporter.write_line(table.text_table(header, rows, 3))
+                reporter.write_line(table.render_gate(self.merged["results"]))
         if self.judged:
             reporter.write_line("")
             reporter.write_line(f"gate against {self.baseline_path}:")
-            reporter.write_line(table.render_verdicts(list(self.judged.values())))
+            reporter.write_line(table.render_gate([self.result_dict(j.figure) for j in self.judged.values()]))
         if self.baseline_diff is not None:
             reporter.write_line("")
             reporter.write_line(f"baseline file written: {self.baseline_path}")

@@ -147,39 +147,44 @@ def verdict_text(status: str, clear: bool) -> str:
     return word if clear else f"{word} (unclear)"
 
 
-def render_verdicts(judged: list, markdown: bool = False) -> str:
-    """The gate's table: each gated figure with its noise, its baseline, Δ and verdict."""
+GATE_LEGEND = "interval: 95% CI of the median"
+BOOTSTRAP_LEGEND = (
+    "; for decode_ratio_to_ref the 98% bootstrap interval of its fast-state estimate, which decides its verdict"
+)
+
+
+def render_gate(results: list[dict], markdown: bool = False) -> str:
+    """The gate's table from run-file records (the terminal's, the merged run's and the report's): each gated
+    figure with its noise, its baseline, Δ and verdict."""
     header = ["variant", "workload", "metric", "value", "interval", "cv", "baseline", "Δ %", "limit", "verdict"]
+    judged = [r for r in results if r.get("verdict")]
+    shown = [r for r in judged if r["verdict"]["status"] != "unavailable"]
     body = []
-    shown = [j for j in judged if j.verdict.status != "unavailable"]
-    for j in shown:
-        f, v = j.figure, j.verdict
-        ci = f"{number(v.ci[0], f.unit)}–{number(v.ci[1], f.unit)}" if v.ci and v.n > 1 else ""
-        cv = f"{Summary.of(f.samples).cv * 100:.0f}%" if len(f.samples) > 1 else ""
-        delta = f"{v.delta_pct:+.1f}" if v.delta_pct is not None else ""
-        limit = number(v.limit, f.unit) if v.limit is not None else ""
-        baseline = number(v.baseline, f.unit) if v.baseline is not None else ""
+    for r in shown:
+        v, b, unit = r["verdict"], r.get("baseline") or {}, r["unit"]
+        interval = v.get("interval", v.get("ci95"))  # run files before 2026-11-29 06:30 call it ci95
+        samples = r.get("samples") or ()
+        delta = v.get("delta_pct")
         body.append(
             [
-                f.variant,
-                f.workload or f.test,
-                f.metric,
-                f"{number(f.value, f.unit)} {f.unit}",
-                ci,
-                cv,
-                baseline,
-                delta,
-                limit,
-                verdict_word(j),
+                r["variant"],
+                r["workload"] or r["test"],
+                r["metric"],
+                f"{number(r['value'], unit)} {unit}",
+                f"{number(interval[0], unit)}–{number(interval[1], unit)}" if interval and len(samples) > 1 else "",
+                f"{Summary.of(samples).cv * 100:.0f}%" if len(samples) > 1 else "",
+                number(b["value"], unit) if b.get("value") is not None else "",
+                f"{delta:+.1f}" if delta is not None else "",
+                number(v["limit"], unit) if v.get("limit") is not None else "",
+                verdict_text(v["status"], v.get("clear", True)),
             ]
         )
-    fmt = markdown_table if markdown else text_table
-    text = fmt(header, body, 3) if body else "no gated figure could be measured here"
-    if body:
-        text += (
-            "\ninterval: 95% CI of the median; for decode_ratio_to_ref the 98% bootstrap interval of its fast-state "
-            "estimate, which decides its verdict"
-        )
+    if not body:
+        text = "no gated figure could be measured here"
+    else:
+        text = (markdown_table if markdown else text_table)(header, body, 3)
+        bootstrap = any(r["verdict"].get("test") == "bootstrap" for r in shown)
+        text += ("\n\n" if markdown else "\n") + GATE_LEGEND + (BOOTSTRAP_LEGEND if bootstrap else "")
     hidden = len(judged) - len(shown)
     if hidden:
         text += f"\n({hidden} gated figures are not measurable here, e.g. VRAM without a GPU: see the run file)"

@@ -37,7 +37,7 @@ def test_a_run_writes_its_report_plots_summary_and_junit_properties(run_perf, mo
     assert "| hf-fp16-slow | ctx32 | decode_ratio_to_ref |" in text and "| FAIL |" in text
     run = json.loads(run_file.read_text())
     tok_s = next(r for r in run["results"] if r["variant"] == "hf-fp16" and r["metric"] == "decode_tok_per_s")
-    assert f"| hf-fp16 | ctx32 | decode_tok_per_s | {tok_s['value']:,.1f} | tok/s |" in text  # the run's figures
+    assert f"| hf-fp16 | ctx32 | decode_tok_per_s | {tok_s['value']:,.1f} tok/s |" in text  # the run's figures
     assert summary.read_text().count("## perfgate:") == 2  # both runs appended to the step summary
 
     plots = {p.name: p for p in (run_perf.results / "reports" / run_file.stem).glob("*.png")}
