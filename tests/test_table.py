@@ -40,3 +40,31 @@ def test_markdown_round_trip_from_a_run_file():
     md = table.render(figures, markdown=True)
     assert "| variant | workload | decode tok/s |" in md
     assert "| hf-fp16 | ctx1024 | 22.0 ±9% |  | 0.060 ±0% | 29,268 | n/a |  |  |  |" in md
+
+
+def test_the_gate_table_shows_an_interval_only_where_it_is_about_the_value():
+    def record(metric, value, samples, test, interval):
+        verdict = {"status": "pass", "clear": True, "limit": 1.0, "delta_pct": 0.0, "interval": interval, "test": test}
+        return {
+            "variant": "hf-nf4",
+            "test": "decode",
+            "workload": "ctx32",
+            "metric": metric,
+            "unit": "s",
+            "value": value,
+            "samples": samples,
+            "baseline": {"value": 1.0},
+            "verdict": verdict,
+        }
+
+    text = table.render_gate(
+        [
+            record("agent_query_p50_s", 2.0, [1.0, 2.0, 3.0], "paired sign", [1.0, 3.0]),
+            record("agent_query_p95_s", 2.9, [1.0, 2.0, 3.0], "paired sign", [1.0, 3.0]),
+        ]
+    )
+    p50, p95 = (line for line in text.splitlines() if "agent_query" in line)
+    assert "1.000–3.000" in p50 and "–" not in p95  # a CI of the median says nothing about the p95
+    assert text.splitlines()[-1] == "interval: 95% CI of the median"
+    ratio = table.render_gate([record("decode_ratio_to_ref", 0.86, [0.8, 0.9, 0.95], "bootstrap", [0.83, 0.88])])
+    assert "0.830–0.880" in ratio and "98% bootstrap interval" in ratio
