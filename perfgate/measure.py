@@ -68,9 +68,10 @@ class DecodeMeasurement:
         Why not the mean rate of each round: on the H200 (step logs of 2026-11-29, hf-fp16 on synthetic:qwen3-14b)
         each process's decode steps sit at 31-38 ms, then for a second or more at 50-90 ms, and the two processes
         switch independently of each other, so the ratio of one round's rate to its partner's ranged from 0.60 to
-        1.73 between two identical processes, and an unchanged variant could not be told from a 15 % slower one. The fast end of each process compares
-        its normal state with the other's; a step made slower by a fixed time (the canary) moves it by that time,
-        and it holds as long as a tenth of the rounds are in the normal state."""
+        1.73 between two identical processes, and an unchanged variant could not be told from a 15 % slower one.
+        The fast end of each process compares its normal state with the other's (results/steps/ holds the logs);
+        a step made slower by a fixed time (the canary) moves it by that time, and it holds as long as a tenth of
+        the rounds are in the normal state."""
         pick = range(len(self.rounds)) if pairs is None else pairs
         ref = percentile([self.reference_rounds[i].step_p10_s for i in pick], FAST_PCT)
         own = percentile([self.rounds[i].step_p10_s for i in pick], FAST_PCT)
