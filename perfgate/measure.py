@@ -136,8 +136,7 @@ def decode(
     weighs on both alike instead of biasing the ratio for the whole test. With `step_log`, every decode step of
     every timed round is appended to that JSON-lines file, for looking into a noisy machine."""
     gen = {"prompt_tokens": workload.prompt_tokens, "new_tokens": workload.new_tokens}
-    if step_log is not None:
-        gen["keep_steps"] = True
+    timed_gen = {**gen, "keep_steps": True} if step_log is not None else gen  # the step log wants every step
     worker.call("reset_memory", timeout_s)
     timed: list[Round] = []
     ref_timed: list[Round] = []
@@ -161,14 +160,14 @@ def decode(
                 worker.call("pin", timeout_s, core=core)
                 on_core.append(core)
             if reference is not None and n % 2 == 0:
-                ref_timed.append(Round(**reference.call("generate", timeout_s, **gen)))
+                ref_timed.append(Round(**reference.call("generate", timeout_s, **timed_gen)))
             before = tracker.energy_mj()
-            timed.append(Round(**worker.call("generate", timeout_s, **gen)))
+            timed.append(Round(**worker.call("generate", timeout_s, **timed_gen)))
             after = tracker.energy_mj()
             if before is not None and after is not None:
                 energy.append((after - before) / 1000)
             if reference is not None and n % 2 == 1:
-                ref_timed.append(Round(**reference.call("generate", timeout_s, **gen)))
+                ref_timed.append(Round(**reference.call("generate", timeout_s, **timed_gen)))
             if step_log is not None:
                 log_steps(
                     step_log,
@@ -246,8 +245,7 @@ def calibrate_canary(
     fastest of the rounds' 10th-percentile steps, the fast state the ratio compares (DecodeMeasurement.fast_ratio):
     one round caught in a slow state would otherwise make the delay twice as long."""
     worker.call("set_step_delay", timeout_s, delay_s=0.0)
-    plain = {k: v for k, v in gen.items() if k != "keep_steps"}
-    step_s = min(Round(**worker.call("generate", timeout_s, **plain)).step_p10_s for _ in range(rounds))
+    step_s = min(Round(**worker.call("generate", timeout_s, **gen)).step_p10_s for _ in range(rounds))
     delay_s = slowdown * step_s
     worker.call("set_step_delay", timeout_s, delay_s=delay_s)
     return delay_s

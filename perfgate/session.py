@@ -125,10 +125,11 @@ class PerfSession:
         self.report_note: str | None = None
         self.baseline_diff: list[tuple] | None = None
         self.gpu_busy = self.other_gpu_processes()
-        self.worker_layout = (
-            fixed_layout()[2]
+        # how every worker is started: (command prefix, environment, what that fixes), once for the session
+        self.layout = (
+            fixed_layout()
             if opts["worker_layout"] == "fixed"
-            else "random: hash seeds and address-space layouts left to chance (--perf-worker-layout)"
+            else ((), {}, "random: hash seeds and address-space layouts left to chance (--perf-worker-layout)")
         )
         if self.gpu_busy and opts["strict"]:
             raise ValueError(
@@ -246,10 +247,8 @@ class PerfSession:
             env["PERFGATE_CPU_CORE"] = str(core)
         if self.tracker.nvml is not None and self.tracker.nvml.ok:
             self.tracker.device_baseline_mib = self.tracker.nvml.device_used_mib()  # before this worker
-        prefix: tuple[str, ...] = ()
-        if self.opts["worker_layout"] == "fixed":
-            prefix, layout_env, _ = fixed_layout()
-            env.update(layout_env)
+        prefix, layout_env, _ = self.layout
+        env.update(layout_env)
         worker = WorkerHandle(name, self.cache / "logs" / f"worker-{name}.log", env, prefix)
         try:
             max_seq = self.opts.get("max_seq_length") or self.max_tokens
@@ -491,8 +490,10 @@ class PerfSession:
         of = variants.REGISTRY[f.variant].baseline_of or f.variant
         key = baselines.entry_key(of, f.test, f.workload, f.metric)
         if f.metric == RATIO and of == self.reference:
-            # a canary standing in for the reference: the reference's ratio to itself is 1 by definition
-            return key, {"value": 1.0, "unit": "x", "better": "higher", "params": {}}, f"{of}'s ratio to itself"
+            # a canary standing in for the reference: the reference's ratio to itself is 1 by definition, however
+            # the ratio is estimated
+            params = {"estimator": f.params.get("estimator")}
+            return key, {"value": 1.0, "unit": "x", "better": "higher", "params": params}, f"{of}'s ratio to itself"
         if f.metric == NONFINITE:  # NaN or infinity always fails, baseline or not
             return (
                 key,
@@ -502,12 +503,6 @@ class PerfSession:
         entry = self.baseline.entry(self.model.source, key)
         note = f"baseline of {of}" if of != f.variant else ""
         return key, entry, note
-
-    def same_estimator(self, f: Figure, entry: dict[str, Any]) -> bool:
-        """A ratio is comparable with its baseline only when both were estimated alike (the reference's ratio
-        to itself, 1 by definition, compares with any)."""
-        of = variants.REGISTRY[f.variant].baseline_of or f.variant
-        return of == self.reference or entry.get("params", {}).get("estimator") == f.params.get("estimator")
 
     def _judge(self, figures: list[Figure]) -> list[Judged]:
         out = []
@@ -537,10 +532,11 @@ class PerfSession:
                 else:
                     pairs = (tuple(f.params["turn_latency_s"]), tuple(entry["params"]["turn_latency_s"]))
             interval = tuple(f.params["interval"]) if "interval" in f.params else None
-            if interval and entry and base is not None and not self.same_estimator(f, entry):
+            estimator = entry.get("params", {}).get("estimator") if entry else None
+            if interval and base is not None and estimator != f.params["estimator"]:  # a ratio estimated otherwise
                 note = (
-                    f"baseline's ratio measured another way ({entry.get('params', {}).get('estimator', 'mean rates')}"
-                    f", now {f.params['estimator']}): not comparable; update the baseline"
+                    f"baseline's ratio measured another way ({estimator or 'mean rates'}, now "
+                    f"{f.params['estimator']}): not comparable; update the baseline"
                 )
                 base = None
             base_samples = tuple(entry.get("samples", ())) if entry and base is not None else ()
@@ -629,7 +625,7 @@ class PerfSession:
             "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.opts.items()},
             "baseline_file": str(self.baseline_path),
             "gpu_busy_at_start": self.gpu_busy,
-            "worker_layout": self.worker_layout,
+            "worker_layout": self.layout[2],
             "variants": dict(self.load_info),
             "results": [self.result_dict(f) for f in self.figures],
             **(
