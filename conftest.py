@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -11,6 +13,7 @@ from perfgate import options, parallel
 from perfgate.session import PerfSession, VariantFailed, VariantUnavailable
 
 SESSION = pytest.StashKey[PerfSession]()
+SIGTERM_BEFORE = pytest.StashKey[object]()
 TEST_ORDER = {"test_load": 0, "test_decode": 1, "test_fidelity": 2, "test_agent": 3, "test_agent_live": 4}
 
 
@@ -36,6 +39,19 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[SESSION] = PerfSession(options.resolve(config), role)
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        # a CI job cancelled or timed out (SIGTERM) ends like Ctrl-C: the workers are stopped, and what was measured
+        # reaches the run file, the report and (with --perf-update-baselines) the baseline
+        config.stash[SIGTERM_BEFORE] = signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if SIGTERM_BEFORE in config.stash:
+        signal.signal(signal.SIGTERM, config.stash[SIGTERM_BEFORE])
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -70,6 +86,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if off:  # --perf-agent leaves this mode out: deselected, as -k would
         config.hook.pytest_deselected(items=off)
         items[:] = [i for i in items if i not in off]
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A perf test does not start once --perf-session-budget is spent: it is skipped, saying so."""
+    params = getattr(item, "callspec", None) and item.callspec.params
+    if params and "variant_name" in params:
+        why = item.config.stash[SESSION].budget_spent(item.name)
+        if why:
+            pytest.skip(why)
 
 
 def _agent_mode(item: pytest.Item) -> str | None:

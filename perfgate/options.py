@@ -206,6 +206,14 @@ OPTIONS: tuple[Opt, ...] = (
         "seconds of timed rounds per test after which no more are added. Default: 300 on a GPU, 60 on the CPU",
     ),
     Opt(
+        "session-budget",
+        positive_float,
+        None,
+        "seconds the whole run may take (a CI job's time limit less the longest test): no perf test starts once "
+        "they are spent; the rest are skipped with the reason, and the run file, report and baseline are written "
+        "as after any run. Default: no limit",
+    ),
+    Opt(
         "worker-layout",
         choice("fixed", "random"),
         "fixed",

@@ -44,13 +44,18 @@ def merge(documents: list[dict[str, Any]], options: dict[str, Any]) -> dict[str,
     """One run document from the workers' (each holding the variants it measured), in worker order."""
     documents = sorted(documents, key=lambda d: worker_index(d["parallel"]["worker"]))
     first = documents[0]
-    merged = {k: v for k, v in first.items() if k not in ("results", "variants", "gpu_busy_at_start", "parallel")}
+    merged = {
+        k: v
+        for k, v in first.items()
+        if k not in ("results", "variants", "gpu_busy_at_start", "parallel", "not_started")
+    }
     merged["options"] = options
     merged["started_at"] = min(d["started_at"] for d in documents)
     merged["written_at"] = max(d["written_at"] for d in documents)
     merged["results"] = [r for d in documents for r in d["results"]]
     merged["variants"] = {k: v for d in documents for k, v in d["variants"].items()}
     merged["gpu_busy_at_start"] = sorted({b for d in documents for b in d["gpu_busy_at_start"]})
+    merged["not_started"] = [t for d in documents for t in d.get("not_started", [])]
     merged["parallel"] = {
         "workers": {
             d["parallel"]["worker"]: {

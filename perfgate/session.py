@@ -8,6 +8,7 @@ the run file after each test, so that a crash loses nothing already measured.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -106,6 +107,8 @@ class PerfSession:
         if not self.results_dir.is_absolute():
             self.results_dir = paths.REPO_ROOT / self.results_dir
         self.started = datetime.now(timezone.utc)
+        self._clock_start = time.monotonic()
+        self.cut: list[str] = []  # tests not started because --perf-session-budget was spent
         self.figures: list[Figure] = []
         self.judged: dict[tuple[str, str, str, str], Judged] = {}
         self.loaded: dict[str, Loaded] = {}
@@ -322,6 +325,15 @@ class PerfSession:
             loaded = self.loaded.pop(n, None)
             if loaded is not None:
                 loaded.worker.close()
+
+    def budget_spent(self, test_id: str) -> str | None:
+        """Why this test may not start (the session's time budget is spent), or None; a cut test is remembered."""
+        budget = self.opts.get("session_budget")
+        elapsed = time.monotonic() - self._clock_start
+        if budget is None or elapsed < budget:
+            return None
+        self.cut.append(test_id)
+        return f"--perf-session-budget {budget:.0f} s spent ({elapsed:.0f} s since the run began): not started"
 
     # -- measuring -------------------------------------------------------------------------------------------
 
@@ -628,6 +640,7 @@ class PerfSession:
             "worker_layout": self.layout[2],
             "variants": dict(self.load_info),
             "results": [self.result_dict(f) for f in self.figures],
+            "not_started": list(self.cut),  # cut by --perf-session-budget
             **(
                 {"parallel": {"worker": self.parallel["worker"], "gpu": self.parallel.get("gpu")}}
                 if self.is_worker
@@ -774,6 +787,12 @@ class PerfSession:
             reporter.write_line(f"warning: the GPU was not idle at the start: {busy}", yellow=True)
         for why in self.failed.values():
             reporter.write_line(f"not measured: {why.splitlines()[0]}")
+        if self.cut:
+            reporter.write_line(
+                f"not started, --perf-session-budget spent: {len(self.cut)} test{'s' if len(self.cut) != 1 else ''} "
+                f"({', '.join(self.cut)})",
+                yellow=True,
+            )
         if self.write_error:
             reporter.write_line(self.write_error, red=True)
         elif self.run_path:

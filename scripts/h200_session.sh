@@ -3,8 +3,9 @@
 #   bash scripts/h200_session.sh baseline VARIANTS   # make baseline for those variants (results/ in the tree)
 #   bash scripts/h200_session.sh perf VARIANTS N     # N make-perf runs in a row against the committed baseline
 # Environment: ROUNDS (round options), PYTEST_EXTRA (more options), PYTEST_K (a -k expression), H200_DEADLINE,
-# PERFGATE_STEP_LOG (a JSON-lines file of every decode step; put it under $OUT to get it back).
-# What each call wrote under results/ (runs, reports), and the baseline, go to $OUT as one archive. The workload
+# H200_MARGIN (no test starts later than this many seconds before the deadline), H200_STEPS=1 (each run's decode steps
+# to results/steps/, through PERFGATE_STEP_LOG).
+# What each call wrote under results/ (runs, reports, the baseline when written) goes to $OUT as one archive. The workload
 # is cut to what fits the device time: ctx1024, 32 new tokens, the first 3 agent questions (README: Results).
 set -u
 mode=$1 variants=$2 runs=${3:-1}
@@ -16,17 +17,25 @@ export PYTHONPATH=$PWD/.devsite:$PWD HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 UNS
 common=(perf_tests -p no:cacheprovider --perf-model synthetic:qwen3-14b --perf-variants "$variants"
         --perf-contexts 1024 --perf-new-tokens 32 ${ROUNDS:---perf-max-rounds 10 --perf-test-budget 150}
         --perf-agent-queries 3 -rs "${extra[@]}")
+# No test starts later than H200_MARGIN s before the deadline (the longest test: hf-int8's load or decode), so a run
+# ends by itself, its run file, report and baseline written; `timeout` (SIGTERM, which ends a run like Ctrl-C) is the
+# last word.
+pytest_until_deadline() {
+  local left=$(( deadline - $(date +%s) ))
+  if (( left - ${H200_MARGIN:-100} < 30 )); then echo "h200_session: ${left} s left before the deadline: no run"; return; fi
+  [ -n "${H200_STEPS:-}" ] && export PERFGATE_STEP_LOG=results/steps/$(date -u +%Y%m%dT%H%M%SZ)_nvidia-h200.steps.jsonl
+  timeout "$left" python3 -m pytest "${common[@]}" --perf-session-budget $(( left - ${H200_MARGIN:-100} )) "$@"
+}
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv,noheader
 start=$(date +%s)
 if [ "$mode" = baseline ]; then
-  timeout $((deadline - $(date +%s))) python3 -m pytest "${common[@]}" --perf-update-baselines 2>&1 | tail -80
+  pytest_until_deadline --perf-update-baselines 2>&1 | tail -80
 else
   for i in $(seq "$runs"); do
-    timeout $((deadline - $(date +%s))) python3 -m pytest "${common[@]}" 2>&1 | tail -45
+    pytest_until_deadline 2>&1 | tail -45
   done
 fi
-# One archive per command: the device tool brings back at most 8 files (a 9th run file was lost on 2026-11-29).
-find results/runs results/reports -newermt "@$start" \( -name '*_nvidia-h200.json' -o -path '*nvidia-h200*' \) \
-     -type f > /tmp/h200-new.txt
+# One archive per call of this script: the device tool brings back at most 8 files (a 9th run file was lost on 2026-11-29).
+find results/runs results/reports results/baselines results/steps -maxdepth 1 -newermt "@$start" -type f > /tmp/h200-new.txt
 archive="$OUT/results-$(date +%s).tgz"
-tar -czf "$archive" results/baselines/nvidia-h200.json -T /tmp/h200-new.txt && tar -tzf "$archive" | tail -20
+tar -czf "$archive" -T /tmp/h200-new.txt && tar -tzf "$archive" | tail -20

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -43,20 +45,28 @@ def run_perf(pytester: pytest.Pytester, perf_cache: Path, tiny_checkpoint: Path,
         monkeypatch.delenv(name, raising=False)
     results = pytester.path / "results"
 
+    common = (
+        str(paths.REPO_ROOT / "perf_tests"),
+        f"--rootdir={paths.REPO_ROOT}",
+        "-p",
+        "no:cacheprovider",
+        f"--perf-results-dir={results}",
+        "--perf-device=cpu",
+        "--perf-model=synthetic:qwen3-tiny",  # whatever a .env of the user's says; a later option wins
+        "--perf-max-seq-length=1000000",
+        "--perf-agent=off",  # the agent's own tests turn it on (a later option wins)
+        "-rs",
+    )
+
     def run(*args: str) -> pytest.RunResult:
-        return pytester.runpytest_subprocess(
-            str(paths.REPO_ROOT / "perf_tests"),
-            f"--rootdir={paths.REPO_ROOT}",
-            "-p",
-            "no:cacheprovider",
-            f"--perf-results-dir={results}",
-            "--perf-device=cpu",
-            "--perf-model=synthetic:qwen3-tiny",  # whatever a .env of the user's says; a later option wins
-            "--perf-max-seq-length=1000000",
-            "--perf-agent=off",  # the agent's own tests turn it on (a later option wins)
-            "-rs",
-            *args,
-        )
+        return pytester.runpytest_subprocess(*common, *args)
+
+    def popen(*args: str) -> subprocess.Popen:
+        """The same child pytest, started and left running (its output, stderr merged, unbuffered on a pipe)."""
+        monkeypatch.setenv("PYTHONUNBUFFERED", "1")
+        cmd = [sys.executable, "-m", "pytest", *common, *args]
+        return pytester.popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
     run.results = results
+    run.popen = popen
     return run

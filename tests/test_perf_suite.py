@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import signal
 
 import pytest
 
@@ -103,3 +104,37 @@ def test_bad_number_is_a_usage_error(run_perf):
     result = run_perf("--perf-rounds=0")
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*--perf-rounds (from --perf-rounds) = '0': must be a whole number of at least 1*"])
+
+
+def test_a_spent_session_budget_skips_the_rest_and_keeps_what_was_measured(run_perf):
+    # the first load starts well inside 2 s of the run's start and takes longer (a worker imports torch)
+    result = run_perf(
+        "--perf-variants=hf-fp32,hf-nf4", "--perf-reference=none", "-k", "load", "--perf-session-budget=2"
+    )
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(
+        [
+            "not started, --perf-session-budget spent: 1 test (test_load[[]hf-nf4])",
+            "SKIPPED*--perf-session-budget 2 s spent (* s since the run began): not started*",
+        ]
+    )
+    run = run_file(run_perf.results)
+    assert run["not_started"] == ["test_load[hf-nf4]"]
+    assert {r["variant"] for r in run["results"]} == {"hf-fp32"}
+
+
+def test_sigterm_ends_the_run_like_ctrl_c_and_keeps_what_was_measured(run_perf):
+    proc = run_perf.popen("--perf-variants=hf-fp32,hf-nf4", "--perf-reference=none", "-k", "load", "-v")
+    seen = []
+    for line in proc.stdout:  # until the first test has passed; the second is loading when the signal comes
+        seen.append(line.decode())
+        if "PASSED" in seen[-1]:
+            break
+    proc.send_signal(signal.SIGTERM)
+    output = "".join(seen) + proc.stdout.read().decode()  # pytester's popen has closed stdin: no communicate()
+    proc.wait(timeout=120)
+    assert proc.returncode == 2, output  # pytest's "interrupted"
+    assert "KeyboardInterrupt" in output and "signal SIGTERM" in output, output
+    run = run_file(run_perf.results)
+    assert {r["variant"] for r in run["results"]} == {"hf-fp32"}
+    assert "run file: " in output  # the summary was printed as after any run
