@@ -1,10 +1,19 @@
 """Baseline files: results/baselines/<gpu-slug>.json, one per GPU model, holding for each model source and
 each gated figure the value, unit, direction, spread and tolerance, plus the machine and commit they were
 measured on. Written only by the suite itself (--perf-update-baselines), atomically, with sorted keys, so that
-a baseline update reads as a clear diff in review."""
+a baseline update reads as a clear diff in review.
+
+    python -m perfgate.baselines RUN_FILE [RUN_FILE ...]
+
+writes the entries of baseline runs (made with --perf-update-baselines) into their GPU's baseline file again, in
+the order given, exactly as those runs wrote them when they ended, and prints the diff: for a run whose own write
+was lost (it ended by a kill before writing, or its machine's copy of the file is gone), or to combine runs of one
+GPU made on several machines."""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -174,3 +183,62 @@ def diff(old: Baseline, new: dict[str, Any]) -> list[tuple[str, str, float | Non
             delta = 100 * (entry["value"] - old_value) / old_value if old_value else None
             rows.append((source, key, old_value, entry["value"], delta))
     return rows
+
+
+def kept_figures(figures: Iterable[Figure]) -> list[Figure]:
+    """The figures a baseline keeps: gated and measured, of variants judged against entries of their own (a canary
+    is judged against its original's)."""
+    from perfgate import variants
+
+    return [
+        f
+        for f in figures
+        if f.gated and f.value is not None and not getattr(variants.REGISTRY.get(f.variant), "baseline_of", None)
+    ]
+
+
+def from_run(run_path: Path, results_dir: Path | None = None) -> tuple[Baseline, dict[str, Any]]:
+    """(the baseline file of the run's GPU as it is, the document with the run's entries written in), for a run
+    made with --perf-update-baselines. BaselineError, naming the file, for anything else."""
+    from perfgate import gate, table
+
+    try:
+        run = read_json(run_path)
+        machine, source, options = run["machine"], run["model"]["source"], run["options"]
+        recorded = table.figures_of(run)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BaselineError(f"run file {run_path}: not a perfgate run file ({type(exc).__name__}: {exc})") from None
+    if not options.get("update_baselines"):
+        raise BaselineError(
+            f"run file {run_path}: a gate run, not a baseline run (its rounds stopped once verdicts were clear, "
+            "and a baseline is measured to --perf-max-rounds); measure one with `make baseline`"
+        )
+    fresh = kept_figures(recorded)
+    if not fresh:
+        raise BaselineError(f"run file {run_path}: holds no measured gated figure")
+    results_dir = results_dir or run_path.resolve().parent.parent
+    old = Baseline.load(path_for(results_dir, machine["gpu_slug"]))
+    tolerances = {f.metric: gate.tolerance_for(f.metric, options.get("tolerance") or {}) for f in fresh}
+    return old, old.updated(source, fresh, machine, tolerances, run["started_at"])
+
+
+def main(argv: list[str]) -> int:
+    from perfgate import table
+
+    if not argv or argv[0].startswith("-"):
+        print(__doc__, file=sys.stderr)
+        return 2
+    for name in argv:
+        try:
+            old, document = from_run(Path(name))
+            old.write(document)
+        except (BaselineError, OSError) as exc:
+            print(f"perfgate.baselines: {exc}", file=sys.stderr)
+            return 2
+        print(f"{old.path} <- {name}")
+        print(table.render_diff(diff(old, document)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

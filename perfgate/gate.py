@@ -29,15 +29,17 @@ FAIL = "fail"
 NO_BASELINE = "no baseline"
 UNAVAILABLE = "unavailable"
 
-# Defaults per metric (fnmatch patterns, first match wins). Timing is loose in absolute terms because a batch-1
-# decode rate drifts by 20 % within one process and 10-40 % between machines of one kind
-# (../shared/gpu/README.md); the ratio to the reference measured in the same minutes cancels most of that and is
-# held tighter; memory is nearly deterministic and tightest.
+# Defaults per metric (fnmatch patterns, first match wins). Absolute timing is loose because a batch-1 decode
+# rate drifts by 20 % within one process and 10-40 % between machines of one kind (../shared/gpu/README.md): the
+# baselines of seven variants measured on two starts of the lent H200, same code, 2026-11-29 03:33 and 09:18 UTC,
+# differed by up to 41 % in decode tok/s and up to 62 % in TTFT (README, The gate). These limits catch what slows
+# everything, the reference too, by more than that; the ratio to the reference measured in the same minutes
+# cancels the machine and is held tight; memory is nearly deterministic and tightest.
 DEFAULT_TOLERANCES: tuple[tuple[str, float], ...] = (
     ("decode_ratio_to_ref", 0.05),
-    ("decode_tok_per_s", 0.25),
-    ("ttft_s", 0.25),
-    ("agent_query_*_s", 0.25),
+    ("decode_tok_per_s", 0.45),
+    ("ttft_s", 0.70),
+    ("agent_query_*_s", 0.45),
     ("*vram*", 0.05),
     ("kl_nats", 0.50),
     ("max_abs_logit_diff", 0.50),

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NoReturn
 
-from perfgate import baselines, gate, machine, measure, models, paths, synthetic, variants
+from perfgate import affinity, baselines, gate, machine, measure, models, paths, synthetic, variants
 from perfgate.figures import Figure
 from perfgate.runner import WorkerError, WorkerHandle, fixed_layout
 from perfgate.storage import write_json_atomic
@@ -121,6 +121,8 @@ class PerfSession:
         self._fidelity_reference: str | None = None  # the saved reference logits, once computed
         self._reference_greedy: list[list[int]] = []  # the reference's greedy first turns (real models)
         self._bandwidth: dict[str, Any] | None = None  # the device's copy bandwidth, once measured
+        self._cores: Any = "unset"  # see `cores`
+        self._own_affinity: set[int] | None = None  # this process's cores before the workers were pinned
         self.write_error: str | None = None
         self.report_files: list[Path] = []
         self.merged: dict[str, Any] | None = None  # the controller's merged run document
@@ -248,6 +250,7 @@ class PerfSession:
         core = self.worker_core(name)
         if core is not None:
             env["PERFGATE_CPU_CORE"] = str(core)
+            self.keep_off_worker_cores()
         if self.tracker.nvml is not None and self.tracker.nvml.ok:
             self.tracker.device_baseline_mib = self.tracker.nvml.device_used_mib()  # before this worker
         prefix, layout_env, _ = self.layout
@@ -276,17 +279,31 @@ class PerfSession:
         self.load_info[name] = load.model
         return self.loaded[name]
 
+    @property
+    def cores(self) -> tuple[int, int, set[int]] | None:
+        """On a GPU machine: (the reference's core, the variant's, the cores for everything else), chosen once
+        (perfgate.affinity: two physical cores, their SMT siblings idle). Batch-1 decoding is bound by the Python
+        thread that launches kernels, and a thread that migrates between cores, or shares one with the other
+        worker, makes every step slower and noisier (../shared/gpu/README.md: one core per process lowered the
+        variation from 20 to 13 %). None on the CPU, where the cores compute."""
+        if self._cores == "unset":
+            self._cores = None
+            if self.device == "cuda" and hasattr(os, "sched_getaffinity"):
+                self._cores = affinity.worker_cores(set(os.sched_getaffinity(0)))
+        return self._cores
+
     def worker_core(self, name: str) -> int | None:
-        """On a GPU machine, each worker gets a core of its own (the reference one, the variant another): batch-1
-        decoding is bound by the Python thread that launches kernels, and a thread that migrates between cores,
-        or shares one with the other worker, makes every step slower and noisier (../shared/gpu/README.md: one
-        core per process lowered the variation from 20 to 13 %). None on the CPU, where the cores compute."""
-        if self.device != "cuda" or not hasattr(os, "sched_getaffinity"):
+        if self.cores is None:
             return None
-        cores = sorted(os.sched_getaffinity(0))
-        if len(cores) < 4:
-            return None
-        return cores[-1] if name == self.reference else cores[-2]
+        return self.cores[0] if name == self.reference else self.cores[1]
+
+    def keep_off_worker_cores(self) -> None:
+        """This process (pytest, its NVML sampler, the workers' reply readers) onto the cores the workers leave
+        free, once, before the first pinned worker starts; given back at the end of the run."""
+        if self.cores is None or self._own_affinity is not None:
+            return
+        self._own_affinity = set(os.sched_getaffinity(0))
+        affinity.pin_process(self.cores[2])
 
     def swap_cores(self, name: str) -> tuple[int, int] | None:
         """The reference's and the variant's cores, which they swap between rounds; None where not pinned."""
@@ -638,6 +655,11 @@ class PerfSession:
             "baseline_file": str(self.baseline_path),
             "gpu_busy_at_start": self.gpu_busy,
             "worker_layout": self.layout[2],
+            **(
+                {"cpu_cores": {"reference": self.cores[0], "variant": self.cores[1], "others": sorted(self.cores[2])}}
+                if self._cores not in ("unset", None)
+                else {}
+            ),
             "variants": dict(self.load_info),
             "results": [self.result_dict(f) for f in self.figures],
             "not_started": list(self.cut),  # cut by --perf-session-budget
@@ -683,9 +705,7 @@ class PerfSession:
 
     def update_baselines(self) -> None:
         """Write this run's gated figures into the baseline file (other entries stay), and keep the diff."""
-        fresh = [
-            f for f in self.figures if f.gated and f.value is not None and not variants.REGISTRY[f.variant].baseline_of
-        ]
+        fresh = baselines.kept_figures(self.figures)
         if not fresh:
             self.baseline_diff = []
             return
@@ -700,6 +720,8 @@ class PerfSession:
             self.finish_controller()
             return
         self.release()
+        if self._own_affinity is not None:
+            affinity.pin_process(self._own_affinity)
         if self._fidelity_reference:  # the reference's logits (hundreds of MB) are of no use after this run
             Path(self._fidelity_reference).unlink(missing_ok=True)
         if self.opts["update_baselines"] and not self.is_worker:  # the controller writes it once for all

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from perfgate import gate
+from perfgate.baselines import expected_unit
 from perfgate.figures import Figure
 from perfgate.stats import Summary
 from perfgate.storage import read_json
@@ -196,8 +197,17 @@ def render_gate(results: list[dict], markdown: bool = False) -> str:
 def render_diff(rows: list[tuple]) -> str:
     if not rows:
         return "no entry changed"
+
+    def unit(key: str) -> str:
+        return expected_unit(key.rsplit("/", 1)[-1]) or ""
+
     body = [
-        [key, number(old) if old is not None else "(new)", number(new), f"{delta:+.1f}" if delta is not None else ""]
+        [
+            key,
+            number(old, unit(key)) if old is not None else "(new)",
+            number(new, unit(key)),
+            f"{delta:+.1f}" if delta is not None else "",
+        ]
         for _, key, old, new, delta in rows
     ]
     return text_table(["entry", "old", "new", "Δ %"], body, 1)

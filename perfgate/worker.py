@@ -20,7 +20,7 @@ import time
 import traceback
 from typing import Any
 
-from perfgate import fidelity, generation, loading, workloads
+from perfgate import affinity, fidelity, generation, loading, workloads
 from perfgate.agent import live, tools
 from perfgate.variants import REGISTRY
 
@@ -260,10 +260,10 @@ class Worker:
         return {"pid": os.getpid()}
 
     def op_pin(self, core: int) -> dict[str, Any]:
-        """Move this process to one core (the session swaps the reference's and the variant's cores between
-        rounds, so that a core slower than the other weighs on both alike)."""
-        os.sched_setaffinity(0, {int(core)})
-        return {"core": int(core)}
+        """Move this process, every thread of it, to one core (the session swaps the reference's and the variant's
+        cores between rounds, so that a core slower than the other weighs on both alike)."""
+        problems = affinity.pin_process({int(core)})
+        return {"core": int(core), "problems": problems}
 
 
 def serve(requests, replies) -> None:
@@ -302,9 +302,11 @@ def pin_to_core() -> None:
     core = os.environ.get("PERFGATE_CPU_CORE")
     if core and hasattr(os, "sched_setaffinity"):
         try:
-            os.sched_setaffinity(0, {int(core)})
-        except (OSError, ValueError) as exc:
-            print(f"perfgate worker: cannot pin to core {core}: {exc}", file=sys.stderr)
+            problems = affinity.pin_process({int(core)})
+        except ValueError as exc:
+            problems = [str(exc)]
+        for problem in problems:
+            print(f"perfgate worker: cannot pin to core {core}: {problem}", file=sys.stderr)
 
 
 def main() -> int:

@@ -37,5 +37,8 @@ else
 fi
 # One archive per call of this script: the device tool brings back at most 8 files (a 9th run file was lost on 2026-11-29).
 find results/runs results/reports results/baselines results/steps -maxdepth 1 -newermt "@$start" -type f > /tmp/h200-new.txt
-archive="$OUT/results-$(date +%s).tgz"
+# (named to the nanosecond, and none when nothing is new: a call that ran nothing once overwrote the one before it,
+# started in the same second)
+[ -s /tmp/h200-new.txt ] || exit 0
+archive="$OUT/results-$(date +%s%N).tgz"
 tar -czf "$archive" -T /tmp/h200-new.txt && tar -tzf "$archive" | tail -20

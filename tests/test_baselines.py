@@ -96,3 +96,55 @@ def test_machine_changes():
         "transformers 5.17.0 → 5.18.0",
     ]
     assert baselines.machine_changes(None, new) == []
+
+
+def write_run(results, name, figures, update_baselines=True, started="2026-11-29T09:18:04+00:00"):
+    path = results / "runs" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    run = {
+        "started_at": started,
+        "machine": MACHINE,
+        "model": {"source": "synthetic:qwen3-14b"},
+        "options": {"update_baselines": update_baselines, "tolerance": {"ttft_s": 0.5}},
+        "results": [f.to_dict() for f in figures],
+    }
+    path.write_text(json.dumps(run))
+    return path
+
+
+def test_baseline_runs_are_written_again_in_order_as_they_wrote_them(tmp_path, capsys):
+    results = tmp_path / "results"
+    first = write_run(results, "a.json", [figure("hf-fp16"), figure("hf-nf4"), figure("hf-fp16-slow")])
+    second = write_run(
+        results,
+        "b.json",
+        [figure("hf-nf4", samples=(30.0, 31.0)), figure("hf-bf16", metric="ttft_s", samples=(0.06,))],
+        started="2026-11-29T09:26:18+00:00",
+    )
+    assert baselines.main([str(first), str(second)]) == 0
+    model = baselines.Baseline.load(results / "baselines" / "nvidia-h200.json").model("synthetic:qwen3-14b")
+    entries = model["entries"]
+    assert sorted(entries) == [
+        "hf-bf16/decode[ctx1024]/ttft_s",
+        "hf-fp16/decode[ctx1024]/decode_tok_per_s",
+        "hf-nf4/decode[ctx1024]/decode_tok_per_s",
+    ]  # the canary is judged against hf-fp16's entries and has none of its own
+    assert entries["hf-nf4/decode[ctx1024]/decode_tok_per_s"]["value"] == 30.5  # the later run wins
+    assert entries["hf-fp16/decode[ctx1024]/decode_tok_per_s"]["measured_at"] == "2026-11-29T09:18:04+00:00"
+    assert entries["hf-bf16/decode[ctx1024]/ttft_s"]["tolerance"] == 0.5  # the run's own --perf-tolerance
+    assert entries["hf-fp16/decode[ctx1024]/decode_tok_per_s"]["tolerance"] == 0.45  # the default
+    assert model["updated_at"] == "2026-11-29T09:26:18+00:00" and model["machine"] == MACHINE
+    out = capsys.readouterr().out
+    assert "hf-nf4/decode[ctx1024]/decode_tok_per_s   22.0  30.5  +38.6" in out
+
+
+def test_a_gate_run_or_a_broken_file_is_refused_naming_it(tmp_path, capsys):
+    results = tmp_path / "results"
+    gate_run = write_run(results, "gate.json", [figure()], update_baselines=False)
+    assert baselines.main([str(gate_run)]) == 2
+    assert f"run file {gate_run}: a gate run, not a baseline run" in capsys.readouterr().err
+    broken = results / "runs" / "broken.json"
+    broken.write_text("{")
+    assert baselines.main([str(broken)]) == 2
+    assert f"run file {broken}: not a perfgate run file" in capsys.readouterr().err
+    assert not (results / "baselines").exists()  # nothing written

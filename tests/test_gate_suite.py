@@ -35,7 +35,7 @@ def test_update_writes_the_baseline_with_its_spread(baseline_file):
     data = json.loads(baseline_file.read_text())
     model = data["models"]["synthetic:qwen3-tiny"]
     entry = model["entries"]["hf-fp16/decode[ctx32]/decode_tok_per_s"]
-    assert entry["unit"] == "tok/s" and entry["better"] == "higher" and entry["tolerance"] == 0.25
+    assert entry["unit"] == "tok/s" and entry["better"] == "higher" and entry["tolerance"] == 0.45
     assert len(entry["samples"]) == 8  # a baseline is measured to --perf-max-rounds
     assert model["machine"]["gpu"] == "cpu" and "commit" in model["machine"]
     assert not any(k.endswith("vram_mib") for k in model["entries"])  # unavailable figures are not baselines

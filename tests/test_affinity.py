@@ -1,0 +1,81 @@
+import os
+import threading
+
+import pytest
+
+from perfgate import affinity
+
+
+def fake_sys(tmp_path, groups):
+    """A /sys/devices/system/cpu with these SMT sibling groups."""
+    for group in groups:
+        for core in group:
+            topo = tmp_path / f"cpu{core}" / "topology"
+            topo.mkdir(parents=True)
+            topo.joinpath("thread_siblings_list").write_text(",".join(map(str, group)) + "\n")
+    return tmp_path
+
+
+def test_cpu_lists_are_read_as_the_kernel_writes_them():
+    assert affinity.parse_cpu_list("0-3,8,10-11\n") == {0, 1, 2, 3, 8, 10, 11}
+
+
+def test_workers_get_two_physical_cores_and_their_siblings_stay_idle(tmp_path):
+    # siblings n and n+8 (a common numbering): 15 and 14 are different physical cores
+    sys_cpu = fake_sys(tmp_path / "a", [(n, n + 8) for n in range(8)])
+    ref, own, rest = affinity.worker_cores(set(range(16)), sys_cpu)
+    assert (ref, own) == (15, 14) and rest == set(range(16)) - {6, 7, 14, 15}
+    # adjacent siblings: 14 shares 15's physical core, so the variant gets 13
+    sys_cpu = fake_sys(tmp_path / "b", [(2 * n, 2 * n + 1) for n in range(8)])
+    ref, own, rest = affinity.worker_cores(set(range(16)), sys_cpu)
+    assert (ref, own) == (15, 13) and rest == set(range(12))
+
+
+def test_no_pinning_without_enough_cores(tmp_path):
+    assert affinity.worker_cores({0, 1, 2}, tmp_path) is None
+    sys_cpu = fake_sys(tmp_path, [(0, 1), (2, 3)])
+    assert affinity.worker_cores({0, 1, 2, 3}, sys_cpu) is None  # nothing left beside the two workers
+    assert affinity.worker_cores({0, 1, 2, 3}, tmp_path / "nothing") == (3, 2, {0, 1})  # topology unknown
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="Linux only")
+def test_every_thread_of_the_process_is_moved():
+    before = os.sched_getaffinity(0)
+    started, stop = threading.Event(), threading.Event()
+    ids = {}
+
+    def idle():
+        ids["tid"] = threading.get_native_id()
+        started.set()
+        stop.wait(10)
+
+    thread = threading.Thread(target=idle)
+    thread.start()
+    started.wait(10)
+    one = {min(before)}
+    try:
+        assert affinity.pin_process(one) == []
+        assert os.sched_getaffinity(ids["tid"]) == one  # sched_setaffinity(0) alone would have left it
+        assert os.sched_getaffinity(0) == one
+    finally:
+        affinity.pin_process(before)
+        stop.set()
+        thread.join()
+    assert os.sched_getaffinity(0) == before
+
+
+def test_the_session_pins_its_own_threads_off_the_workers_cores_once(monkeypatch, tmp_path):
+    from perfgate import session as session_module
+
+    moved = []
+    monkeypatch.setattr(session_module.os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
+    monkeypatch.setattr(affinity, "worker_cores", lambda allowed: (15, 14, allowed - {14, 15}))
+    monkeypatch.setattr(affinity, "pin_process", lambda cores, pid=0: moved.append(set(cores)) or [])
+    perf = session_module.PerfSession.__new__(session_module.PerfSession)
+    perf.device, perf.reference, perf._cores, perf._own_affinity = "cuda", "hf-fp16", "unset", None
+    assert (perf.worker_core("hf-fp16"), perf.worker_core("hf-nf4")) == (15, 14)
+    perf.keep_off_worker_cores()
+    perf.keep_off_worker_cores()
+    assert moved == [set(range(14))]  # once, before the first pinned worker
+    perf.device, perf._cores = "cpu", "unset"
+    assert perf.worker_core("hf-fp16") is None  # on the CPU the cores compute: nothing is pinned
