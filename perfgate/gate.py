@@ -31,8 +31,8 @@ UNAVAILABLE = "unavailable"
 
 # Defaults per metric (fnmatch patterns, first match wins). Absolute timing is loose because a batch-1 decode
 # rate drifts by 20 % within one process and 10-40 % between machines of one kind (../shared/gpu/README.md): the
-# baselines of seven variants measured on two starts of the lent H200, same code, 2026-11-29 03:33 and 09:18 UTC,
-# differed by up to 41 % in decode tok/s and up to 62 % in TTFT (README, The gate). These limits catch what slows
+# baselines of seven variants measured on two starts of the lent H200, 2026-11-29 03:33 and 09:18 UTC, differed
+# by up to 41 % in decode tok/s and up to 62 % in TTFT (README, The gate). These limits catch what slows
 # everything, the reference too, by more than that; the ratio to the reference measured in the same minutes
 # cancels the machine and is held tight; memory is nearly deterministic and tightest.
 DEFAULT_TOLERANCES: tuple[tuple[str, float], ...] = (

@@ -14,7 +14,7 @@ from perfgate import figures as fig
 from perfgate.generation import Round
 from perfgate.runner import WorkerError, WorkerHandle
 from perfgate.stats import bootstrap_interval, mean, median, percentile
-from perfgate.trackers import VramPeak, VramTracker
+from perfgate.trackers import VramPeak, VramTracker, involuntary_switches
 from perfgate.variants import Variant
 from perfgate.workloads import DecodeWorkload
 
@@ -152,22 +152,32 @@ def decode(
 
         energy: list[float] = []
 
+        def generate(handle: WorkerHandle, into: list[Round], probes: dict[str, Any], who: str) -> None:
+            """One timed round of this worker; with a step log, also what the machine did meanwhile."""
+            switches = involuntary_switches(handle.pid) if step_log is not None else None
+            into.append(Round(**handle.call("generate", timeout_s, **timed_gen)))
+            if step_log is not None:
+                after = involuntary_switches(handle.pid)
+                probes[f"{who}_involuntary_switches"] = after - switches if None not in (after, switches) else None
+                probes[f"{who}_clocks_after"] = tracker.clocks()
+
         def one_round() -> None:
             n = len(timed)
+            probes: dict[str, Any] = {}
             if reference is not None and cores is not None:
                 ref_core, core = cores if (n // 2) % 2 == 0 else cores[::-1]
                 reference.call("pin", timeout_s, core=ref_core)
                 worker.call("pin", timeout_s, core=core)
                 on_core.append(core)
             if reference is not None and n % 2 == 0:
-                ref_timed.append(Round(**reference.call("generate", timeout_s, **timed_gen)))
+                generate(reference, ref_timed, probes, "reference")
             before = tracker.energy_mj()
-            timed.append(Round(**worker.call("generate", timeout_s, **timed_gen)))
+            generate(worker, timed, probes, "variant")
             after = tracker.energy_mj()
             if before is not None and after is not None:
                 energy.append((after - before) / 1000)
             if reference is not None and n % 2 == 1:
-                ref_timed.append(Round(**reference.call("generate", timeout_s, **timed_gen)))
+                generate(reference, ref_timed, probes, "reference")
             if step_log is not None:
                 log_steps(
                     step_log,
@@ -176,6 +186,7 @@ def decode(
                     timed[-1],
                     ref_timed[-1] if reference is not None else None,
                     on_core,
+                    probes,
                 )
 
         def so_far() -> DecodeMeasurement:
@@ -217,12 +228,24 @@ def decode(
     )
 
 
-def log_steps(path: Path, variant: str, workload: str, rnd: Round, ref: Round | None, cores: list[int]) -> None:
+def log_steps(
+    path: Path,
+    variant: str,
+    workload: str,
+    rnd: Round,
+    ref: Round | None,
+    cores: list[int],
+    probes: dict[str, Any] | None = None,
+) -> None:
+    """One JSON line per timed round: every decode step of the variant (and of the reference's round beside it),
+    the variant's core, and the probes: per worker, how often the kernel took its main thread off the CPU during
+    its round, and the GPU's SM clock and clock-event reasons right after it (looking for the slow states)."""
     record = {
         "variant": variant,
         "workload": workload,
         "steps_s": list(rnd.steps_s),
         "core": cores[-1] if cores else None,
+        **(probes or {}),
     }
     if ref is not None:
         record["reference_steps_s"] = list(ref.steps_s)

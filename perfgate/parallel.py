@@ -37,7 +37,22 @@ def pin_worker(workerid: str) -> str | None:
         return None
     gpu = gpus[worker_index(workerid) % len(gpus)]
     os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+    share_cores(worker_index(workerid), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
     return gpu
+
+
+def share_cores(index: int, count: int) -> None:
+    """Pytest worker `index` of `count` onto its own slice of the CPU cores, so that the cores each one pins its
+    model workers to (perfgate.affinity.worker_cores, chosen from this process's cores) are not another's."""
+    if count < 2 or not hasattr(os, "sched_getaffinity"):
+        return
+    cores = sorted(os.sched_getaffinity(0))
+    size = len(cores) // count
+    if size < 4:  # too few to pin anything: the session then pins nothing
+        return
+    from perfgate import affinity
+
+    affinity.pin_process(set(cores[index * size : (index + 1) * size]))
 
 
 def merge(documents: list[dict[str, Any]], options: dict[str, Any]) -> dict[str, Any]:

@@ -41,7 +41,8 @@ def markdown(run: dict[str, Any], name: str) -> str:
         head.append("- warning: the GPU was not idle at the start: " + "; ".join(run["gpu_busy_at_start"]))
     if run.get("not_started"):
         head.append(
-            f"- not started, `--perf-session-budget` spent: {len(run['not_started'])} tests ("
+            f"- not started, `--perf-session-budget` spent: {len(run['not_started'])} "
+            f"test{'s' if len(run['not_started']) != 1 else ''} ("
             + ", ".join(f"`{t}`" for t in run["not_started"])
             + ")"
         )

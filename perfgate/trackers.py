@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 MIB = 2**20
 
@@ -78,6 +79,24 @@ class Nvml:
         except Exception:  # NVMLError_NotSupported and friends: the figure is unavailable, never 0
             return None
 
+    def clocks(self) -> dict[str, int | None]:
+        """The SM clock (MHz) and NVML's bitmask of why clocks are held down right now (idle 0x1, power cap 0x4,
+        thermal 0x20/0x40 ...); None for what the driver does not report."""
+        n = self._nvml
+        found: dict[str, int | None] = {"sm_mhz": None, "clock_event_reasons": None}
+        try:
+            found["sm_mhz"] = int(n.nvmlDeviceGetClockInfo(self.handle, getattr(n, "NVML_CLOCK_SM", 1)))
+        except Exception:  # not supported here: left None
+            pass
+        reasons = getattr(n, "nvmlDeviceGetCurrentClocksEventReasons", None) or getattr(
+            n, "nvmlDeviceGetCurrentClocksThrottleReasons", None
+        )
+        try:
+            found["clock_event_reasons"] = int(reasons(self.handle)) if reasons else None
+        except Exception:
+            pass
+        return found
+
     def device_info(self) -> dict[str, str | int]:
         n = self._nvml
         return {
@@ -119,6 +138,11 @@ class VramTracker:
         if self.nvml is None or not self.nvml.ok:
             return None
         return self.nvml.energy_mj()
+
+    def clocks(self) -> dict[str, int | None]:
+        if self.nvml is None or not self.nvml.ok:
+            return {"sm_mhz": None, "clock_event_reasons": None}
+        return self.nvml.clocks()
 
     def sample(self, pid: int, window: _Window) -> None:
         try:
@@ -163,3 +187,15 @@ def _peak(window: _Window) -> VramPeak:
         if window.errors:
             reason += f" ({window.errors[-1]})"
     return VramPeak(window.process_peak, window.device_peak, window.samples, reason)
+
+
+def involuntary_switches(pid: int) -> int | None:
+    """How often the kernel has taken the CPU away from this process's main thread (nonvoluntary_ctxt_switches in
+    /proc/PID/status): a launch-bound decoder whose thread keeps losing its core runs slow. None off Linux."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("nonvoluntary_ctxt_switches:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None

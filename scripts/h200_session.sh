@@ -7,6 +7,8 @@
 # to results/steps/, through PERFGATE_STEP_LOG).
 # What each call wrote under results/ (runs, reports, the baseline when written) goes to $OUT as one archive. The workload
 # is cut to what fits the device time: ctx1024, 32 new tokens, the first 3 agent questions (README: Results).
+# Each device command starts from this tree's copy: a baseline written by one command is not there for the next.
+# Extract the archives here (tar -xzf), and rebuild the baseline from its runs with python -m perfgate.baselines.
 set -u
 mode=$1 variants=$2 runs=${3:-1}
 deadline=${H200_DEADLINE:-$(( $(date +%s) + 560 ))}  # one device command may run 10 minutes

@@ -1,6 +1,8 @@
 """measure.decode's round logic against scripted workers: alternation, adaptive rounds, re-measuring."""
 
 import dataclasses
+import json
+import os
 
 from perfgate import gate, measure
 from perfgate.trackers import VramTracker
@@ -85,6 +87,23 @@ def test_the_two_workers_swap_cores_every_two_pairs():
     assert m.cores == (6, 6, 7, 7)
     pins = [entry[2]["core"] for entry in log if entry[:2] == ("ref", "pin")]
     assert pins == [7, 7, 6, 6, 7]  # and back to its own core after the test
+
+
+def test_the_step_log_has_each_round_with_what_the_machine_did_meanwhile(tmp_path):
+    log, path = [], tmp_path / "steps.jsonl"
+    plan = measure.RoundPlan(rounds=2, max_rounds=2, budget_s=60.0, warmup=0)
+    reference, variant = ScriptedWorker("ref", [50.0], log), ScriptedWorker("v", [40.0], log)
+    variant.pid = os.getpid()  # a process that exists: its switches can be counted
+    measure.decode(
+        variant, VramTracker(None, None), REGISTRY["hf-nf4"], WORKLOAD, plan, 0.15, 10, reference, step_log=path
+    )
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["variant"] for r in records] == ["hf-nf4", "hf-nf4"] and records[0]["workload"] == "ctx64"
+    for r in records:
+        assert r["variant_involuntary_switches"] >= 0  # counted over the variant's round
+        assert r["reference_involuntary_switches"] is None  # pid 0: nothing to read
+        assert r["variant_clocks_after"] == {"sm_mhz": None, "clock_event_reasons": None}  # no GPU here
+        assert "reference_steps_s" in r
 
 
 def test_drift_of_the_machine_cancels_in_the_ratio():

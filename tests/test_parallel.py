@@ -14,6 +14,7 @@ SPREAD = ("-n", "2", "--dist", "loadgroup", "--perf-reference=none")
 
 
 def test_each_worker_takes_its_own_gpu(monkeypatch):
+    monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT", raising=False)  # this test's own process keeps its cores
     for worker, gpu in (("gw0", "3"), ("gw1", "5"), ("gw2", "3")):  # each worker is a process of its own
         monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
         assert parallel.pin_worker(worker) == gpu
@@ -66,3 +67,16 @@ def test_merge_keeps_worker_order_and_every_result(workers):
     assert [r["variant"] for r in merged["results"]] == ["vgw0", "vgw1"]
     assert merged["started_at"] == "2026-11-29T00:00:00+00:00" and merged["options"] == {"rounds": 3}
     assert merged["parallel"]["workers"]["gw0"]["gpu"] == "1"
+
+
+def test_each_pytest_worker_takes_its_own_slice_of_the_cores(monkeypatch):
+    from perfgate import affinity
+
+    pinned = []
+    monkeypatch.setattr(parallel.os, "sched_getaffinity", lambda pid: set(range(32)), raising=False)
+    monkeypatch.setattr(affinity, "pin_process", lambda cores, pid=0: pinned.append(sorted(cores)) or [])
+    parallel.share_cores(1, 2)
+    assert pinned == [list(range(16, 32))]  # its model workers then get cores 31 and 30, gw0's 15 and 14
+    parallel.share_cores(0, 1)  # one worker: all cores stay its own
+    parallel.share_cores(3, 10)  # 3 cores a worker: too few to pin, left alone
+    assert pinned == [list(range(16, 32))]

@@ -83,3 +83,25 @@ def test_other_processes_on_the_gpu_are_named(monkeypatch):
         "pid 999998 (another container or user) using an unreported amount of memory",
         "pid 999999 (another container or user) using 20,480 MiB",
     ]
+
+
+class ClockedPynvml:
+    """The few pynvml calls behind Nvml.clocks, one of them unsupported as on some drivers."""
+
+    NVML_CLOCK_SM = 1
+
+    def nvmlDeviceGetClockInfo(self, handle, clock):
+        assert clock == 1
+        return 1980
+
+    def nvmlDeviceGetCurrentClocksThrottleReasons(self, handle):  # an older pynvml: the old name only
+        return 0x1
+
+
+def test_gpu_clocks_and_why_they_are_held_down(monkeypatch):
+    nvml = Nvml.__new__(Nvml)
+    nvml._nvml, nvml.handle, nvml.error = ClockedPynvml(), object(), None
+    assert nvml.clocks() == {"sm_mhz": 1980, "clock_event_reasons": 1}
+    monkeypatch.setattr(ClockedPynvml, "nvmlDeviceGetClockInfo", lambda self, handle, clock: 1 / 0)  # unsupported
+    assert nvml.clocks() == {"sm_mhz": None, "clock_event_reasons": 1}
+    assert VramTracker(None, None).clocks() == {"sm_mhz": None, "clock_event_reasons": None}
