@@ -206,6 +206,15 @@ OPTIONS: tuple[Opt, ...] = (
         "seconds of timed rounds per test after which no more are added. Default: 300 on a GPU, 60 on the CPU",
     ),
     Opt(
+        "process-pairs",
+        positive_int,
+        "2",
+        "pairs of worker processes a failing ratio to the reference is measured in: when it fails, the variant's "
+        "and the reference's workers are restarted and it is measured again, and it fails only if it fails in each "
+        "pair (two processes running identical code have differed by 24 % on the H200); 1 judges the first pair "
+        "alone",
+    ),
+    Opt(
         "session-budget",
         positive_float,
         None,
@@ -255,7 +264,7 @@ DEVICE_DEFAULTS = {
 def register(parser) -> None:
     group = parser.getgroup("perfgate", "perfgate: LLM inference performance gate")
     for opt in OPTIONS:
-        help_text = f"{opt.help}. Env: {opt.env}. Default: {opt.default!r}"
+        help_text = f"{opt.help}. Env: {opt.env}. Default: {opt.default!r}".replace("%", "%%")  # argparse %-formats
         if opt.flag_only:
             group.addoption(opt.flag, dest=opt.dest, action="store_const", const="true", default=None, help=help_text)
         else:

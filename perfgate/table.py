@@ -229,7 +229,13 @@ def failure_message(judged, baseline_path: Path, model: dict, changes: list[str]
     slack = f" {sign} {number(extra, f.unit)} {f.unit}" if extra else ""
     delta = f"{v.delta_pct:+.1f}%" if v.delta_pct is not None else "n/a"
     noise = f"n={v.n}"
-    if v.test == "bootstrap" and v.ci:
+    processes = len(f.params.get("process_pairs") or ()) or 1
+    if v.test == "bootstrap" and v.ci and processes > 1:
+        noise = (
+            f"98% bootstrap intervals of {processes} pairs of worker processes spanning {number(v.ci[0], f.unit)}–"
+            f"{number(v.ci[1], f.unit)}, over {v.n} pairs of rounds, per-pair cv {Summary.of(f.samples).cv * 100:.1f}%"
+        )
+    elif v.test == "bootstrap" and v.ci:
         noise = (
             f"98% bootstrap interval {number(v.ci[0], f.unit)}–{number(v.ci[1], f.unit)} over {v.n} pairs of "
             f"rounds, per-pair cv {Summary.of(f.samples).cv * 100:.1f}%"
@@ -243,6 +249,8 @@ def failure_message(judged, baseline_path: Path, model: dict, changes: list[str]
         clarity = "a single measurement, compared exactly"
     elif v.test == "bootstrap":
         clarity = f"all of the interval is {side} the limit: each process's fast state, alternating rounds"
+        if processes > 1:
+            clarity += f"; it failed in each of {processes} pairs of worker processes, restarted after a failure"
     else:
         against = "the baseline's samples moved to the limit" if v.test == "mann-whitney" else "the limit"
         clarity = f"one-sided {v.test} test against {against}: p={v.p_worse:.2g}"

@@ -72,8 +72,9 @@ def test_the_reference_passes_and_the_canary_fails_with_its_reasons(run_perf, ba
     result.stdout.fnmatch_lines(
         [
             "hf-fp16-slow decode[[]ctx32] decode_ratio_to_ref = * x is below the limit 0.950 x (baseline 1.000 - 5%): "
-            "Δ -*% (98% bootstrap interval *–* over * pairs of rounds, per-pair cv *; all of the interval is below "
-            "the limit: each process's fast state, alternating rounds)",
+            "Δ -*% (98% bootstrap intervals of 2 pairs of worker processes spanning *–*, over * pairs of rounds, "
+            "per-pair cv *; all of the interval is below the limit: each process's fast state, alternating rounds; "
+            "it failed in each of 2 pairs of worker processes, restarted after a failure)",
             "  baseline: hf-fp16/decode[[]ctx32]/decode_ratio_to_ref in *cpu.json (hf-fp16's ratio to itself)*",
             "  changed since the baseline: transformers 0.0.1 → *",
         ]
@@ -83,6 +84,8 @@ def test_the_reference_passes_and_the_canary_fails_with_its_reasons(run_perf, ba
     verdicts = {(r["variant"], r["metric"]): r["verdict"]["status"] for r in run["results"] if "verdict" in r}
     assert verdicts[("hf-fp16", "decode_tok_per_s")] == "pass"
     assert verdicts[("hf-fp16-slow", "decode_ratio_to_ref")] == "fail"
+    ratio = next(r for r in run["results"] if r["metric"] == "decode_ratio_to_ref")
+    assert [p["value"] < 0.95 for p in ratio["params"]["process_pairs"]] == [True, True]  # failed, restarted, failed
 
 
 def test_without_a_baseline_it_records_only_unless_strict(run_perf):

@@ -4,6 +4,8 @@ import dataclasses
 import json
 import os
 
+import pytest
+
 from perfgate import gate, measure
 from perfgate.trackers import VramTracker
 from perfgate.variants import REGISTRY
@@ -180,3 +182,28 @@ def test_without_nvml_energy_and_bandwidth_are_unavailable_with_the_reason():
     assert figures["energy_j_per_token"].value is None
     assert figures["energy_j_per_token"].unavailable == "no CUDA device: energy is not measured on the CPU"
     assert figures["bandwidth_share_pct"].value is None and "not measured" in figures["bandwidth_share_pct"].unavailable
+
+
+def ratio_of_pairs(*pairs):
+    """One test measured in several pairs of worker processes (each (variant rates, reference rates), 8 rounds)."""
+    plan = measure.RoundPlan(rounds=8, max_rounds=8, budget_s=60.0, warmup=0)
+    measured = [run(v, r, plan=plan)[0] for v, r in pairs]
+    m = dataclasses.replace(measured[-1], earlier=tuple(measured[:-1]))
+    ratio = next(f for f in measure.decode_figures("hf-nf4", m) if f.metric == "decode_ratio_to_ref")
+    verdict = gate.judge(ratio.samples, ratio.value, "higher", 1.0, 0.05, interval=tuple(ratio.params["interval"]))
+    return ratio, verdict
+
+
+def test_a_ratio_fails_only_when_it_fails_in_each_pair_of_processes():
+    ratio, verdict = ratio_of_pairs(([40.0], [50.0]), ([45.0], [50.0]))
+    assert verdict.failed and verdict.clear  # 0.80 and 0.90: both pairs below the limit of 0.95
+    assert abs(ratio.value - (0.8 * 0.9) ** 0.5) < 1e-9  # the geometric mean of the pairs' ratios
+    assert [p["value"] for p in ratio.params["process_pairs"]] == pytest.approx([0.8, 0.9])
+    assert len(ratio.samples) == 16  # every pair of rounds of both
+
+
+def test_pairs_of_processes_that_disagree_leave_the_ratio_unclear():
+    # the first pair's 0.80 was the two processes, not the code: a fresh pair runs alike
+    ratio, verdict = ratio_of_pairs(([40.0], [50.0]), ([50.0], [50.0]))
+    assert verdict.status == gate.PASS and not verdict.clear
+    assert ratio.params["interval"][0] <= 0.8 and ratio.params["interval"][1] >= 1.0

@@ -138,3 +138,13 @@ def test_sigterm_ends_the_run_like_ctrl_c_and_keeps_what_was_measured(run_perf):
     run = run_file(run_perf.results)
     assert {r["variant"] for r in run["results"]} == {"hf-fp32"}
     assert "run file: " in output  # the summary was printed as after any run
+
+
+def test_help_lists_every_option(run_perf):
+    from perfgate import options
+
+    result = run_perf("--help")
+    assert result.ret == 0, result.stderr.str()
+    text = result.stdout.str()
+    assert all(opt.flag in text for opt in options.OPTIONS)
+    result.stdout.fnmatch_lines(["*--perf-canary-slowdown*", "*0% makes the canary an*"])
