@@ -91,16 +91,15 @@ class DecodeMeasurement:
         """Every pair of worker processes this test was measured in, first first (one, unless a ratio failed)."""
         return (*self.earlier, self)
 
-    def ratio_over_processes(self) -> tuple[float, tuple[float, float]]:
-        """(the ratio, its interval) over every pair of worker processes: the geometric mean of their fast-state
-        ratios, and the span of their intervals. Two processes running identical code can differ by more than a
-        regression to be caught (24 % on the H200, run 20261129T093535Z), so a ratio that failed is measured again
-        in fresh processes, and it fails only when all of the span is beyond the limit: when it failed in each
-        pair. Pairs that disagree leave it unclear."""
-        pairs = self.process_pairs
-        value = math.exp(sum(math.log(m.fast_ratio()) for m in pairs) / len(pairs))
-        intervals = [m.fast_ratio_interval() for m in pairs]
-        return value, (min(lo for lo, _ in intervals), max(hi for _, hi in intervals))
+    def ratio_over_processes(self) -> tuple[float, tuple[float, float], list[tuple[float, tuple[float, float]]]]:
+        """(the ratio, its interval, each pair's (ratio, interval)) over every pair of worker processes: the
+        geometric mean of their fast-state ratios, and the span of their intervals. Two processes running identical
+        code can differ by more than a regression to be caught (24 % on the H200, run 20261129T093535Z), so a ratio
+        that failed is measured again in fresh processes, and it fails only when all of the span is beyond the
+        limit: when it failed in each pair. Pairs that disagree leave it unclear."""
+        each = [(m.fast_ratio(), m.fast_ratio_interval()) for m in self.process_pairs]
+        value = math.exp(sum(math.log(ratio) for ratio, _ in each) / len(each))
+        return value, (min(lo for _, (lo, _) in each), max(hi for _, (_, hi) in each)), each
 
 
 RATIO_ESTIMATOR = "fast-state p10/p10"  # kept with the figure: a baseline measured otherwise is not comparable
@@ -503,7 +502,7 @@ def decode_figures(variant: str, m: DecodeMeasurement) -> list[fig.Figure]:
         out.append(once("bandwidth_share_pct", "%", fig.HIGHER, False, None, why))
     timed = [r for pair in m.process_pairs for r in (*pair.rounds, *pair.reference_rounds)]
     if m.reference_rounds and all(r.step_p10_s > 0 for r in timed):
-        value, (lo, hi) = m.ratio_over_processes()
+        value, (lo, hi), each = m.ratio_over_processes()
         detail = {  # the decision's inputs, and per round where a noisy ratio comes from
             "estimator": RATIO_ESTIMATOR,
             "interval": [lo, hi],
@@ -514,12 +513,12 @@ def decode_figures(variant: str, m: DecodeMeasurement) -> list[fig.Figure]:
         if m.earlier:  # each pair of worker processes, first first (the detail above is the last pair's)
             detail["process_pairs"] = [
                 {
-                    "value": pair.fast_ratio(),
-                    "interval": list(pair.fast_ratio_interval()),
+                    "value": ratio,
+                    "interval": list(interval),
                     "step_p10_s": [r.step_p10_s for r in pair.rounds],
                     "reference_step_p10_s": [r.step_p10_s for r in pair.reference_rounds],
                 }
-                for pair in m.process_pairs
+                for pair, (ratio, interval) in zip(m.process_pairs, each, strict=True)
             ]
         samples = [x for pair in m.process_pairs for x in pair.ratios]
         ratio = fig.from_samples(

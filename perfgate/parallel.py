@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from perfgate import affinity
+
 
 def worker_index(workerid: str) -> int:
     """'gw3' -> 3."""
@@ -50,8 +52,6 @@ def share_cores(index: int, count: int) -> None:
     size = len(cores) // count
     if size < 4:  # too few to pin anything: the session then pins nothing
         return
-    from perfgate import affinity
-
     affinity.pin_process(set(cores[index * size : (index + 1) * size]))
 
 

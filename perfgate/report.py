@@ -40,12 +40,7 @@ def markdown(run: dict[str, Any], name: str) -> str:
     if run.get("gpu_busy_at_start"):
         head.append("- warning: the GPU was not idle at the start: " + "; ".join(run["gpu_busy_at_start"]))
     if run.get("not_started"):
-        head.append(
-            f"- not started, `--perf-session-budget` spent: {len(run['not_started'])} "
-            f"test{'s' if len(run['not_started']) != 1 else ''} ("
-            + ", ".join(f"`{t}`" for t in run["not_started"])
-            + ")"
-        )
+        head.append(f"- {table.not_started(run['not_started'], markdown=True)}")
     parts = ["\n".join(head)]
     if any(r.get("verdict") for r in run["results"]):
         parts.append("### Gate\n\n" + table.render_gate(run["results"], markdown=True))

@@ -7,6 +7,7 @@ the run file after each test, so that a crash loses nothing already measured.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from dataclasses import dataclass, replace
@@ -121,7 +122,6 @@ class PerfSession:
         self._fidelity_reference: str | None = None  # the saved reference logits, once computed
         self._reference_greedy: list[list[int]] = []  # the reference's greedy first turns (real models)
         self._bandwidth: dict[str, Any] | None = None  # the device's copy bandwidth, once measured
-        self._cores: Any = "unset"  # see `cores`
         self._own_affinity: set[int] | None = None  # this process's cores before the workers were pinned
         self.write_error: str | None = None
         self.report_files: list[Path] = []
@@ -279,18 +279,16 @@ class PerfSession:
         self.load_info[name] = load.model
         return self.loaded[name]
 
-    @property
+    @functools.cached_property
     def cores(self) -> tuple[int, int, set[int]] | None:
         """On a GPU machine: (the reference's core, the variant's, the cores for everything else), chosen once
         (perfgate.affinity: two physical cores, their SMT siblings idle). Batch-1 decoding is bound by the Python
         thread that launches kernels, and a thread that migrates between cores, or shares one with the other
         worker, makes every step slower and noisier (../shared/gpu/README.md: one core per process lowered the
         variation from 20 to 13 %). None on the CPU, where the cores compute."""
-        if self._cores == "unset":
-            self._cores = None
-            if self.device == "cuda" and hasattr(os, "sched_getaffinity"):
-                self._cores = affinity.worker_cores(set(os.sched_getaffinity(0)))
-        return self._cores
+        if self.device != "cuda" or not hasattr(os, "sched_getaffinity"):
+            return None
+        return affinity.worker_cores(set(os.sched_getaffinity(0)))
 
     def worker_core(self, name: str) -> int | None:
         if self.cores is None:
@@ -686,7 +684,7 @@ class PerfSession:
             "worker_layout": self.layout[2],
             **(
                 {"cpu_cores": {"reference": self.cores[0], "variant": self.cores[1], "others": sorted(self.cores[2])}}
-                if self._cores not in ("unset", None)
+                if self.cores
                 else {}
             ),
             "variants": dict(self.load_info),
@@ -839,11 +837,7 @@ class PerfSession:
         for why in self.failed.values():
             reporter.write_line(f"not measured: {why.splitlines()[0]}")
         if self.cut:
-            reporter.write_line(
-                f"not started, --perf-session-budget spent: {len(self.cut)} test{'s' if len(self.cut) != 1 else ''} "
-                f"({', '.join(self.cut)})",
-                yellow=True,
-            )
+            reporter.write_line(table.not_started(self.cut), yellow=True)
         if self.write_error:
             reporter.write_line(self.write_error, red=True)
         elif self.run_path:

@@ -194,6 +194,13 @@ def render_gate(results: list[dict], markdown: bool = False) -> str:
     return text
 
 
+def not_started(tests: list[str], markdown: bool = False) -> str:
+    """The tests --perf-session-budget kept from starting, in one line."""
+    names = ", ".join(f"`{t}`" if markdown else t for t in tests)
+    flag = "`--perf-session-budget`" if markdown else "--perf-session-budget"
+    return f"not started, {flag} spent: {len(tests)} test{'s' if len(tests) != 1 else ''} ({names})"
+
+
 def render_diff(rows: list[tuple]) -> str:
     if not rows:
         return "no entry changed"
@@ -230,16 +237,14 @@ def failure_message(judged, baseline_path: Path, model: dict, changes: list[str]
     delta = f"{v.delta_pct:+.1f}%" if v.delta_pct is not None else "n/a"
     noise = f"n={v.n}"
     processes = len(f.params.get("process_pairs") or ()) or 1
-    if v.test == "bootstrap" and v.ci and processes > 1:
-        noise = (
-            f"98% bootstrap intervals of {processes} pairs of worker processes spanning {number(v.ci[0], f.unit)}–"
-            f"{number(v.ci[1], f.unit)}, over {v.n} pairs of rounds, per-pair cv {Summary.of(f.samples).cv * 100:.1f}%"
+    if v.test == "bootstrap" and v.ci:
+        span = f"{number(v.ci[0], f.unit)}–{number(v.ci[1], f.unit)}"
+        which = (
+            f"98% bootstrap intervals of {processes} pairs of worker processes spanning {span},"
+            if processes > 1
+            else f"98% bootstrap interval {span}"
         )
-    elif v.test == "bootstrap" and v.ci:
-        noise = (
-            f"98% bootstrap interval {number(v.ci[0], f.unit)}–{number(v.ci[1], f.unit)} over {v.n} pairs of "
-            f"rounds, per-pair cv {Summary.of(f.samples).cv * 100:.1f}%"
-        )
+        noise = f"{which} over {v.n} pairs of rounds, per-pair cv {Summary.of(f.samples).cv * 100:.1f}%"
     elif v.ci and v.n > 1:
         noise = (
             f"95% CI of the median {number(v.ci[0], f.unit)}–{number(v.ci[1], f.unit)}, {noise}, "

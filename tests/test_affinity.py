@@ -72,10 +72,11 @@ def test_the_session_pins_its_own_threads_off_the_workers_cores_once(monkeypatch
     monkeypatch.setattr(affinity, "worker_cores", lambda allowed: (15, 14, allowed - {14, 15}))
     monkeypatch.setattr(affinity, "pin_process", lambda cores, pid=0: moved.append(set(cores)) or [])
     perf = session_module.PerfSession.__new__(session_module.PerfSession)
-    perf.device, perf.reference, perf._cores, perf._own_affinity = "cuda", "hf-fp16", "unset", None
+    perf.device, perf.reference, perf._own_affinity = "cuda", "hf-fp16", None
     assert (perf.worker_core("hf-fp16"), perf.worker_core("hf-nf4")) == (15, 14)
     perf.keep_off_worker_cores()
     perf.keep_off_worker_cores()
     assert moved == [set(range(14))]  # once, before the first pinned worker
-    perf.device, perf._cores = "cpu", "unset"
+    perf.device = "cpu"
+    del perf.cores  # chosen again, for a CPU run
     assert perf.worker_core("hf-fp16") is None  # on the CPU the cores compute: nothing is pinned
