@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from perfgate import gate
 from perfgate.figures import Figure
 from perfgate.storage import read_json, write_json_atomic
 
@@ -67,9 +68,10 @@ class Baseline:
         return model["entries"].get(key) if model else None
 
     def updated(
-        self, source: str, figures: list[Figure], machine: dict[str, Any], tolerances: dict[str, float], when: str
+        self, source: str, figures: list[Figure], machine: dict[str, Any], overrides: dict[str, float], when: str
     ) -> dict[str, Any]:
-        """A new document with these figures' entries replaced (or added); every other entry is kept."""
+        """A new document with these figures' entries replaced (or added); every other entry is kept. Each entry
+        keeps the tolerance it gets now: `overrides` (--perf-tolerance), else the default."""
         models = {k: dict(v) for k, v in self.data["models"].items()}
         model = models.setdefault(source, {"entries": {}})
         entries = dict(model.get("entries", {}))
@@ -81,7 +83,7 @@ class Baseline:
                 "params": f.params,
                 "samples": list(f.samples),
                 "stats": f.to_dict()["stats"],
-                "tolerance": tolerances[f.metric],
+                "tolerance": gate.tolerance_for(f.metric, overrides, variant=f.variant),
                 "unit": f.unit,
                 "value": f.value,
             }
@@ -200,7 +202,7 @@ def kept_figures(figures: Iterable[Figure]) -> list[Figure]:
 def from_run(run_path: Path, results_dir: Path | None = None) -> tuple[Baseline, dict[str, Any]]:
     """(the baseline file of the run's GPU as it is, the document with the run's entries written in), for a run
     made with --perf-update-baselines. BaselineError, naming the file, for anything else."""
-    from perfgate import gate, table
+    from perfgate import table
 
     try:
         run = read_json(run_path)
@@ -218,8 +220,7 @@ def from_run(run_path: Path, results_dir: Path | None = None) -> tuple[Baseline,
         raise BaselineError(f"run file {run_path}: holds no measured gated figure")
     results_dir = results_dir or run_path.resolve().parent.parent
     old = Baseline.load(path_for(results_dir, machine["gpu_slug"]))
-    tolerances = {f.metric: gate.tolerance_for(f.metric, options.get("tolerance") or {}) for f in fresh}
-    return old, old.updated(source, fresh, machine, tolerances, run["started_at"])
+    return old, old.updated(source, fresh, machine, options.get("tolerance") or {}, run["started_at"])
 
 
 def main(argv: list[str]) -> int:

@@ -7,8 +7,9 @@ shared GPU drifts by tens of percent (../shared/gpu/README.md):
 - the figure fails only when its samples are significantly worse than the limit: a one-sided Mann-Whitney U
   test against the baseline's own samples moved to the limit (so the baseline's noise counts too), or a sign
   test against the limit where the baseline is a single value (a memory peak); p < ALPHA; the ratio to the
-  reference brings its own 98 % bootstrap interval (perfgate.measure.DecodeMeasurement.fast_ratio), and fails
-  when all of it is below the limit;
+  reference brings its own 98 % bootstrap interval (perfgate.measure.DecodeMeasurement.fast_ratio; with the
+  baseline run's rounds resampled too where the baseline kept them, perfgate.measure.ratio_interval_against), and
+  fails when all of it is below the limit;
 - it passes clearly when the samples are significantly better than the limit;
 - otherwise it is unclear, and the session measures more rounds (bounded by rounds and seconds) and asks
   again. Still unclear at the bound, it passes, marked "unclear" in the summary and the run file: the gate
@@ -28,6 +29,9 @@ PASS = "pass"
 FAIL = "fail"
 NO_BASELINE = "no baseline"
 UNAVAILABLE = "unavailable"
+# how a verdict was decided from an interval: this run's rounds alone, or this run's and the baseline's
+BOOTSTRAP = "bootstrap"
+BOOTSTRAP_BOTH = "bootstrap with the baseline's rounds"
 
 # Defaults per metric (fnmatch patterns, first match wins). Absolute timing is loose because a batch-1 decode
 # rate drifts by 20 % within one process and 10-40 % between machines of one kind (../shared/gpu/README.md): the
@@ -70,7 +74,8 @@ ALPHA = 0.01  # the chance, at most, that an unchanged figure sitting exactly at
 
 
 def parse_tolerances(text: str) -> dict[str, float]:
-    """'decode_tok_per_s=20%,*vram*=3%' -> {'decode_tok_per_s': 0.2, '*vram*': 0.03}."""
+    """'decode_tok_per_s=20%,*vram*=3%' -> {'decode_tok_per_s': 0.2, '*vram*': 0.03}. A pattern may name the
+    variant too, 'hf-bf16-static/decode_ratio_to_ref=15%' (see tolerance_for)."""
     rules: dict[str, float] = {}
     for part in text.split(","):
         if not part.strip():
@@ -89,9 +94,19 @@ def parse_tolerances(text: str) -> dict[str, float]:
     return rules
 
 
-def tolerance_for(metric: str, overrides: dict[str, float], stored: float | None = None) -> float:
-    """The command line (or ini) wins, then the tolerance stored with the baseline, then the default."""
-    for pattern, value in overrides.items():
+def tolerance_for(
+    metric: str, overrides: dict[str, float], stored: float | None = None, variant: str | None = None
+) -> float:
+    """The command line (or ini) wins, then the tolerance stored with the baseline, then the default. Among the
+    overrides, a pattern naming the variant (VARIANT/METRIC, both fnmatch patterns) wins over one naming the metric
+    alone: how far a variant's figure moves between machines depends on the variant (README, The gate: the static
+    cache's ratio to hf-fp16 moves with the CPU's speed, hf-fp16's own does not)."""
+    qualified = [(p, v) for p, v in overrides.items() if "/" in p]
+    plain = [(p, v) for p, v in overrides.items() if "/" not in p]
+    for pattern, value in qualified:
+        if variant is not None and fnmatch.fnmatchcase(f"{variant}/{metric}", pattern):
+            return value
+    for pattern, value in plain:
         if fnmatch.fnmatchcase(metric, pattern):
             return value
     if stored is not None:
@@ -111,7 +126,7 @@ class Verdict:
     ci: tuple[float, float] | None  # 95 % (or less with few samples) interval of the median
     n: int
     p_worse: float | None = None  # one-sided p-value that the figure is worse than the limit
-    test: str = ""  # which test decided: "mann-whitney", "sign", "exact"
+    test: str = ""  # which test decided: "mann-whitney", "sign", "paired sign", "exact", BOOTSTRAP, BOOTSTRAP_BOTH
 
     @property
     def failed(self) -> bool:
@@ -129,6 +144,7 @@ def judge(
     slack: float = 0.0,
     pairs: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
     interval: tuple[float, float] | None = None,
+    interval_test: str = BOOTSTRAP,
 ) -> Verdict:
     """With `interval` (the figure's own two-sided 1 - 2 * alpha interval, such as the bootstrap interval of the
     ratio to the reference), the figure fails when the whole interval is beyond the limit, passes clearly when the
@@ -178,7 +194,7 @@ def judge(
             interval,
             len(samples),
             None,
-            "bootstrap",
+            interval_test,
         )
     # Orient everything so that "worse" means "smaller".
     sign = 1 if higher else -1

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from perfgate import figures as fig
 from perfgate.generation import Round
 from perfgate.runner import WorkerError, WorkerHandle
-from perfgate.stats import bootstrap_interval, mean, median, percentile
+from perfgate.stats import bootstrap_interval, bootstrap_interval_two, mean, median, percentile
 from perfgate.trackers import VramPeak, VramTracker, involuntary_switches
 from perfgate.variants import Variant
 from perfgate.workloads import DecodeWorkload
@@ -76,10 +76,9 @@ class DecodeMeasurement:
         The fast end of each process compares its normal state with the other's (results/steps/ holds the logs);
         a step made slower by a fixed time (the canary) moves it by that time, and it holds as long as a tenth of
         the rounds are in the normal state."""
-        pick = range(len(self.rounds)) if pairs is None else pairs
-        ref = percentile([self.reference_rounds[i].step_p10_s for i in pick], FAST_PCT)
-        own = percentile([self.rounds[i].step_p10_s for i in pick], FAST_PCT)
-        return ref / own
+        return fast_state_ratio(
+            [r.step_p10_s for r in self.reference_rounds], [r.step_p10_s for r in self.rounds], pairs
+        )
 
     def fast_ratio_interval(self) -> tuple[float, float]:
         """98 % bootstrap interval of fast_ratio over the pairs of rounds: its 99 % one-sided bounds, one for a
@@ -104,6 +103,49 @@ class DecodeMeasurement:
 
 RATIO_ESTIMATOR = "fast-state p10/p10"  # kept with the figure: a baseline measured otherwise is not comparable
 FAST_PCT = 10  # the fast state of a process: this percentile over its rounds (see DecodeMeasurement.fast_ratio)
+
+RatioRounds = tuple[Sequence[float], Sequence[float]]  # per pair of rounds: (the reference's, the variant's) p10 step
+
+
+def fast_state_ratio(
+    reference_p10_s: Sequence[float], own_p10_s: Sequence[float], pick: Sequence[int] | None = None
+) -> float:
+    """The reference's fast state over the variant's (see DecodeMeasurement.fast_ratio), from each round's
+    10th-percentile step in seconds; `pick` selects pairs of rounds by index, with repeats."""
+    pick = range(len(own_p10_s)) if pick is None else pick
+    return percentile([reference_p10_s[i] for i in pick], FAST_PCT) / percentile([own_p10_s[i] for i in pick], FAST_PCT)
+
+
+def ratio_rounds(params: dict[str, Any]) -> list[RatioRounds]:
+    """The rounds behind a decode_ratio_to_ref figure (a run's or a baseline entry's `params`), one entry per pair
+    of worker processes; none where they were not kept (a baseline written before they were) or cannot be used."""
+    pairs = params.get("process_pairs") or [params]
+    out = [(p.get("reference_step_p10_s") or (), p.get("step_p10_s") or ()) for p in pairs]
+    usable = all(ref and len(ref) == len(own) and min(ref) > 0 and min(own) > 0 for ref, own in out)
+    return out if usable else []
+
+
+def ratio_interval_against(now: list[RatioRounds], then: RatioRounds, baseline: float) -> tuple[float, float]:
+    """The ratio's 98 % bootstrap interval with the baseline's own noise counted: for each pair of worker
+    processes of this run, the interval of (this run's fast-state ratio) / (the baseline run's), this run's pairs
+    of rounds and the baseline's resampled independently, times the baseline's value; spanning the pairs of
+    processes (as DecodeMeasurement.ratio_over_processes does).
+
+    A baseline is one run of ten or so pairs of rounds; its fast-state ratio carries that run's noise (hf-nf4's
+    H200 baseline of 2026-11-29 09:18: 0.810, its own interval 0.552-0.876), which an interval of this run alone
+    would hold as exact. The reference's ratio to itself (the canary's baseline) is exact and has no rounds."""
+    spans = [_quotient_interval(pair, then) for pair in now]
+    return min(lo for lo, _ in spans) * baseline, max(hi for _, hi in spans) * baseline
+
+
+def _quotient_interval(now: RatioRounds, then: RatioRounds) -> tuple[float, float]:
+    """98 % bootstrap interval of one run's fast-state ratio over another's, each run's pairs resampled."""
+
+    def quotient(pick_now: Sequence[int], pick_then: Sequence[int]) -> float:
+        return fast_state_ratio(*now, pick_now) / fast_state_ratio(*then, pick_then)
+
+    counts = (len(now[1]), len(then[1]))
+    return bootstrap_interval_two(counts, quotient, confidence=0.98, seed=counts[0] * 1000 + counts[1])
 
 
 def load(

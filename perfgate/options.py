@@ -241,7 +241,8 @@ OPTIONS: tuple[Opt, ...] = (
         "tolerance",
         tolerances,
         "",
-        "per-metric tolerances overriding the baseline's and the defaults, e.g. 'decode_tok_per_s=20%,*vram*=3%'",
+        "per-metric tolerances overriding the baseline's and the defaults, e.g. 'decode_tok_per_s=20%,*vram*=3%'; "
+        "VARIANT/METRIC for one variant's, e.g. 'hf-bf16-static/decode_ratio_to_ref=15%'",
     ),
     Opt(
         "update-baselines",

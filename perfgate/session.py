@@ -567,7 +567,7 @@ class PerfSession:
                 continue
             key, entry, note = self.baseline_entry(f)
             stored_tol = entry.get("tolerance") if entry else None
-            tol = gate.tolerance_for(f.metric, self.opts["tolerance"], stored_tol)
+            tol = gate.tolerance_for(f.metric, self.opts["tolerance"], stored_tol, f.variant)
             base = entry["value"] if entry else None
             if entry and entry.get("params", {}).get("new_tokens") not in (None, f.params.get("new_tokens")):
                 note = (
@@ -595,6 +595,13 @@ class PerfSession:
                     f"{f.params['estimator']}): not comparable; update the baseline"
                 )
                 base = None
+            interval_test = gate.BOOTSTRAP
+            if interval and base is not None:
+                then = measure.ratio_rounds(entry.get("params", {}))
+                now = measure.ratio_rounds(f.params)
+                if len(then) == 1 and now:  # a baseline run measures in one pair of processes
+                    interval = measure.ratio_interval_against(now, then[0], base)
+                    interval_test = gate.BOOTSTRAP_BOTH
             base_samples = tuple(entry.get("samples", ())) if entry and base is not None else ()
             verdict = gate.judge(
                 f.samples,
@@ -606,6 +613,7 @@ class PerfSession:
                 slack=gate.slack_for(f.metric),
                 pairs=pairs,
                 interval=interval,
+                interval_test=interval_test,
             )
             out.append(Judged(f, verdict, key, note))
         return out
@@ -736,9 +744,8 @@ class PerfSession:
         if not fresh:
             self.baseline_diff = []
             return
-        tolerances = {f.metric: gate.tolerance_for(f.metric, self.opts["tolerance"]) for f in fresh}
         when = self.started.isoformat(timespec="seconds")
-        document = self.baseline.updated(self.model.source, fresh, self.machine, tolerances, when)
+        document = self.baseline.updated(self.model.source, fresh, self.machine, self.opts["tolerance"], when)
         self.baseline_diff = baselines.diff(self.baseline, document)
         self.baseline.write(document)
 

@@ -192,5 +192,30 @@ def bootstrap_interval(
         raise ValueError("no samples")
     rng = random.Random(seed)
     values = sorted(estimate([rng.randrange(count) for _ in range(count)]) for _ in range(resamples))
-    tail = (1 - confidence) / 2
+    return _percentile_interval(values, confidence)
+
+
+def bootstrap_interval_two(
+    counts: tuple[int, int],
+    estimate: Callable[[Sequence[int], Sequence[int]], float],
+    confidence: float = 0.98,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """The same for a figure of two independent sets of measurements (this run's pairs of rounds and the
+    baseline's): each set is resampled on its own, so the interval carries the noise of both."""
+    if min(counts) < 1:
+        raise ValueError("no samples")
+    rng = random.Random(seed)
+
+    def draw(count: int) -> list[int]:
+        return [rng.randrange(count) for _ in range(count)]
+
+    values = sorted(estimate(draw(counts[0]), draw(counts[1])) for _ in range(resamples))
+    return _percentile_interval(values, confidence)
+
+
+def _percentile_interval(values: list[float], confidence: float) -> tuple[float, float]:
+    """The two-sided percentile interval of sorted bootstrap values."""
+    resamples, tail = len(values), (1 - confidence) / 2
     return values[int(tail * resamples)], values[min(resamples - 1, math.ceil((1 - tail) * resamples) - 1)]

@@ -150,8 +150,14 @@ def verdict_text(status: str, clear: bool) -> str:
 
 GATE_LEGEND = "interval: 95% CI of the median"
 BOOTSTRAP_LEGEND = (
-    "; for decode_ratio_to_ref the 98% bootstrap interval of its fast-state estimate, which decides its verdict"
+    "; for decode_ratio_to_ref the 98% bootstrap interval of its fast-state estimate (the baseline run's rounds "
+    "resampled too, where the baseline kept them), which decides its verdict"
 )
+
+
+def is_bootstrap(test: str | None) -> bool:
+    """Whether a verdict was decided by a bootstrap interval (of this run's rounds, or with the baseline's)."""
+    return test in (gate.BOOTSTRAP, gate.BOOTSTRAP_BOTH)
 
 
 def render_gate(results: list[dict], markdown: bool = False) -> str:
@@ -165,7 +171,7 @@ def render_gate(results: list[dict], markdown: bool = False) -> str:
         v, b, unit = r["verdict"], r.get("baseline") or {}, r["unit"]
         interval = v.get("interval", v.get("ci95"))  # run files before 2026-11-29 06:30 call it ci95
         samples = r.get("samples") or ()
-        if v.get("test") != "bootstrap" and samples and r["value"] != Summary.of(samples).median:
+        if not is_bootstrap(v.get("test")) and samples and r["value"] != Summary.of(samples).median:
             interval = None  # a CI of the median says nothing about a p95 taken from the same samples
         delta = v.get("delta_pct")
         body.append(
@@ -186,7 +192,7 @@ def render_gate(results: list[dict], markdown: bool = False) -> str:
         text = "no gated figure could be measured here"
     else:
         text = (markdown_table if markdown else text_table)(header, body, 3)
-        bootstrap = any(r["verdict"].get("test") == "bootstrap" for r in shown)
+        bootstrap = any(is_bootstrap(r["verdict"].get("test")) for r in shown)
         text += ("\n\n" if markdown else "\n") + GATE_LEGEND + (BOOTSTRAP_LEGEND if bootstrap else "")
     hidden = len(judged) - len(shown)
     if hidden:
@@ -237,14 +243,15 @@ def failure_message(judged, baseline_path: Path, model: dict, changes: list[str]
     delta = f"{v.delta_pct:+.1f}%" if v.delta_pct is not None else "n/a"
     noise = f"n={v.n}"
     processes = len(f.params.get("process_pairs") or ()) or 1
-    if v.test == "bootstrap" and v.ci:
+    if is_bootstrap(v.test) and v.ci:
         span = f"{number(v.ci[0], f.unit)}–{number(v.ci[1], f.unit)}"
         which = (
             f"98% bootstrap intervals of {processes} pairs of worker processes spanning {span},"
             if processes > 1
             else f"98% bootstrap interval {span}"
         )
-        noise = f"{which} over {v.n} pairs of rounds, per-pair cv {Summary.of(f.samples).cv * 100:.1f}%"
+        both = " and the baseline run's, each resampled" if v.test == gate.BOOTSTRAP_BOTH else ""
+        noise = f"{which} over {v.n} pairs of rounds{both}, per-pair cv {Summary.of(f.samples).cv * 100:.1f}%"
     elif v.ci and v.n > 1:
         noise = (
             f"95% CI of the median {number(v.ci[0], f.unit)}–{number(v.ci[1], f.unit)}, {noise}, "
@@ -252,7 +259,7 @@ def failure_message(judged, baseline_path: Path, model: dict, changes: list[str]
         )
     if v.test == "exact":
         clarity = "a single measurement, compared exactly"
-    elif v.test == "bootstrap":
+    elif is_bootstrap(v.test):
         clarity = f"all of the interval is {side} the limit: each process's fast state, alternating rounds"
         if processes > 1:
             clarity += f"; it failed in each of {processes} pairs of worker processes, restarted after a failure"

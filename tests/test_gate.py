@@ -62,6 +62,11 @@ def test_tolerance_rules():
     assert gate.tolerance_for("ttft_s", rules, stored=0.3) == 0.3  # then the baseline's own
     assert gate.tolerance_for("ttft_s", {}) == 0.70  # then the default
     assert gate.tolerance_for("load_peak_vram_mib", {}) == 0.05  # memory is held tighter than timing
+    per_variant = gate.parse_tolerances("decode_ratio_to_ref=5%,hf-bf16-static/decode_ratio_to_ref=15%,unsloth-*/*=9%")
+    assert gate.tolerance_for("decode_ratio_to_ref", per_variant, variant="hf-bf16-static") == 0.15  # named wins
+    assert gate.tolerance_for("decode_ratio_to_ref", per_variant, variant="hf-nf4") == 0.05
+    assert gate.tolerance_for("ttft_s", per_variant, stored=0.7, variant="unsloth-4bit") == 0.09
+    assert gate.tolerance_for("ttft_s", per_variant, stored=0.7, variant="hf-nf4") == 0.7
     with pytest.raises(ValueError, match="METRIC=PERCENT"):
         gate.parse_tolerances("20%")
     with pytest.raises(ValueError, match="below 100 %"):

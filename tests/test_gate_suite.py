@@ -49,6 +49,16 @@ def test_subset_update_changes_only_those_entries(run_perf, baseline_file):
     assert after["hf-nf4/decode[ctx32]/decode_ratio_to_ref"]["params"]["estimator"] == "fast-state p10/p10"
 
 
+def test_a_variants_ratio_is_judged_with_the_baselines_own_noise(run_perf, baseline_file):
+    run_perf("--perf-update-baselines", "--perf-variants=hf-nf4", *FAST).assert_outcomes(passed=2)
+    run_perf("--perf-variants=hf-nf4", LOOSE, *FAST, "--perf-process-pairs=1")  # pass or fail: the CPU is noisy
+    run = json.loads(sorted((run_perf.results / "runs").glob("*.json"))[-1].read_text())
+    ratio = next(r for r in run["results"] if r["metric"] == "decode_ratio_to_ref")
+    assert ratio["verdict"]["test"] == "bootstrap with the baseline's rounds"  # the baseline kept its rounds
+    lo, hi = ratio["verdict"]["interval"]
+    assert 0 < lo <= hi
+
+
 def test_a_ratio_baseline_estimated_another_way_is_not_compared(run_perf, baseline_file):
     run_perf("--perf-update-baselines", "--perf-variants=hf-nf4", *FAST).assert_outcomes(passed=2)
     data = json.loads(baseline_file.read_text())

@@ -207,3 +207,30 @@ def test_pairs_of_processes_that_disagree_leave_the_ratio_unclear():
     ratio, verdict = ratio_of_pairs(([40.0], [50.0]), ([50.0], [50.0]))
     assert verdict.status == gate.PASS and not verdict.clear
     assert ratio.params["interval"][0] <= 0.8 and ratio.params["interval"][1] >= 1.0
+
+
+def test_the_ratio_rounds_of_a_figure_or_a_baseline_entry():
+    one = {"reference_step_p10_s": [0.04, 0.05], "step_p10_s": [0.05, 0.05]}
+    assert measure.ratio_rounds(one) == [([0.04, 0.05], [0.05, 0.05])]
+    two = {**one, "process_pairs": [one, {"reference_step_p10_s": [0.04], "step_p10_s": [0.04]}]}
+    assert len(measure.ratio_rounds(two)) == 2  # one per pair of worker processes
+    assert measure.ratio_rounds({"estimator": "fast-state p10/p10"}) == []  # the reference's ratio to itself
+    assert measure.ratio_rounds({**one, "step_p10_s": [0.05]}) == []  # unequal: not a record of pairs
+    assert measure.ratio_rounds({**one, "step_p10_s": [0.0, 0.05]}) == []
+
+
+def test_the_baselines_noise_widens_the_ratios_interval():
+    # this run: 0.80 in every pair of rounds; the baseline run: 0.89 at its fast end, from noisy rounds
+    now = [([0.04] * 10, [0.05] * 10)]
+    exact = ([0.05] * 10, [0.05] * 10)
+    noisy = ([0.05, 0.04, 0.06, 0.05, 0.045, 0.07, 0.05, 0.055, 0.05, 0.06], [0.05] * 10)
+    assert measure.ratio_interval_against(now, exact, 1.0) == pytest.approx((0.8, 0.8))
+    base = measure.fast_state_ratio(*noisy)
+    alone = gate.judge((0.8,) * 10, 0.8, "higher", base, 0.05, interval=(0.8, 0.8))
+    assert base == pytest.approx(0.89) and alone.failed  # held against the baseline's value as if it were exact
+    lo, hi = measure.ratio_interval_against(now, noisy, base)
+    assert lo < 0.8 < 0.95 * base < hi  # with the baseline's noise: no evidence of a regression beyond 5 %
+    both = gate.judge((0.8,) * 10, 0.8, "higher", base, 0.05, interval=(lo, hi), interval_test=gate.BOOTSTRAP_BOTH)
+    assert both.status == gate.PASS and not both.clear and both.test == gate.BOOTSTRAP_BOTH
+    two = measure.ratio_interval_against([*now, exact], exact, 1.0)
+    assert two == pytest.approx((0.8, 1.0))  # pairs of worker processes: the span of theirs

@@ -70,3 +70,17 @@ def test_bootstrap_interval_is_reproducible_and_covers_the_estimate():
     assert stats.bootstrap_interval(4, lambda idx: 7.0) == (7.0, 7.0)
     with pytest.raises(ValueError, match="no samples"):
         stats.bootstrap_interval(0, middle)
+
+
+def test_a_two_sample_bootstrap_carries_the_noise_of_both():
+    now, then = [1.0] * 10, [0.8, 1.25, 1.0, 0.9, 1.1, 1.0, 0.85, 1.2, 1.0, 0.95]
+
+    def quotient(pick_now, pick_then):
+        return stats.median([now[i] for i in pick_now]) / stats.median([then[i] for i in pick_then])
+
+    lo, hi = stats.bootstrap_interval_two((10, 10), quotient, seed=5)
+    assert (lo, hi) == stats.bootstrap_interval_two((10, 10), quotient, seed=5)
+    assert lo < 1.0 < hi  # exact now, noisy then: the noise is the baseline's alone
+    assert stats.bootstrap_interval_two((3, 4), lambda a, b: len(a) * 10 + len(b)) == (34, 34)  # each its own size
+    with pytest.raises(ValueError, match="no samples"):
+        stats.bootstrap_interval_two((3, 0), quotient)
