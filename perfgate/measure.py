@@ -15,7 +15,7 @@ from perfgate import figures as fig
 from perfgate.generation import Round
 from perfgate.runner import WorkerError, WorkerHandle
 from perfgate.stats import bootstrap_interval, bootstrap_interval_two, mean, median, percentile
-from perfgate.trackers import VramPeak, VramTracker, involuntary_switches
+from perfgate.trackers import VramPeak, VramTracker, cpu_khz, cpu_steal_s, involuntary_switches
 from perfgate.variants import Variant
 from perfgate.workloads import DecodeWorkload
 
@@ -213,32 +213,39 @@ def decode(
 
         energy: list[float] = []
 
-        def generate(handle: WorkerHandle, into: list[Round], probes: dict[str, Any], who: str) -> None:
-            """One timed round of this worker; with a step log, also what the machine did meanwhile."""
-            switches = involuntary_switches(handle.pid) if step_log is not None else None
+        def generate(
+            handle: WorkerHandle, into: list[Round], probes: dict[str, Any], who: str, core: int | None
+        ) -> None:
+            """One timed round of this worker; with a step log, also what the machine did meanwhile (on its core,
+            or on the whole machine where it is not pinned)."""
+            if step_log is None:
+                into.append(Round(**handle.call("generate", timeout_s, **timed_gen)))
+                return
+            switches, steal = involuntary_switches(handle.pid), cpu_steal_s(core)
             into.append(Round(**handle.call("generate", timeout_s, **timed_gen)))
-            if step_log is not None:
-                after = involuntary_switches(handle.pid)
-                probes[f"{who}_involuntary_switches"] = after - switches if None not in (after, switches) else None
-                probes[f"{who}_clocks_after"] = tracker.clocks()
+            switched, stolen = involuntary_switches(handle.pid), cpu_steal_s(core)
+            probes[f"{who}_involuntary_switches"] = switched - switches if None not in (switched, switches) else None
+            probes[f"{who}_steal_s"] = stolen - steal if None not in (stolen, steal) else None
+            probes[f"{who}_clocks_after"] = {**tracker.clocks(), "cpu_khz": cpu_khz(core)}
 
         def one_round() -> None:
             n = len(timed)
             probes: dict[str, Any] = {}
+            ref_core = core = None
             if reference is not None and cores is not None:
                 ref_core, core = cores if (n // 2) % 2 == 0 else cores[::-1]
                 reference.call("pin", timeout_s, core=ref_core)
                 worker.call("pin", timeout_s, core=core)
                 on_core.append(core)
             if reference is not None and n % 2 == 0:
-                generate(reference, ref_timed, probes, "reference")
+                generate(reference, ref_timed, probes, "reference", ref_core)
             before = tracker.energy_mj()
-            generate(worker, timed, probes, "variant")
+            generate(worker, timed, probes, "variant", core)
             after = tracker.energy_mj()
             if before is not None and after is not None:
                 energy.append((after - before) / 1000)
             if reference is not None and n % 2 == 1:
-                generate(reference, ref_timed, probes, "reference")
+                generate(reference, ref_timed, probes, "reference", ref_core)
             if step_log is not None:
                 log_steps(
                     step_log,
@@ -300,7 +307,8 @@ def log_steps(
 ) -> None:
     """One JSON line per timed round: every decode step of the variant (and of the reference's round beside it),
     the variant's core, and the probes: per worker, how often the kernel took its main thread off the CPU during
-    its round, and the GPU's SM clock and clock-event reasons right after it (looking for the slow states)."""
+    its round, how long the hypervisor took its core away (steal), and the GPU's SM clock and clock-event reasons
+    and the core's clock right after it (looking for the slow states)."""
     record = {
         "variant": variant,
         "workload": workload,

@@ -189,6 +189,32 @@ def _peak(window: _Window) -> VramPeak:
     return VramPeak(window.process_peak, window.device_peak, window.samples, reason)
 
 
+def cpu_steal_s(core: int | None, proc_stat: Path = Path("/proc/stat")) -> float | None:
+    """Seconds the hypervisor has given this CPU (all CPUs with None) to someone else while it had work: the steal
+    column of /proc/stat, in the kernel's USER_HZ ticks. A guest does not see stolen time as context switches, so a
+    worker slowed by its virtual CPU being descheduled shows here and not in involuntary_switches. None where the
+    kernel does not report it."""
+    name = "cpu" if core is None else f"cpu{core}"
+    try:
+        for line in proc_stat.read_text().splitlines():
+            fields = line.split()
+            if fields and fields[0] == name:
+                return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else None
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def cpu_khz(core: int | None, sys_cpu: Path = Path("/sys/devices/system/cpu")) -> int | None:
+    """The core's current clock as the kernel's cpufreq reports it (kHz); None where it does not (many VMs)."""
+    if core is None:
+        return None
+    try:
+        return int((sys_cpu / f"cpu{core}" / "cpufreq" / "scaling_cur_freq").read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def involuntary_switches(pid: int) -> int | None:
     """How often the kernel has taken the CPU away from this process's main thread (nonvoluntary_ctxt_switches in
     /proc/PID/status): a launch-bound decoder whose thread keeps losing its core runs slow. None off Linux."""

@@ -104,7 +104,8 @@ def test_the_step_log_has_each_round_with_what_the_machine_did_meanwhile(tmp_pat
     for r in records:
         assert r["variant_involuntary_switches"] >= 0  # counted over the variant's round
         assert r["reference_involuntary_switches"] is None  # pid 0: nothing to read
-        assert r["variant_clocks_after"] == {"sm_mhz": None, "clock_event_reasons": None}  # no GPU here
+        assert r["variant_clocks_after"] == {"sm_mhz": None, "clock_event_reasons": None, "cpu_khz": None}  # no GPU
+        assert r["variant_steal_s"] >= 0 and r["reference_steal_s"] >= 0  # the whole machine's: not pinned here
         assert "reference_steps_s" in r
 
 

@@ -3,6 +3,7 @@ import time
 
 import pytest
 
+from perfgate import trackers
 from perfgate.trackers import Nvml, VramTracker
 
 
@@ -105,3 +106,16 @@ def test_gpu_clocks_and_why_they_are_held_down(monkeypatch):
     monkeypatch.setattr(ClockedPynvml, "nvmlDeviceGetClockInfo", lambda self, handle, clock: 1 / 0)  # unsupported
     assert nvml.clocks() == {"sm_mhz": None, "clock_event_reasons": 1}
     assert VramTracker(None, None).clocks() == {"sm_mhz": None, "clock_event_reasons": None}
+
+
+def test_steal_time_per_core_and_for_the_whole_machine(tmp_path):
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  10 0 5 900 0 0 0 300 0 0\ncpu0 5 0 2 450 0 0 0 100 0 0\ncpu1 5 0 3 450 0 0 0 200 0 0\n")
+    tick = os.sysconf("SC_CLK_TCK")
+    assert trackers.cpu_steal_s(None, stat) == 300 / tick and trackers.cpu_steal_s(1, stat) == 200 / tick
+    assert trackers.cpu_steal_s(7, stat) is None  # no such CPU
+    assert trackers.cpu_steal_s(0, tmp_path / "missing") is None
+    assert trackers.cpu_khz(None) is None and trackers.cpu_khz(0, tmp_path) is None  # no cpufreq there
+    (tmp_path / "cpu3" / "cpufreq").mkdir(parents=True)
+    (tmp_path / "cpu3" / "cpufreq" / "scaling_cur_freq").write_text("2400000\n")
+    assert trackers.cpu_khz(3, tmp_path) == 2400000
