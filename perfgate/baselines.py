@@ -187,6 +187,26 @@ def diff(old: Baseline, new: dict[str, Any]) -> list[tuple[str, str, float | Non
     return rows
 
 
+def too_noisy(new: dict[str, Any], rows: list[tuple]) -> list[tuple[str, float, float, float, float, float]]:
+    """(entry key, value, its interval's low and high end, tolerance, how far the interval reaches on the worse
+    side, as a share of the value) of the entries just written (`rows`, from diff) whose own interval reaches
+    further on the worse side of their value than their tolerance. A ratio is
+    judged with its baseline's noise (perfgate.measure.ratio_interval_against), so against such an entry a
+    regression of the tolerance cannot be told from that noise: the gate is less sensitive than its tolerance
+    says until the entry is measured with more rounds."""
+    out = []
+    for source, key, _, value, _ in rows:
+        entry = new["models"][source]["entries"][key]
+        interval, tolerance = entry.get("params", {}).get("interval"), entry.get("tolerance")
+        if not interval or not value or tolerance is None:
+            continue
+        lo, hi = interval
+        reach = (value - lo) / value if entry.get("better") == "higher" else (hi - value) / value
+        if reach > tolerance:
+            out.append((key, value, lo, hi, tolerance, reach))
+    return out
+
+
 def kept_figures(figures: Iterable[Figure]) -> list[Figure]:
     """The figures a baseline keeps: gated and measured, of variants judged against entries of their own (a canary
     is judged against its original's)."""
@@ -237,7 +257,10 @@ def main(argv: list[str]) -> int:
             print(f"perfgate.baselines: {exc}", file=sys.stderr)
             return 2
         print(f"{old.path} <- {name}")
-        print(table.render_diff(diff(old, document)))
+        rows = diff(old, document)
+        print(table.render_diff(rows))
+        for line in table.render_noisy(too_noisy(document, rows)):
+            print(line)
     return 0
 
 

@@ -129,6 +129,7 @@ class PerfSession:
         self.worker_parts: list[str] = []
         self.report_note: str | None = None
         self.baseline_diff: list[tuple] | None = None
+        self.baseline_noisy: list[tuple] = []  # entries just written whose own noise exceeds their tolerance
         self.gpu_busy = self.other_gpu_processes()
         # how every worker is started: (command prefix, environment, what that fixes), once for the session
         self.layout = (
@@ -747,6 +748,7 @@ class PerfSession:
         when = self.started.isoformat(timespec="seconds")
         document = self.baseline.updated(self.model.source, fresh, self.machine, self.opts["tolerance"], when)
         self.baseline_diff = baselines.diff(self.baseline, document)
+        self.baseline_noisy = baselines.too_noisy(document, self.baseline_diff)
         self.baseline.write(document)
 
     def finish(self) -> None:
@@ -839,6 +841,8 @@ class PerfSession:
             reporter.write_line("")
             reporter.write_line(f"baseline file written: {self.baseline_path}")
             reporter.write_line(table.render_diff(self.baseline_diff))
+            for line in table.render_noisy(self.baseline_noisy):
+                reporter.write_line(line, yellow=True)
         for busy in self.gpu_busy:
             reporter.write_line(f"warning: the GPU was not idle at the start: {busy}", yellow=True)
         for why in self.failed.values():

@@ -226,6 +226,19 @@ def render_diff(rows: list[tuple]) -> str:
     return text_table(["entry", "old", "new", "Δ %"], body, 1)
 
 
+def render_noisy(rows: list[tuple[str, float, float, float, float, float]]) -> list[str]:
+    """One warning per baseline entry too noisy for its tolerance (perfgate.baselines.too_noisy)."""
+    lines = []
+    for key, value, lo, hi, tolerance, reach in rows:
+        unit = expected_unit(key.rsplit("/", 1)[-1]) or ""
+        lines.append(
+            f"warning: {key} = {number(value, unit)}: its own 98% interval {number(lo, unit)}–{number(hi, unit)} "
+            f"reaches {reach * 100:.0f}% to the worse side, beyond its {tolerance * 100:.0f}% tolerance, and a "
+            "change within that noise cannot fail against it; measure it with more rounds (--perf-max-rounds)"
+        )
+    return lines
+
+
 def failure_message(judged, baseline_path: Path, model: dict, changes: list[str], strict: bool) -> str:
     """Which variant, which metric, the value, the baseline, the limit, Δ, how noisy, and what changed."""
     f, v = judged.figure, judged.verdict

@@ -1,8 +1,9 @@
+import dataclasses
 import json
 
 import pytest
 
-from perfgate import baselines
+from perfgate import baselines, table
 from perfgate import figures as fig
 
 MACHINE = {
@@ -148,3 +149,20 @@ def test_a_gate_run_or_a_broken_file_is_refused_naming_it(tmp_path, capsys):
     assert baselines.main([str(broken)]) == 2
     assert f"run file {broken}: not a perfgate run file" in capsys.readouterr().err
     assert not (results / "baselines").exists()  # nothing written
+
+
+def test_an_entry_noisier_than_its_tolerance_is_pointed_out(tmp_path):
+    def ratio(variant, interval):
+        f = figure(variant, "decode_ratio_to_ref", samples=(0.8, 0.9, 1.0))
+        return dataclasses.replace(f, params={**f.params, "interval": interval})
+
+    b = baselines.Baseline.load(tmp_path / "nvidia-h200.json")
+    figures = [ratio("hf-nf4", [0.55, 0.95]), ratio("hf-bf16", [0.88, 0.97]), figure("hf-fp16")]
+    doc = b.updated("synthetic:qwen3-14b", figures, MACHINE, {}, "2026-11-29T09:00:00+00:00")
+    noisy = baselines.too_noisy(doc, baselines.diff(b, doc))
+    assert [(key, round(reach, 3)) for key, *_, reach in noisy] == [
+        ("hf-nf4/decode[ctx1024]/decode_ratio_to_ref", 0.389)  # 0.55 is 39 % below 0.9; hf-bf16's 2 % is within 5 %
+    ]
+    (line,) = table.render_noisy(noisy)
+    assert line.startswith("warning: hf-nf4/decode[ctx1024]/decode_ratio_to_ref = 0.900: its own 98% interval")
+    assert "reaches 39% to the worse side, beyond its 5% tolerance" in line and "--perf-max-rounds" in line
