@@ -190,10 +190,10 @@ def diff(old: Baseline, new: dict[str, Any]) -> list[tuple[str, str, float | Non
 def too_noisy(new: dict[str, Any], rows: list[tuple]) -> list[tuple[str, float, float, float, float, float]]:
     """(entry key, value, its interval's low and high end, tolerance, how far the interval reaches on the worse
     side, as a share of the value) of the entries just written (`rows`, from diff) whose own interval reaches
-    further on the worse side of their value than their tolerance. A ratio is
-    judged with its baseline's noise (perfgate.measure.ratio_interval_against), so against such an entry a
-    regression of the tolerance cannot be told from that noise: the gate is less sensitive than its tolerance
-    says until the entry is measured with more rounds."""
+    further on the worse side of their value than their tolerance. A ratio is judged with its baseline's noise
+    (perfgate.measure.ratio_interval_against), so against such an entry a regression of the tolerance cannot be told
+    from that noise: the gate is less sensitive than its tolerance says until the entry is measured with more
+    rounds."""
     out = []
     for source, key, _, value, _ in rows:
         entry = new["models"][source]["entries"][key]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from perfgate import figures as fig
 from perfgate.generation import Round
 from perfgate.runner import WorkerError, WorkerHandle
-from perfgate.stats import bootstrap_interval, bootstrap_interval_two, mean, median, percentile
+from perfgate.stats import bootstrap_interval, bootstrap_interval_of_sets, mean, median, percentile
 from perfgate.trackers import VramPeak, VramTracker, cpu_khz, cpu_steal_s, involuntary_switches
 from perfgate.variants import Variant
 from perfgate.workloads import DecodeWorkload
@@ -98,7 +98,7 @@ class DecodeMeasurement:
         limit: when it failed in each pair. Pairs that disagree leave it unclear."""
         each = [(m.fast_ratio(), m.fast_ratio_interval()) for m in self.process_pairs]
         value = math.exp(sum(math.log(ratio) for ratio, _ in each) / len(each))
-        return value, (min(lo for _, (lo, _) in each), max(hi for _, (_, hi) in each)), each
+        return value, span([interval for _, interval in each]), each
 
 
 RATIO_ESTIMATOR = "fast-state p10/p10"  # kept with the figure: a baseline measured otherwise is not comparable
@@ -134,8 +134,14 @@ def ratio_interval_against(now: list[RatioRounds], then: RatioRounds, baseline: 
     A baseline is one run of ten or so pairs of rounds; its fast-state ratio carries that run's noise (hf-nf4's
     H200 baseline of 2026-11-29 09:18: 0.810, its own interval 0.552-0.876), which an interval of this run alone
     would hold as exact. The reference's ratio to itself (the canary's baseline) is exact and has no rounds."""
-    spans = [_quotient_interval(pair, then) for pair in now]
-    return min(lo for lo, _ in spans) * baseline, max(hi for _, hi in spans) * baseline
+    lo, hi = span([_quotient_interval(pair, then) for pair in now])
+    return lo * baseline, hi * baseline
+
+
+def span(intervals: Sequence[tuple[float, float]]) -> tuple[float, float]:
+    """The interval covering all of these: a ratio measured in several pairs of worker processes fails only where
+    all of it is beyond the limit, i.e. where it failed in each."""
+    return min(lo for lo, _ in intervals), max(hi for _, hi in intervals)
 
 
 def _quotient_interval(now: RatioRounds, then: RatioRounds) -> tuple[float, float]:
@@ -145,7 +151,7 @@ def _quotient_interval(now: RatioRounds, then: RatioRounds) -> tuple[float, floa
         return fast_state_ratio(*now, pick_now) / fast_state_ratio(*then, pick_then)
 
     counts = (len(now[1]), len(then[1]))
-    return bootstrap_interval_two(counts, quotient, confidence=0.98, seed=counts[0] * 1000 + counts[1])
+    return bootstrap_interval_of_sets(counts, quotient, confidence=0.98, seed=counts[0] * 1000 + counts[1])
 
 
 def load(

@@ -188,34 +188,26 @@ def bootstrap_interval(
     """A percentile-bootstrap interval of `estimate`, which computes a figure from the items it is given by index
     (0..count-1, drawn with replacement). Items are resampled whole (a pair of rounds stays a pair). Seeded: the
     same measurements always give the same interval, so a verdict can be reproduced from the run file."""
-    if count < 1:
-        raise ValueError("no samples")
-    rng = random.Random(seed)
-    values = sorted(estimate([rng.randrange(count) for _ in range(count)]) for _ in range(resamples))
-    return _percentile_interval(values, confidence)
+    return bootstrap_interval_of_sets((count,), estimate, confidence, resamples, seed)
 
 
-def bootstrap_interval_two(
-    counts: tuple[int, int],
-    estimate: Callable[[Sequence[int], Sequence[int]], float],
+def bootstrap_interval_of_sets(
+    counts: tuple[int, ...],
+    estimate: Callable[..., float],
     confidence: float = 0.98,
     resamples: int = 1000,
     seed: int = 0,
 ) -> tuple[float, float]:
-    """The same for a figure of two independent sets of measurements (this run's pairs of rounds and the
-    baseline's): each set is resampled on its own, so the interval carries the noise of both."""
-    if min(counts) < 1:
+    """The same for a figure of independent sets of measurements (this run's pairs of rounds and the baseline's):
+    each set is resampled on its own, and `estimate` gets one list of indices per set, so the interval carries the
+    noise of all of them."""
+    if not counts or min(counts) < 1:
         raise ValueError("no samples")
     rng = random.Random(seed)
 
     def draw(count: int) -> list[int]:
         return [rng.randrange(count) for _ in range(count)]
 
-    values = sorted(estimate(draw(counts[0]), draw(counts[1])) for _ in range(resamples))
-    return _percentile_interval(values, confidence)
-
-
-def _percentile_interval(values: list[float], confidence: float) -> tuple[float, float]:
-    """The two-sided percentile interval of sorted bootstrap values."""
-    resamples, tail = len(values), (1 - confidence) / 2
+    values = sorted(estimate(*(draw(count) for count in counts)) for _ in range(resamples))
+    tail = (1 - confidence) / 2
     return values[int(tail * resamples)], values[min(resamples - 1, math.ceil((1 - tail) * resamples) - 1)]

@@ -207,18 +207,19 @@ def not_started(tests: list[str], markdown: bool = False) -> str:
     return f"not started, {flag} spent: {len(tests)} test{'s' if len(tests) != 1 else ''} ({names})"
 
 
+def entry_unit(key: str) -> str:
+    """The unit of a baseline entry, from its key's metric ('hf-nf4/decode[ctx1024]/decode_tok_per_s' -> 'tok/s')."""
+    return expected_unit(key.rsplit("/", 1)[-1]) or ""
+
+
 def render_diff(rows: list[tuple]) -> str:
     if not rows:
         return "no entry changed"
-
-    def unit(key: str) -> str:
-        return expected_unit(key.rsplit("/", 1)[-1]) or ""
-
     body = [
         [
             key,
-            number(old, unit(key)) if old is not None else "(new)",
-            number(new, unit(key)),
+            number(old, entry_unit(key)) if old is not None else "(new)",
+            number(new, entry_unit(key)),
             f"{delta:+.1f}" if delta is not None else "",
         ]
         for _, key, old, new, delta in rows
@@ -230,7 +231,7 @@ def render_noisy(rows: list[tuple[str, float, float, float, float, float]]) -> l
     """One warning per baseline entry too noisy for its tolerance (perfgate.baselines.too_noisy)."""
     lines = []
     for key, value, lo, hi, tolerance, reach in rows:
-        unit = expected_unit(key.rsplit("/", 1)[-1]) or ""
+        unit = entry_unit(key)
         lines.append(
             f"warning: {key} = {number(value, unit)}: its own 98% interval {number(lo, unit)}–{number(hi, unit)} "
             f"reaches {reach * 100:.0f}% to the worse side, beyond its {tolerance * 100:.0f}% tolerance, and a "

@@ -78,9 +78,9 @@ def test_a_two_sample_bootstrap_carries_the_noise_of_both():
     def quotient(pick_now, pick_then):
         return stats.median([now[i] for i in pick_now]) / stats.median([then[i] for i in pick_then])
 
-    lo, hi = stats.bootstrap_interval_two((10, 10), quotient, seed=5)
-    assert (lo, hi) == stats.bootstrap_interval_two((10, 10), quotient, seed=5)
+    lo, hi = stats.bootstrap_interval_of_sets((10, 10), quotient, seed=5)
+    assert (lo, hi) == stats.bootstrap_interval_of_sets((10, 10), quotient, seed=5)
     assert lo < 1.0 < hi  # exact now, noisy then: the noise is the baseline's alone
-    assert stats.bootstrap_interval_two((3, 4), lambda a, b: len(a) * 10 + len(b)) == (34, 34)  # each its own size
+    assert stats.bootstrap_interval_of_sets((3, 4), lambda a, b: len(a) * 10 + len(b)) == (34, 34)  # each its own
     with pytest.raises(ValueError, match="no samples"):
-        stats.bootstrap_interval_two((3, 0), quotient)
+        stats.bootstrap_interval_of_sets((3, 0), quotient)
