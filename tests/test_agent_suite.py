@@ -27,7 +27,12 @@ def test_replay_records_per_query_figures(run_perf):
 
 
 def test_the_gate_passes_the_reference_and_fails_a_slowed_canary(run_perf):
-    run_perf("--perf-update-baselines", "--perf-variants=hf-fp16", *AGENT).assert_outcomes(passed=1)
+    # The baseline takes each turn's median over three passes: over one, a slow moment of the CPU once made it so
+    # slow (p50 3.32 s, the next unchanged run 2.66 s) that the canary's +56 % left too few of the ten turns beyond
+    # the limit for the paired sign test, and the canary was judged unclear (one in four `make test` runs).
+    run_perf("--perf-update-baselines", "--perf-variants=hf-fp16", "--perf-agent-rounds=3", *AGENT).assert_outcomes(
+        passed=1
+    )
     # The CPU drifts by a quarter between runs, so the unchanged reference is held to a loose 60 % here; the
     # canary, every decode step twice as long (some 80 % slower a query), to 25 %.
     same = run_perf("--perf-variants=hf-fp16", "--perf-tolerance=agent_query_*=60%", *AGENT)
