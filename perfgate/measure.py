@@ -219,19 +219,21 @@ def decode(
 
         energy: list[float] = []
 
+        def counters(handle: WorkerHandle, core: int | None) -> dict[str, float | None]:
+            """The step log's counters, read before and after a round: the worker's involuntary switches, and the
+            steal on its core (on the whole machine where it is not pinned)."""
+            return {"involuntary_switches": involuntary_switches(handle.pid), "steal_s": cpu_steal_s(core)}
+
         def generate(
             handle: WorkerHandle, into: list[Round], probes: dict[str, Any], who: str, core: int | None
         ) -> None:
-            """One timed round of this worker; with a step log, also what the machine did meanwhile (on its core,
-            or on the whole machine where it is not pinned)."""
-            if step_log is None:
-                into.append(Round(**handle.call("generate", timeout_s, **timed_gen)))
-                return
-            switches, steal = involuntary_switches(handle.pid), cpu_steal_s(core)
+            """One timed round of this worker; with a step log, also what the machine did meanwhile."""
+            before = counters(handle, core) if step_log is not None else None
             into.append(Round(**handle.call("generate", timeout_s, **timed_gen)))
-            switched, stolen = involuntary_switches(handle.pid), cpu_steal_s(core)
-            probes[f"{who}_involuntary_switches"] = switched - switches if None not in (switched, switches) else None
-            probes[f"{who}_steal_s"] = stolen - steal if None not in (stolen, steal) else None
+            if before is None:
+                return
+            for name, after in counters(handle, core).items():
+                probes[f"{who}_{name}"] = after - before[name] if None not in (after, before[name]) else None
             probes[f"{who}_clocks_after"] = {**tracker.clocks(), "cpu_khz": cpu_khz(core)}
 
         def one_round() -> None:
