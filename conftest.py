@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 
@@ -145,48 +146,38 @@ def loaded(perf: PerfSession, variant_name: str):
         return perf.acquire(variant_name)
 
 
+def outcome_of(measure: Callable[..., Any]) -> Callable[..., Any]:
+    """A session measurement whose two exceptions end the test as as_outcome says."""
+
+    def run(*args: Any) -> Any:
+        with as_outcome():
+            return measure(*args)
+
+    return run
+
+
 @pytest.fixture
 def measure_decode(perf: PerfSession, benchmark):
     """measure_decode(loaded, workload): the measurement of one decode test."""
-
-    def run(loaded, workload):
-        with as_outcome():
-            return perf.measure_decode(loaded, workload, benchmark)
-
-    return run
+    return outcome_of(lambda loaded, workload: perf.measure_decode(loaded, workload, benchmark))
 
 
 @pytest.fixture
 def measure_fidelity(perf: PerfSession):
     """measure_fidelity(loaded): (reference name, comparison against the reference's logits)."""
-
-    def run(loaded):
-        with as_outcome():
-            return perf.measure_fidelity(loaded)
-
-    return run
+    return outcome_of(perf.measure_fidelity)
 
 
 @pytest.fixture
 def measure_agent(perf: PerfSession):
     """measure_agent(loaded): the replay of the agent's queries on one variant."""
-
-    def run(loaded):
-        with as_outcome():
-            return perf.measure_agent(loaded)
-
-    return run
+    return outcome_of(perf.measure_agent)
 
 
 @pytest.fixture
 def measure_agent_live(perf: PerfSession):
     """measure_agent_live(loaded): the real agent loop's outcome per question."""
-
-    def run(loaded):
-        with as_outcome():
-            return perf.measure_agent_live(loaded)
-
-    return run
+    return outcome_of(perf.measure_agent_live)
 
 
 @pytest.fixture
