@@ -24,7 +24,7 @@ MIB = 2**20
 @dataclass(frozen=True)
 class VramPeak:
     process_mib: float | None
-    device_mib: float | None  # above the device's used memory before the worker started
+    device_mib: float | None  # the device's used memory less what the other processes held when tracking began
     samples: int
     unavailable: str | None = None
 
@@ -114,6 +114,7 @@ def _text(value) -> str:
 class _Window:
     process_peak: float | None = None
     device_peak: float | None = None
+    device_base: float = 0.0  # the device's used memory that is not this process's, at the window's start
     samples: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -147,7 +148,7 @@ class VramTracker:
     def sample(self, pid: int, window: _Window) -> None:
         try:
             proc = self.nvml.process_mib(pid)
-            dev = self.nvml.device_used_mib() - (self.device_baseline_mib or 0.0)
+            dev = self.nvml.device_used_mib() - window.device_base
         except Exception as exc:  # a failed sample is noted, not fatal: the others still count
             window.errors.append(f"{type(exc).__name__}: {exc}")
             return
@@ -156,6 +157,21 @@ class VramTracker:
             window.process_peak = proc if window.process_peak is None else max(window.process_peak, proc)
         window.device_peak = dev if window.device_peak is None else max(window.device_peak, dev)
 
+    def others_mib(self, pid: int) -> float:
+        """What the device holds now that is not this process's: its used memory less the process's own where NVML
+        lists the process, else `device_baseline_mib` (the device before this worker was started). Taken afresh for
+        each window, so that a worker started after this one (the reference, loaded after the variant when the
+        reference is not among --perf-variants) is not counted as this one's. What another process allocates
+        while the window is open still counts (the reference's rounds beside the variant's, where its cache
+        grows); the per-process figure has no such share."""
+        try:
+            own = self.nvml.process_mib(pid)
+            if own is not None:
+                return self.nvml.device_used_mib() - own
+        except Exception:  # a failed look leaves the older baseline, as a failed sample is skipped
+            pass
+        return self.device_baseline_mib or 0.0
+
     @contextmanager
     def track(self, pid: int) -> Iterator[callable]:
         reason = self.unavailable()
@@ -163,6 +179,7 @@ class VramTracker:
         if reason:
             yield lambda: VramPeak(None, None, 0, reason)
             return
+        window.device_base = self.others_mib(pid)
         stop = threading.Event()
 
         def run() -> None:

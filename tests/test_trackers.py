@@ -37,6 +37,27 @@ def test_peak_is_the_largest_sample():
     assert result.samples >= 3 and result.unavailable is None
 
 
+def test_a_worker_started_after_this_one_is_not_counted_as_its_memory():
+    # The variant (2,000 MiB) was started first, the reference (28,000 MiB) after it, so the device baseline taken
+    # before the last worker started holds the variant, not the reference; the window starts from what the device
+    # holds besides the variant, and the variant's growth to 2,500 MiB is what its device figure shows.
+    nvml = FakeNvml([2000, 2200, 2500, 2400], [30000, 30200, 30500, 30400])
+    tracker = VramTracker(nvml, device_baseline_mib=2000, interval_s=0.001)
+    with tracker.track(pid=7) as peak:
+        time.sleep(0.05)
+    assert peak().process_mib == 2500
+    assert peak().device_mib == 2500  # not 28,500: the reference's memory is not the variant's
+
+
+def test_the_device_baseline_stands_where_nvml_does_not_list_the_process_yet():
+    # A worker that has not touched the GPU yet (a load's window opens before CUDA starts in it): the device as it
+    # was before the worker started is the baseline.
+    tracker = VramTracker(FakeNvml([None, 300, 900], [1000, 1300, 1900]), device_baseline_mib=1000, interval_s=0.001)
+    with tracker.track(pid=8) as peak:
+        time.sleep(0.05)
+    assert peak().device_mib == 900
+
+
 def test_no_gpu_is_unavailable_never_zero():
     with VramTracker(None, None).track(pid=1) as peak:
         pass
