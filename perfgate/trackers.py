@@ -68,9 +68,6 @@ class Nvml:
         procs = self._nvml.nvmlDeviceGetComputeRunningProcesses(self.handle)
         return {p.pid: (p.usedGpuMemory / MIB if p.usedGpuMemory is not None else None) for p in procs}
 
-    def process_mib(self, pid: int) -> float | None:
-        return self.processes().get(pid)
-
     def energy_mj(self) -> float | None:
         """The device's total energy counter in millijoules since the driver loaded (Volta and later); None where
         the GPU or driver does not support it."""
@@ -115,6 +112,7 @@ class _Window:
     process_peak: float | None = None
     device_peak: float | None = None
     device_base: float = 0.0  # the device's used memory that is not this process's, at the window's start
+    others_base: float = 0.0  # what the other processes NVML lists held then (see VramTracker.others_mib)
     samples: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -147,8 +145,9 @@ class VramTracker:
 
     def sample(self, pid: int, window: _Window) -> None:
         try:
-            proc = self.nvml.process_mib(pid)
-            dev = self.nvml.device_used_mib() - window.device_base
+            procs = self.nvml.processes()
+            proc = procs.get(pid)
+            dev = self.nvml.device_used_mib() - window.device_base - (_listed_others(procs, pid) - window.others_base)
         except Exception as exc:  # a failed sample is noted, not fatal: the others still count
             window.errors.append(f"{type(exc).__name__}: {exc}")
             return
@@ -157,20 +156,22 @@ class VramTracker:
             window.process_peak = proc if window.process_peak is None else max(window.process_peak, proc)
         window.device_peak = dev if window.device_peak is None else max(window.device_peak, dev)
 
-    def others_mib(self, pid: int) -> float:
-        """What the device holds now that is not this process's: its used memory less the process's own where NVML
-        lists the process, else `device_baseline_mib` (the device before this worker was started). Taken afresh for
-        each window, so that a worker started after this one (the reference, loaded after the variant when the
-        reference is not among --perf-variants) is not counted as this one's. What another process allocates
-        while the window is open still counts (the reference's rounds beside the variant's, where its cache
-        grows); the per-process figure has no such share."""
+    def others_mib(self, pid: int) -> tuple[float, float]:
+        """What the device holds now that is not this process's, and how much of that the other processes NVML
+        lists hold. The first is the device's used memory less the process's own where NVML lists the process,
+        else `device_baseline_mib` (the device before this worker was started). Taken afresh for each window, so
+        that a worker started after this one (the reference, loaded after the variant when the reference is not
+        among --perf-variants) is not counted as this one's. The second lets each sample take out what the other
+        processes allocate while the window is open (the reference's rounds beside the variant's, where its cache
+        grows); a process whose figure the driver withholds (None) is not listed, so its growth still counts."""
         try:
-            own = self.nvml.process_mib(pid)
+            procs = self.nvml.processes()
+            own = procs.get(pid)
             if own is not None:
-                return self.nvml.device_used_mib() - own
+                return self.nvml.device_used_mib() - own, _listed_others(procs, pid)
+            return self.device_baseline_mib or 0.0, _listed_others(procs, pid)
         except Exception:  # a failed look leaves the older baseline, as a failed sample is skipped
-            pass
-        return self.device_baseline_mib or 0.0
+            return self.device_baseline_mib or 0.0, 0.0
 
     @contextmanager
     def track(self, pid: int) -> Iterator[callable]:
@@ -179,7 +180,7 @@ class VramTracker:
         if reason:
             yield lambda: VramPeak(None, None, 0, reason)
             return
-        window.device_base = self.others_mib(pid)
+        window.device_base, window.others_base = self.others_mib(pid)
         stop = threading.Event()
 
         def run() -> None:
@@ -195,6 +196,10 @@ class VramTracker:
             stop.set()
             thread.join()
             self.sample(pid, window)  # one last look, after the work ended
+
+
+def _listed_others(procs: dict[int, float | None], pid: int) -> float:
+    return sum(mib for other, mib in procs.items() if other != pid and mib is not None)
 
 
 def _peak(window: _Window) -> VramPeak:

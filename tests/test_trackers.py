@@ -8,28 +8,35 @@ from perfgate.trackers import Nvml, VramTracker
 
 
 class FakeNvml:
-    """Stands in for NVML: memory figures follow a script, one entry per call."""
+    """Stands in for NVML: memory figures follow a script, one entry per call; the process measured is `pid`,
+    `others` the other processes NVML lists (pid -> MiB) at each call."""
 
     error = None
     ok = True
 
-    def __init__(self, process_mib, device_mib):
+    def __init__(self, process_mib, device_mib, others=(), pid=1):
         self._process = iter(process_mib)
         self._device = iter(device_mib)
-        self.last = (None, 0.0)
+        self._others = iter(others)
+        self.pid = pid
+        self.last = (None, 0.0, {})
 
-    def process_mib(self, pid):
-        self.last = (next(self._process, self.last[0]), self.last[1])
-        return self.last[0]
+    def processes(self):
+        own, dev, others = self.last
+        self.last = (next(self._process, own), dev, next(self._others, others))
+        listed = dict(self.last[2])
+        if self.last[0] is not None:
+            listed[self.pid] = self.last[0]
+        return listed
 
     def device_used_mib(self):
-        self.last = (self.last[0], next(self._device, self.last[1]))
+        self.last = (self.last[0], next(self._device, self.last[1]), self.last[2])
         return self.last[1]
 
 
 def test_peak_is_the_largest_sample():
     tracker = VramTracker(FakeNvml([100, 900, 300], [1100, 1900, 1300]), device_baseline_mib=1000, interval_s=0.001)
-    with tracker.track(pid=123) as peak:
+    with tracker.track(pid=1) as peak:
         time.sleep(0.05)
     result = peak()
     assert result.process_mib == 900
@@ -41,7 +48,7 @@ def test_a_worker_started_after_this_one_is_not_counted_as_its_memory():
     # The variant (2,000 MiB) was started first, the reference (28,000 MiB) after it, so the device baseline taken
     # before the last worker started holds the variant, not the reference; the window starts from what the device
     # holds besides the variant, and the variant's growth to 2,500 MiB is what its device figure shows.
-    nvml = FakeNvml([2000, 2200, 2500, 2400], [30000, 30200, 30500, 30400])
+    nvml = FakeNvml([2000, 2200, 2500, 2400], [30000, 30200, 30500, 30400], pid=7)
     tracker = VramTracker(nvml, device_baseline_mib=2000, interval_s=0.001)
     with tracker.track(pid=7) as peak:
         time.sleep(0.05)
@@ -49,10 +56,25 @@ def test_a_worker_started_after_this_one_is_not_counted_as_its_memory():
     assert peak().device_mib == 2500  # not 28,500: the reference's memory is not the variant's
 
 
+def test_what_another_process_allocates_during_the_window_is_not_counted_as_this_ones():
+    # The reference (pid 9, 28,690 MiB) runs its rounds beside the variant and its cache grows by 568 MiB while the
+    # variant's window is open (seen on the H200, 2026-11-29: the variant's device figure 366-568 MiB above its
+    # process figure); the variant itself grows from 10,434 to 10,774 MiB.
+    others = [{9: 28690}, {9: 28690}, {9: 29258}, {9: 29258}, {9: 28690}]
+    nvml = FakeNvml([10434, 10434, 10774, 10600, 10500], [39130, 39130, 40038, 39864, 39196], others, pid=3)
+    tracker = VramTracker(nvml, device_baseline_mib=0, interval_s=0.001)
+    with tracker.track(pid=3) as peak:
+        time.sleep(0.05)
+    assert peak().process_mib == 10774
+    assert peak().device_mib == 10774  # not 10,774 + 568: the reference's growth is the reference's
+
+
 def test_the_device_baseline_stands_where_nvml_does_not_list_the_process_yet():
     # A worker that has not touched the GPU yet (a load's window opens before CUDA starts in it): the device as it
     # was before the worker started is the baseline.
-    tracker = VramTracker(FakeNvml([None, 300, 900], [1000, 1300, 1900]), device_baseline_mib=1000, interval_s=0.001)
+    tracker = VramTracker(
+        FakeNvml([None, 300, 900], [1000, 1300, 1900], pid=8), device_baseline_mib=1000, interval_s=0.001
+    )
     with tracker.track(pid=8) as peak:
         time.sleep(0.05)
     assert peak().device_mib == 900
@@ -67,7 +89,7 @@ def test_no_gpu_is_unavailable_never_zero():
 
 
 def test_process_not_listed_by_nvml_is_unavailable():
-    tracker = VramTracker(FakeNvml([None], [5.0]), device_baseline_mib=0.0, interval_s=0.001)
+    tracker = VramTracker(FakeNvml([None], [5.0], pid=42), device_baseline_mib=0.0, interval_s=0.001)
     with tracker.track(pid=42) as peak:
         time.sleep(0.01)
     assert peak().process_mib is None
