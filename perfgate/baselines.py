@@ -161,6 +161,9 @@ def machine_changes(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str
     for name in MACHINE_FIELDS:
         if old.get(name) != new.get(name):
             changes.append(f"{name} {_short(old.get(name))} → {_short(new.get(name))}")
+    if old.get("gpu_uuid") and new.get("gpu_uuid") and old["gpu_uuid"] != new["gpu_uuid"]:
+        # known on both sides only: a baseline from before runs recorded it says nothing either way
+        changes.append(f"GPU {old['gpu_uuid']} → {new['gpu_uuid']} (another physical GPU of the same model)")
     old_v, new_v = old.get("versions", {}), new.get("versions", {})
     for name in sorted(set(old_v) | set(new_v)):
         if old_v.get(name) != new_v.get(name):

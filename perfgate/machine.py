@@ -72,8 +72,10 @@ def describe(device: str, nvml: Nvml | None) -> dict:
     if device == "cuda" and nvml is not None and nvml.ok:
         info.update(nvml.device_info())
     elif device == "cuda":
-        info.update({"gpu": torch.cuda.get_device_name(0), "driver": "unknown", "gpu_memory_mib": None})
+        info.update(
+            {"gpu": torch.cuda.get_device_name(0), "driver": "unknown", "gpu_memory_mib": None, "gpu_uuid": None}
+        )
     else:
-        info.update({"gpu": "cpu", "driver": None, "gpu_memory_mib": None})
+        info.update({"gpu": "cpu", "driver": None, "gpu_memory_mib": None, "gpu_uuid": None})
     info["gpu_slug"] = slug(info["gpu"])
     return info

@@ -94,13 +94,22 @@ class Nvml:
             pass
         return found
 
-    def device_info(self) -> dict[str, str | int]:
+    def device_info(self) -> dict[str, str | int | None]:
         n = self._nvml
         return {
             "gpu": _text(n.nvmlDeviceGetName(self.handle)),
             "gpu_memory_mib": int(n.nvmlDeviceGetMemoryInfo(self.handle).total // MIB),
             "driver": _text(n.nvmlSystemGetDriverVersion()),
+            "gpu_uuid": self.uuid(),
         }
+
+    def uuid(self) -> str | None:
+        """The GPU's UUID ('GPU-8c1f…'): the same physical GPU always has the same one, so two runs with different
+        UUIDs were measured on different GPUs, whatever the machines were called. None where NVML does not say."""
+        try:
+            return _text(self._nvml.nvmlDeviceGetUUID(self.handle))
+        except Exception:  # not supported here: unknown, never guessed
+            return None
 
 
 def _text(value) -> str:

@@ -99,6 +99,15 @@ def test_machine_changes():
     assert baselines.machine_changes(None, new) == []
 
 
+def test_another_physical_gpu_is_named_where_both_sides_know_theirs():
+    old = dict(MACHINE, gpu_uuid="GPU-1111")
+    assert baselines.machine_changes(old, dict(MACHINE, gpu_uuid="GPU-2222")) == [
+        "GPU GPU-1111 → GPU-2222 (another physical GPU of the same model)"
+    ]
+    assert baselines.machine_changes(old, dict(MACHINE, gpu_uuid="GPU-1111")) == []
+    assert baselines.machine_changes(MACHINE, dict(MACHINE, gpu_uuid="GPU-2222")) == []  # an older baseline: unknown
+
+
 def write_run(results, name, figures, update_baselines=True, started="2026-11-29T09:18:04+00:00"):
     path = results / "runs" / name
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -141,6 +141,9 @@ class ClockedPynvml:
     def nvmlDeviceGetCurrentClocksThrottleReasons(self, handle):  # an older pynvml: the old name only
         return 0x1
 
+    def nvmlDeviceGetUUID(self, handle):
+        return b"GPU-8c1f0000-0000-0000-0000-000000000000"
+
 
 def test_gpu_clocks_and_why_they_are_held_down(monkeypatch):
     nvml = Nvml.__new__(Nvml)
@@ -162,3 +165,11 @@ def test_steal_time_per_core_and_for_the_whole_machine(tmp_path):
     (tmp_path / "cpu3" / "cpufreq").mkdir(parents=True)
     (tmp_path / "cpu3" / "cpufreq" / "scaling_cur_freq").write_text("2400000\n")
     assert trackers.cpu_khz(3, tmp_path) == 2400000
+
+
+def test_the_gpu_is_known_by_its_uuid(monkeypatch):
+    nvml = Nvml.__new__(Nvml)
+    nvml._nvml, nvml.handle, nvml.error = ClockedPynvml(), object(), None
+    assert nvml.uuid() == "GPU-8c1f0000-0000-0000-0000-000000000000"
+    monkeypatch.setattr(ClockedPynvml, "nvmlDeviceGetUUID", lambda self, handle: 1 / 0)  # unsupported
+    assert nvml.uuid() is None
