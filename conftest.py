@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from perfgate import options, parallel
+from perfgate import options, parallel, trackers
 from perfgate.session import PerfSession, VariantFailed, VariantUnavailable
 
 SESSION = pytest.StashKey[PerfSession]()
@@ -25,6 +25,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "perf: a perfgate measurement (needs a model; slow)")
     config.addinivalue_line("markers", "xdist_group(name): pytest-xdist runs a group's tests on one worker")
+    trackers.align_device_order()  # before anything starts CUDA: GPU index n is the same GPU to torch and NVML
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None:  # a pytest-xdist worker: one GPU of its own, before anything touches CUDA
         role = {

@@ -29,8 +29,17 @@ class VramPeak:
     unavailable: str | None = None
 
 
+def align_device_order() -> None:
+    """Make CUDA number the GPUs as NVML and nvidia-smi do, by PCI bus, unless the user chose an order. CUDA's
+    default is fastest first: on a machine with two kinds of GPU, CUDA_VISIBLE_DEVICES=1 (or a pytest worker's
+    pinned GPU) could then be one GPU to torch and another to NVML, and VRAM and clocks would be read off the GPU
+    that is not measured. Called before anything starts CUDA; the model workers inherit it."""
+    os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
+
+
 class Nvml:
-    """A thin handle on NVML for the device this process's CUDA_VISIBLE_DEVICES points at."""
+    """A thin handle on NVML for the device this process's CUDA_VISIBLE_DEVICES points at (an index in NVML's
+    order, which align_device_order makes CUDA's too, or a GPU UUID)."""
 
     def __init__(self) -> None:
         self.error: str | None = None

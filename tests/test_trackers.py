@@ -173,3 +173,12 @@ def test_the_gpu_is_known_by_its_uuid(monkeypatch):
     assert nvml.uuid() == "GPU-8c1f0000-0000-0000-0000-000000000000"
     monkeypatch.setattr(ClockedPynvml, "nvmlDeviceGetUUID", lambda self, handle: 1 / 0)  # unsupported
     assert nvml.uuid() is None
+
+
+def test_cuda_numbers_the_gpus_as_nvml_does_unless_the_user_chose(monkeypatch):
+    monkeypatch.delenv("CUDA_DEVICE_ORDER", raising=False)
+    trackers.align_device_order()
+    assert os.environ["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
+    monkeypatch.setenv("CUDA_DEVICE_ORDER", "FASTEST_FIRST")
+    trackers.align_device_order()
+    assert os.environ["CUDA_DEVICE_ORDER"] == "FASTEST_FIRST"
