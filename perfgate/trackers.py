@@ -24,7 +24,7 @@ MIB = 2**20
 @dataclass(frozen=True)
 class VramPeak:
     process_mib: float | None
-    device_mib: float | None  # the device's used memory less what the other processes held when tracking began
+    device_mib: float | None  # the device's used memory less the other processes' (VramTracker.others_mib)
     samples: int
     unavailable: str | None = None
 
@@ -130,7 +130,7 @@ class _Window:
     process_peak: float | None = None
     device_peak: float | None = None
     device_base: float = 0.0  # the device's used memory that is not this process's, at the window's start
-    others_base: float = 0.0  # what the other processes NVML lists held then (see VramTracker.others_mib)
+    others_base: float | None = None  # what the other processes NVML lists held then; None: not known
     samples: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -165,7 +165,9 @@ class VramTracker:
         try:
             procs = self.nvml.processes()
             proc = procs.get(pid)
-            dev = self.nvml.device_used_mib() - window.device_base - (_listed_others(procs, pid) - window.others_base)
+            dev = self.nvml.device_used_mib() - window.device_base
+            if window.others_base is not None:
+                dev -= _listed_others(procs, pid) - window.others_base
         except Exception as exc:  # a failed sample is noted, not fatal: the others still count
             window.errors.append(f"{type(exc).__name__}: {exc}")
             return
@@ -174,22 +176,22 @@ class VramTracker:
             window.process_peak = proc if window.process_peak is None else max(window.process_peak, proc)
         window.device_peak = dev if window.device_peak is None else max(window.device_peak, dev)
 
-    def others_mib(self, pid: int) -> tuple[float, float]:
+    def others_mib(self, pid: int) -> tuple[float, float | None]:
         """What the device holds now that is not this process's, and how much of that the other processes NVML
         lists hold. The first is the device's used memory less the process's own where NVML lists the process,
         else `device_baseline_mib` (the device before this worker was started). Taken afresh for each window, so
         that a worker started after this one (the reference, loaded after the variant when the reference is not
         among --perf-variants) is not counted as this one's. The second lets each sample take out what the other
         processes allocate while the window is open (the reference's rounds beside the variant's, where its cache
-        grows); a process whose figure the driver withholds (None) is not listed, so its growth still counts."""
+        grows); a process whose figure the driver withholds (None) is not listed, so its growth still counts, and
+        where the look fails (None) all of the others' growth does."""
         try:
             procs = self.nvml.processes()
             own = procs.get(pid)
-            if own is not None:
-                return self.nvml.device_used_mib() - own, _listed_others(procs, pid)
-            return self.device_baseline_mib or 0.0, _listed_others(procs, pid)
+            base = self.nvml.device_used_mib() - own if own is not None else self.device_baseline_mib or 0.0
+            return base, _listed_others(procs, pid)
         except Exception:  # a failed look leaves the older baseline, as a failed sample is skipped
-            return self.device_baseline_mib or 0.0, 0.0
+            return self.device_baseline_mib or 0.0, None
 
     @contextmanager
     def track(self, pid: int) -> Iterator[callable]:

@@ -69,6 +69,24 @@ def test_what_another_process_allocates_during_the_window_is_not_counted_as_this
     assert peak().device_mib == 10774  # not 10,774 + 568: the reference's growth is the reference's
 
 
+def test_a_failed_first_look_leaves_the_older_baseline_and_the_others_memory_out():
+    class FirstLookFails(FakeNvml):
+        looks = 0
+
+        def processes(self):
+            self.looks += 1
+            if self.looks == 1:
+                raise RuntimeError("NVML busy")
+            return super().processes()
+
+    # 28,000 MiB of another process's, already on the device before the worker started (the baseline of 28,000)
+    nvml = FirstLookFails([500, 900], [28500, 28900], [{9: 28000}], pid=4)
+    tracker = VramTracker(nvml, device_baseline_mib=28000, interval_s=0.001)
+    with tracker.track(pid=4) as peak:
+        time.sleep(0.05)
+    assert peak().device_mib == 900  # not 900 - 28,000: the others' memory is in the baseline, not their growth
+
+
 def test_the_device_baseline_stands_where_nvml_does_not_list_the_process_yet():
     # A worker that has not touched the GPU yet (a load's window opens before CUDA starts in it): the device as it
     # was before the worker started is the baseline.
