@@ -41,6 +41,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[SESSION] = PerfSession(options.resolve(config), role)
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
+    config.pluginmanager.register(Progress(config.stash[SESSION]), "perfgate-progress")
     if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
         # a CI job cancelled or timed out (SIGTERM) ends like Ctrl-C: the workers are stopped, and what was measured
         # reaches the run file, the report and (with --perf-update-baselines) the baseline
@@ -194,6 +195,36 @@ def gate(perf: PerfSession, request: pytest.FixtureRequest):
             pytest.fail("\n\n".join(failures), pytrace=False)
 
     return check
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    session.config.stash[SESSION].planned = [item.name for item in session.items]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node, ids: list[str]) -> None:
+    """pytest-xdist: the controller collects nothing itself; each worker reports the tests of the run."""
+    perf = node.config.stash[SESSION]
+    perf.planned = perf.planned or [nodeid.rsplit("::", 1)[-1] for nodeid in ids]
+
+
+class Progress:
+    """Which tests started and which are done, so that an interrupted run's file says what it stopped."""
+
+    def __init__(self, perf: PerfSession) -> None:
+        self.perf = perf
+
+    def pytest_runtest_logstart(self, nodeid: str, location) -> None:
+        self.perf.test_started(nodeid.rsplit("::", 1)[-1])
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """A test is done once it has been measured (its call), or its setup failed or skipped it."""
+        if report.when == "call" or (report.when == "setup" and not report.passed):
+            self.perf.test_done(report.nodeid.rsplit("::", 1)[-1])
+
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo) -> None:
+        """Ctrl-C, or SIGTERM (see pytest_configure)."""
+        self.perf.interrupt(str(excinfo.value) or "Ctrl-C")
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -41,6 +41,8 @@ def markdown(run: dict[str, Any], name: str) -> str:
         head.append("- warning: the GPU was not idle at the start: " + "; ".join(run["gpu_busy_at_start"]))
     if run.get("not_started"):
         head.append(f"- {table.not_started(run['not_started'], markdown=True)}")
+    if run.get("interrupted"):
+        head.append(f"- **{table.interrupted(run['interrupted'], markdown=True)}**")
     parts = ["\n".join(head)]
     if any(r.get("verdict") for r in run["results"]):
         parts.append("### Gate\n\n" + table.render_gate(run["results"], markdown=True))

@@ -110,6 +110,10 @@ class PerfSession:
         self.started = datetime.now(timezone.utc)
         self._clock_start = time.monotonic()
         self.cut: list[str] = []  # tests not started because --perf-session-budget was spent
+        self.planned: list[str] = []  # the tests this run was to run (after -k and deselection), in order
+        self.running: list[str] = []  # the tests started and not done (more than one under pytest-xdist)
+        self.finished: set[str] = set()  # done: measured, failed or skipped (a teardown left is of no account)
+        self.interrupted: dict[str, Any] | None = None  # Ctrl-C or SIGTERM: why, during which tests, what did not run
         self.figures: list[Figure] = []
         self.judged: dict[tuple[str, str, str, str], Judged] = {}
         self.loaded: dict[str, Loaded] = {}
@@ -350,6 +354,23 @@ class PerfSession:
             return None
         self.cut.append(test_id)
         return f"--perf-session-budget {budget:.0f} s spent ({elapsed:.0f} s since the run began): not started"
+
+    def test_started(self, name: str) -> None:
+        self.running.append(name)
+
+    def test_done(self, name: str) -> None:
+        self.finished.add(name)
+        if name in self.running:
+            self.running.remove(name)
+
+    def interrupt(self, reason: str) -> None:
+        """The run was interrupted (Ctrl-C, SIGTERM): remember why, the tests it stopped, and those never started,
+        for the run file and the report (a test cut short has recorded nothing; what finished before is kept)."""
+        self.interrupted = {
+            "reason": reason,
+            "during": list(self.running),
+            "not_run": [t for t in self.planned if t not in self.finished and t not in self.running],
+        }
 
     # -- measuring -------------------------------------------------------------------------------------------
 
@@ -699,6 +720,7 @@ class PerfSession:
             "variants": dict(self.load_info),
             "results": [self.result_dict(f) for f in self.figures],
             "not_started": list(self.cut),  # cut by --perf-session-budget
+            "interrupted": self.interrupted,
             **(
                 {"parallel": {"worker": self.parallel["worker"], "gpu": self.parallel.get("gpu")}}
                 if self.is_worker
@@ -777,6 +799,7 @@ class PerfSession:
         if not self.worker_documents:
             return
         merged = parallel.merge(self.worker_documents, self.run_document()["options"])
+        merged["interrupted"] = self.interrupted  # the controller saw the signal and which tests were running
         self.merged = merged
         self.figures = table.figures_of(merged)
         self.load_info = merged["variants"]
@@ -849,6 +872,8 @@ class PerfSession:
             reporter.write_line(f"not measured: {why.splitlines()[0]}")
         if self.cut:
             reporter.write_line(table.not_started(self.cut), yellow=True)
+        if self.interrupted:
+            reporter.write_line(table.interrupted(self.interrupted), red=True)
         if self.write_error:
             reporter.write_line(self.write_error, red=True)
         elif self.run_path:

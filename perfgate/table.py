@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from perfgate import gate
 from perfgate.baselines import expected_unit
@@ -205,6 +206,22 @@ def not_started(tests: list[str], markdown: bool = False) -> str:
     names = ", ".join(f"`{t}`" if markdown else t for t in tests)
     flag = "`--perf-session-budget`" if markdown else "--perf-session-budget"
     return f"not started, {flag} spent: {len(tests)} test{'s' if len(tests) != 1 else ''} ({names})"
+
+
+def interrupted(info: dict[str, Any], markdown: bool = False) -> str:
+    """The run file's 'interrupted' in one line: why, the tests it stopped (nothing of theirs was recorded), and
+    those that never started."""
+
+    def names(tests: list[str]) -> str:
+        return ", ".join(f"`{t}`" if markdown else t for t in tests)
+
+    text = f"interrupted ({info['reason']})"
+    if info["during"]:
+        text += f" during {names(info['during'])}, which recorded nothing"
+    if info["not_run"]:
+        n = len(info["not_run"])
+        text += f"; {n} test{'s' if n != 1 else ''} never started ({names(info['not_run'])})"
+    return text
 
 
 def entry_unit(key: str) -> str:

@@ -120,6 +120,7 @@ def test_a_spent_session_budget_skips_the_rest_and_keeps_what_was_measured(run_p
     )
     run = run_file(run_perf.results)
     assert run["not_started"] == ["test_load[hf-nf4]"]
+    assert run["interrupted"] is None  # cut by the budget, and ended as a run does
     assert {r["variant"] for r in run["results"]} == {"hf-fp32"}
 
 
@@ -138,6 +139,14 @@ def test_sigterm_ends_the_run_like_ctrl_c_and_keeps_what_was_measured(run_perf):
     run = run_file(run_perf.results)
     assert {r["variant"] for r in run["results"]} == {"hf-fp32"}
     assert "run file: " in output  # the summary was printed as after any run
+    # the run file says it was cut short, and where: the second load was running (or, if the signal came in the
+    # first test's teardown, had not started)
+    stopped = run["interrupted"]
+    assert stopped["reason"] == "signal SIGTERM"
+    assert stopped["during"] + stopped["not_run"] == ["test_load[hf-nf4]"], stopped
+    assert "interrupted (signal SIGTERM)" in output
+    report = next((run_perf.results / "reports").glob("*_cpu.md")).read_text()
+    assert "**interrupted (signal SIGTERM)" in report and "`test_load[hf-nf4]`" in report
 
 
 def test_help_lists_every_option(run_perf):

@@ -68,3 +68,14 @@ def test_the_gate_table_shows_an_interval_only_where_it_is_about_the_value():
     assert text.splitlines()[-1] == "interval: 95% CI of the median"
     ratio = table.render_gate([record("decode_ratio_to_ref", 0.86, [0.8, 0.9, 0.95], "bootstrap", [0.83, 0.88])])
     assert "0.830–0.880" in ratio and "98% bootstrap interval" in ratio
+
+
+def test_an_interrupted_run_says_why_what_it_stopped_and_what_never_started():
+    info = {"reason": "signal SIGTERM", "during": ["test_agent[hf-int8]"], "not_run": ["test_load[a]", "test_load[b]"]}
+    assert table.interrupted(info) == (
+        "interrupted (signal SIGTERM) during test_agent[hf-int8], which recorded nothing; "
+        "2 tests never started (test_load[a], test_load[b])"
+    )
+    assert table.interrupted({"reason": "Ctrl-C", "during": [], "not_run": ["test_load[a]"]}, markdown=True) == (
+        "interrupted (Ctrl-C); 1 test never started (`test_load[a]`)"
+    )
