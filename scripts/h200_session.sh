@@ -19,14 +19,14 @@ export PYTHONPATH=$PWD/.devsite:$PWD HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 UNS
 common=(perf_tests -p no:cacheprovider --perf-model synthetic:qwen3-14b --perf-variants "$variants"
         --perf-contexts 1024 --perf-new-tokens 32 ${ROUNDS:---perf-max-rounds 10 --perf-test-budget 150}
         --perf-agent-queries 3 -rs "${extra[@]}")
-# No test starts later than H200_MARGIN s before the deadline (the longest test: hf-int8's load or decode), so a run
-# ends by itself, its run file, report and baseline written; `timeout` (SIGTERM, which ends a run like Ctrl-C) is the
-# last word.
+# No test starts later than H200_MARGIN s before the deadline (the longest test: hf-int8's agent test, which 100 s did
+# not hold on 2026-11-29 22:38), so a run ends by itself, its run file, report and baseline written; `timeout`
+# (SIGTERM, which ends a run like Ctrl-C, the run file saying so) is the last word.
 pytest_until_deadline() {
   local left=$(( deadline - $(date +%s) ))
-  if (( left - ${H200_MARGIN:-100} < 30 )); then echo "h200_session: ${left} s left before the deadline: no run"; return; fi
+  if (( left - ${H200_MARGIN:-150} < 30 )); then echo "h200_session: ${left} s left before the deadline: no run"; return; fi
   [ -n "${H200_STEPS:-}" ] && export PERFGATE_STEP_LOG=results/steps/$(date -u +%Y%m%dT%H%M%SZ)_nvidia-h200.steps.jsonl
-  timeout "$left" python3 -m pytest "${common[@]}" --perf-session-budget $(( left - ${H200_MARGIN:-100} )) "$@"
+  timeout "$left" python3 -m pytest "${common[@]}" --perf-session-budget $(( left - ${H200_MARGIN:-150} )) "$@"
 }
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv,noheader
 start=$(date +%s)
