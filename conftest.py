@@ -197,34 +197,36 @@ def gate(perf: PerfSession, request: pytest.FixtureRequest):
     return check
 
 
-def pytest_collection_finish(session: pytest.Session) -> None:
-    session.config.stash[SESSION].planned = [item.name for item in session.items]
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_xdist_node_collection_finished(node, ids: list[str]) -> None:
-    """pytest-xdist: the controller collects nothing itself; each worker reports the tests of the run."""
-    perf = node.config.stash[SESSION]
-    perf.planned = perf.planned or [nodeid.rsplit("::", 1)[-1] for nodeid in ids]
-
-
 class Progress:
-    """Which tests started and which are done, so that an interrupted run's file says what it stopped."""
+    """Which tests the run holds, started and finished, so that an interrupted run's file says what it stopped."""
 
     def __init__(self, perf: PerfSession) -> None:
         self.perf = perf
 
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.perf.planned = [item.name for item in session.items]
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node, ids: list[str]) -> None:
+        """pytest-xdist: the controller collects nothing itself; each worker reports the tests of the run."""
+        self.perf.planned = self.perf.planned or [_test_name(nodeid) for nodeid in ids]
+
     def pytest_runtest_logstart(self, nodeid: str, location) -> None:
-        self.perf.test_started(nodeid.rsplit("::", 1)[-1])
+        self.perf.test_started(_test_name(nodeid))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """A test is done once it has been measured (its call), or its setup failed or skipped it."""
         if report.when == "call" or (report.when == "setup" and not report.passed):
-            self.perf.test_done(report.nodeid.rsplit("::", 1)[-1])
+            self.perf.test_done(_test_name(report.nodeid))
 
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo) -> None:
         """Ctrl-C, or SIGTERM (see pytest_configure)."""
         self.perf.interrupt(str(excinfo.value) or "Ctrl-C")
+
+
+def _test_name(nodeid: str) -> str:
+    """'perf_tests/test_load.py::test_load[hf-nf4]' -> 'test_load[hf-nf4]', as pytest's item.name."""
+    return nodeid.rsplit("::", 1)[-1]
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

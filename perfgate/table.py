@@ -203,25 +203,25 @@ def render_gate(results: list[dict], markdown: bool = False) -> str:
 
 def not_started(tests: list[str], markdown: bool = False) -> str:
     """The tests --perf-session-budget kept from starting, in one line."""
-    names = ", ".join(f"`{t}`" if markdown else t for t in tests)
     flag = "`--perf-session-budget`" if markdown else "--perf-session-budget"
-    return f"not started, {flag} spent: {len(tests)} test{'s' if len(tests) != 1 else ''} ({names})"
+    plural = "s" if len(tests) != 1 else ""
+    return f"not started, {flag} spent: {len(tests)} test{plural} ({test_names(tests, markdown)})"
 
 
 def interrupted(info: dict[str, Any], markdown: bool = False) -> str:
     """The run file's 'interrupted' in one line: why, the tests it stopped (nothing of theirs was recorded), and
     those that never started."""
-
-    def names(tests: list[str]) -> str:
-        return ", ".join(f"`{t}`" if markdown else t for t in tests)
-
     text = f"interrupted ({info['reason']})"
     if info["during"]:
-        text += f" during {names(info['during'])}, which recorded nothing"
+        text += f" during {test_names(info['during'], markdown)}, which recorded nothing"
     if info["not_run"]:
         n = len(info["not_run"])
-        text += f"; {n} test{'s' if n != 1 else ''} never started ({names(info['not_run'])})"
+        text += f"; {n} test{'s' if n != 1 else ''} never started ({test_names(info['not_run'], markdown)})"
     return text
+
+
+def test_names(tests: list[str], markdown: bool = False) -> str:
+    return ", ".join(f"`{t}`" if markdown else t for t in tests)
 
 
 def entry_unit(key: str) -> str:
