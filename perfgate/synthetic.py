@@ -5,12 +5,15 @@ the weights say, only on their shapes and dtypes.
 
 The build runs in a child process (`python -m perfgate.synthetic`), so that the GPU memory it takes is given
 back before any variant loads. It writes into a temporary folder and renames it into place only when complete;
-a folder without a valid manifest (an earlier build killed half-way) is removed and built again.
+a folder without a valid manifest (an earlier build killed half-way) is removed and built again. Processes that
+want the same checkpoint at once (pytest-xdist's workers, one per GPU) take turns on a lock file beside it: one
+builds, the others wait and then load what it built.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
 import os
@@ -67,9 +70,19 @@ def ensure_checkpoint(spec: ModelSpec, device: str, cache: Path | None = None, t
     folder = checkpoint_dir(spec, cache)
     if is_complete(folder):
         return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    # Another process may be building it right now (two GPUs' workers starting together on a fresh machine lost a
+    # test to that race on 2026-11-30): wait for it, then build only if it is still not there.
+    with open(folder.with_name(f"{folder.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not is_complete(folder):
+            _build_in_child(spec, folder, device, timeout_s)
+    return folder
+
+
+def _build_in_child(spec: ModelSpec, folder: Path, device: str, timeout_s: float) -> None:
     if folder.exists():  # half-written by a run that was killed: never load it
         shutil.rmtree(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "perfgate.synthetic", "--config", json.dumps(spec.config)]
     cmd += ["--out", str(folder), "--device", device]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(paths.REPO_ROOT), os.environ.get("PYTHONPATH", "")]))
@@ -77,7 +90,6 @@ def ensure_checkpoint(spec: ModelSpec, device: str, cache: Path | None = None, t
     if proc.returncode != 0 or not is_complete(folder):
         tail = "\n".join((proc.stderr or "").strip().splitlines()[-15:])
         raise BuildError(f"building the synthetic checkpoint {spec.source} into {folder} failed:\n{tail}")
-    return folder
 
 
 def build(config: dict, out: Path, device: str) -> None:

@@ -1,5 +1,8 @@
 import json
 import shutil
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -55,6 +58,25 @@ def test_the_same_config_reuses_the_cache(tiny_checkpoint, tiny_spec, perf_cache
     before = (tiny_checkpoint / synthetic.MANIFEST).stat().st_mtime_ns
     assert synthetic.ensure_checkpoint(tiny_spec, "cpu", perf_cache) == tiny_checkpoint
     assert (tiny_checkpoint / synthetic.MANIFEST).stat().st_mtime_ns == before
+
+
+def test_processes_wanting_the_same_checkpoint_build_it_once(tiny_spec, tmp_path, monkeypatch):
+    """Two GPUs' pytest workers start on a fresh machine at once: one builds, the other waits and loads it (without
+    the lock, both built and the second's rename failed: a test lost on the H200s, 2026-11-30)."""
+    cache = tmp_path / "cache"
+    builds = []
+    build_in_child = synthetic._build_in_child
+    monkeypatch.setattr(synthetic, "_build_in_child", lambda *a: builds.append(a) or build_in_child(*a))
+    start = threading.Barrier(2)
+
+    def want() -> Path:
+        start.wait()
+        return synthetic.ensure_checkpoint(tiny_spec, "cpu", cache)
+
+    with ThreadPoolExecutor(2) as pool:
+        folders = [f.result() for f in [pool.submit(want), pool.submit(want)]]
+    assert folders == [synthetic.checkpoint_dir(tiny_spec, cache)] * 2
+    assert len(builds) == 1 and synthetic.is_complete(folders[0])
 
 
 def test_half_written_checkpoint_is_rebuilt_not_loaded(tiny_checkpoint, tiny_spec, tmp_path):
