@@ -3,12 +3,14 @@ each gated figure the value, unit, direction, spread and tolerance, plus the mac
 measured on. Written only by the suite itself (--perf-update-baselines), atomically, with sorted keys, so that
 a baseline update reads as a clear diff in review.
 
-    python -m perfgate.baselines RUN_FILE [RUN_FILE ...]
+    python -m perfgate.baselines [--variants NAME,...] RUN_FILE [RUN_FILE ...]
 
 writes the entries of baseline runs (made with --perf-update-baselines) into their GPU's baseline file again, in
 the order given, exactly as those runs wrote them when they ended, and prints the diff: for a run whose own write
 was lost (it ended by a kill before writing, or its machine's copy of the file is gone), or to combine runs of one
-GPU made on several machines."""
+GPU made on several machines. --variants takes only those variants' entries from the runs and leaves the others
+as the file has them: for a run in which one variant's measurement came out too noisy to gate against (its
+warning says so), keep that variant's earlier entries until it is measured again."""
 
 from __future__ import annotations
 
@@ -222,9 +224,12 @@ def kept_figures(figures: Iterable[Figure]) -> list[Figure]:
     ]
 
 
-def from_run(run_path: Path, results_dir: Path | None = None) -> tuple[Baseline, dict[str, Any]]:
-    """(the baseline file of the run's GPU as it is, the document with the run's entries written in), for a run
-    made with --perf-update-baselines. BaselineError, naming the file, for anything else."""
+def from_run(
+    run_path: Path, results_dir: Path | None = None, variants: set[str] | None = None
+) -> tuple[Baseline, dict[str, Any]]:
+    """(the baseline file of the run's GPU as it is, the document with the run's entries written in: all of them, or
+    those of `variants`), for a run made with --perf-update-baselines. BaselineError, naming the file, for anything
+    else."""
     from perfgate import table
 
     try:
@@ -239,8 +244,11 @@ def from_run(run_path: Path, results_dir: Path | None = None) -> tuple[Baseline,
             "and a baseline is measured to --perf-max-rounds); measure one with `make baseline`"
         )
     fresh = kept_figures(recorded)
+    if variants is not None:
+        fresh = [f for f in fresh if f.variant in variants]
     if not fresh:
-        raise BaselineError(f"run file {run_path}: holds no measured gated figure")
+        which = f" of {', '.join(sorted(variants))}" if variants is not None else ""
+        raise BaselineError(f"run file {run_path}: holds no measured gated figure{which}")
     results_dir = results_dir or run_path.resolve().parent.parent
     old = Baseline.load(path_for(results_dir, machine["gpu_slug"]))
     return old, old.updated(source, fresh, machine, options.get("tolerance") or {}, run["started_at"])
@@ -249,12 +257,16 @@ def from_run(run_path: Path, results_dir: Path | None = None) -> tuple[Baseline,
 def main(argv: list[str]) -> int:
     from perfgate import table
 
-    if not argv or argv[0].startswith("-"):
+    variants = None
+    if argv[:1] == ["--variants"] and len(argv) > 1:
+        variants = {v.strip() for v in argv[1].split(",") if v.strip()}
+        argv = argv[2:]
+    if not argv or argv[0].startswith("-") or variants == set():
         print(__doc__, file=sys.stderr)
         return 2
     for name in argv:
         try:
-            old, document = from_run(Path(name))
+            old, document = from_run(Path(name), variants=variants)
             old.write(document)
         except (BaselineError, OSError) as exc:
             print(f"perfgate.baselines: {exc}", file=sys.stderr)

@@ -148,6 +148,22 @@ def test_baseline_runs_are_written_again_in_order_as_they_wrote_them(tmp_path, c
     assert ["hf-nf4/decode[ctx1024]/decode_tok_per_s", "22.0", "30.5", "+38.6"] in [x.split() for x in out.splitlines()]
 
 
+def test_only_the_named_variants_entries_are_taken(tmp_path, capsys):
+    results = tmp_path / "results"
+    first = write_run(results, "a.json", [figure("hf-fp16"), figure("hf-nf4")])
+    second = write_run(results, "b.json", [figure("hf-fp16", samples=(30.0,)), figure("hf-nf4", samples=(40.0,))])
+    assert baselines.main([str(first)]) == 0
+    assert baselines.main(["--variants", "hf-nf4", str(second)]) == 0
+    entries = baselines.Baseline.load(results / "baselines" / "nvidia-h200.json").model("synthetic:qwen3-14b")[
+        "entries"
+    ]
+    assert entries["hf-nf4/decode[ctx1024]/decode_tok_per_s"]["value"] == 40.0
+    assert entries["hf-fp16/decode[ctx1024]/decode_tok_per_s"]["value"] == 22.0  # kept as the file had it
+    capsys.readouterr()
+    assert baselines.main(["--variants", "hf-int8", str(second)]) == 2
+    assert f"run file {second}: holds no measured gated figure of hf-int8" in capsys.readouterr().err
+
+
 def test_a_gate_run_or_a_broken_file_is_refused_naming_it(tmp_path, capsys):
     results = tmp_path / "results"
     gate_run = write_run(results, "gate.json", [figure()], update_baselines=False)
