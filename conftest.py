@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -215,18 +216,44 @@ class Progress:
         self.perf.test_started(_test_name(nodeid))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """A test is done once it has been measured (its call), or its setup failed or skipped it."""
+        """A test is done once it has been measured (its call), or its setup failed or skipped it. A test that ended
+        in an error, or failed before the gate recorded its figures, is kept in the run file with what it said
+        (under pytest-xdist the controller, which sees every worker's reports, keeps them)."""
         if report.when == "call" or (report.when == "setup" and not report.passed):
             self.perf.test_done(_test_name(report.nodeid))
+        if report.failed and _is_perf_test(report) and not self.perf.is_worker and not _gate_failed(report):
+            self.perf.test_error(_test_name(report.nodeid), report.when, _failure_text(report))
 
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo) -> None:
         """Ctrl-C, or SIGTERM (see pytest_configure)."""
         self.perf.interrupt(str(excinfo.value) or "Ctrl-C")
 
 
+def _is_perf_test(report: pytest.TestReport) -> bool:
+    """One of perf_tests/ (this conftest is loaded for perfgate's own tests/ too, which make no run file)."""
+    return report.nodeid.startswith("perf_tests/")
+
+
+def _gate_failed(report: pytest.TestReport) -> bool:
+    """The gate fixture recorded the test's figures (attaching them as JUnit properties) and failed it with its
+    verdicts' own messages: a failure of the gate, not an error."""
+    return bool(report.user_properties)
+
+
+def _failure_text(report: pytest.TestReport) -> str:
+    """What a failed test said: the exception's message (not pytest's traceback; perfgate's own failures without
+    pytest's 'Failed: '), its first 5 and last 15 lines where longer (a model worker's log follows its message)."""
+    crash = getattr(report.longrepr, "reprcrash", None)
+    lines = (crash.message if crash is not None else report.longreprtext).removeprefix("Failed: ").strip().splitlines()
+    if len(lines) > 20:
+        lines = [*lines[:5], f"… ({len(lines) - 20} lines left out)", *lines[-15:]]
+    return "\n".join(lines)[:4000]
+
+
 def _test_name(nodeid: str) -> str:
-    """'perf_tests/test_load.py::test_load[hf-nf4]' -> 'test_load[hf-nf4]', as pytest's item.name."""
-    return nodeid.rsplit("::", 1)[-1]
+    """'perf_tests/test_load.py::test_load[hf-nf4]' -> 'test_load[hf-nf4]', as pytest's item.name; under
+    pytest-xdist --dist loadgroup without the group it appends ('test_load[hf-nf4]@hf-nf4')."""
+    return re.sub(r"@[^\[\]]*$", "", nodeid.rsplit("::", 1)[-1])
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -43,6 +43,8 @@ def markdown(run: dict[str, Any], name: str) -> str:
         head.append(f"- {table.not_started(run['not_started'], markdown=True)}")
     if run.get("interrupted"):
         head.append(f"- **{table.interrupted(run['interrupted'], markdown=True)}**")
+    for error in run.get("errors") or []:
+        head.append(f"- **{table.error(error, markdown=True)}**")
     parts = ["\n".join(head)]
     if any(r.get("verdict") for r in run["results"]):
         parts.append("### Gate\n\n" + table.render_gate(run["results"], markdown=True))

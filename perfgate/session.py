@@ -114,6 +114,7 @@ class PerfSession:
         self.running: list[str] = []  # the tests started and not done (more than one under pytest-xdist)
         self.finished: set[str] = set()  # done: measured, failed or skipped (a teardown left is of no account)
         self.interrupted: dict[str, Any] | None = None  # Ctrl-C or SIGTERM: why, during which tests, what did not run
+        self.errors: list[dict[str, str]] = []  # tests that ended in an error, or failed other than by the gate
         self.figures: list[Figure] = []
         self.judged: dict[tuple[str, str, str, str], Judged] = {}
         self.loaded: dict[str, Loaded] = {}
@@ -362,6 +363,12 @@ class PerfSession:
         self.finished.add(name)
         if name in self.running:
             self.running.remove(name)
+
+    def test_error(self, name: str, phase: str, message: str) -> None:
+        """A test ended in an error (its setup or teardown raised) or failed without a gate verdict (a crash, an
+        out-of-memory): what it said goes into the run file, beside the figures of the tests that did run."""
+        self.errors.append({"test": name, "phase": phase, "message": message})
+        self.write_run()
 
     def interrupt(self, reason: str) -> None:
         """The run was interrupted (Ctrl-C, SIGTERM): remember why, the tests it stopped, and those never started,
@@ -721,6 +728,7 @@ class PerfSession:
             "results": [self.result_dict(f) for f in self.figures],
             "not_started": list(self.cut),  # cut by --perf-session-budget
             "interrupted": self.interrupted,
+            "errors": list(self.errors),
             **(
                 {"parallel": {"worker": self.parallel["worker"], "gpu": self.parallel.get("gpu")}}
                 if self.is_worker
@@ -737,7 +745,9 @@ class PerfSession:
         return self.parallel.get("role") == "controller"
 
     def write_run(self) -> None:
-        if not self.figures:
+        """The run file, once there is something to keep: a figure, or a test's error (a run where every test
+        failed still leaves its file, saying why)."""
+        if self.is_controller or (not self.figures and not self.errors):  # a controller writes the merged one
             return
         if self.run_path is None:
             self.run_path = self.new_run_path()
@@ -796,10 +806,12 @@ class PerfSession:
         and remove the workers' parts."""
         from perfgate import parallel, table
 
-        if not self.worker_documents:
+        if not self.worker_documents and not self.errors:
             return
-        merged = parallel.merge(self.worker_documents, self.run_document()["options"])
+        own = self.run_document()  # the controller's: options, and the machine where no worker measured anything
+        merged = parallel.merge(self.worker_documents, own["options"]) if self.worker_documents else own
         merged["interrupted"] = self.interrupted  # the controller saw the signal and which tests were running
+        merged["errors"] = list(self.errors)  # and every test's report, the workers' included
         self.merged = merged
         self.figures = table.figures_of(merged)
         self.load_info = merged["variants"]
@@ -834,7 +846,7 @@ class PerfSession:
 
     def display(self, reporter) -> None:
         """The terminal summary: the figures, the gate's verdicts, and where the files are."""
-        if not self.figures and not self.failed:
+        if not self.figures and not self.failed and not self.errors:
             return
         from perfgate import table
 
@@ -846,7 +858,7 @@ class PerfSession:
         )
         reporter.write_line("")
         reporter.write_line(table.render(self.figures))
-        if self.merged:
+        if self.merged and "parallel" in self.merged:  # (without it, no worker measured anything)
             workers = self.merged["parallel"]["workers"]
             reporter.write_line("")
             reporter.write_line(
@@ -874,6 +886,9 @@ class PerfSession:
             reporter.write_line(table.not_started(self.cut), yellow=True)
         if self.interrupted:
             reporter.write_line(table.interrupted(self.interrupted), red=True)
+        for error in self.errors:
+            if error["message"] not in self.failed.values():  # a variant that failed to load is said just above
+                reporter.write_line(table.error(error), red=True)
         if self.write_error:
             reporter.write_line(self.write_error, red=True)
         elif self.run_path:

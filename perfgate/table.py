@@ -220,6 +220,14 @@ def interrupted(info: dict[str, Any], markdown: bool = False) -> str:
     return text
 
 
+def error(info: dict[str, str], markdown: bool = False) -> str:
+    """A test of the run file's 'errors' in one line: which, in which phase, and the first line of what it said."""
+    how = "failed" if info["phase"] == "call" else f"error in its {info['phase']}"
+    first = (info["message"].strip().splitlines() or ["(no message)"])[0]
+    name, said = (f"`{info['test']}`", f"`{first}`") if markdown else (info["test"], first)
+    return f"{name}: {how}, no gated figure of it recorded: {said}"
+
+
 def test_names(tests: list[str], markdown: bool = False) -> str:
     return ", ".join(f"`{t}`" if markdown else t for t in tests)
 

@@ -17,8 +17,12 @@ FAST = (
 )
 
 
+def last_run(results):
+    return json.loads(sorted((results / "runs").glob("*.json"))[-1].read_text())
+
+
 def figures_of(results, variant):
-    run = json.loads(sorted((results / "runs").glob("*.json"))[-1].read_text())
+    run = last_run(results)
     return {(r["test"], r["metric"]): r["value"] for r in run["results"] if r["variant"] == variant}
 
 
@@ -33,6 +37,29 @@ def test_out_of_memory_while_loading_fails_that_variant_only(run_perf, monkeypat
         ]
     )
     assert figures_of(run_perf.results, "hf-bf16")[("decode", "decode_tok_per_s")] > 0
+    # the run file keeps the two tests that recorded nothing, and what they said; the report's head shows them
+    errors = last_run(run_perf.results)["errors"]
+    assert [(e["test"], e["phase"]) for e in errors] == [
+        ("test_load[hf-nf4]", "setup"),
+        ("test_decode[hf-nf4-ctx32]", "setup"),
+    ]
+    assert all(e["message"].startswith("hf-nf4: out of memory while loading") for e in errors)
+    report = next((run_perf.results / "reports").glob("*.md")).read_text()
+    assert "**`test_load[hf-nf4]`: error in its setup, no gated figure of it recorded: `hf-nf4: out of memory" in report
+
+
+def test_a_run_where_every_test_failed_still_leaves_its_run_file_and_report(run_perf, monkeypatch):
+    monkeypatch.setenv("PERFGATE_FAULTS", "hf-nf4@load=oom")
+    result = run_perf("--perf-variants=hf-nf4", *FAST)
+    result.assert_outcomes(errors=2)
+    run = last_run(run_perf.results)
+    assert run["results"] == [] and [e["test"] for e in run["errors"]] == [
+        "test_load[hf-nf4]",
+        "test_decode[hf-nf4-ctx32]",
+    ]
+    report = next((run_perf.results / "reports").glob("*.md")).read_text()
+    assert "`test_decode[hf-nf4-ctx32]`: error in its setup" in report
+    result.stdout.fnmatch_lines(["not measured: hf-nf4: out of memory while loading*", "run file: *_cpu.json"])
 
 
 def test_out_of_memory_while_generating(run_perf, monkeypatch):
@@ -40,6 +67,9 @@ def test_out_of_memory_while_generating(run_perf, monkeypatch):
     result = run_perf("--perf-variants=hf-nf4,hf-fp32", *FAST)
     result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines(["hf-nf4 ctx32 (32 prompt + 6 new tokens): out of memory while generating*"])
+    [error] = last_run(run_perf.results)["errors"]  # failed by the fault, not by the gate
+    assert (error["test"], error["phase"]) == ("test_decode[hf-nf4-ctx32]", "call")
+    assert "out of memory while generating" in error["message"]
 
 
 def test_a_package_that_fails_to_import_skips_its_variant(run_perf, monkeypatch):

@@ -96,6 +96,7 @@ def test_the_reference_passes_and_the_canary_fails_with_its_reasons(run_perf, ba
     assert verdicts[("hf-fp16-slow", "decode_ratio_to_ref")] == "fail"
     ratio = next(r for r in run["results"] if r["metric"] == "decode_ratio_to_ref")
     assert [p["value"] < 0.95 for p in ratio["params"]["process_pairs"]] == [True, True]  # failed, restarted, failed
+    assert run["errors"] == []  # the gate's failure is in the verdicts, not among the tests that recorded nothing
 
 
 def test_without_a_baseline_it_records_only_unless_strict(run_perf):
@@ -105,6 +106,8 @@ def test_without_a_baseline_it_records_only_unless_strict(run_perf):
     strict = run_perf("--perf-variants=hf-fp32", *FAST, "--perf-strict", "--perf-reference=none")
     strict.assert_outcomes(failed=1, passed=1)  # load has no available gated figure on the CPU
     strict.stdout.fnmatch_lines(["hf-fp32 decode[[]ctx32] decode_tok_per_s = * tok/s: no baseline in *cpu.json*"])
+    run = json.loads(sorted((run_perf.results / "runs").glob("*.json"))[-1].read_text())
+    assert run["errors"] == []  # failed by the gate (--perf-strict), its figures recorded: not an error
 
 
 def test_a_corrupt_baseline_stops_the_run_and_is_left_alone(run_perf):

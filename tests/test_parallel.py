@@ -36,6 +36,24 @@ def test_two_workers_measure_each_variant_once_and_merge_into_one_run(run_perf):
     assert (run_perf.results / "reports" / f"{runs[0].stem}.md").exists()
 
 
+def test_a_workers_error_is_kept_once_in_the_merged_run(run_perf, monkeypatch):
+    monkeypatch.setenv("PERFGATE_FAULTS", "hf-bf16@load=oom")
+    result = run_perf("--perf-variants=hf-fp32,hf-bf16", "--perf-contexts=32", "-k", "load", *SPREAD)
+    result.assert_outcomes(passed=1, errors=1)
+    [run] = [json.loads(p.read_text()) for p in (run_perf.results / "runs").glob("*.json")]
+    [error] = run["errors"]  # the controller's record: the worker's own report is not counted again
+    assert (error["test"], error["phase"]) == ("test_load[hf-bf16]", "setup")
+    assert error["message"].startswith("hf-bf16: out of memory while loading")
+    # every worker failed: the controller still writes the run file, with the errors and no figures
+    result = run_perf("--perf-variants=hf-bf16", "--perf-contexts=32", "-k", "load", *SPREAD)
+    result.assert_outcomes(errors=1)
+    runs = sorted((run_perf.results / "runs").glob("*.json"))
+    assert len(runs) == 2, runs
+    run = json.loads(runs[-1].read_text())
+    assert run["results"] == [] and [e["test"] for e in run["errors"]] == ["test_load[hf-bf16]"]
+    result.stdout.fnmatch_lines(["test_load[[]hf-bf16[]]: error in its setup*", "run file: *_cpu.json"])
+
+
 def test_a_spread_baseline_update_writes_every_variant_once(run_perf):
     run_perf("--perf-update-baselines", "--perf-variants=hf-fp32,hf-bf16", *FAST, *SPREAD).assert_outcomes(passed=4)
     entries = json.loads((run_perf.results / "baselines" / "cpu.json").read_text())["models"]["synthetic:qwen3-tiny"]

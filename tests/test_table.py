@@ -79,3 +79,14 @@ def test_an_interrupted_run_says_why_what_it_stopped_and_what_never_started():
     assert table.interrupted({"reason": "Ctrl-C", "during": [], "not_run": ["test_load[a]"]}, markdown=True) == (
         "interrupted (Ctrl-C); 1 test never started (`test_load[a]`)"
     )
+
+
+def test_a_test_that_ended_in_an_error_says_which_where_and_what():
+    info = {"test": "test_load[hf-bf16-static]", "phase": "setup", "message": "BuildError: building failed:\nOSError"}
+    assert table.error(info) == (
+        "test_load[hf-bf16-static]: error in its setup, no gated figure of it recorded: BuildError: building failed:"
+    )
+    info = {"test": "test_decode[a-ctx32]", "phase": "call", "message": "a: out of memory"}
+    assert table.error(info, markdown=True) == (
+        "`test_decode[a-ctx32]`: failed, no gated figure of it recorded: `a: out of memory`"
+    )
