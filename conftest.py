@@ -235,9 +235,9 @@ def _is_perf_test(report: pytest.TestReport) -> bool:
 
 
 def _gate_failed(report: pytest.TestReport) -> bool:
-    """The gate fixture recorded the test's figures (attaching them as JUnit properties) and failed it with its
-    verdicts' own messages: a failure of the gate, not an error."""
-    return bool(report.user_properties)
+    """The gate fixture recorded the test's figures (attaching them as JUnit properties) and failed its call with
+    its verdicts' own messages: a failure of the gate, not an error (a teardown's error after it still is one)."""
+    return report.when == "call" and bool(report.user_properties)
 
 
 def _failure_text(report: pytest.TestReport) -> str:

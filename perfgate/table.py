@@ -221,11 +221,15 @@ def interrupted(info: dict[str, Any], markdown: bool = False) -> str:
 
 
 def error(info: dict[str, str], markdown: bool = False) -> str:
-    """A test of the run file's 'errors' in one line: which, in which phase, and the first line of what it said."""
-    how = "failed" if info["phase"] == "call" else f"error in its {info['phase']}"
+    """A test of the run file's 'errors' in one line: which, in which phase, and the first line of what it said. A
+    setup's error or a call's failure left nothing of the test recorded; a teardown's came after what it recorded."""
+    how = {
+        "setup": "error in its setup, no gated figure of it recorded",
+        "call": "failed, no gated figure of it recorded",
+    }.get(info["phase"], f"error in its {info['phase']}")
     first = (info["message"].strip().splitlines() or ["(no message)"])[0]
     name, said = (f"`{info['test']}`", f"`{first}`") if markdown else (info["test"], first)
-    return f"{name}: {how}, no gated figure of it recorded: {said}"
+    return f"{name}: {how}: {said}"
 
 
 def test_names(tests: list[str], markdown: bool = False) -> str:

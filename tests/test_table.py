@@ -90,3 +90,5 @@ def test_a_test_that_ended_in_an_error_says_which_where_and_what():
     assert table.error(info, markdown=True) == (
         "`test_decode[a-ctx32]`: failed, no gated figure of it recorded: `a: out of memory`"
     )
+    info = {"test": "test_load[a]", "phase": "teardown", "message": "OSError: disk full"}
+    assert table.error(info) == "test_load[a]: error in its teardown: OSError: disk full"  # after its figures
