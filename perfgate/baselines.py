@@ -81,6 +81,7 @@ class Baseline:
             entries[entry_key(f.variant, f.test, f.workload, f.metric)] = {
                 "better": f.better,
                 "commit": machine.get("commit"),
+                "machine": machine,  # its own: a file's entries come from runs on several machines and GPUs
                 "measured_at": when,
                 "params": f.params,
                 "samples": list(f.samples),
@@ -131,6 +132,8 @@ def validate_entry(key: str, entry: Any, bad) -> None:
     tol = entry["tolerance"]
     if not isinstance(tol, (int, float)) or not 0 <= tol < 1:
         raise bad(f"entry {key!r}: tolerance {tol!r} is not a fraction in [0, 1)")
+    if "machine" in entry and not isinstance(entry["machine"], dict):
+        raise bad(f"entry {key!r}: machine is not an object")
     metric = key.rsplit("/", 1)[-1]
     expected = expected_unit(metric)
     if expected and entry["unit"] != expected:
@@ -153,6 +156,20 @@ def expected_unit(metric: str) -> str | None:
         if metric.endswith(suffix):
             return unit
     return None
+
+
+def entry_machine(model: dict[str, Any], entry: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The machine an entry was measured on: its own (entries written since 2026-11-30 keep it), else the file's
+    (its last run's) with the entry's own commit, and no GPU UUID, which that older entry did not keep."""
+    if entry and isinstance(entry.get("machine"), dict):
+        return entry["machine"]
+    machine = model.get("machine")
+    if not entry or not machine:
+        return machine
+    machine = {k: v for k, v in machine.items() if k != "gpu_uuid"}
+    if entry.get("commit"):
+        machine["commit"] = entry["commit"]
+    return machine
 
 
 def machine_changes(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:

@@ -108,6 +108,16 @@ def test_another_physical_gpu_is_named_where_both_sides_know_theirs():
     assert baselines.machine_changes(MACHINE, dict(MACHINE, gpu_uuid="GPU-2222")) == []  # an older baseline: unknown
 
 
+def test_an_entry_is_compared_with_its_own_machine_not_the_files_last_one():
+    model = {"machine": dict(MACHINE, gpu_uuid="GPU-last", commit="c" * 40)}
+    own = dict(MACHINE, gpu_uuid="GPU-own")
+    assert baselines.entry_machine(model, {"machine": own}) == own
+    older = baselines.entry_machine(model, {"commit": "a" * 40})  # an entry from before entries kept their machine
+    assert older["commit"] == "a" * 40 and "gpu_uuid" not in older  # its own commit; its GPU unknown
+    assert baselines.machine_changes(older, dict(MACHINE, gpu_uuid="GPU-now")) == []
+    assert baselines.entry_machine(model, None) == model["machine"]
+
+
 def write_run(results, name, figures, update_baselines=True, started="2026-11-29T09:18:04+00:00"):
     path = results / "runs" / name
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -144,6 +154,7 @@ def test_baseline_runs_are_written_again_in_order_as_they_wrote_them(tmp_path, c
     assert entries["hf-bf16/decode[ctx1024]/ttft_s"]["tolerance"] == 0.5  # the run's own --perf-tolerance
     assert entries["hf-fp16/decode[ctx1024]/decode_tok_per_s"]["tolerance"] == 0.45  # the default
     assert model["updated_at"] == "2026-11-29T09:26:18+00:00" and model["machine"] == MACHINE
+    assert all(e["machine"] == MACHINE for e in entries.values())  # each entry keeps the machine it came from
     out = capsys.readouterr().out
     assert ["hf-nf4/decode[ctx1024]/decode_tok_per_s", "22.0", "30.5", "+38.6"] in [x.split() for x in out.splitlines()]
 

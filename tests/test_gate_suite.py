@@ -74,7 +74,9 @@ def test_a_ratio_baseline_estimated_another_way_is_not_compared(run_perf, baseli
 
 def test_the_reference_passes_and_the_canary_fails_with_its_reasons(run_perf, baseline_file):
     data = json.loads(baseline_file.read_text())
-    data["models"]["synthetic:qwen3-tiny"]["machine"]["versions"]["transformers"] = "0.0.1"
+    model = data["models"]["synthetic:qwen3-tiny"]
+    for machine in [model["machine"]] + [e["machine"] for e in model["entries"].values()]:
+        machine["versions"]["transformers"] = "0.0.1"
     baseline_file.write_text(json.dumps(data))  # as if transformers had been upgraded since
     result = run_perf("--perf-variants=hf-fp16,hf-fp16-slow", "--perf-canary-slowdown=100%", LOOSE, *FAST)
     result.assert_outcomes(passed=3, failed=1)
