@@ -658,7 +658,7 @@ class PerfSession:
             self.judged[j.figure.key] = j
             if j.verdict.failed or (self.opts["strict"] and j.verdict.status == gate.NO_BASELINE):
                 model = self.baseline.model(self.model.source) or {}
-                entry = model.get("entries", {}).get(j.baseline_key) if j.baseline_key else None
+                entry = self.baseline.entry(self.model.source, j.baseline_key) if j.baseline_key else None
                 changes = baselines.machine_changes(baselines.entry_machine(model, entry), self.machine)
                 messages.append(table.failure_message(j, self.baseline_path, model, changes, self.opts["strict"]))
         self.write_run()

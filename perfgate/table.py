@@ -204,8 +204,7 @@ def render_gate(results: list[dict], markdown: bool = False) -> str:
 def not_started(tests: list[str], markdown: bool = False) -> str:
     """The tests --perf-session-budget kept from starting, in one line."""
     flag = "`--perf-session-budget`" if markdown else "--perf-session-budget"
-    plural = "s" if len(tests) != 1 else ""
-    return f"not started, {flag} spent: {len(tests)} test{plural} ({test_names(tests, markdown)})"
+    return f"not started, {flag} spent: {count_tests(tests)} ({test_names(tests, markdown)})"
 
 
 def interrupted(info: dict[str, Any], markdown: bool = False) -> str:
@@ -215,8 +214,7 @@ def interrupted(info: dict[str, Any], markdown: bool = False) -> str:
     if info["during"]:
         text += f" during {test_names(info['during'], markdown)}, which recorded nothing"
     if info["not_run"]:
-        n = len(info["not_run"])
-        text += f"; {n} test{'s' if n != 1 else ''} never started ({test_names(info['not_run'], markdown)})"
+        text += f"; {count_tests(info['not_run'])} never started ({test_names(info['not_run'], markdown)})"
     return text
 
 
@@ -230,6 +228,11 @@ def error(info: dict[str, str], markdown: bool = False) -> str:
     first = (info["message"].strip().splitlines() or ["(no message)"])[0]
     name, said = (f"`{info['test']}`", f"`{first}`") if markdown else (info["test"], first)
     return f"{name}: {how}: {said}"
+
+
+def count_tests(tests: list[str]) -> str:
+    """'1 test', '2 tests'."""
+    return f"{len(tests)} test{'s' if len(tests) != 1 else ''}"
 
 
 def test_names(tests: list[str], markdown: bool = False) -> str:
