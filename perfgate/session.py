@@ -746,9 +746,9 @@ class PerfSession:
         return self.parallel.get("role") == "controller"
 
     def write_run(self) -> None:
-        """The run file, once there is something to keep: a figure, or a test's error (a run where every test
-        failed still leaves its file, saying why)."""
-        if self.is_controller or (not self.figures and not self.errors):  # a controller writes the merged one
+        """The run file, once there is something to keep: a figure, a test's error, or an interruption (a run where
+        every test failed, or that was stopped before any test finished, still leaves its file, saying why)."""
+        if self.is_controller or not (self.figures or self.errors or self.interrupted):  # the controller: merged
             return
         if self.run_path is None:
             self.run_path = self.new_run_path()
@@ -807,7 +807,7 @@ class PerfSession:
         and remove the workers' parts."""
         from perfgate import parallel, table
 
-        if not self.worker_documents and not self.errors:
+        if not (self.worker_documents or self.errors or self.interrupted):
             return
         own = self.run_document()  # the controller's: options, and the machine where no worker measured anything
         merged = parallel.merge(self.worker_documents, own["options"]) if self.worker_documents else own
@@ -847,7 +847,7 @@ class PerfSession:
 
     def display(self, reporter) -> None:
         """The terminal summary: the figures, the gate's verdicts, and where the files are."""
-        if not self.figures and not self.failed and not self.errors:
+        if not (self.figures or self.failed or self.errors or self.interrupted):
             return
         from perfgate import table
 

@@ -2,6 +2,8 @@
 baseline update (two workers on the CPU here)."""
 
 import json
+import signal
+import time
 
 import pytest
 
@@ -52,6 +54,23 @@ def test_a_workers_error_is_kept_once_in_the_merged_run(run_perf, monkeypatch):
     run = json.loads(runs[-1].read_text())
     assert run["results"] == [] and [e["test"] for e in run["errors"]] == ["test_load[hf-bf16]"]
     result.stdout.fnmatch_lines(["test_load[[]hf-bf16[]]: error in its setup*", "run file: *_cpu.json"])
+
+
+def test_a_spread_run_stopped_before_any_test_finished_still_leaves_its_run_file(run_perf):
+    proc = run_perf.popen("--perf-variants=hf-fp32", "--perf-contexts=32", "--perf-rounds=200", "-k", "decode", *SPREAD)
+    seen = b""
+    while b"workers [1 item]" not in seen:  # the workers have collected; one is loading or measuring
+        chunk = proc.stdout.read1(4096)
+        assert chunk, seen.decode()
+        seen += chunk
+    time.sleep(3)
+    proc.send_signal(signal.SIGTERM)
+    output = (seen + proc.stdout.read()).decode()
+    proc.wait(timeout=120)
+    assert proc.returncode == 2, output
+    [run] = [json.loads(p.read_text()) for p in (run_perf.results / "runs").glob("*.json")]
+    assert run["results"] == [] and run["interrupted"]["reason"] == "signal SIGTERM", run["interrupted"]
+    assert "run file: " in output and "interrupted (signal SIGTERM)" in output
 
 
 def test_a_spread_baseline_update_writes_every_variant_once(run_perf):

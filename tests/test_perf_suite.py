@@ -149,6 +149,29 @@ def test_sigterm_ends_the_run_like_ctrl_c_and_keeps_what_was_measured(run_perf):
     assert "**interrupted (signal SIGTERM)" in report and "`test_load[hf-nf4]`" in report
 
 
+def test_sigterm_before_any_test_finished_still_leaves_a_run_file_saying_so(run_perf):
+    # seen on the H200 on 2026-11-30 03:25: a run of one test stopped by its command's deadline left no run file
+    proc = run_perf.popen("--perf-variants=hf-nf4", "--perf-reference=none", "-k", "load", "-v")
+    seen = b""
+    while b"test_load[hf-nf4]" not in seen:  # -v names the test as it starts: it is loading when the signal comes
+        chunk = proc.stdout.read1(4096)
+        assert chunk, seen.decode()
+        seen += chunk
+    proc.send_signal(signal.SIGTERM)
+    output = (seen + proc.stdout.read()).decode()
+    proc.wait(timeout=120)
+    assert proc.returncode == 2, output
+    run = run_file(run_perf.results)
+    assert run["results"] == [] and run["errors"] == []
+    stopped = run["interrupted"]  # (running, or, if the signal came before perfgate saw it start, not started)
+    assert stopped["reason"] == "signal SIGTERM"
+    assert stopped["during"] + stopped["not_run"] == ["test_load[hf-nf4]"], stopped
+    assert "interrupted (signal SIGTERM)" in output
+    assert "run file: " in output
+    report = next((run_perf.results / "reports").glob("*_cpu.md")).read_text()
+    assert "**interrupted (signal SIGTERM)" in report
+
+
 def test_help_lists_every_option(run_perf):
     from perfgate import options
 
