@@ -226,7 +226,7 @@ class Progress:
 
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo) -> None:
         """Ctrl-C, or SIGTERM (see pytest_configure)."""
-        self.perf.interrupt(str(excinfo.value) or "Ctrl-C")
+        self.perf.interrupt(str(excinfo.value) or "Ctrl-C", excinfo.value)
 
 
 def _is_perf_test(report: pytest.TestReport) -> bool:

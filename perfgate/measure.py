@@ -32,6 +32,16 @@ class LoadMeasurement:
     model: dict[str, Any]
 
 
+class MeasurementInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM (which perfgate turns into KeyboardInterrupt) during a decode test's timed rounds, carrying
+    what those rounds measured so far (`partial`, None before the first), so that the run file keeps it, unjudged."""
+
+    def __init__(self, reason: str, variant: str, partial: DecodeMeasurement | None) -> None:
+        super().__init__(reason)
+        self.variant = variant
+        self.partial = partial
+
+
 @dataclass(frozen=True)
 class RoundPlan:
     rounds: int  # timed rounds always taken
@@ -279,17 +289,22 @@ def decode(
             )
 
         started = time.perf_counter()
-        if benchmark is not None:
-            benchmark.pedantic(one_round, rounds=plan.rounds, iterations=1, warmup_rounds=0)
-        while len(timed) < plan.rounds:  # pytest-benchmark runs the target only once under --benchmark-disable
-            one_round()
-        while (
-            settled is not None
-            and len(timed) < plan.max_rounds
-            and time.perf_counter() - started < plan.budget_s
-            and not settled(so_far())
-        ):
-            one_round()
+        try:
+            if benchmark is not None:
+                benchmark.pedantic(one_round, rounds=plan.rounds, iterations=1, warmup_rounds=0)
+            while len(timed) < plan.rounds:  # pytest-benchmark runs the target only once under --benchmark-disable
+                one_round()
+            while (
+                settled is not None
+                and len(timed) < plan.max_rounds
+                and time.perf_counter() - started < plan.budget_s
+                and not settled(so_far())
+            ):
+                one_round()
+        except KeyboardInterrupt as exc:
+            if isinstance(exc, MeasurementInterrupted):
+                raise
+            raise MeasurementInterrupted(str(exc), variant.name, so_far() if timed else None) from exc
     if cores is not None and reference is not None:  # each back on its own core for the tests that follow
         reference.call("pin", timeout_s, core=cores[0])
         worker.call("pin", timeout_s, core=cores[1])

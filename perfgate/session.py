@@ -370,13 +370,29 @@ class PerfSession:
         self.errors.append({"test": name, "phase": phase, "message": message})
         self.write_run()
 
-    def interrupt(self, reason: str) -> None:
+    def interrupt(self, reason: str, exc: BaseException | None = None) -> None:
         """The run was interrupted (Ctrl-C, SIGTERM): remember why, the tests it stopped, and those never started,
-        for the run file and the report (a test cut short has recorded nothing; what finished before is kept)."""
+        for the run file and the report (what finished before is kept). A test cut short has recorded nothing, but
+        for a decode test stopped during its timed rounds: what they measured so far is kept, unjudged."""
         self.interrupted = {
             "reason": reason,
             "during": list(self.running),
             "not_run": [t for t in self.planned if t not in self.finished and t not in self.running],
+        }
+        if isinstance(exc, measure.MeasurementInterrupted) and exc.partial is not None:
+            self.interrupted["measured"] = self.partial_record(exc.variant, exc.partial)
+
+    def partial_record(self, variant: str, partial: measure.DecodeMeasurement) -> dict[str, Any]:
+        """The gated rates of a decode test's rounds before it was stopped: too few to judge (the test's own rules
+        decide how many a verdict needs), kept for a look and for comparison with a run that finished."""
+        kept = ("decode_tok_per_s", "ttft_s", RATIO)
+        figures = [f for f in measure.decode_figures(variant, partial) if f.metric in kept and f.value is not None]
+        return {
+            "variant": variant,
+            "workload": partial.workload.id,
+            "rounds": len(partial.rounds),
+            "process_pairs": len(partial.earlier) + 1,
+            "figures": [f.to_dict() for f in figures],
         }
 
     # -- measuring -------------------------------------------------------------------------------------------
@@ -390,16 +406,23 @@ class PerfSession:
         """The decode test's measurement. A ratio to the reference that fails is measured again with both workers
         restarted, up to --perf-process-pairs pairs of processes, and fails only if it fails in each (see
         measure.DecodeMeasurement.ratio_over_processes); a baseline run is measured in one pair."""
-        measured = self._measure_decode_once(loaded, workload, benchmark)
         earlier: list[measure.DecodeMeasurement] = []
-        while (
-            not self.opts["update_baselines"]
-            and len(earlier) + 1 < self.opts["process_pairs"]
-            and self._ratio_fails(loaded.variant.name, measured)
-        ):
-            earlier.append(measured)
-            loaded = self.restart_with_reference(loaded.variant.name)
-            measured = self._measure_decode_once(loaded, workload, None)  # pytest-benchmark times one pair only
+        try:
+            measured = self._measure_decode_once(loaded, workload, benchmark)
+            while (
+                not self.opts["update_baselines"]
+                and len(earlier) + 1 < self.opts["process_pairs"]
+                and self._ratio_fails(loaded.variant.name, measured)
+            ):
+                earlier.append(measured)
+                loaded = self.restart_with_reference(loaded.variant.name)
+                measured = self._measure_decode_once(loaded, workload, None)  # pytest-benchmark times one pair only
+        except measure.MeasurementInterrupted as exc:  # the pairs of processes measured before it go with it
+            if exc.partial is not None:
+                exc.partial = replace(exc.partial, earlier=tuple(earlier))
+            elif earlier:
+                exc.partial = replace(earlier[-1], earlier=tuple(earlier[:-1]))
+            raise
         return replace(measured, earlier=tuple(earlier))
 
     def _ratio_fails(self, name: str, measured: measure.DecodeMeasurement) -> bool:

@@ -208,11 +208,18 @@ def not_started(tests: list[str], markdown: bool = False) -> str:
 
 
 def interrupted(info: dict[str, Any], markdown: bool = False) -> str:
-    """The run file's 'interrupted' in one line: why, the tests it stopped (nothing of theirs was recorded), and
-    those that never started."""
+    """The run file's 'interrupted' in one line: why, the tests it stopped (nothing of theirs was recorded, but a
+    decode test's rounds before the signal, kept unjudged), and those that never started."""
     text = f"interrupted ({info['reason']})"
+    measured = info.get("measured")
     if info["during"]:
-        text += f" during {test_names(info['during'], markdown)}, which recorded nothing"
+        text += f" during {test_names(info['during'], markdown)}"
+        if measured:
+            figures = measured["figures"]
+            so_far = ", ".join(f"{f['metric']} {number(f['value'], f['unit'])} {f['unit']}" for f in figures)
+            text += f", stopped after {measured['rounds']} timed rounds ({so_far}; kept in the run file, not judged)"
+        else:
+            text += ", which recorded nothing"
     if info["not_run"]:
         text += f"; {count_tests(info['not_run'])} never started ({test_names(info['not_run'], markdown)})"
     return text

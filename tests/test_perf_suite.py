@@ -3,6 +3,7 @@
 import json
 import shutil
 import signal
+import time
 
 import pytest
 
@@ -170,6 +171,33 @@ def test_sigterm_before_any_test_finished_still_leaves_a_run_file_saying_so(run_
     assert "run file: " in output
     report = next((run_perf.results / "reports").glob("*_cpu.md")).read_text()
     assert "**interrupted (signal SIGTERM)" in report
+
+
+def test_sigterm_during_decode_rounds_keeps_what_they_measured_unjudged(run_perf, monkeypatch, tmp_path):
+    steps = tmp_path / "steps.jsonl"
+    monkeypatch.setenv("PERFGATE_STEP_LOG", str(steps))  # one line per timed round: when to send the signal
+    proc = run_perf.popen(
+        "--perf-variants=hf-fp32", "--perf-reference=none", "--perf-contexts=32", "--perf-new-tokens=6",
+        "--perf-rounds=500", "--benchmark-disable", "-k", "decode",
+    )  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not steps.exists() or len(steps.read_text().splitlines()) < 3:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read().decode()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    output = proc.stdout.read().decode()
+    proc.wait(timeout=120)
+    assert proc.returncode == 2, output
+    run = run_file(run_perf.results)
+    assert run["results"] == []  # nothing judged: too few rounds for the test's own rules
+    measured = run["interrupted"]["measured"]
+    assert (measured["variant"], measured["workload"], measured["process_pairs"]) == ("hf-fp32", "ctx32", 1)
+    assert measured["rounds"] >= 3
+    assert {f["metric"] for f in measured["figures"]} == {"decode_tok_per_s", "ttft_s"}
+    assert all(len(f["samples"]) == measured["rounds"] for f in measured["figures"])
+    assert f"during test_decode[hf-fp32-ctx32], stopped after {measured['rounds']} timed rounds (decode_tok_per_s" in (
+        output
+    )
 
 
 def test_help_lists_every_option(run_perf):
