@@ -199,39 +199,44 @@ def gate(perf: PerfSession, request: pytest.FixtureRequest):
 
 
 class Progress:
-    """Which tests the run holds, started and finished, so that an interrupted run's file says what it stopped."""
+    """Which perf tests the run holds, started and finished, so that an interrupted run's file says what it stopped
+    (perfgate's own tests/, which load this conftest too, are none of its business: they make no run file)."""
 
     def __init__(self, perf: PerfSession) -> None:
         self.perf = perf
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        self.perf.planned = [item.name for item in session.items]
+        self.perf.planned = [item.name for item in session.items if _is_perf_nodeid(item.nodeid)]
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node, ids: list[str]) -> None:
         """pytest-xdist: the controller collects nothing itself; each worker reports the tests of the run."""
-        self.perf.planned = self.perf.planned or [_test_name(nodeid) for nodeid in ids]
+        self.perf.planned = self.perf.planned or [_test_name(nodeid) for nodeid in ids if _is_perf_nodeid(nodeid)]
 
     def pytest_runtest_logstart(self, nodeid: str, location) -> None:
-        self.perf.test_started(_test_name(nodeid))
+        if _is_perf_nodeid(nodeid):
+            self.perf.test_started(_test_name(nodeid))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """A test is done once it has been measured (its call), or its setup failed or skipped it. A test that ended
         in an error, or failed before the gate recorded its figures, is kept in the run file with what it said
         (under pytest-xdist the controller, which sees every worker's reports, keeps them)."""
+        if not _is_perf_nodeid(report.nodeid):
+            return
         if report.when == "call" or (report.when == "setup" and not report.passed):
             self.perf.test_done(_test_name(report.nodeid))
-        if report.failed and _is_perf_test(report) and not self.perf.is_worker and not _gate_failed(report):
+        if report.failed and not self.perf.is_worker and not _gate_failed(report):
             self.perf.test_error(_test_name(report.nodeid), report.when, _failure_text(report))
 
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo) -> None:
-        """Ctrl-C, or SIGTERM (see pytest_configure)."""
-        self.perf.interrupt(str(excinfo.value) or "Ctrl-C", excinfo.value)
+        """Ctrl-C, or SIGTERM (see pytest_configure), in a run of perf tests."""
+        if self.perf.planned:
+            self.perf.interrupt(str(excinfo.value) or "Ctrl-C", excinfo.value)
 
 
-def _is_perf_test(report: pytest.TestReport) -> bool:
+def _is_perf_nodeid(nodeid: str) -> bool:
     """One of perf_tests/ (this conftest is loaded for perfgate's own tests/ too, which make no run file)."""
-    return report.nodeid.startswith("perf_tests/")
+    return nodeid.startswith("perf_tests/")
 
 
 def _gate_failed(report: pytest.TestReport) -> bool:

@@ -203,7 +203,8 @@ OPTIONS: tuple[Opt, ...] = (
         "test-budget",
         positive_float,
         None,
-        "seconds of timed rounds per test after which no more are added. Default: 300 on a GPU, 60 on the CPU",
+        "seconds of timed rounds per test (per pair of processes, where a failing ratio is measured again) after "
+        "which no more are added. Default: 300 on a GPU, 60 on the CPU",
     ),
     Opt(
         "process-pairs",

@@ -417,12 +417,13 @@ class PerfSession:
                 earlier.append(measured)
                 loaded = self.restart_with_reference(loaded.variant.name)
                 measured = self._measure_decode_once(loaded, workload, None)  # pytest-benchmark times one pair only
-        except measure.MeasurementInterrupted as exc:  # the pairs of processes measured before it go with it
-            if exc.partial is not None:
-                exc.partial = replace(exc.partial, earlier=tuple(earlier))
-            elif earlier:
-                exc.partial = replace(earlier[-1], earlier=tuple(earlier[:-1]))
-            raise
+        except KeyboardInterrupt as exc:  # the pairs of processes measured before it go with what it measured
+            partial = exc.partial if isinstance(exc, measure.MeasurementInterrupted) else None
+            if partial is not None:
+                partial = replace(partial, earlier=tuple(earlier))
+            elif earlier:  # stopped while the next pair restarted, warmed up or calibrated
+                partial = replace(earlier[-1], earlier=tuple(earlier[:-1]))
+            raise measure.MeasurementInterrupted(str(exc), loaded.variant.name, partial) from exc
         return replace(measured, earlier=tuple(earlier))
 
     def _ratio_fails(self, name: str, measured: measure.DecodeMeasurement) -> bool:

@@ -235,3 +235,54 @@ def test_the_baselines_noise_widens_the_ratios_interval():
     assert both.status == gate.PASS and not both.clear and both.test == gate.BOOTSTRAP_BOTH
     two = measure.ratio_interval_against([*now, exact], exact, 1.0)
     assert two == pytest.approx((0.8, 1.0))  # pairs of worker processes: the span of theirs
+
+
+class StoppedWorker(ScriptedWorker):
+    """A worker whose `after`-th 'generate' is where the signal comes (SIGTERM: KeyboardInterrupt in perfgate)."""
+
+    def __init__(self, name, rates, log, after):
+        super().__init__(name, rates, log)
+        self.after = after
+
+    def call(self, op, timeout_s, **params):
+        if op == "generate" and sum(1 for entry in self.log if entry == (self.name, "generate")) == self.after:
+            raise KeyboardInterrupt("signal SIGTERM")
+        return super().call(op, timeout_s, **params)
+
+
+def test_a_decode_stopped_during_its_timed_rounds_hands_over_what_they_measured():
+    log = []
+    with pytest.raises(measure.MeasurementInterrupted) as stopped:  # warm-up 1, then 3 timed rounds, then the signal
+        measure.decode(
+            StoppedWorker("v", [20.0], log, after=4), VramTracker(None, None), REGISTRY["hf-nf4"], WORKLOAD,
+            PLAN, 0.15, 10, ScriptedWorker("ref", [25.0], log), settled=lambda partial: False,
+        )  # fmt: skip
+    assert isinstance(stopped.value, KeyboardInterrupt) and str(stopped.value) == "signal SIGTERM"
+    assert stopped.value.variant == "hf-nf4" and len(stopped.value.partial.rounds) == 3
+    assert stopped.value.partial.fast_ratio() == pytest.approx(0.8)
+    with pytest.raises(KeyboardInterrupt) as stopped:  # during the warm-up: nothing measured, the signal as it came
+        measure.decode(
+            StoppedWorker("v", [20.0], [], after=0), VramTracker(None, None), REGISTRY["hf-nf4"], WORKLOAD, PLAN,
+            0.15, 10,
+        )  # fmt: skip
+    assert type(stopped.value) is KeyboardInterrupt
+
+
+def test_a_decode_test_stopped_while_its_second_pair_of_processes_starts_keeps_the_first(monkeypatch):
+    from types import SimpleNamespace
+
+    from perfgate.session import PerfSession
+
+    first, _ = run([20.0], [25.0])
+    perf = object.__new__(PerfSession)  # only measure_decode's own logic: the measuring and restarting are stubbed
+    perf.opts = {"update_baselines": False, "process_pairs": 2}
+    monkeypatch.setattr(perf, "_measure_decode_once", lambda loaded, workload, benchmark: first, raising=False)
+    monkeypatch.setattr(perf, "_ratio_fails", lambda name, measured: True, raising=False)
+
+    def restart(name):
+        raise KeyboardInterrupt("signal SIGTERM")
+
+    monkeypatch.setattr(perf, "restart_with_reference", restart, raising=False)
+    with pytest.raises(measure.MeasurementInterrupted) as stopped:
+        perf.measure_decode(SimpleNamespace(variant=SimpleNamespace(name="hf-nf4")), WORKLOAD)
+    assert stopped.value.partial == first and str(stopped.value) == "signal SIGTERM"

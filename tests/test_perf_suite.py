@@ -173,6 +173,22 @@ def test_sigterm_before_any_test_finished_still_leaves_a_run_file_saying_so(run_
     assert "**interrupted (signal SIGTERM)" in report
 
 
+def test_an_interrupted_run_of_perfgates_own_tests_leaves_no_run_file(pytester, tmp_path):
+    # this conftest is loaded for tests/ too; seen on 2026-11-30: `make test` stopped by SIGTERM left a run file in
+    # results/runs/ that named none of perf_tests/
+    from perfgate import paths
+
+    pytester.makepyfile(interrupter='def pytest_runtest_call(item):\n    raise KeyboardInterrupt("signal SIGTERM")\n')
+    results = tmp_path / "results"
+    result = pytester.runpytest_subprocess(
+        str(paths.REPO_ROOT / "tests" / "test_stats.py"), f"--rootdir={paths.REPO_ROOT}", "-p", "no:cacheprovider",
+        "-p", "interrupter", f"--perf-results-dir={results}", "--perf-device=cpu",
+    )  # fmt: skip
+    assert result.ret == 2, result.stdout.str()  # interrupted
+    assert not list(results.rglob("*.*")), list(results.rglob("*.*"))
+    assert "run file" not in result.stdout.str()
+
+
 def test_sigterm_during_decode_rounds_keeps_what_they_measured_unjudged(run_perf, monkeypatch, tmp_path):
     steps = tmp_path / "steps.jsonl"
     monkeypatch.setenv("PERFGATE_STEP_LOG", str(steps))  # one line per timed round: when to send the signal
