@@ -288,6 +288,13 @@ def decode(
                 cores=tuple(on_core),
             )
 
+        def paired() -> DecodeMeasurement | None:
+            """The timed rounds so far, each of the variant's with the reference's beside it (a pair the signal cut
+            in half is left out); None before the first."""
+            n = min(len(timed), len(ref_timed)) if reference is not None else len(timed)
+            whole = so_far()
+            return replace(whole, rounds=whole.rounds[:n], reference_rounds=whole.reference_rounds[:n]) if n else None
+
         started = time.perf_counter()
         try:
             if benchmark is not None:
@@ -304,7 +311,7 @@ def decode(
         except KeyboardInterrupt as exc:
             if isinstance(exc, MeasurementInterrupted):
                 raise
-            raise MeasurementInterrupted(str(exc), variant.name, so_far() if timed else None) from exc
+            raise MeasurementInterrupted(str(exc), variant.name, paired()) from exc
     if cores is not None and reference is not None:  # each back on its own core for the tests that follow
         reference.call("pin", timeout_s, core=cores[0])
         worker.call("pin", timeout_s, core=cores[1])

@@ -390,7 +390,7 @@ class PerfSession:
         return {
             "variant": variant,
             "workload": partial.workload.id,
-            "rounds": len(partial.rounds),
+            "rounds": sum(len(m.rounds) for m in (*partial.earlier, partial)),  # over every pair of processes
             "process_pairs": len(partial.earlier) + 1,
             "figures": [f.to_dict() for f in figures],
         }

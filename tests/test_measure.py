@@ -260,6 +260,15 @@ def test_a_decode_stopped_during_its_timed_rounds_hands_over_what_they_measured(
     assert isinstance(stopped.value, KeyboardInterrupt) and str(stopped.value) == "signal SIGTERM"
     assert stopped.value.variant == "hf-nf4" and len(stopped.value.partial.rounds) == 3
     assert stopped.value.partial.fast_ratio() == pytest.approx(0.8)
+    log = []
+    with pytest.raises(measure.MeasurementInterrupted) as stopped:  # in the second pair, after the variant's half
+        measure.decode(
+            ScriptedWorker("v", [20.0], log), VramTracker(None, None), REGISTRY["hf-nf4"], WORKLOAD, PLAN, 0.15, 10,
+            StoppedWorker("ref", [25.0], log, after=2), settled=lambda partial: False,
+        )  # fmt: skip
+    assert [entry[0] for entry in log if entry[1] == "generate"] == ["ref", "v", "ref", "v", "v"]  # warm-up, pairs
+    assert [len(stopped.value.partial.rounds), len(stopped.value.partial.reference_rounds)] == [1, 1]
+    assert {f.metric for f in measure.decode_figures("hf-nf4", stopped.value.partial)} >= {"decode_ratio_to_ref"}
     with pytest.raises(KeyboardInterrupt) as stopped:  # during the warm-up: nothing measured, the signal as it came
         measure.decode(
             StoppedWorker("v", [20.0], [], after=0), VramTracker(None, None), REGISTRY["hf-nf4"], WORKLOAD, PLAN,
