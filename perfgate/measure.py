@@ -309,8 +309,6 @@ def decode(
             ):
                 one_round()
         except KeyboardInterrupt as exc:
-            if isinstance(exc, MeasurementInterrupted):
-                raise
             raise MeasurementInterrupted(str(exc), variant.name, paired()) from exc
     if cores is not None and reference is not None:  # each back on its own core for the tests that follow
         reference.call("pin", timeout_s, core=cores[0])

@@ -67,6 +67,16 @@ def run_perf(pytester: pytest.Pytester, perf_cache: Path, tiny_checkpoint: Path,
         cmd = [sys.executable, "-m", "pytest", *common, *args]
         return pytester.popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
+    def read_until(proc: subprocess.Popen, marker: bytes) -> bytes:
+        """The child's output up to the chunk that holds `marker` (so that a test sends its signal at that point)."""
+        seen = b""
+        while marker not in seen:
+            chunk = proc.stdout.read1(4096)
+            assert chunk, seen.decode()  # it ended without saying it
+            seen += chunk
+        return seen
+
     run.results = results
     run.popen = popen
+    run.read_until = read_until
     return run

@@ -58,11 +58,7 @@ def test_a_workers_error_is_kept_once_in_the_merged_run(run_perf, monkeypatch):
 
 def test_a_spread_run_stopped_before_any_test_finished_still_leaves_its_run_file(run_perf):
     proc = run_perf.popen("--perf-variants=hf-fp32", "--perf-contexts=32", "--perf-rounds=200", "-k", "decode", *SPREAD)
-    seen = b""
-    while b"workers [1 item]" not in seen:  # the workers have collected; one is loading or measuring
-        chunk = proc.stdout.read1(4096)
-        assert chunk, seen.decode()
-        seen += chunk
+    seen = run_perf.read_until(proc, b"workers [1 item]")  # the workers have collected; one is loading or measuring
     time.sleep(3)
     proc.send_signal(signal.SIGTERM)
     output = (seen + proc.stdout.read()).decode()

@@ -127,13 +127,9 @@ def test_a_spent_session_budget_skips_the_rest_and_keeps_what_was_measured(run_p
 
 def test_sigterm_ends_the_run_like_ctrl_c_and_keeps_what_was_measured(run_perf):
     proc = run_perf.popen("--perf-variants=hf-fp32,hf-nf4", "--perf-reference=none", "-k", "load", "-v")
-    seen = []
-    for line in proc.stdout:  # until the first test has passed; the second is loading when the signal comes
-        seen.append(line.decode())
-        if "PASSED" in seen[-1]:
-            break
+    seen = run_perf.read_until(proc, b"PASSED")  # the first test passed; the second is loading when the signal comes
     proc.send_signal(signal.SIGTERM)
-    output = "".join(seen) + proc.stdout.read().decode()  # pytester's popen has closed stdin: no communicate()
+    output = (seen + proc.stdout.read()).decode()  # pytester's popen has closed stdin: no communicate()
     proc.wait(timeout=120)
     assert proc.returncode == 2, output  # pytest's "interrupted"
     assert "KeyboardInterrupt" in output and "signal SIGTERM" in output, output
@@ -153,11 +149,7 @@ def test_sigterm_ends_the_run_like_ctrl_c_and_keeps_what_was_measured(run_perf):
 def test_sigterm_before_any_test_finished_still_leaves_a_run_file_saying_so(run_perf):
     # seen on the H200 on 2026-11-30 03:25: a run of one test stopped by its command's deadline left no run file
     proc = run_perf.popen("--perf-variants=hf-nf4", "--perf-reference=none", "-k", "load", "-v")
-    seen = b""
-    while b"test_load[hf-nf4]" not in seen:  # -v names the test as it starts: it is loading when the signal comes
-        chunk = proc.stdout.read1(4096)
-        assert chunk, seen.decode()
-        seen += chunk
+    seen = run_perf.read_until(proc, b"test_load[hf-nf4]")  # -v names the test as it starts: it is loading then
     proc.send_signal(signal.SIGTERM)
     output = (seen + proc.stdout.read()).decode()
     proc.wait(timeout=120)
