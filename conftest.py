@@ -213,14 +213,17 @@ class Progress:
         """pytest-xdist: the controller collects nothing itself; each worker reports the tests of the run."""
         self.perf.planned = self.perf.planned or [_test_name(nodeid) for nodeid in ids if _is_perf_nodeid(nodeid)]
 
+    @pytest.hookimpl(tryfirst=True)  # before '-v' names the test: a signal after that finds it running
     def pytest_runtest_logstart(self, nodeid: str, location) -> None:
         if _is_perf_nodeid(nodeid):
             self.perf.test_started(_test_name(nodeid))
 
+    @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """A test is done once it has been measured (its call), or its setup failed or skipped it. A test that ended
         in an error, or failed before the gate recorded its figures, is kept in the run file with what it said
-        (under pytest-xdist the controller, which sees every worker's reports, keeps them)."""
+        (under pytest-xdist the controller, which sees every worker's reports, keeps them). Before the terminal's
+        'PASSED': a signal after that line must not find the test still running (seen in CI on 2026-11-30)."""
         if not _is_perf_nodeid(report.nodeid):
             return
         if report.when == "call" or (report.when == "setup" and not report.passed):
