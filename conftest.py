@@ -33,9 +33,10 @@ def pytest_configure(config: pytest.Config) -> None:
             "role": "worker",
             "worker": workerinput["workerid"],
             "gpu": parallel.pin_worker(workerinput["workerid"]),
+            "run": workerinput.get("perfgate_run"),
         }
     elif getattr(config.option, "numprocesses", None):
-        role = {"role": "controller"}
+        role = {"role": "controller", "run": parallel.new_run_id()}
     else:
         role = None
     try:
@@ -270,6 +271,13 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if perf.is_worker and perf.figures:  # handed to the controller, which merges the workers' runs
         session.config.workeroutput["perfgate_run"] = perf.run_document()
         session.config.workeroutput["perfgate_part"] = str(perf.run_path)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:
+    """pytest-xdist, in the controller, before a worker starts: the run's name, after which the worker names its
+    part of the run file (an interrupted run's workers are stopped before they can hand their run over)."""
+    node.workerinput["perfgate_run"] = node.config.stash[SESSION].parallel["run"]
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -8,9 +8,17 @@ update. Baselines are per GPU model, so two H200s are gated against the same nvi
 from __future__ import annotations
 
 import os
+import secrets
+from datetime import datetime, timezone
 from typing import Any
 
 from perfgate import affinity
+
+
+def new_run_id() -> str:
+    """The controller's name for this run, handed to its workers: each names its part of the run file after it
+    (results/runs/.parts/<run>_<worker>.json), so that the controller finds the parts it was not handed."""
+    return f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(4)}"
 
 
 def worker_index(workerid: str) -> int:

@@ -8,6 +8,7 @@ the run file after each test, so that a crash loses nothing already measured.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import time
 from dataclasses import dataclass, replace
@@ -380,7 +381,7 @@ class PerfSession:
             "not_run": [t for t in self.planned if t not in self.finished and t not in self.running],
         }
         if isinstance(exc, measure.MeasurementInterrupted) and exc.partial is not None:
-            self.interrupted["measured"] = self.partial_record(exc.variant, exc.partial)
+            self.interrupted["measured"] = [self.partial_record(exc.variant, exc.partial)]
 
     def partial_record(self, variant: str, partial: measure.DecodeMeasurement) -> dict[str, Any]:
         """The gated rates of a decode test's rounds before it was stopped: too few to judge (the test's own rules
@@ -388,6 +389,7 @@ class PerfSession:
         kept = ("decode_tok_per_s", "ttft_s", RATIO)
         figures = [f for f in measure.decode_figures(variant, partial) if f.metric in kept and f.value is not None]
         return {
+            "test": f"test_decode[{variant}-{partial.workload.id}]",
             "variant": variant,
             "workload": partial.workload.id,
             "rounds": sum(len(m.rounds) for m in (*partial.earlier, partial)),  # over every pair of processes
@@ -788,7 +790,8 @@ class PerfSession:
         stamp = self.started.strftime("%Y%m%dT%H%M%SZ")
         folder = self.results_dir / "runs"
         if self.parallel.get("role") == "worker":
-            return folder / ".parts" / f"{stamp}_{self.machine['gpu_slug']}_{self.parallel['worker']}.json"
+            run = self.parallel.get("run") or f"{stamp}_{self.machine['gpu_slug']}"
+            return folder / ".parts" / f"{run}_{self.parallel['worker']}.json"
         path = folder / f"{stamp}_{self.machine['gpu_slug']}.json"
         n = 2
         while path.exists():
@@ -831,11 +834,16 @@ class PerfSession:
         and remove the workers' parts."""
         from perfgate import parallel, table
 
+        self.collect_parts()
         if not (self.worker_documents or self.errors or self.interrupted):
             return
         own = self.run_document()  # the controller's: options, and the machine where no worker measured anything
         merged = parallel.merge(self.worker_documents, own["options"]) if self.worker_documents else own
-        merged["interrupted"] = self.interrupted  # the controller saw the signal and which tests were running
+        if self.interrupted:  # the controller saw the signal and which tests were running; the workers, if the
+            # signal reached them too (Ctrl-C in a terminal, a process group's SIGTERM), what their rounds measured
+            measured = [m for d in self.worker_documents for m in (d.get("interrupted") or {}).get("measured", [])]
+            self.interrupted = {**self.interrupted, **({"measured": measured} if measured else {})}
+        merged["interrupted"] = self.interrupted
         merged["errors"] = list(self.errors)  # and every test's report, the workers' included
         self.merged = merged
         self.figures = table.figures_of(merged)
@@ -854,6 +862,22 @@ class PerfSession:
         for part in self.worker_parts:
             Path(part).unlink(missing_ok=True)
         self.write_report()
+
+    def collect_parts(self) -> None:
+        """The workers' parts of this run that they did not hand over: a run interrupted (Ctrl-C, SIGTERM) stops
+        its workers before they can, but each wrote its part after every test and at its end."""
+        handed = {d["parallel"]["worker"] for d in self.worker_documents}
+        for part in sorted((self.results_dir / "runs" / ".parts").glob(f"{self.parallel['run']}_*.json")):
+            try:
+                document = json.loads(part.read_text())
+                worker = document["parallel"]["worker"]
+            except (OSError, ValueError, KeyError, TypeError) as exc:  # kept where it is, for a look
+                message = f"could not read this worker's part of the run ({part}, left there): {exc!r}"
+                self.errors.append({"test": part.name, "phase": "merge", "message": message})
+                continue
+            if worker not in handed:
+                self.worker_documents.append(document)
+                self.worker_parts.append(str(part))
 
     def write_report(self) -> None:
         """The Markdown report and plots of this run (results/reports/), and GitHub's step summary where set."""

@@ -211,15 +211,16 @@ def interrupted(info: dict[str, Any], markdown: bool = False) -> str:
     """The run file's 'interrupted' in one line: why, the tests it stopped (nothing of theirs was recorded, but a
     decode test's rounds before the signal, kept unjudged), and those that never started."""
     text = f"interrupted ({info['reason']})"
-    measured = info.get("measured")
+    measured = info.get("measured") or []
     if info["during"]:
         text += f" during {test_names(info['during'], markdown)}"
+        for m in measured:
+            so_far = ", ".join(f"{f['metric']} {number(f['value'], f['unit'])} {f['unit']}" for f in m["figures"])
+            text += f"; {test_names([m['test']], markdown)} stopped after {m['rounds']} timed rounds ({so_far})"
         if measured:
-            figures = measured["figures"]
-            so_far = ", ".join(f"{f['metric']} {number(f['value'], f['unit'])} {f['unit']}" for f in figures)
-            text += f", stopped after {measured['rounds']} timed rounds ({so_far}; kept in the run file, not judged)"
-        else:
-            text += ", which recorded nothing"
+            text += "; kept in the run file, not judged"
+        if len(info["during"]) > len(measured):
+            text += "; the others recorded nothing" if measured else ", which recorded nothing"
     if info["not_run"]:
         text += f"; {count_tests(info['not_run'])} never started ({test_names(info['not_run'], markdown)})"
     return text

@@ -61,16 +61,19 @@ def run_perf(pytester: pytest.Pytester, perf_cache: Path, tiny_checkpoint: Path,
     def run(*args: str) -> pytest.RunResult:
         return pytester.runpytest_subprocess(*common, *args)
 
-    def popen(*args: str) -> subprocess.Popen:
-        """The same child pytest, started and left running (its output, stderr merged, unbuffered on a pipe)."""
+    def popen(*args: str, own_group: bool = False) -> subprocess.Popen:
+        """The same child pytest, started and left running (its output, stderr merged, unbuffered on a pipe); with
+        own_group, as the leader of a process group of its own (to be signalled as a terminal's Ctrl-C or
+        `timeout` signal one: os.killpg)."""
         monkeypatch.setenv("PYTHONUNBUFFERED", "1")
         cmd = [sys.executable, "-m", "pytest", *common, *args]
-        return pytester.popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        return pytester.popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=own_group)
 
-    def read_until(proc: subprocess.Popen, marker: bytes) -> bytes:
-        """The child's output up to the chunk that holds `marker` (so that a test sends its signal at that point)."""
+    def read_until(proc: subprocess.Popen, marker: bytes, count: int = 1) -> bytes:
+        """The child's output up to the chunk that holds `marker` (count times), so that a test sends its signal
+        at that point."""
         seen = b""
-        while marker not in seen:
+        while seen.count(marker) < count:
             chunk = proc.stdout.read1(4096)
             assert chunk, seen.decode()  # it ended without saying it
             seen += chunk

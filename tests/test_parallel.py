@@ -2,6 +2,7 @@
 baseline update (two workers on the CPU here)."""
 
 import json
+import os
 import signal
 import time
 
@@ -67,6 +68,74 @@ def test_a_spread_run_stopped_before_any_test_finished_still_leaves_its_run_file
     [run] = [json.loads(p.read_text()) for p in (run_perf.results / "runs").glob("*.json")]
     assert run["results"] == [] and run["interrupted"]["reason"] == "signal SIGTERM", run["interrupted"]
     assert "run file: " in output and "interrupted (signal SIGTERM)" in output
+
+
+@pytest.mark.parametrize("whom", ["process group", "controller"])
+def test_a_spread_run_interrupted_keeps_what_its_workers_measured(run_perf, monkeypatch, tmp_path, whom):
+    # seen on 2026-11-30: SIGTERM (from `timeout`, to the process group) in a run under -n left a run file without
+    # the two load tests that had passed: the workers, stopped, never handed their runs to the controller
+    steps = tmp_path / "steps.jsonl"
+    monkeypatch.setenv("PERFGATE_STEP_LOG", str(steps))  # one line per timed round
+    proc = run_perf.popen(
+        "--perf-variants=hf-fp32,hf-bf16", "--perf-contexts=32", "--perf-rounds=500", "--benchmark-disable",
+        "-k", "load or decode", "-v", *SPREAD, own_group=True,
+    )  # fmt: skip
+    seen = run_perf.read_until(proc, b"PASSED", count=2)  # both loads measured, one on each worker
+
+    def rounds(variant: str) -> int:
+        lines = steps.read_text().splitlines() if steps.exists() else []
+        return sum(json.loads(line)["variant"] == variant for line in lines if line.endswith("}"))
+
+    deadline = time.monotonic() + 300
+    while rounds("hf-fp32") < 3 or rounds("hf-bf16") < 3:  # both decode tests in their timed rounds
+        assert proc.poll() is None and time.monotonic() < deadline, (seen + proc.stdout.read()).decode()
+        time.sleep(0.2)
+    if whom == "process group":  # as a terminal's Ctrl-C or `timeout` signal: the workers are stopped too
+        os.killpg(proc.pid, signal.SIGTERM)
+    else:  # the controller alone: it stops its workers
+        proc.send_signal(signal.SIGTERM)
+    output = (seen + proc.stdout.read()).decode()
+    proc.wait(timeout=120)
+    assert proc.returncode == 2, output
+    [path] = (run_perf.results / "runs").glob("*.json")
+    run = json.loads(path.read_text())
+    assert {(r["variant"], r["metric"]) for r in run["results"]} >= {("hf-fp32", "load_s"), ("hf-bf16", "load_s")}
+    assert not list((run_perf.results / "runs" / ".parts").glob("*")), output  # merged, removed
+    stopped = run["interrupted"]
+    assert sorted(stopped["during"]) == ["test_decode[hf-bf16-ctx32]", "test_decode[hf-fp32-ctx32]"], stopped
+    if whom == "process group":  # each worker kept its rounds so far
+        assert sorted(m["variant"] for m in stopped["measured"]) == ["hf-bf16", "hf-fp32"], stopped
+        assert "test_decode[hf-bf16-ctx32] stopped after" in output
+    assert "hf-bf16" in output.split("=== perfgate ===")[-1]  # the table shows what the workers measured
+
+
+CORRUPT_PART = """
+import pytest
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session):
+    if not hasattr(session.config, "workerinput"):  # the controller, before it merges: a part it cannot read
+        perf = session.config.pluginmanager.get_plugin("perfgate-progress").perf
+        folder = perf.results_dir / "runs" / ".parts"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / (perf.parallel["run"] + "_gw7.json")).write_text('{"results": [')
+"""
+
+
+def test_a_part_the_controller_cannot_read_is_named_and_left_in_place(run_perf, pytester):
+    pytester.makepyfile(corrupt_part=CORRUPT_PART)
+    result = run_perf("--perf-variants=hf-fp32", "--perf-contexts=32", "-k", "load", "-p", "corrupt_part", *SPREAD)
+    result.assert_outcomes(passed=1)  # the tests' verdicts stand; the run file says what it could not merge
+    [run] = [json.loads(p.read_text()) for p in (run_perf.results / "runs").glob("*.json")]
+    assert {r["variant"] for r in run["results"]} == {"hf-fp32"}  # the readable part was merged
+    [error] = run["errors"]
+    assert error["test"].endswith("_gw7.json") and error["phase"] == "merge", error
+    assert (
+        error["message"].startswith("could not read this worker's part of the run (")
+        and "JSONDecodeError" in (error["message"])
+    )
+    assert [p.name for p in (run_perf.results / "runs" / ".parts").glob("*")] == [error["test"]]  # left there
+    result.stdout.fnmatch_lines(["*_gw7.json: error in its merge: could not read this worker's part*"])
 
 
 def test_a_spread_baseline_update_writes_every_variant_once(run_perf):

@@ -205,14 +205,13 @@ def test_sigterm_during_decode_rounds_keeps_what_they_measured_unjudged(run_perf
     assert proc.returncode == 2, output
     run = run_file(run_perf.results)
     assert run["results"] == []  # nothing judged: too few rounds for the test's own rules
-    measured = run["interrupted"]["measured"]
+    [measured] = run["interrupted"]["measured"]
     assert (measured["variant"], measured["workload"], measured["process_pairs"]) == ("hf-fp32", "ctx32", 1)
     assert measured["rounds"] >= 3
     assert {f["metric"] for f in measured["figures"]} == {"decode_tok_per_s", "ttft_s"}
     assert all(len(f["samples"]) == measured["rounds"] for f in measured["figures"])
-    assert f"during test_decode[hf-fp32-ctx32], stopped after {measured['rounds']} timed rounds (decode_tok_per_s" in (
-        output
-    )
+    said = f"during test_decode[hf-fp32-ctx32]; test_decode[hf-fp32-ctx32] stopped after {measured['rounds']} timed"
+    assert f"{said} rounds (decode_tok_per_s" in output
 
 
 def test_help_lists_every_option(run_perf):

@@ -79,12 +79,15 @@ def test_an_interrupted_run_says_why_what_it_stopped_and_what_never_started():
     assert table.interrupted({"reason": "Ctrl-C", "during": [], "not_run": ["test_load[a]"]}, markdown=True) == (
         "interrupted (Ctrl-C); 1 test never started (`test_load[a]`)"
     )
-    measured = {"rounds": 8, "figures": [{"metric": "decode_ratio_to_ref", "value": 0.8712, "unit": "x"}]}
+    ratio = {"metric": "decode_ratio_to_ref", "value": 0.8712, "unit": "x"}
+    measured = [{"test": "test_decode[c-ctx1024]", "rounds": 8, "figures": [ratio]}]
     info = {"reason": "signal SIGTERM", "during": ["test_decode[c-ctx1024]"], "not_run": [], "measured": measured}
     assert table.interrupted(info) == (
-        "interrupted (signal SIGTERM) during test_decode[c-ctx1024], stopped after 8 timed rounds "
-        "(decode_ratio_to_ref 0.871 x; kept in the run file, not judged)"
+        "interrupted (signal SIGTERM) during test_decode[c-ctx1024]; test_decode[c-ctx1024] stopped after 8 timed "
+        "rounds (decode_ratio_to_ref 0.871 x); kept in the run file, not judged"
     )
+    info["during"] = ["test_decode[c-ctx1024]", "test_load[d]"]  # two workers: one was in its rounds
+    assert table.interrupted(info).endswith("; kept in the run file, not judged; the others recorded nothing")
 
 
 def test_a_test_that_ended_in_an_error_says_which_where_and_what():
