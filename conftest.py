@@ -33,7 +33,7 @@ def pytest_configure(config: pytest.Config) -> None:
             "role": "worker",
             "worker": workerinput["workerid"],
             "gpu": parallel.pin_worker(workerinput["workerid"]),
-            "run": workerinput.get("perfgate_run"),
+            "run": workerinput["perfgate_run"],  # set by pytest_configure_node in the controller
         }
     elif getattr(config.option, "numprocesses", None):
         role = {"role": "controller", "run": parallel.new_run_id()}

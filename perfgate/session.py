@@ -786,12 +786,12 @@ class PerfSession:
 
     def new_run_path(self) -> Path:
         """results/runs/<UTC start>_<gpu>.json, never an existing file (two runs may start in one second). A pytest
-        worker of a run spread over GPUs writes its part to results/runs/.parts/, merged by the controller."""
+        worker of a run spread over GPUs writes its part to results/runs/.parts/<run>_<worker>.json, merged by the
+        controller."""
         stamp = self.started.strftime("%Y%m%dT%H%M%SZ")
         folder = self.results_dir / "runs"
         if self.parallel.get("role") == "worker":
-            run = self.parallel.get("run") or f"{stamp}_{self.machine['gpu_slug']}"
-            return folder / ".parts" / f"{run}_{self.parallel['worker']}.json"
+            return folder / ".parts" / f"{self.parallel['run']}_{self.parallel['worker']}.json"
         path = folder / f"{stamp}_{self.machine['gpu_slug']}.json"
         n = 2
         while path.exists():
@@ -842,7 +842,8 @@ class PerfSession:
         if self.interrupted:  # the controller saw the signal and which tests were running; the workers, if the
             # signal reached them too (Ctrl-C in a terminal, a process group's SIGTERM), what their rounds measured
             measured = [m for d in self.worker_documents for m in (d.get("interrupted") or {}).get("measured", [])]
-            self.interrupted = {**self.interrupted, **({"measured": measured} if measured else {})}
+            if measured:
+                self.interrupted["measured"] = measured
         merged["interrupted"] = self.interrupted
         merged["errors"] = list(self.errors)  # and every test's report, the workers' included
         self.merged = merged
