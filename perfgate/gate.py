@@ -12,8 +12,9 @@ shared GPU drifts by tens of percent (../shared/gpu/README.md):
   fails when all of it is below the limit;
 - it passes clearly when the samples are significantly better than the limit;
 - otherwise it is unclear, and the session measures more rounds (bounded by rounds and seconds) and asks
-  again. Still unclear at the bound, it passes, marked "unclear" in the summary and the run file: the gate
-  fails a test only on evidence, never on a coin toss.
+  again: up to --perf-max-rounds, and up to --perf-suspect-rounds while the figure itself is already beyond its
+  limit (Verdict.suspect). Still unclear at the bound, it passes, marked "unclear" in the summary and the run
+  file: the gate fails a test only on evidence, never on a coin toss.
 
 One slow round moves a rank test little; a real regression moves every round.
 """
@@ -127,10 +128,17 @@ class Verdict:
     n: int
     p_worse: float | None = None  # one-sided p-value that the figure is worse than the limit
     test: str = ""  # which test decided: "mann-whitney", "sign", "paired sign", "exact", BOOTSTRAP, BOOTSTRAP_BOTH
+    beyond: bool = False  # the figure's value itself is on the worse side of the limit
 
     @property
     def failed(self) -> bool:
         return self.status == FAIL
+
+    @property
+    def suspect(self) -> bool:
+        """Passing only for want of evidence: unclear, with the figure already beyond its limit (a regression that
+        more rounds may confirm; the session measures these further, up to --perf-suspect-rounds)."""
+        return self.status == PASS and not self.clear and self.beyond
 
 
 def judge(
@@ -164,6 +172,7 @@ def judge(
     scale = 1 - tolerance if higher else 1 + tolerance
     limit = baseline * scale + (-slack if higher else slack)
     delta = 100 * (value - baseline) / baseline if baseline else None
+    beyond = value < limit if higher else value > limit
     if len(samples) < 2 and pairs is None:  # a single measurement (a memory peak): compared exactly
         passes = value >= limit if higher else value <= limit
         return Verdict(
@@ -178,6 +187,7 @@ def judge(
             1,
             None if passes else 0.0,
             "exact",
+            not passes,
         )
     if interval is not None:
         worse_end, better_end = interval[::-1] if higher else interval
@@ -195,6 +205,7 @@ def judge(
             len(samples),
             None,
             interval_test,
+            beyond,
         )
     # Orient everything so that "worse" means "smaller".
     sign = 1 if higher else -1
@@ -202,7 +213,6 @@ def judge(
     if pairs is not None:
         now, then = pairs
         diffs = [sign * v - sign * (b * scale + (-slack if higher else slack)) for v, b in zip(now, then, strict=True)]
-        beyond = value < limit if higher else value > limit
         p_worse = sign_test_less(diffs, 0.0) if beyond else 1.0
         p_better = sign_test_less([-d for d in diffs], 0.0)
         test = "paired sign"
@@ -217,4 +227,6 @@ def judge(
         status, clear = FAIL, True
     else:
         status, clear = PASS, p_better < alpha
-    return Verdict(status, clear, value, baseline, limit, tolerance, delta, (lo, hi), len(samples), p_worse, test)
+    return Verdict(
+        status, clear, value, baseline, limit, tolerance, delta, (lo, hi), len(samples), p_worse, test, beyond
+    )

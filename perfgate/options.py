@@ -200,6 +200,14 @@ OPTIONS: tuple[Opt, ...] = (
         "a baseline is always measured to this many",
     ),
     Opt(
+        "suspect-rounds",
+        positive_int,
+        None,
+        "at most this many timed rounds per decode test while a verdict is unclear and its figure is already beyond "
+        "its limit (a regression the rounds point to but do not yet prove), within --perf-test-budget; at or below "
+        "--perf-max-rounds it adds none. Default: twice --perf-max-rounds",
+    ),
+    Opt(
         "test-budget",
         positive_float,
         None,

@@ -54,6 +54,14 @@ class Judged:
     note: str = ""  # why there is no comparable baseline, or where the baseline came from
 
 
+def settle_state(judged: list[Judged]) -> str:
+    """Where a test's verdicts stand after a round: all clear; unclear, with a figure already beyond its limit
+    (measured further, up to --perf-suspect-rounds); or unclear."""
+    if all(j.verdict.clear for j in judged):
+        return measure.CLEAR
+    return measure.SUSPECT if any(j.verdict.suspect for j in judged) else measure.UNCLEAR
+
+
 def detect_device(requested: str) -> str:
     import torch
 
@@ -80,6 +88,8 @@ class PerfSession:
             raise ValueError(f"--perf-new-tokens = {opts['new_tokens']}: must be at least 2 (one decode step)")
         if opts["max_rounds"] < opts["rounds"]:
             opts["max_rounds"] = opts["rounds"]
+        if opts.get("suspect_rounds") is None:
+            opts["suspect_rounds"] = 2 * opts["max_rounds"]
         self.reference = None if opts["reference"] == "none" else opts["reference"]
         if self.reference and self.reference not in variants.REGISTRY:
             raise ValueError(
@@ -402,7 +412,7 @@ class PerfSession:
     @property
     def plan(self) -> measure.RoundPlan:
         o = self.opts
-        return measure.RoundPlan(o["rounds"], o["max_rounds"], o["test_budget"], o["warmup"])
+        return measure.RoundPlan(o["rounds"], o["max_rounds"], o["test_budget"], o["warmup"], o["suspect_rounds"])
 
     def measure_decode(self, loaded: Loaded, workload: DecodeWorkload, benchmark=None) -> measure.DecodeMeasurement:
         """The decode test's measurement. A ratio to the reference that fails is measured again with both workers
@@ -445,10 +455,10 @@ class PerfSession:
         ref, no_ratio = self.reference_beside(loaded)
         name = loaded.variant.name
 
-        def settled(partial: measure.DecodeMeasurement) -> bool:
+        def settled(partial: measure.DecodeMeasurement) -> str:
             if self.opts["update_baselines"]:
-                return False  # a baseline is measured to the most rounds allowed: its noise enters every verdict
-            return all(j.verdict.clear for j in self._judge(measure.decode_figures(name, partial)))
+                return measure.UNCLEAR  # a baseline is measured to --perf-max-rounds: its noise enters every verdict
+            return settle_state(self._judge(measure.decode_figures(name, partial)))
 
         try:
             measured = measure.decode(
@@ -506,8 +516,8 @@ class PerfSession:
         o = self.opts
         plan = measure.RoundPlan(o["agent_rounds"], max(o["agent_rounds"], 3), o["test_budget"], o["warmup"])
 
-        def settled(partial: measure.AgentMeasurement) -> bool:
-            return all(j.verdict.clear for j in self._judge(measure.agent_figures(name, partial)))
+        def settled(partial: measure.AgentMeasurement) -> str:
+            return settle_state(self._judge(measure.agent_figures(name, partial)))
 
         try:
             return measure.agent(
@@ -724,6 +734,7 @@ class PerfSession:
             data["verdict"] = {
                 "status": v.status,
                 "clear": v.clear,
+                "beyond_limit": v.beyond,  # the value itself is on the worse side of the limit
                 "limit": v.limit,
                 "delta_pct": v.delta_pct,
                 "interval": list(v.ci) if v.ci else None,  # 95 % CI of the median, or the figure's own interval

@@ -136,17 +136,20 @@ def number(value: float | None, unit: str = "") -> str:
 
 
 def verdict_word(judged) -> str:
-    return verdict_text(judged.verdict.status, judged.verdict.clear)
+    return verdict_text(judged.verdict.status, judged.verdict.clear, judged.verdict.beyond)
 
 
-def verdict_text(status: str, clear: bool) -> str:
-    """A verdict as the tables show it, from its status and whether it was decided on evidence."""
+def verdict_text(status: str, clear: bool, beyond: bool = False) -> str:
+    """A verdict as the tables show it, from its status, whether it was decided on evidence, and whether the
+    figure itself lies beyond its limit (a pass for want of evidence that more rounds might have turned)."""
     if status == "no baseline":
         return "no baseline (recorded only)"
     if status == "unavailable":
         return UNAVAILABLE
     word = "FAIL" if status == gate.FAIL else "pass"
-    return word if clear else f"{word} (unclear)"
+    if clear:
+        return word
+    return f"{word} (unclear, beyond limit)" if beyond and status == gate.PASS else f"{word} (unclear)"
 
 
 GATE_LEGEND = "interval: 95% CI of the median"
@@ -186,7 +189,7 @@ def render_gate(results: list[dict], markdown: bool = False) -> str:
                 number(b["value"], unit) if b.get("value") is not None else "",
                 f"{delta:+.1f}" if delta is not None else "",
                 number(v["limit"], unit) if v.get("limit") is not None else "",
-                verdict_text(v["status"], v.get("clear", True)),
+                verdict_text(v["status"], v.get("clear", True), v.get("beyond_limit", False)),
             ]
         )
     if not body:

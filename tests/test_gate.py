@@ -85,3 +85,15 @@ def test_an_interval_decides_the_ratio_and_needs_enough_rounds_to_fail():
     assert within.status == gate.PASS and within.clear
     latency = gate.judge(enough, 1.3, "lower", 1.0, 0.10, interval=(1.2, 1.4))
     assert latency.failed and latency.clear
+
+
+def test_an_unclear_figure_already_beyond_its_limit_is_suspect():
+    enough = (0.88,) * gate.MIN_INTERVAL_SAMPLES_TO_FAIL
+    leaning = gate.judge(enough, 0.878, "higher", 1.0, 0.05, interval=(0.844, 0.962))  # the H200 canary of 07:29
+    assert leaning.status == gate.PASS and not leaning.clear and leaning.beyond and leaning.suspect
+    straddling = gate.judge(enough, 0.97, "higher", 1.0, 0.05, interval=(0.90, 1.04))
+    assert not straddling.clear and not straddling.suspect  # unclear, but its value is within the limit
+    assert not gate.judge(enough, 0.85, "higher", 1.0, 0.05, interval=(0.83, 0.88)).suspect  # failed: not suspect
+    slower = gate.judge((0.125, 0.13), 0.127, "lower", 0.10, 0.2, baseline_samples=(0.10,) * 6)  # too few rounds
+    assert slower.status == gate.PASS and not slower.clear and slower.suspect  # latency: beyond means above
+    assert not gate.judge(STEADY, 100.0, "higher", 104.0, 0.10, baseline_samples=STEADY).suspect  # clear pass

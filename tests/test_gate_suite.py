@@ -99,6 +99,7 @@ def test_the_reference_passes_and_the_canary_fails_with_its_reasons(run_perf, ba
     ratio = next(r for r in run["results"] if r["metric"] == "decode_ratio_to_ref")
     assert [p["value"] < 0.95 for p in ratio["params"]["process_pairs"]] == [True, True]  # failed, restarted, failed
     assert run["errors"] == []  # the gate's failure is in the verdicts, not among the tests that recorded nothing
+    assert run["options"]["suspect_rounds"] == 2 * run["options"]["max_rounds"] == 24  # the CPU's defaults
 
 
 def test_without_a_baseline_it_records_only_unless_strict(run_perf):

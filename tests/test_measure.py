@@ -52,7 +52,8 @@ def ratio_verdict(partial, baseline=1.0, tolerance=0.05):
 
 
 def settled(partial):
-    return ratio_verdict(partial).clear
+    v = ratio_verdict(partial)
+    return measure.CLEAR if v.clear else measure.SUSPECT if v.suspect else measure.UNCLEAR
 
 
 def run(variant_rates, reference_rates, settled=None, plan=PLAN):
@@ -138,8 +139,48 @@ def test_a_real_regression_is_measured_until_it_fails_clearly():
 
 
 def test_rounds_stop_at_the_bound_when_never_clear():
-    m, _ = run([50.0], [50.0], settled=lambda partial: False)
+    m, _ = run([50.0], [50.0], settled=lambda partial: measure.UNCLEAR)
     assert len(m.rounds) == 12
+
+
+def test_a_suspected_regression_gets_rounds_up_to_the_suspect_bound():
+    plan = dataclasses.replace(PLAN, suspect_rounds=20)
+    m, _ = run([50.0], [50.0], lambda partial: measure.SUSPECT, plan)
+    assert len(m.rounds) == 20
+    m, _ = run([50.0], [50.0], lambda partial: measure.UNCLEAR, plan)  # unclear, not beyond the limit: the usual bound
+    assert len(m.rounds) == 12
+    m, _ = run([50.0], [50.0], lambda partial: measure.SUSPECT, dataclasses.replace(plan, suspect_rounds=5))
+    assert len(m.rounds) == 12  # a suspect bound below the usual one adds nothing
+    m, _ = run([50.0], [50.0], lambda partial: measure.SUSPECT, dataclasses.replace(plan, budget_s=0.0))
+    assert len(m.rounds) == 3  # the seconds still bound it
+
+
+def test_a_tests_verdicts_settle_it_when_all_are_clear_and_a_suspect_one_asks_for_the_longer_bound():
+    from perfgate.session import Judged, settle_state
+
+    enough = (0.9,) * gate.MIN_INTERVAL_SAMPLES_TO_FAIL
+    clear = gate.judge(enough, 1.0, "higher", 1.0, 0.05, interval=(0.97, 1.02))
+    unclear = gate.judge(enough, 0.97, "higher", 1.0, 0.05, interval=(0.90, 1.04))
+    suspect = gate.judge(enough, 0.9, "higher", 1.0, 0.05, interval=(0.85, 0.96))
+
+    def state(*verdicts):
+        return settle_state([Judged(None, v, "key") for v in verdicts])
+
+    assert state(clear, clear) == measure.CLEAR
+    assert state(clear, unclear) == measure.UNCLEAR
+    assert state(unclear, suspect) == state(suspect) == measure.SUSPECT
+
+
+def test_a_regression_left_unclear_at_the_usual_bound_fails_with_the_suspect_rounds():
+    # the variant at 0.85 of the reference, which is in its slow state in 6 of its first 8 timed rounds and then
+    # fast: the ratio is below the limit all along, its interval reaches above it until the fast rounds are many
+    reference = [50.0] + [50.0, 25.0, 50.0, 25.0, 25.0, 25.0, 25.0, 25.0] + [50.0] * 40  # a warm-up round first
+    variant = [42.5]
+    short, _ = run(variant, reference, settled, dataclasses.replace(PLAN, max_rounds=8))
+    long, _ = run(variant, reference, settled, dataclasses.replace(PLAN, max_rounds=8, suspect_rounds=40))
+    before, after = ratio_verdict(short), ratio_verdict(long)
+    assert len(short.rounds) == 8 and before.suspect and not before.failed
+    assert after.failed and after.clear and 8 < len(long.rounds) < 40
 
 
 def test_canary_delay_is_a_share_of_the_fastest_warm_step():
@@ -255,7 +296,7 @@ def test_a_decode_stopped_during_its_timed_rounds_hands_over_what_they_measured(
     with pytest.raises(measure.MeasurementInterrupted) as stopped:  # warm-up 1, then 3 timed rounds, then the signal
         measure.decode(
             StoppedWorker("v", [20.0], log, after=4), VramTracker(None, None), REGISTRY["hf-nf4"], WORKLOAD,
-            PLAN, 0.15, 10, ScriptedWorker("ref", [25.0], log), settled=lambda partial: False,
+            PLAN, 0.15, 10, ScriptedWorker("ref", [25.0], log), settled=lambda partial: measure.UNCLEAR,
         )  # fmt: skip
     assert isinstance(stopped.value, KeyboardInterrupt) and str(stopped.value) == "signal SIGTERM"
     assert stopped.value.variant == "hf-nf4" and len(stopped.value.partial.rounds) == 3
@@ -264,7 +305,7 @@ def test_a_decode_stopped_during_its_timed_rounds_hands_over_what_they_measured(
     with pytest.raises(measure.MeasurementInterrupted) as stopped:  # in the second pair, after the variant's half
         measure.decode(
             ScriptedWorker("v", [20.0], log), VramTracker(None, None), REGISTRY["hf-nf4"], WORKLOAD, PLAN, 0.15, 10,
-            StoppedWorker("ref", [25.0], log, after=2), settled=lambda partial: False,
+            StoppedWorker("ref", [25.0], log, after=2), settled=lambda partial: measure.UNCLEAR,
         )  # fmt: skip
     assert [entry[0] for entry in log if entry[1] == "generate"] == ["ref", "v", "ref", "v", "v"]  # warm-up, pairs
     assert [len(stopped.value.partial.rounds), len(stopped.value.partial.reference_rounds)] == [1, 1]

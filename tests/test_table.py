@@ -101,3 +101,15 @@ def test_a_test_that_ended_in_an_error_says_which_where_and_what():
     )
     info = {"test": "test_load[a]", "phase": "teardown", "message": "OSError: disk full"}
     assert table.error(info) == "test_load[a]: error in its teardown: OSError: disk full"  # after its figures
+
+
+def test_a_pass_for_want_of_evidence_says_when_the_figure_lies_beyond_its_limit():
+    assert table.verdict_text("pass", False, beyond=True) == "pass (unclear, beyond limit)"
+    assert table.verdict_text("pass", False) == "pass (unclear)"
+    assert table.verdict_text("pass", True, beyond=False) == "pass"
+    verdict = {"status": "pass", "clear": False, "beyond_limit": True, "limit": 0.95, "delta_pct": -12.2}
+    record = {"variant": "hf-fp16-slow", "test": "decode", "workload": "ctx1024", "metric": "decode_ratio_to_ref"}
+    record |= {"unit": "x", "value": 0.878, "samples": [0.9, 0.8], "baseline": {"value": 1.0}, "verdict": verdict}
+    assert "pass (unclear, beyond limit)" in table.render_gate([record])
+    del verdict["beyond_limit"]  # a run file written before the field
+    assert "pass (unclear)" in table.render_gate([record]) and "beyond" not in table.render_gate([record])
