@@ -102,6 +102,22 @@ def test_the_reference_passes_and_the_canary_fails_with_its_reasons(run_perf, ba
     assert run["options"]["suspect_rounds"] == 2 * run["options"]["max_rounds"] == 24  # the CPU's defaults
 
 
+def test_a_ratio_beyond_its_limit_but_unproven_gets_the_suspect_rounds_and_says_so(run_perf, baseline_file):
+    # a canary twice as slow, but fewer rounds than a ratio needs to fail (gate.MIN_INTERVAL_SAMPLES_TO_FAIL = 8):
+    # unclear after --perf-max-rounds with its value far below the limit, it is measured to --perf-suspect-rounds
+    loose = "--perf-tolerance=decode_tok_per_s=90%,ttft_s=90%"  # the ratio alone decides here
+    bounds = ("--perf-max-rounds=3", "--perf-suspect-rounds=6")
+    result = run_perf("--perf-variants=hf-fp16,hf-fp16-slow", "--perf-canary-slowdown=100%", loose, *FAST, *bounds,
+                      "-k", "test_decode and slow")  # fmt: skip
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*hf-fp16-slow *ctx32 *decode_ratio_to_ref*pass (unclear, beyond limit)"])
+    run = json.loads(sorted((run_perf.results / "runs").glob("*.json"))[-1].read_text())
+    ratio = next(r for r in run["results"] if r["metric"] == "decode_ratio_to_ref")
+    v = ratio["verdict"]
+    assert ratio["value"] < 0.95 and len(ratio["samples"]) == 6  # 3 without the suspect rounds
+    assert (v["status"], v["clear"], v["beyond_limit"]) == ("pass", False, True)
+
+
 def test_without_a_baseline_it_records_only_unless_strict(run_perf):
     result = run_perf("--perf-variants=hf-fp32", *FAST)
     result.assert_outcomes(passed=2)
