@@ -174,7 +174,7 @@ def judge(
     delta = 100 * (value - baseline) / baseline if baseline else None
     beyond = value < limit if higher else value > limit
     if len(samples) < 2 and pairs is None:  # a single measurement (a memory peak): compared exactly
-        passes = value >= limit if higher else value <= limit
+        passes = not beyond
         return Verdict(
             PASS if passes else FAIL,
             True,
@@ -187,7 +187,7 @@ def judge(
             1,
             None if passes else 0.0,
             "exact",
-            not passes,
+            beyond,
         )
     if interval is not None:
         worse_end, better_end = interval[::-1] if higher else interval

@@ -7,6 +7,7 @@ import os
 import pytest
 
 from perfgate import gate, measure
+from perfgate.session import Judged, settle_state
 from perfgate.trackers import VramTracker
 from perfgate.variants import REGISTRY
 from perfgate.workloads import DecodeWorkload
@@ -52,8 +53,7 @@ def ratio_verdict(partial, baseline=1.0, tolerance=0.05):
 
 
 def settled(partial):
-    v = ratio_verdict(partial)
-    return measure.CLEAR if v.clear else measure.SUSPECT if v.suspect else measure.UNCLEAR
+    return settle_state([Judged(None, ratio_verdict(partial), "hf-nf4/decode_ratio_to_ref")])
 
 
 def run(variant_rates, reference_rates, settled=None, plan=PLAN):
@@ -156,8 +156,6 @@ def test_a_suspected_regression_gets_rounds_up_to_the_suspect_bound():
 
 
 def test_a_tests_verdicts_settle_it_when_all_are_clear_and_a_suspect_one_asks_for_the_longer_bound():
-    from perfgate.session import Judged, settle_state
-
     enough = (0.9,) * gate.MIN_INTERVAL_SAMPLES_TO_FAIL
     clear = gate.judge(enough, 1.0, "higher", 1.0, 0.05, interval=(0.97, 1.02))
     unclear = gate.judge(enough, 0.97, "higher", 1.0, 0.05, interval=(0.90, 1.04))
