@@ -47,11 +47,22 @@ def pytest_configure(config: pytest.Config) -> None:
     if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
         # a CI job cancelled or timed out (SIGTERM) ends like Ctrl-C: the workers are stopped, and what was measured
         # reaches the run file, the report and (with --perf-update-baselines) the baseline
-        config.stash[SIGTERM_BEFORE] = signal.signal(signal.SIGTERM, _interrupt)
+        config.stash[SIGTERM_BEFORE] = signal.signal(signal.SIGTERM, _on_sigterm(config.stash[SESSION]))
 
 
-def _interrupt(signum: int, frame) -> None:
-    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+def _on_sigterm(perf: PerfSession) -> Callable[[int, Any], None]:
+    """SIGTERM ends the run like Ctrl-C, once: a second one (a process group's signal that the controller passes on
+    as well, or a sender that repeats it) would cut short the writing of what was measured; SIGKILL still ends the
+    process. The controller of a run spread over GPUs passes it on to its workers, which a signal sent to it alone
+    (`timeout`, `kill PID`) does not reach, so that each keeps its rounds so far."""
+
+    def interrupt(signum: int, frame) -> None:
+        signal.signal(signum, signal.SIG_IGN)
+        if perf.is_controller:
+            perf.workers_signalled = parallel.forward_signal(signum)
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    return interrupt
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -281,8 +292,15 @@ def pytest_configure_node(node) -> None:
 
 
 @pytest.hookimpl(optionalhook=True)
+def pytest_testnodeready(node) -> None:
+    """pytest-xdist: a worker started; an interrupted run waits for its last part before the merge."""
+    node.config.stash[SESSION].workers_up.add(node.workerinput["workerid"])
+
+
+@pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node, error) -> None:
     """pytest-xdist: a worker finished; keep its run document for the merge."""
+    node.config.stash[SESSION].workers_up.discard(node.workerinput["workerid"])
     output = getattr(node, "workeroutput", {})
     if "perfgate_run" in output:
         perf = node.config.stash[SESSION]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from perfgate import affinity
@@ -61,6 +62,43 @@ def share_cores(index: int, count: int) -> None:
     if size < 4:  # too few to pin anything: the session then pins nothing
         return
     affinity.pin_process(set(cores[index * size : (index + 1) * size]))
+
+
+def worker_pids() -> list[int]:
+    """This controller's pytest-xdist workers: its child processes that execnet started with its bootstrap line,
+    read from /proc ([] where there is none, as off Linux)."""
+    try:
+        from execnet.gateway_io import popen_bootstrapline
+    except ImportError:
+        return []
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return []
+    me, pids = os.getpid(), []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:  # 'pid (comm) state ppid ...'; comm may hold spaces and parentheses
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            args = (entry / "cmdline").read_bytes().split(b"\0") if parent == me else []
+        except (OSError, ValueError, IndexError):  # gone meanwhile, or not ours to read
+            continue
+        if popen_bootstrapline.encode() in args:
+            pids.append(int(entry.name))
+    return pids
+
+
+def forward_signal(signum: int) -> list[int]:
+    """Pass a signal that reached the controller alone (`timeout`, `kill PID`) on to its workers, so that each stops
+    as a process group's signal would stop it, keeping its rounds so far; returns the workers signalled."""
+    sent = []
+    for pid in worker_pids():
+        try:
+            os.kill(pid, signum)
+            sent.append(pid)
+        except OSError:  # ended meanwhile
+            pass
+    return sent
 
 
 def merge(documents: list[dict[str, Any]], options: dict[str, Any]) -> dict[str, Any]:

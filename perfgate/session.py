@@ -27,6 +27,7 @@ RUN_SCHEMA = 1
 RATIO = "decode_ratio_to_ref"
 NONFINITE = "nonfinite_logits"
 FIDELITY_REFERENCE = {"cpu": "hf-fp32", "cuda": "hf-bf16"}  # full precision where it is affordable
+PARTS_WAIT_S = 60  # at most, an interrupted controller's wait for its workers' last parts (seconds, as seen)
 
 
 class VariantUnavailable(Exception):
@@ -143,6 +144,8 @@ class PerfSession:
         self.report_files: list[Path] = []
         self.merged: dict[str, Any] | None = None  # the controller's merged run document
         self.worker_parts: list[str] = []
+        self.workers_up: set[str] = set()  # the controller's pytest-xdist workers started and not yet done ("gw0")
+        self.workers_signalled: list[int] = []  # their processes, where the controller passed a SIGTERM on
         self.report_note: str | None = None
         self.baseline_diff: list[tuple] | None = None
         self.baseline_noisy: list[tuple] = []  # entries just written whose own noise exceeds their tolerance
@@ -845,6 +848,8 @@ class PerfSession:
         and remove the workers' parts."""
         from perfgate import parallel, table
 
+        if self.interrupted and self.workers_signalled:
+            self.await_parts()
         self.collect_parts()
         if not (self.worker_documents or self.errors or self.interrupted):
             return
@@ -874,6 +879,31 @@ class PerfSession:
         for part in self.worker_parts:
             Path(part).unlink(missing_ok=True)
         self.write_report()
+
+    def await_parts(self, timeout_s: float = PARTS_WAIT_S) -> None:
+        """After a signal passed on to the workers: wait, at most timeout_s, until each worker not yet done has
+        written its last part (the one that says it was interrupted), and name any that did not: what it measured
+        after its last finished test is then not in the run file."""
+        waiting = sorted(self.workers_up)
+        deadline = time.monotonic() + timeout_s
+        while waiting:
+            waiting = [w for w in waiting if not self.part_says_interrupted(w)]
+            if not waiting or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        for worker in waiting:
+            message = (
+                f"worker {worker} did not write its part of the run within {timeout_s:.0f} s of the signal: what "
+                "it measured after its last finished test is not in this run file"
+            )
+            self.errors.append({"test": worker, "phase": "merge", "message": message})
+
+    def part_says_interrupted(self, worker: str) -> bool:
+        part = self.results_dir / "runs" / ".parts" / f"{self.parallel['run']}_{worker}.json"
+        try:
+            return bool(json.loads(part.read_text()).get("interrupted"))
+        except (OSError, ValueError, AttributeError):  # not written yet (each is written whole, atomically)
+            return False
 
     def collect_parts(self) -> None:
         """The workers' parts of this run that they did not hand over: a run interrupted (Ctrl-C, SIGTERM) stops

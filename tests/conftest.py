@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -61,13 +62,17 @@ def run_perf(pytester: pytest.Pytester, perf_cache: Path, tiny_checkpoint: Path,
     def run(*args: str) -> pytest.RunResult:
         return pytester.runpytest_subprocess(*common, *args)
 
-    def popen(*args: str, own_group: bool = False) -> subprocess.Popen:
+    def popen(*args: str, own_group: bool = False, sigint_ignored: bool = False) -> subprocess.Popen:
         """The same child pytest, started and left running (its output, stderr merged, unbuffered on a pipe); with
         own_group, as the leader of a process group of its own (to be signalled as a terminal's Ctrl-C or
-        `timeout` signal one: os.killpg)."""
+        `timeout` signal one: os.killpg); with sigint_ignored, as a script's background job (`cmd &`) starts: SIGINT
+        ignored, in its children too."""
         monkeypatch.setenv("PYTHONUNBUFFERED", "1")
         cmd = [sys.executable, "-m", "pytest", *common, *args]
-        return pytester.popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=own_group)
+        ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
+        return pytester.popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=own_group, preexec_fn=ignore
+        )
 
     def read_until(proc: subprocess.Popen, marker: bytes, count: int = 1) -> bytes:
         """The child's output up to the chunk that holds `marker` (count times), so that a test sends its signal

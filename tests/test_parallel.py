@@ -1,14 +1,19 @@
 """Several GPUs: pytest-xdist workers, one GPU each, variants grouped per worker, one merged run file and one
 baseline update (two workers on the CPU here)."""
 
+import functools
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
+from types import SimpleNamespace
 
 import pytest
 
 from perfgate import parallel
+from perfgate.session import PerfSession
 
 FAST = ("--perf-contexts=32", "--perf-new-tokens=6", "--perf-rounds=3", "--benchmark-disable", "-k", "not fidelity")
 # Two pytest workers on a 2-core machine: a reference alternating beside each would make four processes share two
@@ -67,18 +72,21 @@ def test_a_spread_run_stopped_before_any_test_finished_still_leaves_its_run_file
     assert proc.returncode == 2, output
     [run] = [json.loads(p.read_text()) for p in (run_perf.results / "runs").glob("*.json")]
     assert run["results"] == [] and run["interrupted"]["reason"] == "signal SIGTERM", run["interrupted"]
+    assert not run["errors"], run["errors"]  # the worker without a test was done, not waited for
     assert "run file: " in output and "interrupted (signal SIGTERM)" in output
 
 
 @pytest.mark.parametrize("whom", ["process group", "controller"])
 def test_a_spread_run_interrupted_keeps_what_its_workers_measured(run_perf, monkeypatch, tmp_path, whom):
     # seen on 2026-11-30: SIGTERM (from `timeout`, to the process group) in a run under -n left a run file without
-    # the two load tests that had passed: the workers, stopped, never handed their runs to the controller
+    # the two load tests that had passed: the workers, stopped, never handed their runs to the controller. And a
+    # SIGTERM to the controller alone lost the workers' rounds so far where SIGINT was ignored (a script's `cmd &`):
+    # pytest-xdist stops its workers with a SIGINT, which they then ignored until it killed them
     steps = tmp_path / "steps.jsonl"
     monkeypatch.setenv("PERFGATE_STEP_LOG", str(steps))  # one line per timed round
     proc = run_perf.popen(
         "--perf-variants=hf-fp32,hf-bf16", "--perf-contexts=32", "--perf-rounds=500", "--benchmark-disable",
-        "-k", "load or decode", "-v", *SPREAD, own_group=True,
+        "-k", "load or decode", "-v", *SPREAD, own_group=True, sigint_ignored=whom == "controller",
     )  # fmt: skip
     seen = run_perf.read_until(proc, b"PASSED", count=2)  # both loads measured, one on each worker
 
@@ -90,9 +98,9 @@ def test_a_spread_run_interrupted_keeps_what_its_workers_measured(run_perf, monk
     while rounds("hf-fp32") < 3 or rounds("hf-bf16") < 3:  # both decode tests in their timed rounds
         assert proc.poll() is None and time.monotonic() < deadline, (seen + proc.stdout.read()).decode()
         time.sleep(0.2)
-    if whom == "process group":  # as a terminal's Ctrl-C or `timeout` signal: the workers are stopped too
+    if whom == "process group":  # as a terminal's Ctrl-C, or a CI runner's signal: the workers get it too
         os.killpg(proc.pid, signal.SIGTERM)
-    else:  # the controller alone: it stops its workers
+    else:  # the controller alone (`timeout`, `kill PID`): it passes the signal on to its workers
         proc.send_signal(signal.SIGTERM)
     output = (seen + proc.stdout.read()).decode()
     proc.wait(timeout=120)
@@ -103,9 +111,9 @@ def test_a_spread_run_interrupted_keeps_what_its_workers_measured(run_perf, monk
     assert not list((run_perf.results / "runs" / ".parts").glob("*")), output  # merged, removed
     stopped = run["interrupted"]
     assert sorted(stopped["during"]) == ["test_decode[hf-bf16-ctx32]", "test_decode[hf-fp32-ctx32]"], stopped
-    if whom == "process group":  # each worker kept its rounds so far
-        assert sorted(m["variant"] for m in stopped["measured"]) == ["hf-bf16", "hf-fp32"], stopped
-        assert "test_decode[hf-bf16-ctx32] stopped after" in output
+    # each worker kept its rounds so far (until 2026-11-30 a signal to the controller alone lost them)
+    assert sorted(m["variant"] for m in stopped["measured"]) == ["hf-bf16", "hf-fp32"], stopped
+    assert "test_decode[hf-bf16-ctx32] stopped after" in output and not run["errors"], output
     assert "hf-bf16" in output.split("=== perfgate ===")[-1]  # the table shows what the workers measured
 
 
@@ -182,3 +190,33 @@ def test_each_pytest_worker_takes_its_own_slice_of_the_cores(monkeypatch):
     parallel.share_cores(0, 1)  # one worker: all cores stay its own
     parallel.share_cores(3, 10)  # 3 cores a worker: too few to pin, left alone
     assert pinned == [list(range(16, 32))]
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
+def test_the_controllers_workers_are_its_children_that_execnet_started():
+    from execnet.gateway_io import popen_bootstrapline
+
+    worker = subprocess.Popen([sys.executable, "-c", popen_bootstrapline], stdin=subprocess.PIPE)  # waits for its code
+    other = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    try:
+        assert parallel.worker_pids() == [worker.pid]
+        assert parallel.forward_signal(signal.SIGTERM) == [worker.pid]
+        assert worker.wait(timeout=10) == -signal.SIGTERM and other.poll() is None
+    finally:
+        for proc in (worker, other):
+            proc.kill()
+            proc.wait()
+
+
+def test_a_worker_that_does_not_write_its_last_part_in_time_is_named(tmp_path):
+    parts = tmp_path / "runs" / ".parts"
+    parts.mkdir(parents=True)
+    (parts / "r1_gw0.json").write_text(json.dumps({"interrupted": {"reason": "signal SIGTERM"}}))
+    (parts / "r1_gw1.json").write_text(json.dumps({"interrupted": None}))  # its part after its last finished test
+    perf = SimpleNamespace(results_dir=tmp_path, parallel={"run": "r1"}, workers_up={"gw0", "gw1", "gw2"}, errors=[])
+    perf.part_says_interrupted = functools.partial(PerfSession.part_says_interrupted, perf)
+    started = time.monotonic()
+    PerfSession.await_parts(perf, timeout_s=1)
+    assert 1 <= time.monotonic() - started < 5
+    assert [e["test"] for e in perf.errors] == ["gw1", "gw2"]  # gw2 wrote none
+    assert "worker gw1 did not write its part of the run within 1 s of the signal" in perf.errors[0]["message"]
