@@ -43,7 +43,7 @@ class MeasurementInterrupted(KeyboardInterrupt):
 
 
 # What a test's verdicts say after a round (the `settled` callbacks of decode and agent): all clear, measure no
-# further; unclear; unclear with a figure already beyond its limit (perfgate.gate.Verdict.suspect).
+# further; unclear; unclear with a figure already beyond its limit that more rounds can fail (perfgate.session.Judged).
 CLEAR = "clear"
 UNCLEAR = "unclear"
 SUSPECT = "suspect"
@@ -167,6 +167,16 @@ def ratio_interval_against(now: list[RatioRounds], then: RatioRounds, baseline: 
     would hold as exact. The reference's ratio to itself (the canary's baseline) is exact and has no rounds."""
     lo, hi = span([_quotient_interval(pair, then) for pair in now])
     return lo * baseline, hi * baseline
+
+
+def ratio_interval_at(value: float, then: RatioRounds, baseline: float) -> tuple[float, float]:
+    """The interval ratio_interval_against would reach with this run's ratio known exactly, at `value` (as many
+    rounds as one likes): the baseline run's own noise alone. Where it still reaches past the limit, no number of
+    rounds of this run can fail the figure at this value; a baseline measured with more rounds could."""
+    lo, hi = bootstrap_interval(
+        len(then[1]), lambda pick: fast_state_ratio(*then, pick), confidence=0.98, seed=len(then[1])
+    )
+    return value / hi * baseline, value / lo * baseline
 
 
 def span(intervals: Sequence[tuple[float, float]]) -> tuple[float, float]:

@@ -53,14 +53,25 @@ class Judged:
     verdict: gate.Verdict
     baseline_key: str
     note: str = ""  # why there is no comparable baseline, or where the baseline came from
+    # a suspect ratio judged with the baseline's rounds: its interval at its value with the baseline's noise alone
+    floor: tuple[float, float] | None = None
+
+    @property
+    def futile(self) -> bool:
+        """Suspect, but the baseline's own noise alone keeps its interval open at this value: more rounds of this
+        run cannot fail it, so it is not given them (measure.ratio_interval_at)."""
+        if self.floor is None or self.verdict.limit is None:
+            return False
+        lo, hi = self.floor
+        return hi >= self.verdict.limit if self.figure.better == "higher" else lo <= self.verdict.limit
 
 
 def settle_state(judged: list[Judged]) -> str:
     """Where a test's verdicts stand after a round: all clear; unclear, with a figure already beyond its limit
-    (measured further, up to --perf-suspect-rounds); or unclear."""
+    that more rounds could fail (measured further, up to --perf-suspect-rounds); or unclear."""
     if all(j.verdict.clear for j in judged):
         return measure.CLEAR
-    return measure.SUSPECT if any(j.verdict.suspect for j in judged) else measure.UNCLEAR
+    return measure.SUSPECT if any(j.verdict.suspect and not j.futile for j in judged) else measure.UNCLEAR
 
 
 def detect_device(requested: str) -> str:
@@ -683,7 +694,10 @@ class PerfSession:
                 interval=interval,
                 interval_test=interval_test,
             )
-            out.append(Judged(f, verdict, key, note))
+            floor = None
+            if verdict.suspect and interval_test == gate.BOOTSTRAP_BOTH:
+                floor = measure.ratio_interval_at(f.value, then[0], base)
+            out.append(Judged(f, verdict, key, note, floor))
         return out
 
     def judge(self, figures: list[Figure]) -> list[str]:
@@ -743,6 +757,8 @@ class PerfSession:
                 "interval": list(v.ci) if v.ci else None,  # 95 % CI of the median, or the figure's own interval
                 "test": v.test or None,
             }
+            if j.floor:  # suspect: how far the baseline's own noise alone would leave the interval at this value
+                data["verdict"]["interval_with_baseline_noise_alone"] = list(j.floor)
         return data
 
     def run_document(self) -> dict[str, Any]:

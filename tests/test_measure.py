@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+from types import SimpleNamespace
 
 import pytest
 
@@ -167,6 +168,20 @@ def test_a_tests_verdicts_settle_it_when_all_are_clear_and_a_suspect_one_asks_fo
     assert state(clear, clear) == measure.CLEAR
     assert state(clear, unclear) == measure.UNCLEAR
     assert state(unclear, suspect) == state(suspect) == measure.SUSPECT
+    # judged with the baseline's rounds: where the baseline's own noise alone leaves the interval above the limit
+    # (0.95) at this value, more rounds of this run cannot fail it, so it gets none; where it does not, it does
+    ratio = SimpleNamespace(better="higher")
+    assert settle_state([Judged(ratio, suspect, "key", floor=(0.84, 0.97))]) == measure.UNCLEAR
+    assert settle_state([Judged(ratio, suspect, "key", floor=(0.86, 0.93))]) == measure.SUSPECT
+
+
+def test_the_baselines_noise_alone_bounds_how_far_more_rounds_can_narrow_a_ratio():
+    exact = ([0.040] * 10, [0.050] * 10)  # the baseline run: ratio 0.8 in every pair of rounds
+    assert measure.ratio_interval_at(0.7, exact, 0.8) == pytest.approx((0.7, 0.7))
+    noisy = ([0.040] * 10, [0.050, 0.044, 0.056, 0.047, 0.053, 0.050, 0.045, 0.055, 0.049, 0.051])
+    base = measure.fast_state_ratio(*noisy)
+    lo, hi = measure.ratio_interval_at(0.7, noisy, base)
+    assert lo < 0.7 < hi and hi - lo > 0.02
 
 
 def test_a_regression_left_unclear_at_the_usual_bound_fails_with_the_suspect_rounds():
