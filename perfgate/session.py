@@ -821,7 +821,7 @@ class PerfSession:
         stamp = self.started.strftime("%Y%m%dT%H%M%SZ")
         folder = self.results_dir / "runs"
         if self.parallel.get("role") == "worker":
-            return folder / ".parts" / f"{self.parallel['run']}_{self.parallel['worker']}.json"
+            return self.part_path(self.parallel["worker"])
         path = folder / f"{stamp}_{self.machine['gpu_slug']}.json"
         n = 2
         while path.exists():
@@ -914,10 +914,13 @@ class PerfSession:
             )
             self.errors.append({"test": worker, "phase": "merge", "message": message})
 
+    def part_path(self, worker: str) -> Path:
+        """results/runs/.parts/<run>_<worker>.json: a pytest worker's part of a run spread over GPUs."""
+        return self.results_dir / "runs" / ".parts" / f"{self.parallel['run']}_{worker}.json"
+
     def part_says_interrupted(self, worker: str) -> bool:
-        part = self.results_dir / "runs" / ".parts" / f"{self.parallel['run']}_{worker}.json"
         try:
-            return bool(json.loads(part.read_text()).get("interrupted"))
+            return bool(json.loads(self.part_path(worker).read_text()).get("interrupted"))
         except (OSError, ValueError, AttributeError):  # not written yet (each is written whole, atomically)
             return False
 
@@ -925,7 +928,8 @@ class PerfSession:
         """The workers' parts of this run that they did not hand over: a run interrupted (Ctrl-C, SIGTERM) stops
         its workers before they can, but each wrote its part after every test and at its end."""
         handed = {d["parallel"]["worker"] for d in self.worker_documents}
-        for part in sorted((self.results_dir / "runs" / ".parts").glob(f"{self.parallel['run']}_*.json")):
+        every = self.part_path("*")
+        for part in sorted(every.parent.glob(every.name)):
             try:
                 document = json.loads(part.read_text())
                 worker = document["parallel"]["worker"]

@@ -216,6 +216,7 @@ def test_a_worker_that_does_not_write_its_last_part_in_time_is_named(tmp_path):
     (parts / "r1_gw0.json").write_text(json.dumps({"interrupted": {"reason": "signal SIGTERM"}}))
     (parts / "r1_gw1.json").write_text(json.dumps({"interrupted": None}))  # its part after its last finished test
     perf = SimpleNamespace(results_dir=tmp_path, parallel={"run": "r1"}, workers_up={"gw0", "gw1", "gw2"}, errors=[])
+    perf.part_path = functools.partial(PerfSession.part_path, perf)
     perf.part_says_interrupted = functools.partial(PerfSession.part_says_interrupted, perf)
     started = time.monotonic()
     PerfSession.await_parts(perf, timeout_s=1)
