@@ -3,17 +3,20 @@ each gated figure the value, unit, direction, spread and tolerance, plus the mac
 measured on. Written only by the suite itself (--perf-update-baselines), atomically, with sorted keys, so that
 a baseline update reads as a clear diff in review.
 
-    python -m perfgate.baselines [--variants NAME,...] RUN_FILE [RUN_FILE ...]
+    python -m perfgate.baselines [--variants NAME,...] [--metrics PATTERN,...] RUN_FILE [RUN_FILE ...]
 
 writes the entries of baseline runs (made with --perf-update-baselines) into their GPU's baseline file again, in
 the order given, exactly as those runs wrote them when they ended, and prints the diff: for a run whose own write
 was lost (it ended by a kill before writing, or its machine's copy of the file is gone), or to combine runs of one
 GPU made on several machines. --variants takes only those variants' entries from the runs and leaves the others
 as the file has them: for a run in which one variant's measurement came out too noisy to gate against (its
-warning says so), keep that variant's earlier entries until it is measured again."""
+warning says so), keep that variant's earlier entries until it is measured again. --metrics likewise takes only the
+metrics matching those patterns (fnmatch, e.g. 'device_ms_per_token,*s_per_token'): new figures join a file
+whose other entries stay as they were measured."""
 
 from __future__ import annotations
 
+import fnmatch
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -127,8 +130,8 @@ def validate_entry(key: str, entry: Any, bad) -> None:
     value = entry["value"]
     if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
         raise bad(f"entry {key!r}: value {value!r} is not a non-negative number")
-    if entry["better"] not in ("higher", "lower"):
-        raise bad(f"entry {key!r}: better is {entry['better']!r}, not 'higher' or 'lower'")
+    if entry["better"] not in ("higher", "lower", "same"):
+        raise bad(f"entry {key!r}: better is {entry['better']!r}, not 'higher', 'lower' or 'same'")
     tol = entry["tolerance"]
     if not isinstance(tol, (int, float)) or not 0 <= tol < 1:
         raise bad(f"entry {key!r}: tolerance {tol!r} is not a fraction in [0, 1)")
@@ -143,6 +146,9 @@ def validate_entry(key: str, entry: Any, bad) -> None:
 def expected_unit(metric: str) -> str | None:
     """Units follow from the metric's name (names carry their units)."""
     suffixes = (
+        ("_ms_per_token", "ms"),
+        ("s_per_token", "1/token"),  # kernels, launches, syncs, ops
+        ("_device_ms", "ms"),
         ("_tok_per_s", "tok/s"),
         ("_mib", "MiB"),
         ("_pct", "%"),
@@ -229,20 +235,27 @@ def too_noisy(new: dict[str, Any], rows: list[tuple]) -> list[tuple[str, float, 
     return out
 
 
-def kept_figures(figures: Iterable[Figure]) -> list[Figure]:
+def kept_figures(figures: Iterable[Figure], metrics: Iterable[str] = ()) -> list[Figure]:
     """The figures a baseline keeps: gated and measured, of variants judged against entries of their own (a canary
-    is judged against its original's)."""
+    is judged against its original's); only those whose metric matches one of `metrics` (fnmatch), where given."""
     from perfgate import variants
 
+    patterns = tuple(metrics)
     return [
         f
         for f in figures
-        if f.gated and f.value is not None and not getattr(variants.REGISTRY.get(f.variant), "baseline_of", None)
+        if f.gated
+        and f.value is not None
+        and not getattr(variants.REGISTRY.get(f.variant), "baseline_of", None)
+        and (not patterns or any(fnmatch.fnmatchcase(f.metric, p) for p in patterns))
     ]
 
 
 def from_run(
-    run_path: Path, results_dir: Path | None = None, variants: set[str] | None = None
+    run_path: Path,
+    results_dir: Path | None = None,
+    variants: set[str] | None = None,
+    metrics: tuple[str, ...] = (),
 ) -> tuple[Baseline, dict[str, Any]]:
     """(the baseline file of the run's GPU as it is, the document with the run's entries written in: all of them, or
     those of `variants`), for a run made with --perf-update-baselines. BaselineError, naming the file, for anything
@@ -260,7 +273,7 @@ def from_run(
             f"run file {run_path}: a gate run, not a baseline run (its rounds stopped once verdicts were clear, "
             "and a baseline is measured to --perf-max-rounds); measure one with `make baseline`"
         )
-    fresh = kept_figures(recorded)
+    fresh = kept_figures(recorded, metrics)
     if variants is not None:
         fresh = [f for f in fresh if f.variant in variants]
     if not fresh:
@@ -275,15 +288,20 @@ def main(argv: list[str]) -> int:
     from perfgate import table
 
     variants = None
-    if argv[:1] == ["--variants"] and len(argv) > 1:
-        variants = {v.strip() for v in argv[1].split(",") if v.strip()}
+    metrics: tuple[str, ...] = ()
+    while argv[:1] in (["--variants"], ["--metrics"]) and len(argv) > 1:
+        names = tuple(v.strip() for v in argv[1].split(",") if v.strip())
+        if argv[0] == "--variants":
+            variants = set(names)
+        else:
+            metrics = names or ("",)
         argv = argv[2:]
-    if not argv or argv[0].startswith("-") or variants == set():
+    if not argv or argv[0].startswith("-") or variants == set() or metrics == ("",):
         print(__doc__, file=sys.stderr)
         return 2
     for name in argv:
         try:
-            old, document = from_run(Path(name), variants=variants)
+            old, document = from_run(Path(name), variants=variants, metrics=metrics)
             old.write(document)
         except (BaselineError, OSError) as exc:
             print(f"perfgate.baselines: {exc}", file=sys.stderr)

@@ -42,6 +42,14 @@ BOOTSTRAP_BOTH = "bootstrap with the baseline's rounds"
 # everything, the reference too, by more than that; the ratio to the reference measured in the same minutes
 # cancels the machine and is held tight; memory is nearly deterministic and tightest.
 DEFAULT_TOLERANCES: tuple[tuple[str, float], ...] = (
+    # What the GPU did is steady where the wall time is not (docs/method.md, "Device time"): the summed kernel time
+    # per token moved by 1.6 % between two H200 machine starts and by under 0.2 % within one; counts never moved.
+    ("device_ms_per_token", 0.03),
+    ("prefill_device_ms", 0.03),
+    ("kernels_per_token", 0.0),
+    ("launches_per_token", 0.0),
+    ("syncs_per_token", 0.0),
+    ("ops_per_token", 0.0),
     ("decode_ratio_to_ref", 0.05),
     ("decode_tok_per_s", 0.45),
     ("ttft_s", 0.70),
@@ -72,6 +80,9 @@ def slack_for(metric: str) -> float:
 # a slow state (seen on the H200 for a few seconds at a time): a figure judged by its interval fails only from this
 # many samples on, and is measured further until then.
 MIN_INTERVAL_SAMPLES_TO_FAIL = 8
+# Counts per token are ratios of integers, identical run to run: only float rounding may differ.
+EXACT_EPSILON = 1e-9
+SAME = "same"  # perfgate.figures.SAME
 ALPHA = 0.01  # the chance, at most, that an unchanged figure sitting exactly at its limit fails
 
 
@@ -169,6 +180,23 @@ def judge(
     lo, hi, _ = median_ci(samples)
     if baseline is None:
         return Verdict(NO_BASELINE, True, value, None, None, tolerance, None, (lo, hi), len(samples))
+    if better == SAME:  # a count: any change beyond the tolerance (0 by default) fails, whichever way
+        delta = 100 * (value - baseline) / baseline if baseline else None
+        beyond = abs(value - baseline) > tolerance * abs(baseline) + EXACT_EPSILON * max(1.0, abs(baseline))
+        return Verdict(
+            FAIL if beyond else PASS,
+            True,
+            value,
+            baseline,
+            baseline,
+            tolerance,
+            delta,
+            (lo, hi),
+            len(samples),
+            0.0 if beyond else None,
+            "exact",
+            beyond,
+        )
     higher = better == "higher"
     scale = 1 - tolerance if higher else 1 + tolerance
     limit = baseline * scale + (-slack if higher else slack)

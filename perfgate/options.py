@@ -103,6 +103,10 @@ def boolean(value: str) -> bool:
     raise ValueError("must be true or false (1/0, yes/no)")
 
 
+def patterns(value: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in value.split(",") if p.strip())
+
+
 def tolerances(value: str) -> dict[str, float]:
     from perfgate.gate import parse_tolerances
 
@@ -190,6 +194,20 @@ OPTIONS: tuple[Opt, ...] = (
         "delay added to every decode step of the canary hf-fp16-slow, as a share of a step; 0% makes the canary an "
         "exact copy of the reference (an A/A check of the gate: it must pass)",
     ),
+    Opt(
+        "canary-device-slowdown",
+        fraction,
+        "6%",
+        "device work added to every decode step of the GPU canary hf-fp16-gpuslow, as a share of the step's device "
+        "time (twice device_ms_per_token's default tolerance, so that it tests the rule and not luck)",
+    ),
+    Opt(
+        "device-time",
+        boolean,
+        "true",
+        "one profiled round per decode test, after its timed rounds: device time, kernels, launches and syncs per "
+        "token (operators on a CPU), gated against the baseline",
+    ),
     Opt("plots", boolean, "true", "write PNG plots beside the Markdown report in results/reports/ (needs matplotlib)"),
     Opt("timeout", positive_float, "1800", "seconds any one worker call (a load, a generation) may take"),
     Opt(
@@ -259,6 +277,13 @@ OPTIONS: tuple[Opt, ...] = (
         "false",
         "measure and write results/baselines/<gpu>.json instead of gating",
         flag_only=True,
+    ),
+    Opt(
+        "baseline-metrics",
+        patterns,
+        "",
+        "with --perf-update-baselines, write only the metrics matching these comma-separated patterns (fnmatch, "
+        "e.g. 'device_ms_per_token,*s_per_token,prefill_device_ms'); every other entry keeps its value",
     ),
     Opt(
         "strict", boolean, "false", "fail figures with no baseline, and a GPU busy with other processes", flag_only=True

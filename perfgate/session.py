@@ -489,6 +489,8 @@ class PerfSession:
                 no_ratio,
                 self.swap_cores(name) if ref else None,
                 Path(os.environ["PERFGATE_STEP_LOG"]) if os.environ.get("PERFGATE_STEP_LOG") else None,
+                profile=self.opts["device_time"],
+                device_slowdown=self.opts["canary_device_slowdown"],
             )
             return replace(measured, bandwidth=self.bandwidth(loaded))
         except WorkerError as exc:
@@ -713,7 +715,9 @@ class PerfSession:
                 model = self.baseline.model(self.model.source) or {}
                 entry = self.baseline.entry(self.model.source, j.baseline_key) if j.baseline_key else None
                 changes = baselines.machine_changes(baselines.entry_machine(model, entry), self.machine)
-                messages.append(table.failure_message(j, self.baseline_path, model, changes, self.opts["strict"]))
+                messages.append(
+                    table.failure_message(j, self.baseline_path, model, changes, self.opts["strict"], entry)
+                )
         self.write_run()
         return messages
 
@@ -831,7 +835,7 @@ class PerfSession:
 
     def update_baselines(self) -> None:
         """Write this run's gated figures into the baseline file (other entries stay), and keep the diff."""
-        fresh = baselines.kept_figures(self.figures)
+        fresh = baselines.kept_figures(self.figures, self.opts["baseline_metrics"])
         if not fresh:
             self.baseline_diff = []
             return

@@ -15,6 +15,7 @@ from typing import Any
 from perfgate import gate
 from perfgate.baselines import expected_unit
 from perfgate.figures import Figure
+from perfgate.profiling import diff_tables
 from perfgate.stats import Summary
 from perfgate.storage import read_json
 
@@ -36,6 +37,19 @@ DECODE_COLUMNS = (
     Column("torch max MiB", "torch_max_allocated_mib", 0),
     Column("% of bandwidth bound", "bandwidth_share_pct", 0),
     Column("J/token", "energy_j_per_token", 2),
+)
+# The profiled round (perfgate.profiling): where a decode step's time goes; ops on a CPU, kernels on a GPU.
+DEVICE_COLUMNS = (
+    Column("device ms/token", "device_ms_per_token", 3, spread=True),
+    Column("prefill device ms", "prefill_device_ms", 2),
+    Column("kernels/token", "kernels_per_token", 1),
+    Column("launches/token", "launches_per_token", 1),
+    Column("syncs/token", "syncs_per_token", 1),
+    Column("GPU busy %", "gpu_busy_pct", 0),
+    Column("host ms/token", "host_ms_per_token", 2),
+    Column("ops/token", "ops_per_token", 1),
+    Column("op ms/token", "cpu_op_ms_per_token", 2, spread=True),
+    Column("profiling %", "profiling_overhead_pct", 1),
 )
 LOAD_COLUMNS = (
     Column("load s", "load_s", 1),
@@ -112,8 +126,10 @@ def markdown_table(header: list[str], body: list[list[str]], labels: int) -> str
 def render(figures: list[Figure], markdown: bool = False) -> str:
     fmt = markdown_table if markdown else text_table
     parts = []
+    profiled = any(f.metric == "profiling_s" for f in figures)
     for labels, test, columns in (
         (["variant", "workload"], "decode", DECODE_COLUMNS),
+        *([(["variant", "workload"], "decode", DEVICE_COLUMNS)] if profiled else []),
         (["variant"], "load", LOAD_COLUMNS),
         (["variant"], "fidelity", FIDELITY_COLUMNS),
         (["variant", "queries"], "agent", AGENT_COLUMNS),
@@ -131,7 +147,7 @@ def number(value: float | None, unit: str = "") -> str:
         return UNAVAILABLE
     if unit in ("nats", "logit"):
         return f"{value:.3g}"
-    digits = 0 if unit in ("MiB", "count") else 3 if unit in ("s", "x") else 1
+    digits = 0 if unit in ("MiB", "count") else 3 if unit in ("s", "x", "ms") else 1
     return f"{value:,.{digits}f}"
 
 
@@ -283,10 +299,24 @@ def render_noisy(rows: list[tuple[str, float, float, float, float, float]]) -> l
     return lines
 
 
-def failure_message(judged, baseline_path: Path, model: dict, changes: list[str], strict: bool) -> str:
-    """Which variant, which metric, the value, the baseline, the limit, Δ, how noisy, and what changed."""
+def failure_message(
+    judged, baseline_path: Path, model: dict, changes: list[str], strict: bool, entry: dict | None = None
+) -> str:
+    """Which variant, which metric, the value, the baseline, the limit, Δ, how noisy, and what changed (with the
+    baseline `entry`'s kernel table, for device figures: the kernels added, removed or slower, by name)."""
     f, v = judged.figure, judged.verdict
     where = f"{f.variant} {f.test}[{f.workload}]" if f.workload else f"{f.variant} {f.test}"
+    if f.better == gate.SAME and v.status == gate.FAIL:
+        return "\n".join(
+            [
+                f"{where} {f.metric} = {number(f.value, f.unit)} {f.unit} differs from the baseline "
+                f"{number(v.baseline, f.unit)} {f.unit} (a count per token: any change fails; Δ {v.delta_pct:+.2f}%)",
+                *changed_kernels(f, entry),
+                f"  baseline: {judged.baseline_key} in {baseline_path}" + (f" ({judged.note})" if judged.note else ""),
+                "  changed since the baseline: "
+                + ("; ".join(changes) if changes else "nothing recorded (same machine fields and versions)"),
+            ]
+        )
     if v.status == "no baseline":
         why = judged.note or f"no entry {judged.baseline_key!r} for this model"
         return (
@@ -333,7 +363,20 @@ def failure_message(judged, baseline_path: Path, model: dict, changes: list[str]
         "  changed since the baseline: "
         + ("; ".join(changes) if changes else "nothing recorded (same machine fields and versions)"),
     ]
-    return "\n".join(lines)
+    return "\n".join([*lines[:1], *changed_kernels(f, entry), *lines[1:]])
+
+
+def changed_kernels(f: Figure, entry: dict | None) -> list[str]:
+    """'  +1/token `void at::native::...`' lines: the kernel (or host call) table of the figure against its
+    baseline entry's, where both hold one."""
+    for table_key, what in (("kernels", "kernels"), ("calls", "host calls")):
+        now, then = f.params.get(table_key), (entry or {}).get("params", {}).get(table_key)
+        if now is not None and then is not None:
+            lines = diff_tables(now, then, times=f.better != gate.SAME)  # a count's failure: which counts moved
+            if lines:
+                return [f"  {what} per decode token, against the baseline's:", *(f"    {line}" for line in lines)]
+            return [f"  {what} per decode token: the same as the baseline's"]
+    return []
 
 
 def figures_of(run: dict) -> list[Figure]:

@@ -27,6 +27,9 @@ class Variant:
     default_on: frozenset[str] = frozenset({CUDA, CPU})  # where it runs when --perf-variants is not given
     packages: tuple[str, ...] = ()  # import names it needs beyond torch and transformers
     step_delay: bool = False  # canary: a fixed delay added to every decode step (see --perf-canary-slowdown)
+    device_delay: bool = (
+        False  # GPU canary: fixed device work added to every decode step (--perf-canary-device-slowdown)
+    )
     baseline_of: str | None = None  # gated against another variant's baseline entries (the canary: hf-fp16's)
 
     @property
@@ -90,6 +93,15 @@ REGISTRY: dict[str, Variant] = {
             "float16",
             default_on=frozenset(),
             step_delay=True,
+            baseline_of="hf-fp16",
+        ),
+        Variant(
+            "hf-fp16-gpuslow",
+            "GPU canary: hf-fp16 with fixed device work (one spinning kernel) added to every decode step",
+            "transformers",
+            "float16",
+            default_on=frozenset(),
+            device_delay=True,
             baseline_of="hf-fp16",
         ),
     )

@@ -20,7 +20,7 @@ import time
 import traceback
 from typing import Any
 
-from perfgate import affinity, fidelity, generation, loading, workloads
+from perfgate import affinity, fidelity, generation, loading, profiling, workloads
 from perfgate.agent import live, tools
 from perfgate.variants import REGISTRY
 
@@ -103,6 +103,7 @@ class Worker:
         self.variant = None
         self.device = "cpu"
         self.delay_s = 0.0
+        self.device_work = None  # the GPU canary's work added to every decode step (op_set_device_delay)
         self._prompts: dict[int, Any] = {}
 
     def op_load(self, variant: str, path: str, device: str, max_seq_length: int) -> dict[str, Any]:
@@ -138,10 +139,30 @@ class Worker:
             new_tokens,
             self._pad(),
             self.device,
-            self.delay_s,
             keep_steps=keep_steps,
+            clock=self._clock(),
         )
         return rnd.to_dict()
+
+    def _clock(self, wall: bool = False) -> generation.StepClock:
+        return generation.StepClock(generation.device_sync(self.device), self.delay_s, self.device_work, wall)
+
+    def op_profile(self, prompt_tokens: int, new_tokens: int) -> dict[str, Any]:
+        """One generation of the timed rounds' shape under the profiler (perfgate.profiling): device time, kernel,
+        launch and sync counts per decode token, and the kernel table; or {"unavailable": why}."""
+        clock = self._clock(wall=True)
+        input_ids = self._input_ids(prompt_tokens)
+
+        def generate() -> list[int]:
+            generation.generate_round(self.model, input_ids, new_tokens, self._pad(), self.device, clock=clock)
+            return clock.wall_ns
+
+        return profiling.profile_generation(generate, self.device)
+
+    def op_set_device_delay(self, ms: float) -> dict[str, Any]:
+        """The GPU canary: `ms` of device work (a spinning kernel; a CPU op on a CPU) added to every decode step."""
+        self.device_work = profiling.spin_work(self.device, float(ms)) if ms > 0 else None
+        return {"ms": float(ms)}
 
     def op_agent_replay(self, turns: list[list[int]], reuse: bool = False) -> list[dict[str, Any]]:
         """One query of the agent trace: per turn [prompt_tokens, reply_tokens, shared_prefix_tokens], generate
@@ -161,7 +182,13 @@ class Worker:
             if cache is not None:
                 generation.crop_cache(cache, shared)
             rnd = generation.generate_round(
-                self.model, self._input_ids(prompt_tokens), reply_tokens, self._pad(), self.device, self.delay_s, cache
+                self.model,
+                self._input_ids(prompt_tokens),
+                reply_tokens,
+                self._pad(),
+                self.device,
+                cache=cache,
+                clock=self._clock(),
             )
             out.append(rnd.to_dict())
         return out
