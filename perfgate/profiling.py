@@ -200,17 +200,26 @@ def diff_tables(
 # -- in the worker process ------------------------------------------------------------------------------------
 
 
+def activity_kind(record: Any) -> str:
+    """Kineto's activity type of a raw record; torch releases before 2.12 do not expose it, and there it follows
+    from the device (a GPU's records are kernels, copies and memsets) and the name (host calls are cuda*/cu*)."""
+    if hasattr(record, "activity_type"):
+        return record.activity_type()
+    name = record.name()
+    if str(record.device_type()).endswith("CUDA"):
+        return "gpu_memcpy" if name.startswith("Memcpy") else "gpu_memset" if name.startswith("Memset") else "kernel"
+    return "cuda_runtime" if name.startswith("cu") else CPU_OP
+
+
 def raw_events(result: Any) -> list[Event]:
     """Events from the profiler's raw records, each placed by its launching call (CUPTI correlation id)."""
-    records = list(result.events())
+    records = [(activity_kind(r), r) for r in result.events()]
     launched_at: dict[int, int] = {}
     out: list[Event] = []
-    for r in records:
-        kind = r.activity_type()
+    for kind, r in records:
         if kind in HOST_API_KINDS:
             launched_at[r.correlation_id()] = r.start_ns()
-    for r in records:
-        kind = r.activity_type()
+    for kind, r in records:
         if kind in DEVICE_KINDS:
             at = launched_at.get(r.correlation_id(), r.start_ns())
         elif kind in HOST_API_KINDS or kind == CPU_OP:
@@ -241,11 +250,13 @@ def profile_generation(generate: Callable[[], Sequence[int]], device: str) -> di
     finally:
         result = _disable_profiler()
     recorded = time.perf_counter()
-    events = raw_events(result)
     try:
+        events = raw_events(result)
         summary = summarize(events, stamps, device)
     except NoProfile as exc:
         return {"unavailable": str(exc), "profile_s": time.perf_counter() - started}
+    except Exception as exc:  # reading the records failed (another torch's raw API): the timed figures stand
+        return {"unavailable": f"the profiler's records could not be read: {type(exc).__name__}: {exc}"}
     summary["profile_s"] = time.perf_counter() - started  # the whole cost: the slowed round and the reading
     summary["read_s"] = time.perf_counter() - recorded
     summary["events"] = len(events)
