@@ -176,12 +176,18 @@ def _ms(ns: float) -> float:
     return ns / 1e6
 
 
+def _rows(table: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """A kernel table as is; a table of host calls ({name: count per token}) in its shape."""
+    return {k: v if isinstance(v, dict) else {"per_token": float(v)} for k, v in table.items()}
+
+
 def diff_tables(
     now: dict[str, dict[str, float]], then: dict[str, dict[str, float]], times: bool = True, limit: int = 8
 ) -> list[str]:
     """What changed between two kernel tables, by name: '+1/token `name`' for kernels added or run more often,
     '-2/token `name`' for fewer, then (with `times`) the largest changes of device time per token; at most `limit`
     lines each."""
+    now, then = _rows(now), _rows(then)
     counts = []
     for name in sorted(set(now) | set(then)):
         d = now.get(name, {}).get("per_token", 0.0) - then.get(name, {}).get("per_token", 0.0)
