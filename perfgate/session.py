@@ -96,8 +96,6 @@ class PerfSession:
         for name, value in measure_defaults(self.device).items():
             if opts.get(name) is None:
                 opts[name] = value
-        if opts["new_tokens"] < 2:
-            raise ValueError(f"--perf-new-tokens = {opts['new_tokens']}: must be at least 2 (one decode step)")
         if opts["max_rounds"] < opts["rounds"]:
             opts["max_rounds"] = opts["rounds"]
         if opts.get("suspect_rounds") is None:
