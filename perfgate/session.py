@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 from perfgate import affinity, baselines, gate, machine, measure, models, paths, synthetic, variants
 from perfgate.figures import Figure
 from perfgate.runner import WorkerError, WorkerHandle, fixed_layout
-from perfgate.storage import write_json_atomic
+from perfgate.storage import unwritable_folder, write_json_atomic
 from perfgate.trackers import Nvml, VramTracker
 from perfgate.workloads import DecodeWorkload
 
@@ -105,7 +105,10 @@ class PerfSession:
             raise ValueError(
                 f"--perf-reference {self.reference!r}: not a variant (known: {', '.join(variants.REGISTRY)}, or 'none')"
             )
-        self.model = models.resolve(opts["model"] or models.default_model(self.device == "cuda"))
+        origins = opts.get("origins", {})
+        self.model = models.resolve(
+            opts["model"] or models.default_model(self.device == "cuda"), origins.get("model", "--perf-model")
+        )
         self.variants = variants.select(opts["variants"], self.device)
         self.workloads = [DecodeWorkload(n, opts["new_tokens"]) for n in opts["contexts"]]
         if opts.get("origins", {}).get("contexts", "default") != "default":
@@ -128,6 +131,10 @@ class PerfSession:
         self.results_dir = Path(opts["results_dir"])
         if not self.results_dir.is_absolute():
             self.results_dir = paths.REPO_ROOT / self.results_dir
+        for name, folder in (("cache", self.cache), ("results_dir", self.results_dir)):
+            why = unwritable_folder(folder)
+            if why:
+                raise ValueError(folder_error(name, folder, origins.get(name, "default"), why))
         self.started = datetime.now(timezone.utc)
         self._clock_start = time.monotonic()
         self.cut: list[str] = []  # tests not started because --perf-session-budget was spent
@@ -1006,6 +1013,22 @@ class PerfSession:
             reporter.write_line(f"report: {self.report_files[0]} ({len(self.report_files) - 1} plots)")
         if self.report_note:
             reporter.write_line(self.report_note, yellow=True)
+
+
+def folder_error(name: str, folder: Path, origin: str, why: str) -> str:
+    """One line for a folder perfgate cannot write into: the option, where its value came from, what is wrong."""
+    flag = f"--perf-{name.replace('_', '-')}"
+    if origin == "default":
+        came = f"{flag}'s default" + (
+            " (from XDG_CACHE_HOME)" if name == "cache" and os.environ.get("XDG_CACHE_HOME") else ""
+        )
+    else:
+        came = f"{flag} (from {origin})"
+    use = {
+        "cache": "synthetic checkpoints, worker logs and reference logits",
+        "results_dir": "run files, reports and baselines",
+    }
+    return f"{came} = {str(folder)!r} {why}; give a folder perfgate can create and write ({use[name]} go there)"
 
 
 def worker_where(worker: dict[str, Any]) -> str:
