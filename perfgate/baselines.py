@@ -98,6 +98,41 @@ class Baseline:
         write_json_atomic(self.path, document)
 
 
+def shown_path(path: Path) -> str:
+    """The file as a user would name it: relative to the working folder where it lies below it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def written_for_another_gpu(baseline: Baseline, gpu_slug: str) -> str | None:
+    """The GPU a baseline file says it was written for, where that is not this one (a file copied to this
+    machine's name); None where it matches or the file does not say."""
+    theirs = baseline.data.get("gpu_slug")
+    return theirs if theirs and theirs != gpu_slug else None
+
+
+def problem(baseline: Baseline, gpu_slug: str, source: str) -> str | None:
+    """Why this run has nothing to gate against in its baseline file, in one sentence naming the file, its GPU and
+    models and this run's; None where the file holds entries of this GPU and model."""
+    name, models = shown_path(baseline.path), sorted(baseline.data.get("models", {}))
+    held = ", ".join(models) or "no model"
+    if not baseline.exists:
+        return f"{name} does not exist"
+    other = written_for_another_gpu(baseline, gpu_slug)
+    if other:
+        return f"{name} was written for {other} / {held}, not for {gpu_slug} / {source}: not used"
+    if source not in models:
+        return f"{name} holds baselines for {held}, none for {source}"
+    return None
+
+
+def next_step(baseline: Baseline, gpu_slug: str, source: str) -> str:
+    """What to do when there is no baseline for this GPU and model."""
+    return f"no baseline for {gpu_slug} / {source}: run `make baseline` and commit {shown_path(baseline.path)}"
+
+
 def validate(data: Any, path: Path) -> None:
     def bad(problem: str) -> BaselineError:
         return BaselineError(f"baseline file {path}: {problem}")

@@ -131,10 +131,9 @@ class PerfSession:
         self.results_dir = Path(opts["results_dir"])
         if not self.results_dir.is_absolute():
             self.results_dir = paths.REPO_ROOT / self.results_dir
-        for name, folder in (("cache", self.cache), ("results_dir", self.results_dir)):
-            why = unwritable_folder(folder)
-            if why:
-                raise ValueError(folder_error(name, folder, origins.get(name, "default"), why))
+        why = unwritable_folder(self.cache)  # (the results folder may fail later: the run goes on, saying so)
+        if why:
+            raise ValueError(cache_error(self.cache, origins.get("cache", "default"), why))
         self.started = datetime.now(timezone.utc)
         self._clock_start = time.monotonic()
         self.cut: list[str] = []  # tests not started because --perf-session-budget was spent
@@ -183,6 +182,11 @@ class PerfSession:
         except baselines.BaselineError as exc:
             if not opts["update_baselines"]:
                 raise ValueError(f"{exc} (fix or delete it, or rewrite it with --perf-update-baselines)") from None
+            self.baseline = baselines.Baseline(self.baseline_path, {"schema": baselines.SCHEMA, "models": {}})
+        # a file for another GPU or model (copied to this machine's name) is named in the summary and the report;
+        # another GPU's entries are never judged against, and a baseline run writes the file anew
+        self.baseline_problem = baselines.problem(self.baseline, self.machine["gpu_slug"], self.model.source)
+        if baselines.written_for_another_gpu(self.baseline, self.machine["gpu_slug"]):
             self.baseline = baselines.Baseline(self.baseline_path, {"schema": baselines.SCHEMA, "models": {}})
 
     # -- environment -------------------------------------------------------------------------------------
@@ -642,6 +646,8 @@ class PerfSession:
             )
         entry = self.baseline.entry(self.model.source, key)
         note = f"baseline of {of}" if of != f.variant else ""
+        if entry is None and self.baseline_problem:
+            note = self.baseline_problem
         return key, entry, note
 
     def _judge(self, figures: list[Figure]) -> list[Judged]:
@@ -779,6 +785,7 @@ class PerfSession:
             },
             "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.opts.items()},
             "baseline_file": str(self.baseline_path),
+            "baseline_check": self.baseline_check,
             "gpu_busy_at_start": self.gpu_busy,
             "worker_layout": self.layout[2],
             **(
@@ -796,6 +803,16 @@ class PerfSession:
                 if self.is_worker
                 else {}
             ),
+        }
+
+    @property
+    def baseline_check(self) -> dict[str, Any]:
+        """What the run file and the report say of the baseline file: why there is nothing to gate against in it
+        (None where it holds this GPU's and model's entries) and, then, the next step."""
+        slug, source = self.machine["gpu_slug"], self.model.source
+        return {
+            "problem": self.baseline_problem,
+            "next_step": baselines.next_step(self.baseline, slug, source) if self.baseline_problem else None,
         }
 
     @property
@@ -961,78 +978,20 @@ class PerfSession:
             self.report_note = f"could not write the report: {exc}"
 
     def display(self, reporter) -> None:
-        """The terminal summary: the figures, the gate's verdicts, and where the files are."""
-        if not (self.figures or self.failed or self.errors or self.interrupted):
-            return
-        from perfgate import table
+        """The terminal summary, rendered by perfgate.display (the hook that calls this can call that directly)."""
+        from perfgate import display
 
-        m = self.machine
-        reporter.write_sep("=", "perfgate")
-        reporter.write_line(
-            f"{self.model.source} on {m['gpu']} · torch {m['versions']['torch']} · "
-            f"transformers {m['versions']['transformers']}"
-        )
-        reporter.write_line("")
-        reporter.write_line(table.render(self.figures))
-        if self.merged and "parallel" in self.merged:  # (without it, no worker measured anything)
-            workers = self.merged["parallel"]["workers"]
-            reporter.write_line("")
-            reporter.write_line(
-                "spread over "
-                + ", ".join(f"{w} ({worker_where(v)}: {', '.join(v['variants'])})" for w, v in workers.items())
-            )
-            if any(r.get("verdict") for r in self.merged["results"]):
-                reporter.write_line(f"gate against {self.baseline_path}:")
-                reporter.write_line(table.render_gate(self.merged["results"]))
-        if self.judged:
-            reporter.write_line("")
-            reporter.write_line(f"gate against {self.baseline_path}:")
-            reporter.write_line(table.render_gate([self.result_dict(j.figure) for j in self.judged.values()]))
-        if self.baseline_diff is not None:
-            reporter.write_line("")
-            reporter.write_line(f"baseline file written: {self.baseline_path}")
-            reporter.write_line(table.render_diff(self.baseline_diff))
-            for line in table.render_noisy(self.baseline_noisy):
-                reporter.write_line(line, yellow=True)
-        for busy in self.gpu_busy:
-            reporter.write_line(f"warning: the GPU was not idle at the start: {busy}", yellow=True)
-        for why in self.failed.values():
-            reporter.write_line(f"not measured: {why.splitlines()[0]}")
-        if self.cut:
-            reporter.write_line(table.not_started(self.cut), yellow=True)
-        if self.interrupted:
-            reporter.write_line(table.interrupted(self.interrupted), red=True)
-        for error in self.errors:
-            if error["message"] not in self.failed.values():  # a variant that failed to load is said just above
-                reporter.write_line(table.error(error), red=True)
-        if self.write_error:
-            reporter.write_line(self.write_error, red=True)
-        elif self.run_path:
-            reporter.write_line(f"run file: {self.run_path}")
-        if self.report_files:
-            reporter.write_line(f"report: {self.report_files[0]} ({len(self.report_files) - 1} plots)")
-        if self.report_note:
-            reporter.write_line(self.report_note, yellow=True)
+        display.terminal_summary(self, reporter)
 
 
-def folder_error(name: str, folder: Path, origin: str, why: str) -> str:
-    """One line for a folder perfgate cannot write into: the option, where its value came from, what is wrong."""
-    flag = f"--perf-{name.replace('_', '-')}"
+def cache_error(folder: Path, origin: str, why: str) -> str:
+    """One line for a checkpoint cache perfgate cannot write into: where its value came from, what is wrong."""
     if origin == "default":
-        came = f"{flag}'s default" + (
-            " (from XDG_CACHE_HOME)" if name == "cache" and os.environ.get("XDG_CACHE_HOME") else ""
-        )
+        came = "--perf-cache's default" + (" (from XDG_CACHE_HOME)" if os.environ.get("XDG_CACHE_HOME") else "")
     else:
-        came = f"{flag} (from {origin})"
-    use = {
-        "cache": "synthetic checkpoints, worker logs and reference logits",
-        "results_dir": "run files, reports and baselines",
-    }
-    return f"{came} = {str(folder)!r} {why}; give a folder perfgate can create and write ({use[name]} go there)"
-
-
-def worker_where(worker: dict[str, Any]) -> str:
-    return f"GPU {worker['gpu']}" if worker.get("gpu") is not None else "no GPU"
+        came = f"--perf-cache (from {origin})"
+    what = "synthetic checkpoints, worker logs and reference logits go there"
+    return f"{came} = {str(folder)!r} {why}; give a folder perfgate can create and write ({what})"
 
 
 def busy_line(pid: int, mib: float | None) -> str:

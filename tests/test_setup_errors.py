@@ -4,6 +4,7 @@
     PYTHONPATH=$PWD python -m pytest tests/test_setup_errors.py -q
 """
 
+import json
 import os
 import time
 
@@ -31,12 +32,6 @@ def test_a_cache_that_cannot_be_a_folder_names_perfgate_cache(run_perf, monkeypa
     monkeypatch.setenv("PERFGATE_CACHE", str(tmp_path / where))
     line = one_error_line(run_perf("--perf-variants=hf-fp32"))
     assert line.startswith(f"ERROR: --perf-cache (from PERFGATE_CACHE) = '{tmp_path / where}' {says}; ")
-
-
-def test_a_results_folder_that_cannot_be_created_is_named_with_its_option(run_perf, tmp_path):
-    (tmp_path / "file").write_text("not a folder")
-    line = one_error_line(run_perf(f"--perf-results-dir={tmp_path / 'file' / 'results'}"))
-    assert "--perf-results-dir (from --perf-results-dir) = " in line and "a file is in its way" in line
 
 
 @pytest.fixture
@@ -77,3 +72,54 @@ def test_the_hub_probe_answers_within_its_timeout():
     why = models.hub_unreachable("http://127.0.0.1:9", 2.0)
     assert why and why.startswith("the hub http://127.0.0.1:9 cannot be reached (")
     assert time.monotonic() - started < 3
+
+
+SMALL = ("--perf-variants=hf-fp32", "--perf-reference=none", "--perf-rounds=2", "--perf-new-tokens=4")
+SMALL += ("--perf-contexts=16", "-k", "decode")
+
+
+def perfgate_lines(result: pytest.RunResult) -> list[str]:
+    """The terminal summary's lines, from its '= perfgate =' rule to pytest's own closing lines."""
+    lines = result.outlines
+    start = next(i for i, line in enumerate(lines) if " perfgate " in line and line.startswith("="))
+    end = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("="))
+    return lines[start:end]
+
+
+def test_a_fresh_clone_says_there_is_no_baseline_and_what_to_do_last(run_perf):
+    result = run_perf(*SMALL)
+    result.assert_outcomes(passed=1)
+    shown = perfgate_lines(result)
+    baseline = "results/baselines/cpu.json"  # as the user names it, from the folder pytest ran in
+    assert f"baseline: {baseline} does not exist" in shown
+    assert not any("gate against" in line or "no baseline (recorded only)" in line for line in shown)
+    assert shown[-1].startswith("perfgate: ") and " no baseline" in shown[-1]
+    assert shown[-1].endswith(
+        f"; no baseline for cpu / synthetic:qwen3-tiny: run `make baseline` and commit {baseline}"
+    )
+
+
+def test_a_baseline_file_of_another_gpu_and_model_is_named_and_not_used(run_perf):
+    baseline = run_perf.results / "baselines" / "cpu.json"
+    baseline.parent.mkdir(parents=True)
+    shown_as = "results/baselines/cpu.json"
+    entry = {"better": "higher", "tolerance": 0.45, "unit": "tok/s", "value": 1e9, "params": {"new_tokens": 4}}
+    # an H200's file copied to this machine's name, with an impossible figure for the tiny model's key as well
+    models_ = {
+        m: {"entries": {"hf-fp32/decode[ctx16]/decode_tok_per_s": entry}, "machine": {"gpu": "NVIDIA H200"}}
+        for m in ("synthetic:qwen3-14b", "synthetic:qwen3-tiny")
+    }
+    baseline.write_text(json.dumps({"schema": 1, "gpu": "NVIDIA H200", "gpu_slug": "nvidia-h200", "models": models_}))
+    result = run_perf(*SMALL)
+    result.assert_outcomes(passed=1)  # its entries are not judged against: no failure against 1e9 tok/s
+    shown = perfgate_lines(result)
+    said = (
+        f"baseline: {shown_as} was written for nvidia-h200 / synthetic:qwen3-14b, synthetic:qwen3-tiny, "
+        "not for cpu / synthetic:qwen3-tiny: not used"
+    )
+    assert said in shown
+    assert shown[-1].endswith(f"run `make baseline` and commit {shown_as}")
+    run = json.loads(sorted((run_perf.results / "runs").glob("*.json"))[-1].read_text())
+    assert run["baseline_check"]["problem"] == said.removeprefix("baseline: ")
+    report = sorted((run_perf.results / "reports").glob("*.md"))[-1].read_text()
+    assert f"- **{said}**" in report
