@@ -36,6 +36,8 @@ def terminal_summary(perf, reporter) -> None:
         reporter.write_line("")
         reporter.write_line(f"gate against {perf.baseline_path}:" if not problem else "gate:")
         reporter.write_line(table.render_gate(gated))
+    for line in table.render_held_to_floor(run["results"]):
+        reporter.write_line(line, yellow=True)
     if problem and not perf.opts["update_baselines"]:
         reporter.write_line("")
         reporter.write_line(f"baseline: {problem}", yellow=True)

@@ -35,6 +35,8 @@ def markdown(run: dict[str, Any], name: str) -> str:
         "- versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())),
         f"- commit: `{m.get('commit')}`; baseline file: `{run.get('baseline_file')}`",
     ]
+    for line in table.render_held_to_floor(run["results"]):
+        head.append(f"- {line}")
     if check.get("problem"):
         head.append(f"- **baseline: {check['problem']}**")
     if run.get("worker_layout"):

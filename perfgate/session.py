@@ -55,6 +55,7 @@ class Judged:
     note: str = ""  # why there is no comparable baseline, or where the baseline came from
     # a suspect ratio judged with the baseline's rounds: its interval at its value with the baseline's noise alone
     floor: tuple[float, float] | None = None
+    too_noisy: dict[str, Any] | None = None  # the baseline entry's mark: too noisy for its tolerance, held to its floor
 
     @property
     def futile(self) -> bool:
@@ -480,7 +481,7 @@ class PerfSession:
 
         def settled(partial: measure.DecodeMeasurement) -> str:
             if self.opts["update_baselines"]:
-                return measure.UNCLEAR  # a baseline is measured to --perf-max-rounds: its noise enters every verdict
+                return self.baseline_settled(name, partial)
             return settle_state(self._judge(measure.decode_figures(name, partial)))
 
         try:
@@ -489,7 +490,7 @@ class PerfSession:
                 self.tracker,
                 loaded.variant,
                 workload,
-                self.plan,
+                self.baseline_plan if self.opts["update_baselines"] else self.plan,
                 self.opts["canary_slowdown"],
                 self.opts["timeout"],
                 ref.worker if ref else None,
@@ -503,6 +504,24 @@ class PerfSession:
         except WorkerError as exc:
             where = f"{name} {workload.id} ({workload.prompt_tokens} prompt + {workload.new_tokens} new tokens)"
             self._generation_failed(loaded, where, exc)
+
+    @property
+    def baseline_plan(self) -> measure.RoundPlan:
+        """A baseline's rounds: --perf-max-rounds, and up to twice that while an entry is too noisy to gate against."""
+        return replace(self.plan, suspect_rounds=2 * self.opts["max_rounds"])
+
+    def baseline_settled(self, name: str, partial: measure.DecodeMeasurement) -> str:
+        """A baseline is measured to --perf-max-rounds (its noise enters every verdict against it), and further,
+        up to baseline_plan's cap, while an entry it would write is too noisy for its tolerance (its own interval
+        reaches further than that on the worse side: baselines.too_noisy_mark). Still too noisy then, it is written
+        marked as such."""
+        if len(partial.rounds) < self.opts["max_rounds"]:
+            return measure.UNCLEAR
+        for f in baselines.kept_figures(measure.decode_figures(name, partial)):
+            tolerance = gate.tolerance_for(f.metric, self.opts["tolerance"], variant=f.variant)
+            if baselines.too_noisy_mark(f.value, f.params.get("interval"), f.better, tolerance):
+                return measure.SUSPECT
+        return measure.UNCLEAR
 
     def bandwidth(self, loaded: Loaded) -> dict[str, Any]:
         """The device's copy bandwidth, measured once per session (in the first variant's worker, which already
@@ -659,6 +678,9 @@ class PerfSession:
             stored_tol = entry.get("tolerance") if entry else None
             tol = gate.tolerance_for(f.metric, self.opts["tolerance"], stored_tol, f.variant)
             base = entry["value"] if entry else None
+            noisy = entry.get("too_noisy") if entry else None
+            if noisy:  # held to the smallest regression it can catch, its own noise counted in that floor already
+                tol = max(tol, noisy["floor"])
             if entry and entry.get("params", {}).get("new_tokens") not in (None, f.params.get("new_tokens")):
                 note = (
                     f"baseline measured with {entry['params']['new_tokens']} new tokens, this run "
@@ -686,7 +708,7 @@ class PerfSession:
                 )
                 base = None
             interval_test = gate.BOOTSTRAP
-            if interval and base is not None:
+            if interval and base is not None and not noisy:
                 then = measure.ratio_rounds(entry.get("params", {}))
                 now = measure.ratio_rounds(f.params)
                 if len(then) == 1 and now:  # a baseline run measures in one pair of processes
@@ -708,7 +730,7 @@ class PerfSession:
             floor = None
             if verdict.suspect and interval_test == gate.BOOTSTRAP_BOTH:
                 floor = measure.ratio_interval_at(f.value, then[0], base)
-            out.append(Judged(f, verdict, key, note, floor))
+            out.append(Judged(f, verdict, key, note, floor, noisy if base is not None else None))
         return out
 
     def judge(self, figures: list[Figure]) -> list[str]:
@@ -758,6 +780,7 @@ class PerfSession:
                 "value": v.baseline,
                 "tolerance": v.tolerance,
                 "note": j.note or None,
+                **({"too_noisy": j.too_noisy} if j.too_noisy else {}),
             }
             data["verdict"] = {
                 "status": v.status,

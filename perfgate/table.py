@@ -326,9 +326,26 @@ def render_noisy(rows: list[tuple[str, float, float, float, float, float]]) -> l
         unit = entry_unit(key)
         lines.append(
             f"warning: {key} = {number(value, unit)}: its own 98% interval {number(lo, unit)}–{number(hi, unit)} "
-            f"reaches {reach * 100:.0f}% to the worse side, beyond its {tolerance * 100:.0f}% tolerance, and a "
-            "change within that noise cannot fail against it; measure it with more rounds (--perf-max-rounds)"
+            f"reaches {reach * 100:.0f}% to the worse side, beyond its {tolerance * 100:.0f}% tolerance, after up "
+            f"to twice --perf-max-rounds: written marked too noisy, a gate run holds it to the smallest regression "
+            f"it can catch, {(1 - (1 - reach) * (1 - tolerance)) * 100:.0f}%; measure it again with more rounds "
+            "(--perf-max-rounds)"
         )
+    return lines
+
+
+def render_held_to_floor(results: list[dict]) -> list[str]:
+    """One line per gated figure whose baseline entry was written too noisy for its tolerance (its 'too_noisy'
+    mark): the smallest regression it can catch, instead of a failure by the entry's chance."""
+    lines = []
+    for r in results:
+        noisy = (r.get("baseline") or {}).get("too_noisy")
+        if noisy:
+            lines.append(
+                f"baseline too noisy: {r['baseline']['key']} cannot catch a regression smaller than "
+                f"{noisy['floor'] * 100:.0f}% (its own interval reaches {noisy['reach'] * 100:.0f}% to the worse "
+                "side): held to that; measure it again with `make baseline`"
+            )
     return lines
 
 

@@ -137,3 +137,23 @@ def test_a_corrupt_baseline_stops_the_run_and_is_left_alone(run_perf):
     assert result.ret == 4
     result.stderr.fnmatch_lines([f"*baseline file {path} is not valid JSON*--perf-update-baselines*"])
     assert path.read_text() == '{"schema": 1, "models": '
+
+
+def test_a_baseline_too_noisy_for_its_tolerance_is_measured_further_marked_and_held_to_its_floor(run_perf):
+    # a 0.1 % tolerance on the ratio: no CPU run of a few rounds is that steady, so the entry stays too noisy
+    tight = ("--perf-variants=hf-nf4", "--perf-tolerance=decode_ratio_to_ref=0.1%", "-k", "decode")
+    result = run_perf("--perf-update-baselines", *tight, *FAST[:-2], "--perf-max-rounds=4", "--perf-test-budget=600")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["warning: hf-nf4/decode[[]ctx32]/decode_ratio_to_ref = *written marked too noisy*"])
+    data = json.loads((run_perf.results / "baselines" / "cpu.json").read_text())
+    entry = data["models"]["synthetic:qwen3-tiny"]["entries"]["hf-nf4/decode[ctx32]/decode_ratio_to_ref"]
+    assert len(entry["samples"]) == 8  # twice --perf-max-rounds, while it was too noisy
+    floor = entry["too_noisy"]["floor"]
+    assert floor > 0.001
+
+    result = run_perf("--perf-variants=hf-nf4", "-k", "decode", *FAST[:-2], "--perf-process-pairs=1")
+    result.stdout.fnmatch_lines(["baseline too noisy: hf-nf4/decode[[]ctx32]/decode_ratio_to_ref cannot catch a*"])
+    run = json.loads(sorted((run_perf.results / "runs").glob("*.json"))[-1].read_text())
+    ratio = next(r for r in run["results"] if r["metric"] == "decode_ratio_to_ref")
+    assert ratio["baseline"]["tolerance"] == pytest.approx(floor)  # held to its floor, not to 0.1 %
+    assert ratio["verdict"]["test"] == "bootstrap"  # this run's rounds alone: the floor counts the entry's noise
