@@ -50,7 +50,9 @@ def test_subset_update_changes_only_those_entries(run_perf, baseline_file):
 
 
 def test_a_variants_ratio_is_judged_with_the_baselines_own_noise(run_perf, baseline_file):
-    run_perf("--perf-update-baselines", "--perf-variants=hf-nf4", *FAST).assert_outcomes(passed=2)
+    # a tolerance the CPU's noise stays within: an entry too noisy for its own is held to its floor instead
+    wide = "--perf-tolerance=decode_ratio_to_ref=50%"
+    run_perf("--perf-update-baselines", "--perf-variants=hf-nf4", wide, *FAST).assert_outcomes(passed=2)
     run_perf("--perf-variants=hf-nf4", LOOSE, *FAST, "--perf-process-pairs=1")  # pass or fail: the CPU is noisy
     run = json.loads(sorted((run_perf.results / "runs").glob("*.json"))[-1].read_text())
     ratio = next(r for r in run["results"] if r["metric"] == "decode_ratio_to_ref")
@@ -121,7 +123,9 @@ def test_a_ratio_beyond_its_limit_but_unproven_gets_the_suspect_rounds_and_says_
 def test_without_a_baseline_it_records_only_unless_strict(run_perf):
     result = run_perf("--perf-variants=hf-fp32", *FAST)
     result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines(["*decode_tok_per_s*no baseline (recorded only)*"])
+    result.stdout.fnmatch_lines(
+        ["perfgate: * no baseline*; no baseline for cpu / synthetic:qwen3-tiny: run `make baseline` and commit *"]
+    )
     strict = run_perf("--perf-variants=hf-fp32", *FAST, "--perf-strict", "--perf-reference=none")
     strict.assert_outcomes(failed=1, passed=1)  # load has no available gated figure on the CPU
     strict.stdout.fnmatch_lines(["hf-fp32 decode[[]ctx32] decode_tok_per_s = * tok/s: no baseline in *cpu.json*"])
