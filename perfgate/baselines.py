@@ -81,7 +81,10 @@ class Baseline:
         model = models.setdefault(source, {"entries": {}})
         entries = dict(model.get("entries", {}))
         for f in figures:
+            tolerance = gate.tolerance_for(f.metric, overrides, variant=f.variant)
+            noisy = too_noisy_mark(f.value, f.params.get("interval"), f.better, tolerance)
             entries[entry_key(f.variant, f.test, f.workload, f.metric)] = {
+                **({"too_noisy": noisy} if noisy else {}),
                 "better": f.better,
                 "commit": machine.get("commit"),
                 "machine": machine,  # its own: a file's entries come from runs on several machines and GPUs
@@ -89,7 +92,7 @@ class Baseline:
                 "params": f.params,
                 "samples": list(f.samples),
                 "stats": f.to_dict()["stats"],
-                "tolerance": gate.tolerance_for(f.metric, overrides, variant=f.variant),
+                "tolerance": tolerance,
                 "unit": f.unit,
                 "value": f.value,
             }
@@ -99,6 +102,41 @@ class Baseline:
     def write(self, document: dict[str, Any]) -> None:
         validate(document, self.path)
         write_json_atomic(self.path, document)
+
+
+def shown_path(path: Path) -> str:
+    """The file as a user would name it: relative to the working folder where it lies below it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def written_for_another_gpu(baseline: Baseline, gpu_slug: str) -> str | None:
+    """The GPU a baseline file says it was written for, where that is not this one (a file copied to this
+    machine's name); None where it matches or the file does not say."""
+    theirs = baseline.data.get("gpu_slug")
+    return theirs if theirs and theirs != gpu_slug else None
+
+
+def problem(baseline: Baseline, gpu_slug: str, source: str) -> str | None:
+    """Why this run has nothing to gate against in its baseline file, in one sentence naming the file, its GPU and
+    models and this run's; None where the file holds entries of this GPU and model."""
+    name, models = shown_path(baseline.path), sorted(baseline.data.get("models", {}))
+    held = ", ".join(models) or "no model"
+    if not baseline.exists:
+        return f"{name} does not exist"
+    other = written_for_another_gpu(baseline, gpu_slug)
+    if other:
+        return f"{name} was written for {other} / {held}, not for {gpu_slug} / {source}: not used"
+    if source not in models:
+        return f"{name} holds baselines for {held}, none for {source}"
+    return None
+
+
+def next_step(baseline: Baseline, gpu_slug: str, source: str) -> str:
+    """What to do when there is no baseline for this GPU and model."""
+    return f"no baseline for {gpu_slug} / {source}: run `make baseline` and commit {shown_path(baseline.path)}"
 
 
 def validate(data: Any, path: Path) -> None:
@@ -135,6 +173,9 @@ def validate_entry(key: str, entry: Any, bad) -> None:
     tol = entry["tolerance"]
     if not isinstance(tol, (int, float)) or not 0 <= tol < 1:
         raise bad(f"entry {key!r}: tolerance {tol!r} is not a fraction in [0, 1)")
+    noisy = entry.get("too_noisy")
+    if noisy is not None and not (isinstance(noisy, dict) and isinstance(noisy.get("floor"), (int, float))):
+        raise bad(f"entry {key!r}: too_noisy is not an object with a numeric floor")
     if "machine" in entry and not isinstance(entry["machine"], dict):
         raise bad(f"entry {key!r}: machine is not an object")
     metric = key.rsplit("/", 1)[-1]
@@ -215,6 +256,30 @@ def diff(old: Baseline, new: dict[str, Any]) -> list[tuple[str, str, float | Non
     return rows
 
 
+def noise_reach(value: float | None, interval: list[float] | None, better: str) -> float | None:
+    """How far a figure's own interval reaches on the worse side of its value, as a share of the value."""
+    if not interval or not value:
+        return None
+    lo, hi = interval
+    return (value - lo) / value if better == "higher" else (hi - value) / value
+
+
+def too_noisy_mark(
+    value: float | None, interval: list[float] | None, better: str, tolerance: float
+) -> dict[str, Any] | None:
+    """What a baseline entry keeps when its own interval reaches further than its tolerance on the worse side: the
+    interval, that reach, and the floor, the smallest regression (a share of the entry's value) that a run measured
+    exactly could still fail against it: the entry's own noise, then the tolerance (1 - (1 - reach)(1 - tolerance)
+    where higher is better). The gate holds such an entry to its floor instead of its tolerance, judged with this
+    run's rounds alone (perfgate.session), so that the entry's noise cannot fail an unchanged variant by chance, and
+    the summary names it. None for an entry within its tolerance."""
+    reach = noise_reach(value, interval, better)
+    if reach is None or reach <= tolerance:
+        return None
+    floor = 1 - (1 - reach) * (1 - tolerance) if better == "higher" else (1 + reach) * (1 + tolerance) - 1
+    return {"interval": list(interval), "reach": reach, "floor": floor}
+
+
 def too_noisy(new: dict[str, Any], rows: list[tuple]) -> list[tuple[str, float, float, float, float, float]]:
     """(entry key, value, its interval's low and high end, tolerance, how far the interval reaches on the worse
     side, as a share of the value) of the entries just written (`rows`, from diff) whose own interval reaches
@@ -226,12 +291,9 @@ def too_noisy(new: dict[str, Any], rows: list[tuple]) -> list[tuple[str, float, 
     for source, key, _, value, _ in rows:
         entry = new["models"][source]["entries"][key]
         interval, tolerance = entry.get("params", {}).get("interval"), entry.get("tolerance")
-        if not interval or not value or tolerance is None:
-            continue
-        lo, hi = interval
-        reach = (value - lo) / value if entry.get("better") == "higher" else (hi - value) / value
-        if reach > tolerance:
-            out.append((key, value, lo, hi, tolerance, reach))
+        reach = noise_reach(value, interval, entry.get("better"))
+        if reach is not None and tolerance is not None and reach > tolerance:
+            out.append((key, value, *interval, tolerance, reach))
     return out
 
 

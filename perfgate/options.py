@@ -19,18 +19,20 @@ def _int(text: str) -> int:
         raise ValueError("must be a whole number") from None
 
 
-def positive_int(text: str) -> int:
-    value = _int(text)
-    if value < 1:
-        raise ValueError("must be a whole number of at least 1")
-    return value
+def at_least(low: int) -> Callable[[str], int]:
+    """A whole number of at least `low`: one parser, so that every bad value of an option gets one message."""
+
+    def parse(text: str) -> int:
+        value = _int(text)
+        if value < low:
+            raise ValueError(f"must be a whole number of at least {low}")
+        return value
+
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    value = _int(text)
-    if value < 0:
-        raise ValueError("must be a whole number of at least 0")
-    return value
+positive_int = at_least(1)
+non_negative_int = at_least(0)
 
 
 def _float(text: str) -> float:
@@ -117,7 +119,7 @@ def tolerances(value: str) -> dict[str, float]:
 class Opt:
     name: str  # "new-tokens" -> --perf-new-tokens, PERF_NEW_TOKENS, perf_new_tokens
     parse: Callable[[str], Any]
-    default: str | None  # in text form, parsed like any other value; None: decided by the session
+    default: str | None  # in text form, parsed like any other value; None: decided by the session, and `help` says how
     help: str
     env_aliases: tuple[str, ...] = ()  # other environment names, below PERF_<NAME> (PERFGATE_CACHE, the users' .env)
     flag_only: bool = False  # a switch on the command line (--perf-strict); true/false in env and ini
@@ -148,7 +150,7 @@ OPTIONS: tuple[Opt, ...] = (
     Opt("contexts", int_list, "128,1024,4096", "prompt lengths in tokens for the decode tests"),
     Opt(
         "new-tokens",
-        positive_int,
+        at_least(2),  # the first token comes from the prefill: a decode rate needs one decode step at least
         None,
         "tokens generated per round (at least 2). Default: 128 on a GPU, 32 on the CPU",
         env_aliases=("MAX_TOKENS",),
@@ -296,16 +298,21 @@ DEVICE_DEFAULTS = {
 }
 
 
+def help_text(opt: Opt) -> str:
+    """The option's help with its environment name and its default, said once: where the session decides the
+    default (opt.default None), the help itself says what it is."""
+    default = "" if opt.default is None else f". Default: {opt.default!r}"
+    return f"{opt.help}. Env: {opt.env}{default}".replace("%", "%%")  # argparse %-formats
+
+
 def register(parser) -> None:
     group = parser.getgroup("perfgate", "perfgate: LLM inference performance gate")
     for opt in OPTIONS:
-        help_text = f"{opt.help}. Env: {opt.env}. Default: {opt.default!r}".replace("%", "%%")  # argparse %-formats
+        text = help_text(opt)
         if opt.flag_only:
-            group.addoption(opt.flag, dest=opt.dest, action="store_const", const="true", default=None, help=help_text)
+            group.addoption(opt.flag, dest=opt.dest, action="store_const", const="true", default=None, help=text)
         else:
-            group.addoption(
-                opt.flag, dest=opt.dest, default=None, metavar=opt.name.split("-")[-1].upper(), help=help_text
-            )
+            group.addoption(opt.flag, dest=opt.dest, default=None, metavar=opt.name.split("-")[-1].upper(), help=text)
         parser.addini(opt.dest, f"{opt.help} (like {opt.flag})", default=None)
 
 
@@ -338,7 +345,8 @@ def raw_value(config, opt: Opt, dotenv: dict[str, str] | None = None) -> tuple[s
             return dotenv[env], f"{env} in .env"
     ini = config.getini(opt.dest)
     if ini:
-        return ini, f"{opt.dest} in the ini file"
+        where = Path(config.inipath).name if getattr(config, "inipath", None) else "the ini file"
+        return ini, f"{opt.dest} in {where}"
     return opt.default, "default"
 
 

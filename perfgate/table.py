@@ -220,6 +220,55 @@ def render_gate(results: list[dict], markdown: bool = False) -> str:
     return text
 
 
+def gated_against_file(run: dict[str, Any]) -> list[dict]:
+    """The run's records for the gate's table: where the baseline file has nothing for this GPU and model (its
+    'baseline_check' says why, in one line), the figures without a baseline are left out rather than listed."""
+    if not (run.get("baseline_check") or {}).get("problem"):
+        return run["results"]
+    return [r for r in run["results"] if (r.get("verdict") or {}).get("status") != gate.NO_BASELINE]
+
+
+def verdict_counts(results: list[dict]) -> dict[str, int]:
+    """How many gated figures of a run's records got each verdict status ('pass', 'fail', 'no baseline', ...)."""
+    counts: dict[str, int] = {}
+    for r in results:
+        if r.get("verdict"):
+            counts[r["verdict"]["status"]] = counts.get(r["verdict"]["status"], 0) + 1
+    return counts
+
+
+def verdict_line(run: dict[str, Any], written: str | None = None, markdown: bool = False) -> str:
+    """The run's verdict in one line, the last of the terminal summary and the first of the report: 'perfgate: 84
+    passed, 1 FAILED, 12 no baseline', what did not run, and the next step where there was nothing to gate against.
+    `written`: the baseline file a baseline run wrote, and how many of its entries changed."""
+    counts = verdict_counts(run["results"])
+    parts = []
+    if written:
+        parts.append(f"baseline written: {written}; review the diff and commit it")
+    elif counts.get(gate.PASS) or not counts.get(gate.NO_BASELINE):
+        parts.append(f"{counts.get(gate.PASS, 0)} passed")
+    if counts.get(gate.FAIL):
+        parts.append(f"{counts[gate.FAIL]} FAILED")
+    if counts.get(gate.NO_BASELINE) and not written:
+        parts.append(f"{counts[gate.NO_BASELINE]} no baseline")
+    if counts.get(gate.UNAVAILABLE):
+        parts.append(f"{counts[gate.UNAVAILABLE]} not measurable here")
+    errors = run.get("errors") or []
+    if errors:
+        parts.append(f"{count_tests(errors)} in error")
+    if run.get("not_started"):
+        parts.append(f"{count_tests(run['not_started'])} not started")
+    if run.get("interrupted"):
+        parts.append("interrupted")
+    line = "perfgate: " + ", ".join(parts)
+    next_step = (run.get("baseline_check") or {}).get("next_step")
+    if not written and next_step:
+        line += f"; {next_step}"
+    elif not written and counts.get(gate.NO_BASELINE):
+        line += " (record those with `make baseline`)"
+    return line.replace("FAILED", "**FAILED**") if markdown else line
+
+
 def not_started(tests: list[str], markdown: bool = False) -> str:
     """The tests --perf-session-budget kept from starting, in one line."""
     flag = "`--perf-session-budget`" if markdown else "--perf-session-budget"
@@ -293,9 +342,26 @@ def render_noisy(rows: list[tuple[str, float, float, float, float, float]]) -> l
         unit = entry_unit(key)
         lines.append(
             f"warning: {key} = {number(value, unit)}: its own 98% interval {number(lo, unit)}–{number(hi, unit)} "
-            f"reaches {reach * 100:.0f}% to the worse side, beyond its {tolerance * 100:.0f}% tolerance, and a "
-            "change within that noise cannot fail against it; measure it with more rounds (--perf-max-rounds)"
+            f"reaches {reach * 100:.0f}% to the worse side, beyond its {tolerance * 100:.0f}% tolerance, after up "
+            f"to twice --perf-max-rounds: written marked too noisy, a gate run holds it to the smallest regression "
+            f"it can catch, {(1 - (1 - reach) * (1 - tolerance)) * 100:.0f}%; measure it again with more rounds "
+            "(--perf-max-rounds)"
         )
+    return lines
+
+
+def render_held_to_floor(results: list[dict]) -> list[str]:
+    """One line per gated figure whose baseline entry was written too noisy for its tolerance (its 'too_noisy'
+    mark): the smallest regression it can catch, instead of a failure by the entry's chance."""
+    lines = []
+    for r in results:
+        noisy = (r.get("baseline") or {}).get("too_noisy")
+        if noisy:
+            lines.append(
+                f"baseline too noisy: {r['baseline']['key']} cannot catch a regression smaller than "
+                f"{noisy['floor'] * 100:.0f}% (its own interval reaches {noisy['reach'] * 100:.0f}% to the worse "
+                "side): held to that; measure it again with `make baseline`"
+            )
     return lines
 
 
