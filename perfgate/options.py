@@ -136,7 +136,7 @@ OPTIONS: tuple[Opt, ...] = (
         "model",
         text,
         None,
-        "hub id, local checkpoint folder, or synthetic:NAME (fixtures/models/NAME.json). "
+        "hub id, local checkpoint folder, or synthetic:NAME (perfgate/data/models/NAME.json). "
         "Default: synthetic:qwen3-14b with a CUDA GPU, synthetic:qwen3-tiny without",
         env_aliases=("MODEL_NAME",),
     ),
