@@ -204,7 +204,9 @@ def build(encode: Tokenize, tokenizer: str, cache: Path) -> dict[str, Any]:
         "trajectories.json": chats,
         "traces.json": {
             "tokenizer": tokenizer,
-            "chat_template": "perfgate/data/chat_template.jinja with perfgate.agent.tools.SCHEMAS, enable_thinking=False",
+            "chat_template": (
+                "perfgate/data/chat_template.jinja with perfgate.agent.tools.SCHEMAS, enable_thinking=False"
+            ),
             "queries": [trace(qid, chat, encode) for qid, chat in chats.items()],
         },
     }
