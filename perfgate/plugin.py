@@ -172,7 +172,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("workload", perf.workloads, ids=[w.id for w in perf.workloads])
 
 
-@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Group the perf tests by variant, so that each variant is loaded once and released before the next."""
     state = config.stash[STATE]

@@ -109,7 +109,9 @@ def test_a_repository_of_its_own_gates_its_own_variant(venv, perf_cache, tiny_ch
     # its unit tests alone: the plugin is there and does nothing
     unit = _pytest(venv, repo, "tests", **env)
     assert unit.returncode == 0, unit.stdout + unit.stderr
-    assert "perfgate" not in unit.stdout and _files(repo) == before
+    said = [line for line in unit.stdout.splitlines() if "perfgate" in line]
+    assert said == [line for line in said if line.startswith("plugins: perfgate-")] and said, unit.stdout
+    assert _files(repo) == before
 
     update = _pytest(venv, repo, "--perf", "--perf-update-baselines", "-k", "not fidelity", "-rs", **env)
     assert update.returncode == 0, update.stdout + update.stderr
@@ -130,7 +132,7 @@ def test_a_repository_of_its_own_gates_its_own_variant(venv, perf_cache, tiny_ch
     assert "my-fp32" in json.dumps(baseline["models"]["synthetic:qwen3-tiny"])
     run = json.loads((repo / runs[-1]).read_text())
     assert run["machine"]["commit"].startswith(head)  # the measured repository's commit, not perfgate's
-    assert run["variants"]["my-fp32"]["model"]["class"] == "Qwen3ForCausalLM"
+    assert run["variants"]["my-fp32"]["class"] == "Qwen3ForCausalLM"
     assert not _files(home), _files(home)  # nothing in the user's home: the cache is PERFGATE_CACHE
 
 
