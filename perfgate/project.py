@@ -52,7 +52,11 @@ class Project:
 def read(root: Path) -> Project:
     """The [tool.perfgate] table of root/pyproject.toml; an empty Project where there is none."""
     path = root / "pyproject.toml"
-    if tomllib is None or not path.is_file():
+    if not path.is_file():
+        return Project(None)
+    if tomllib is None:
+        if "[tool.perfgate" in path.read_text(encoding="utf-8", errors="replace"):
+            raise ProjectError(f"{path}: reading {TABLE} needs Python 3.11 or later, or tomli (pip install tomli)")
         return Project(None)
     try:
         table = tomllib.loads(path.read_text(encoding="utf-8")).get("tool", {}).get("perfgate", {})

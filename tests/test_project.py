@@ -102,3 +102,17 @@ def test_precedence_env_then_project_then_ini(pytester, monkeypatch):
     line = next(x for x in result.outlines if "RESOLVED" in x)
     assert "'rounds': 4" in line and "'warmup': 3" in line and "'new_tokens': 9" in line
     assert "'rounds': 'rounds in [tool.perfgate]'" in line
+
+
+def test_a_plugin_hook_adds_variants(pytester):
+    pytester.makeconftest(
+        "from perfgate.variants import Variant\n"
+        "def pytest_perfgate_variants(config):\n"
+        "    return [Variant('mine', 'my own loader', 'transformers', 'float32', loader='mypkg:load')]\n"
+    )
+    pytester.makepyfile("def test_load(variant_name):\n    pass\n")
+    result = pytester.runpytest_subprocess(
+        "-p", "perfgate.plugin", "--co", "-q", "--perf-device=cpu", "--perf-variants=mine", "--perf-agent=off"
+    )
+    assert result.ret == 0, result.stderr.str()
+    result.stdout.fnmatch_lines(["*::test_load[[]mine[]]"])
