@@ -33,9 +33,8 @@ class Variant:
     packages: tuple[str, ...] = ()  # import names it needs beyond torch and transformers
     step_delay: bool = False  # canary: a fixed delay added to every decode step (see --perf-canary-slowdown)
     baseline_of: str | None = None  # gated against another variant's baseline entries (the canary: hf-fp16's)
-    loader: str | None = (
-        None  # "module:callable" (path, device, max_seq_length) -> (model, tokenizer), else the backend's
-    )
+    # "module:callable", (path, device, max_seq_length) -> (model, tokenizer), loading instead of the backend
+    loader: str | None = None
     import_path: tuple[str, ...] = ()  # folders the worker puts first on sys.path before importing the loader
 
     @property
@@ -49,15 +48,11 @@ class Variant:
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> Variant:
-        kinds = {f.name: f.type for f in fields(cls)}
-        return cls(
-            **{
-                k: frozenset(v) if "frozenset" in str(kinds[k]) else tuple(v) if "tuple" in str(kinds[k]) else v
-                for k, v in spec.items()
-            }
-        )
+        return cls(**{k: frozenset(v) if k in _SETS else tuple(v) if k in _TUPLES else v for k, v in spec.items()})
 
 
+_SETS = ("devices", "default_on")  # the fields that JSON carries as lists
+_TUPLES = ("packages", "import_path")
 _DTYPE_BYTES = {"float32": 4.0, "float16": 2.0, "bfloat16": 2.0}
 _BNB = ("bitsandbytes", "accelerate")
 _TORCHAO = ("torchao",)
