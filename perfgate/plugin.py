@@ -323,6 +323,11 @@ class Progress:
     def __init__(self, state: State) -> None:
         self.state = state
 
+    @property
+    def perf(self) -> PerfSession | None:
+        """The run's perf session, once started."""
+        return self.state.session
+
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         perf = self.state.session
         if perf is None:
