@@ -210,7 +210,7 @@ def load(
 ) -> LoadMeasurement:
     with tracker.track(worker.pid) as peak:
         result = worker.call(
-            "load", timeout_s, variant=variant.name, path=path, device=device, max_seq_length=max_seq_length
+            "load", timeout_s, variant=variant.spec(), path=path, device=device, max_seq_length=max_seq_length
         )
     with tracker.track(worker.pid) as resident:
         pass

@@ -1,4 +1,4 @@
-"""Which model the suite measures: `synthetic:NAME` (a config in fixtures/models/), a local folder, or a hub id."""
+"""Which model the suite measures: `synthetic:NAME` (a config in perfgate/data/models/), a local folder, or a hub id."""
 
 from __future__ import annotations
 

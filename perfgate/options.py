@@ -1,7 +1,7 @@
-"""The --perf-* options: one group, one prefix. Each is also settable as PERF_<NAME> in the environment and
-as perf_<name> in pyproject.toml's [tool.pytest.ini_options]; the command line wins, then the environment,
-then the ini file, then the default. A bad value is a ValueError that says what is allowed (conftest turns it
-into a pytest.UsageError)."""
+"""The --perf-* options: one group, one prefix. Each is also settable as PERF_<NAME> in the environment (or .env),
+as <name> in pyproject.toml's [tool.perfgate] (perfgate.project) and as perf_<name> in the ini file; the command
+line wins, then the environment, then .env, then [tool.perfgate], then the ini file, then the default. A bad value
+is a ValueError that says what is allowed (the plugin turns it into a pytest.UsageError)."""
 
 from __future__ import annotations
 
@@ -142,7 +142,7 @@ OPTIONS: tuple[Opt, ...] = (
         "model",
         text,
         None,
-        "hub id, local checkpoint folder, or synthetic:NAME (fixtures/models/NAME.json). "
+        "hub id, local checkpoint folder, or synthetic:NAME (perfgate/data/models/NAME.json). "
         "Default: synthetic:qwen3-14b with a CUDA GPU, synthetic:qwen3-tiny without",
         env_aliases=("MODEL_NAME",),
     ),
@@ -181,7 +181,12 @@ OPTIONS: tuple[Opt, ...] = (
     Opt("agent-max-reply", positive_int, "512", "most tokens per reply in the live agent loop"),
     Opt("warmup", non_negative_int, "1", "untimed rounds before the timed ones, per test"),
     Opt("device", choice("auto", "cuda", "cpu"), "auto", "where the variants run"),
-    Opt("results-dir", text, "results", "where run files go (results/runs/ below it)"),
+    Opt(
+        "results-dir",
+        text,
+        "results",
+        "where run files, reports and baselines go (results/runs/ below it); a relative one is under pytest's rootdir",
+    ),
     Opt(
         "cache",
         text,
@@ -332,9 +337,12 @@ def read_dotenv(path: Path) -> dict[str, str]:
     return values
 
 
-def raw_value(config, opt: Opt, dotenv: dict[str, str] | None = None) -> tuple[str | None, str]:
+def raw_value(
+    config, opt: Opt, dotenv: dict[str, str] | None = None, project: dict[str, str] | None = None
+) -> tuple[str | None, str]:
     """The value in text form and where it came from: the command line, then the environment (a variable set in
-    the process before one in .env), then the ini file, then the default."""
+    the process before one in .env), then [tool.perfgate] (project: option name -> text), then the ini file, then
+    the default."""
     cli = config.getoption(opt.dest)
     if cli is not None:
         return cli, opt.flag
@@ -343,6 +351,8 @@ def raw_value(config, opt: Opt, dotenv: dict[str, str] | None = None) -> tuple[s
             return os.environ[env], env
         if (dotenv or {}).get(env):
             return dotenv[env], f"{env} in .env"
+    if opt.name in (project or {}):
+        return project[opt.name], f"{opt.name} in [tool.perfgate]"
     ini = config.getini(opt.dest)
     if ini:
         where = Path(config.inipath).name if getattr(config, "inipath", None) else "the ini file"
@@ -350,13 +360,13 @@ def raw_value(config, opt: Opt, dotenv: dict[str, str] | None = None) -> tuple[s
     return opt.default, "default"
 
 
-def resolve(config) -> dict[str, Any]:
+def resolve(config, project: dict[str, str] | None = None) -> dict[str, Any]:
     """Every option's parsed value (None where the session decides) and, under 'origins', where each came from;
-    or ValueError naming the bad one."""
+    or ValueError naming the bad one. project: [tool.perfgate]'s settings (perfgate.project)."""
     values: dict[str, Any] = {"origins": {}}
     dotenv = read_dotenv(Path(config.rootpath) / ".env")
     for opt in OPTIONS:
-        raw, origin = raw_value(config, opt, dotenv)
+        raw, origin = raw_value(config, opt, dotenv, project)
         values["origins"][opt.name.replace("-", "_")] = origin
         if raw is None:
             values[opt.name.replace("-", "_")] = None

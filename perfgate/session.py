@@ -1,4 +1,4 @@
-"""The perf session: what one pytest run measures and keeps. conftest.py's hooks and fixtures hand off to it.
+"""The perf session: what one pytest run measures and keeps. perfgate.plugin's hooks and fixtures hand off to it.
 
 It holds the resolved options, the model, the selected variants and workloads, the workers of the variant
 being measured and of the reference beside it, the baseline file, and every figure and verdict; it writes
@@ -87,10 +87,12 @@ def detect_device(requested: str) -> str:
 
 
 class PerfSession:
-    def __init__(self, opts: dict[str, Any], parallel: dict[str, Any] | None = None) -> None:
+    def __init__(self, opts: dict[str, Any], parallel: dict[str, Any] | None = None, root: Path | None = None) -> None:
         """parallel: under pytest-xdist, {"role": "worker", "worker": "gw0", "gpu": "0"} in a worker or
-        {"role": "controller"} in the controller (perfgate.parallel); None in a plain run."""
+        {"role": "controller"} in the controller (perfgate.parallel); None in a plain run. root: the repository
+        measured (pytest's rootdir): relative results folders are under it, and its git commit is the run's."""
         self.opts = opts
+        self.root = root or paths.REPO_ROOT
         self.parallel = parallel or {}
         self.worker_documents: list[dict[str, Any]] = []  # the controller's: each worker's run document
         self.device = detect_device(opts["device"])
@@ -131,7 +133,7 @@ class PerfSession:
         self.cache = Path(opts["cache"]).expanduser() if opts["cache"] else paths.cache_dir()
         self.results_dir = Path(opts["results_dir"])
         if not self.results_dir.is_absolute():
-            self.results_dir = paths.REPO_ROOT / self.results_dir
+            self.results_dir = self.root / self.results_dir
         why = unwritable_folder(self.cache)  # (the results folder may fail later: the run goes on, saying so)
         if why:
             raise ValueError(cache_error(self.cache, origins.get("cache", "default"), why))
@@ -205,7 +207,7 @@ class PerfSession:
     def machine(self) -> dict[str, Any]:
         if self._machine is None:
             tracker = self.tracker  # NVML first, so that the device description comes from it
-            self._machine = machine.describe(self.device, tracker.nvml)
+            self._machine = machine.describe(self.device, tracker.nvml, self.root)
         return self._machine
 
     def other_gpu_processes(self) -> list[str]:

@@ -1,22 +1,17 @@
-"""Loading a variant through its ordinary entry point. Runs only inside a worker process (perfgate.worker):
-each variant gets a process of its own, so Unsloth's patches to transformers never reach a transformers
-variant, and all of a variant's memory goes back to the device when its process ends."""
+"""The transformers backend: AutoModelForCausalLM with the variant's dtype and quantization config (bitsandbytes
+LLM.int8 or NF4, torchao int8 weight-only), transformers' generate for timed rounds."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from perfgate import generation
 from perfgate.variants import Variant
+
+generate_round = generation.generate_round
 
 
 def load(variant: Variant, path: str, device: str, max_seq_length: int) -> tuple[Any, Any]:
-    """(model, tokenizer), ready for generation."""
-    if variant.loader == "unsloth":
-        return _load_unsloth(variant, path, max_seq_length)
-    return _load_transformers(variant, path, device)
-
-
-def _load_transformers(variant: Variant, path: str, device: str) -> tuple[Any, Any]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -25,7 +20,7 @@ def _load_transformers(variant: Variant, path: str, device: str) -> tuple[Any, A
         "device_map": {"": 0} if device == "cuda" else "cpu",
     }
     if variant.quantization:
-        kwargs["quantization_config"] = bnb_config(variant.quantization)
+        kwargs["quantization_config"] = quantization_config(variant.quantization)
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs).eval()
     if variant.cache == "static":
         # transformers compiles the decode step itself for a static cache on CUDA (a hand-written
@@ -34,13 +29,16 @@ def _load_transformers(variant: Variant, path: str, device: str) -> tuple[Any, A
     return model, AutoTokenizer.from_pretrained(path)
 
 
-def bnb_config(quantization: str):
+def quantization_config(quantization: str):
     import torch
-    from transformers import BitsAndBytesConfig
 
     if quantization == "int8":
+        from transformers import BitsAndBytesConfig
+
         return BitsAndBytesConfig(load_in_8bit=True)
     if quantization == "nf4":
+        from transformers import BitsAndBytesConfig
+
         # The format Unsloth's 4-bit uses (NF4, double quantization), so hf-nf4 and unsloth-4bit differ only
         # in the code around the same kernel.
         return BitsAndBytesConfig(
@@ -49,25 +47,15 @@ def bnb_config(quantization: str):
             bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=torch.bfloat16,
         )
+    if quantization == "torchao-int8":
+        from torchao.quantization import Int8WeightOnlyConfig
+        from transformers import TorchAoConfig
+
+        return TorchAoConfig(Int8WeightOnlyConfig())
     raise ValueError(f"unknown quantization {quantization!r}")
 
 
-def _load_unsloth(variant: Variant, path: str, max_seq_length: int) -> tuple[Any, Any]:
-    import torch
-    from unsloth import FastLanguageModel  # patches transformers: this process only ever holds this variant
-
-    model, tokenizer = FastLanguageModel.from_pretrained(
-        model_name=path,
-        max_seq_length=max_seq_length,
-        dtype=getattr(torch, variant.dtype),
-        load_in_4bit=variant.quantization == "nf4",
-    )
-    FastLanguageModel.for_inference(model)
-    return model, tokenizer
-
-
 def describe(model: Any) -> dict[str, Any]:
-    """What was really loaded, for the run file."""
     params = list(model.parameters())
     dtypes = sorted({str(p.dtype).removeprefix("torch.") for p in params})
     quant = getattr(model.config, "quantization_config", None)
@@ -80,3 +68,16 @@ def describe(model: Any) -> dict[str, Any]:
         "quantization": (quant or {}).get("quant_method"),
         "device": str(next(iter(params)).device),
     }
+
+
+def new_cache(model: Any) -> Any:
+    from transformers import DynamicCache
+
+    return DynamicCache()
+
+
+def logits(model: Any, input_ids: Any) -> Any:
+    import torch
+
+    with torch.no_grad():
+        return model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids)).logits[0].float().cpu()
