@@ -38,9 +38,9 @@ BOOTSTRAP_BOTH = "bootstrap with the baseline's rounds"
 # Defaults per metric (fnmatch patterns, first match wins). Absolute timing is loose because a batch-1 decode
 # rate drifts by 20 % within one process and 10-40 % between machines of one kind (../shared/gpu/README.md): the
 # baselines of seven variants measured on two starts of the lent H200, 2026-11-29 03:33 and 09:18 UTC, differed
-# by up to 41 % in decode tok/s and up to 62 % in TTFT (README, The gate). These limits catch what slows
-# everything, the reference too, by more than that; the ratio to the reference measured in the same minutes
-# cancels the machine and is held tight; memory is nearly deterministic and tightest.
+# by up to 41 % in decode tok/s and up to 62 % in TTFT (docs/method.md, Figures and tolerances). These limits
+# catch what slows everything, the reference too, by more than that; the ratio to the reference measured in the
+# same minutes cancels the machine and is held tight; memory is nearly deterministic and tightest.
 DEFAULT_TOLERANCES: tuple[tuple[str, float], ...] = (
     # What the GPU did is steady where the wall time is not (docs/method.md, "Device time"): the summed kernel time
     # per token moved by 1.6 % between two H200 machine starts and by under 0.2 % within one; counts never moved.
@@ -112,8 +112,9 @@ def tolerance_for(
 ) -> float:
     """The command line (or ini) wins, then the tolerance stored with the baseline, then the default. Among the
     overrides, a pattern naming the variant (VARIANT/METRIC, both fnmatch patterns) wins over one naming the metric
-    alone: how far a variant's figure moves between machines depends on the variant (README, The gate: the static
-    cache's ratio to hf-fp16 moves with the CPU's speed, hf-fp16's own does not)."""
+    alone: how far a variant's figure moves between machines depends on the variant (docs/method.md, Variants
+    bound unlike the reference: the static cache's ratio to hf-fp16 moves with the CPU's speed, hf-fp16's own
+    does not)."""
     qualified = [(p, v) for p, v in overrides.items() if "/" in p]
     plain = [(p, v) for p, v in overrides.items() if "/" not in p]
     for pattern, value in qualified:

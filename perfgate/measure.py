@@ -65,7 +65,7 @@ class RoundPlan:
         """Whether a round is added after `done` timed rounds whose verdicts are in `state` (CLEAR, UNCLEAR,
         SUSPECT). A regression the rounds so far point to but do not yet prove gets the rounds up to
         suspect_rounds: on the H200 the 15 % canary once passed, unclear, at 0.878 against its limit 0.95 after 20
-        (README, The gate, 2026-11-30 07:29)."""
+        (docs/experiments/h200-runs.md, the ninth pass)."""
         if state == CLEAR:
             return False
         return done < (self.cap if state == SUSPECT else self.max_rounds)
@@ -108,8 +108,8 @@ class DecodeMeasurement:
         each process's decode steps sit at 31-38 ms, then for a second or more at 50-90 ms, and the two processes
         switch independently of each other, so the ratio of one round's rate to its partner's ranged from 0.60 to
         1.73 between two identical processes, and an unchanged variant could not be told from a 15 % slower one.
-        The fast end of each process compares its normal state with the other's (results/steps/ holds the logs);
-        a step made slower by a fixed time (the canary) moves it by that time, and it holds as long as a tenth of
+        The fast end of each process compares its normal state with the other's (docs/experiments/steps/ holds the
+        logs); a step made slower by a fixed time (the canary) moves it by that time, and it holds as long as a tenth of
         the rounds are in the normal state."""
         return fast_state_ratio(
             [r.step_p10_s for r in self.reference_rounds], [r.step_p10_s for r in self.rounds], pairs
