@@ -48,10 +48,15 @@ class StepClock:
     """A stopping criterion that never stops: it stamps each token. With delay_s > 0 (the host canary), it waits
     that long before stamping every decode step, as if each step had become that much slower; with device_work
     (the GPU canary), it adds that work to every decode step before synchronising. With wall=True it also keeps
-    each stamp in Unix ns (`wall_ns`), the profiler's clock (perfgate.profiling)."""
+    each stamp in Unix ns (`wall_ns`), the profiler's clock (perfgate.profiling). With stop_after, it ends the
+    generation after that many tokens (the profiled round: generate keeps the timed rounds' max_new_tokens, so
+    a static cache keeps its shape and compiled graphs, and stops early)."""
 
-    def __init__(self, sync, delay_s: float = 0.0, device_work=None, wall: bool = False) -> None:
+    def __init__(
+        self, sync, delay_s: float = 0.0, device_work=None, wall: bool = False, stop_after: int | None = None
+    ) -> None:
         self.sync = sync
+        self.stop_after = stop_after
         self.delay_s = delay_s
         self.device_work = device_work
         self.wall = wall
@@ -79,6 +84,8 @@ class StepClock:
         if self._never is None or self._never.shape[0] != input_ids.shape[0]:
             self._never = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
         self.overhead_s += (synced - entered if self.sync is _no_sync else 0.0) + time.perf_counter() - stamp
+        if self.stop_after is not None and len(self.stamps) >= self.stop_after:
+            return ~self._never
         return self._never
 
 
@@ -152,6 +159,8 @@ def generate_round(
         pad_token_id=pad_token_id,
     )
     produced = out.shape[-1] - input_ids.shape[-1]
+    if clock.stop_after is not None:
+        new_tokens = min(new_tokens, clock.stop_after)
     if produced != new_tokens:
         raise ShortGeneration(f"asked for {new_tokens} new tokens, generate returned {produced}")
     if len(clock.stamps) != new_tokens:

@@ -235,6 +235,7 @@ def decode(
     step_log: Path | None = None,
     profile: bool = False,
     device_slowdown: float = 0.0,
+    profile_tokens: int = 0,
 ) -> DecodeMeasurement:
     """Warm-up, then timed rounds. With a reference worker each round is a pair, the reference first in every
     other pair and the variant first in the rest (so that neither is always the one to run right after a pause),
@@ -251,7 +252,8 @@ def decode(
     weighs on both alike instead of biasing the ratio for the whole test. With `step_log`, every decode step of
     every timed round is appended to that JSON-lines file, for looking into a noisy machine. With `profile`, one
     more round of the same shape runs under the profiler after the timed ones (never beside one: the profiler slows
-    the host, which is what bounds a timed round), for device time and kernel counts (perfgate.profiling)."""
+    the host, which is what bounds a timed round), stopped after `profile_tokens` tokens (0: all), for device time
+    and kernel counts (perfgate.profiling)."""
     test_started = time.perf_counter()
     gen = {"prompt_tokens": workload.prompt_tokens, "new_tokens": workload.new_tokens}
     timed_gen = {**gen, "keep_steps": True} if step_log is not None else gen  # the step log wants every step
@@ -269,7 +271,7 @@ def decode(
             delay_s = calibrate_canary(worker, gen, canary_slowdown, timeout_s)
         device_delay_ms = 0.0
         if variant.device_delay:
-            device_delay_ms = calibrate_device_canary(worker, gen, device_slowdown, timeout_s)
+            device_delay_ms = calibrate_device_canary(worker, gen, device_slowdown, timeout_s, profile_tokens)
 
         energy: list[float] = []
 
@@ -355,7 +357,7 @@ def decode(
                 one_round()
         except KeyboardInterrupt as exc:
             raise MeasurementInterrupted(str(exc), variant.name, paired()) from exc
-        profiled = worker.call("profile", timeout_s, **gen) if profile else None
+        profiled = worker.call("profile", timeout_s, **gen, tokens=profile_tokens or None) if profile else None
     if cores is not None and reference is not None:  # each back on its own core for the tests that follow
         reference.call("pin", timeout_s, core=cores[0])
         worker.call("pin", timeout_s, core=cores[1])
@@ -419,11 +421,13 @@ def calibrate_canary(
     return delay_s
 
 
-def calibrate_device_canary(worker: WorkerHandle, gen: dict[str, int], slowdown: float, timeout_s: float) -> float:
+def calibrate_device_canary(
+    worker: WorkerHandle, gen: dict[str, int], slowdown: float, timeout_s: float, tokens: int = 0
+) -> float:
     """The GPU canary: device work of `slowdown` times a decode step's device time (its operators' time on a CPU),
     profiled just now without it, added to every decode step; returns that work in ms per step."""
     worker.call("set_device_delay", timeout_s, ms=0.0)
-    profiled = worker.call("profile", timeout_s, **gen)
+    profiled = worker.call("profile", timeout_s, **gen, tokens=tokens or None)
     step_ms = profiled.get("device_ms_per_token", profiled.get("cpu_op_ms_per_token"))
     if step_ms is None:
         raise WorkerError("error", f"the GPU canary cannot be sized: {profiled.get('unavailable')}")

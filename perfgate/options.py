@@ -209,6 +209,14 @@ OPTIONS: tuple[Opt, ...] = (
         "time (twice device_ms_per_token's default tolerance, so that it tests the rule and not luck)",
     ),
     Opt(
+        "device-tokens",
+        non_negative_int,
+        "8",
+        "tokens in the profiled round (0: as many as the timed rounds); the profiler slows every kernel launch, so "
+        "a short round keeps its cost small beside the timed rounds, and per-token device time and counts need few "
+        "tokens: they hardly move from one token to the next",
+    ),
+    Opt(
         "device-time",
         boolean,
         "true",

@@ -503,6 +503,7 @@ class PerfSession:
                 Path(os.environ["PERFGATE_STEP_LOG"]) if os.environ.get("PERFGATE_STEP_LOG") else None,
                 profile=self.opts["device_time"],
                 device_slowdown=self.opts["canary_device_slowdown"],
+                profile_tokens=self.opts["device_tokens"],
             )
             return replace(measured, bandwidth=self.bandwidth(loaded))
         except WorkerError as exc:
@@ -689,6 +690,13 @@ class PerfSession:
                 note = (
                     f"baseline measured with {entry['params']['new_tokens']} new tokens, this run "
                     f"{f.params.get('new_tokens')}: not comparable"
+                )
+                base = None
+            profiled = entry.get("params", {}).get("tokens_profiled") if entry else None
+            if base is not None and profiled is not None and profiled != f.params.get("tokens_profiled"):
+                note = (
+                    f"baseline profiled {profiled} decode tokens, this run {f.params.get('tokens_profiled')}: "
+                    "not comparable (--perf-device-tokens); update the baseline"
                 )
                 base = None
             if entry and entry.get("unit") != f.unit:

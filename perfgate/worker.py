@@ -150,10 +150,12 @@ class Worker:
     def _clock(self, wall: bool = False) -> generation.StepClock:
         return generation.StepClock(generation.device_sync(self.device), self.delay_s, self.device_work, wall)
 
-    def op_profile(self, prompt_tokens: int, new_tokens: int) -> dict[str, Any]:
-        """One generation of the timed rounds' shape under the profiler (perfgate.profiling): device time, kernel,
-        launch and sync counts per decode token, and the kernel table; or {"unavailable": why}."""
+    def op_profile(self, prompt_tokens: int, new_tokens: int, tokens: int | None = None) -> dict[str, Any]:
+        """One generation of the timed rounds' shape under the profiler (perfgate.profiling), stopped after
+        `tokens` tokens (all where None): device time, kernel, launch and sync counts per decode token, and the
+        kernel table; or {"unavailable": why}."""
         clock = self._clock(wall=True)
+        clock.stop_after = tokens
         input_ids = self._input_ids(prompt_tokens)
 
         def generate() -> list[int]:
