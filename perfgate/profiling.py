@@ -60,7 +60,7 @@ SYNC_CALLS = frozenset(
 # counted apart, so that syncs_per_token says what the variant itself does.
 CLOCK_SYNC = "cudaDeviceSynchronize"
 
-_ANONYMOUS = re.compile(r"_GLOBAL__N__[0-9A-Za-z_]+")
+_ANONYMOUS = re.compile(r"_GLOBAL__N__\w+?(?=::)")  # a build's tag for an anonymous namespace, up to its '::'
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]+")
 
 
@@ -198,9 +198,11 @@ def diff_tables(
         a, b = now.get(name, {}).get("ms_per_token", 0.0), then.get(name, {}).get("ms_per_token", 0.0)
         if abs(a - b) > 1e-6:
             slower.append((abs(a - b), f"{a - b:+.4f} ms/token `{name}` ({b:.4f} → {a:.4f})"))
-    return [line for _, line in sorted(counts, reverse=True)[:limit]] + [
-        line for _, line in sorted(slower, reverse=True)[:limit]
-    ]
+
+    def largest(rows: list[tuple[float, str]]) -> list[str]:
+        return [line for _, line in sorted(rows, key=lambda r: (-r[0], r[1]))[:limit]]
+
+    return largest(counts) + largest(slower)
 
 
 # -- in the worker process ------------------------------------------------------------------------------------
