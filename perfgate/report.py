@@ -72,6 +72,7 @@ def write(run_path: Path, out_dir: Path | None = None, plots: bool = True) -> li
             fh.write(text + "\n")
     if plots:
         written += plot_against_baseline(run, out_dir / run_path.stem)
+        written += plot_step_split(run, out_dir / run_path.stem)
         history_runs = sorted(run_path.parent.glob(f"*_{run['machine']['gpu_slug']}.json"))
         written += plot_history([read_json(p) for p in history_runs], run["model"]["source"], out_dir / run_path.stem)
     return written
@@ -123,6 +124,52 @@ def plot_against_baseline(run: dict[str, Any], folder: Path) -> list[Path]:
         plt.close(fig)
         written.append(path)
     return written
+
+
+def step_split(run: dict[str, Any]) -> list[tuple[str, float, float, float | None]]:
+    """Per variant and workload with a profiled round: (label, device ms, host ms, bandwidth-bound ms) per decode
+    token; the bound is what reading every weight once per token takes at the device's measured copy bandwidth."""
+    by_case: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+    for r in run["results"]:
+        if r["test"] == "decode":
+            by_case.setdefault((r["variant"], r["workload"]), {})[r["metric"]] = r
+    out = []
+    for (variant, workload), m in by_case.items():
+        device, host = m.get("device_ms_per_token", {}).get("value"), m.get("host_ms_per_token", {}).get("value")
+        if device is None or host is None:
+            continue
+        bound = (m.get("bandwidth_share_pct") or {}).get("params", {}).get("bound_tok_per_s")
+        out.append((f"{variant} {workload}".strip(), device, host, 1000 / bound if bound else None))
+    return out
+
+
+def plot_step_split(run: dict[str, Any], folder: Path) -> list[Path]:
+    """One picture per run: per variant, a decode token's time split into what the GPU was busy with (device) and
+    the rest (host: Python, launches, waits), beside the memory-bandwidth bound. A bar mostly host is bound by
+    launches; a device part near the bound is bound by bandwidth; a device part far above it, by something else."""
+    rows = step_split(run)
+    if not rows:
+        return []
+    plt = _pyplot()
+    folder.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(8, 1.4 + 0.45 * len(rows)))
+    for y, (_, device, host, bound) in enumerate(rows):
+        ax.barh(y, device, color="#1f4e9c", label="device (GPU busy)" if y == 0 else None)
+        ax.barh(y, host, left=device, color="#c9d6ea", label="host (launches, Python, waits)" if y == 0 else None)
+        if bound is not None:
+            ax.plot([bound], [y], marker="|", color="#c0392b", markersize=18, markeredgewidth=2,
+                    label="memory-bandwidth bound" if y == 0 else None)  # fmt: skip
+    ax.set_yticks(range(len(rows)), [r[0] for r in rows])
+    ax.invert_yaxis()
+    ax.set_xlabel("ms per decode token, batch 1 (host: the timed rounds' median step less device time)")
+    ax.set_title("Where a decode step's time goes", fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    path = folder / "step_split.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [path]
 
 
 HISTORY = (("decode_tok_per_s", "decode tok/s", "decode"), ("agent_query_p50_s", "agent query p50 (s)", "agent"))

@@ -149,3 +149,23 @@ def test_a_real_profiled_round_on_the_cpu_counts_the_same_ops_each_time(tiny_che
     assert first["profile_s"] > 0 and first["kernels"]
     w.op_set_device_delay(0.2)  # the GPU canary on a CPU: matrix products added to every decode step
     assert w.op_profile(16, 8, tokens=4)["ops_per_token"] > first["ops_per_token"]
+
+
+def test_the_report_splits_each_step_into_device_and_host_beside_the_bandwidth_bound(tmp_path):
+    from perfgate import report
+
+    def result(metric, value, params=None):
+        return {"test": "decode", "variant": "hf-fp16", "workload": "ctx1024", "metric": metric, "value": value,
+                "params": params or {}}  # fmt: skip
+
+    run = {
+        "results": [
+            result("device_ms_per_token", 11.25),
+            result("host_ms_per_token", 32.4),
+            result("bandwidth_share_pct", 16.0, {"bound_tok_per_s": 143.9}),
+            {**result("device_ms_per_token", None), "variant": "hf-fp32"},  # no profile: no bar
+        ]
+    }
+    assert report.step_split(run) == [("hf-fp16 ctx1024", 11.25, 32.4, pytest.approx(1000 / 143.9))]
+    (path,) = report.plot_step_split(run, tmp_path)
+    assert path.name == "step_split.png" and path.stat().st_size > 0
