@@ -43,7 +43,8 @@ class InjectedFault(RuntimeError):
 def injected_fault(variant: str, op: str) -> str | None:
     """PERFGATE_FAULTS="hf-nf4@load=oom,hf-fp32@generate=hang": faults that perfgate's own tests inject to show
     what a user sees when a variant runs out of memory, hangs, crashes or fails to import (raise_fault, at load
-    or generate), or computes wrong or stops early (MODEL_DAMAGE, at load)."""
+    or generate), or computes wrong or stops early (MODEL_DAMAGE, at load); `memory:FRACTION` at load caps the
+    worker's share of the GPU's memory, so that a real allocation fails (cap_memory)."""
     for rule in os.environ.get("PERFGATE_FAULTS", "").split(","):
         where, _, fault = rule.strip().partition("=")
         if where == f"{variant}@{op}":
@@ -92,6 +93,15 @@ def stop_early(model) -> None:
     model.generate = stops_early
 
 
+def cap_memory(fraction: float, device: str) -> None:
+    """A real out-of-memory, not a simulated one ("hf-bf16@load=memory:0.05"): this process may allocate only
+    `fraction` of the GPU's memory, so that loading a model that fits the device fails in the allocator itself."""
+    if device == "cuda":
+        import torch
+
+        torch.cuda.set_per_process_memory_fraction(fraction)
+
+
 # Faults that damage the loaded model instead of stopping the call, applied once, right after loading.
 MODEL_DAMAGE = {"corrupt": corrupt_one_matrix, "nan": poison_one_weight, "short": stop_early}
 
@@ -111,6 +121,9 @@ class Worker:
         """variant: its whole spec (Variant.spec), as the session sends it; a built-in variant's name also does."""
         self.variant = REGISTRY[variant] if isinstance(variant, str) else Variant.from_spec(variant)
         fault = injected_fault(self.variant.name, "load")
+        if fault and fault.startswith("memory:"):
+            cap_memory(float(fault.removeprefix("memory:")), device)
+            fault = None
         if fault and fault not in MODEL_DAMAGE:
             raise_fault(fault)
         self.backend = backends.get(self.variant.backend)
