@@ -16,7 +16,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NoReturn
 
-from perfgate import affinity, baselines, gate, machine, measure, models, paths, synthetic, variants
+from perfgate import (
+    affinity,
+    baselines,
+    gate,
+    machine,
+    measure,
+    models,
+    options,
+    paths,
+    phases,
+    profiles,
+    synthetic,
+    variants,
+)
 from perfgate.figures import Figure
 from perfgate.runner import WorkerError, WorkerHandle, fixed_layout
 from perfgate.storage import unwritable_folder, write_json_atomic
@@ -91,6 +104,7 @@ class PerfSession:
         """parallel: under pytest-xdist, {"role": "worker", "worker": "gw0", "gpu": "0"} in a worker or
         {"role": "controller"} in the controller (perfgate.parallel); None in a plain run. root: the repository
         measured (pytest's rootdir): relative results folders are under it, and its git commit is the run's."""
+        self.clock = phases.start()  # where the run's time goes, from here to the run file's last write
         self.opts = opts
         self.root = root or paths.REPO_ROOT
         self.parallel = parallel or {}
@@ -114,7 +128,7 @@ class PerfSession:
         )
         self.variants = variants.select(opts["variants"], self.device)
         self.workloads = [DecodeWorkload(n, opts["new_tokens"]) for n in opts["contexts"]]
-        if opts.get("origins", {}).get("contexts", "default") != "default":
+        if options.given(opts.get("origins", {}), "contexts"):
             unfit = [w for w in self.workloads if self.workload_unfit(w)]
             if unfit:  # asked for explicitly: an error, not a skip
                 raise ValueError(
@@ -191,6 +205,7 @@ class PerfSession:
         self.baseline_problem = baselines.problem(self.baseline, self.machine["gpu_slug"], self.model.source)
         if baselines.written_for_another_gpu(self.baseline, self.machine["gpu_slug"]):
             self.baseline = baselines.Baseline(self.baseline_path, {"schema": baselines.SCHEMA, "models": {}})
+        self.clock.lap("setup")
 
     # -- environment -------------------------------------------------------------------------------------
 
@@ -225,7 +240,8 @@ class PerfSession:
         """The folder or hub id every variant loads; a synthetic checkpoint is built on first use."""
         if self._checkpoint is None:
             if self.model.is_synthetic:
-                self._checkpoint = synthetic.ensure_checkpoint(self.model, self.device, self.cache)
+                with phases.track("checkpoint"):
+                    self._checkpoint = synthetic.ensure_checkpoint(self.model, self.device, self.cache)
             else:
                 self._checkpoint = Path(self.model.name) if self.model.kind == "folder" else None
         return str(self._checkpoint) if self._checkpoint else self.model.name
@@ -298,10 +314,12 @@ class PerfSession:
             self.tracker.device_baseline_mib = self.tracker.nvml.device_used_mib()  # before this worker
         prefix, layout_env, _ = self.layout
         env.update(layout_env)
-        worker = WorkerHandle(name, self.cache / "logs" / f"worker-{name}.log", env, prefix)
+        with phases.track("load"):
+            worker = WorkerHandle(name, self.cache / "logs" / f"worker-{name}.log", env, prefix)
         try:
             max_seq = self.opts.get("max_seq_length") or self.max_tokens
-            load = measure.load(worker, self.tracker, variant, path, self.device, max_seq, self.opts["timeout"])
+            with phases.track("load"):
+                load = measure.load(worker, self.tracker, variant, path, self.device, max_seq, self.opts["timeout"])
         except WorkerError as exc:
             worker.kill()  # whatever it holds goes back to the device now
             worker.close()
@@ -382,7 +400,8 @@ class PerfSession:
         for n in [name] if name else list(self.loaded):
             loaded = self.loaded.pop(n, None)
             if loaded is not None:
-                loaded.worker.close()
+                with phases.track("unload"):
+                    loaded.worker.close()
 
     def budget_spent(self, test_id: str) -> str | None:
         """Why this test may not start (the session's time budget is spent), or None; a cut test is remembered."""
@@ -827,6 +846,9 @@ class PerfSession:
             "not_started": list(self.cut),  # cut by --perf-session-budget
             "interrupted": self.interrupted,
             "errors": list(self.errors),
+            "profile": profiles.record(self.opts.get("profile")),
+            # seconds per part of the run (perfgate.phases), from the session's start to this write
+            "time_split": self.clock.split(),
             **(
                 {"parallel": {"worker": self.parallel["worker"], "gpu": self.parallel.get("gpu")}}
                 if self.is_worker
@@ -922,6 +944,8 @@ class PerfSession:
             return
         own = self.run_document()  # the controller's: options, and the machine where no worker measured anything
         merged = parallel.merge(self.worker_documents, own["options"]) if self.worker_documents else own
+        if "workers" in merged.get("time_split", {}):  # the workers' seconds summed; the run's own beside them
+            merged["time_split"]["wall_s"] = own["time_split"]["total_s"]
         if self.interrupted:  # the controller saw the signal and which tests were running; the workers, if the
             # signal reached them too (Ctrl-C in a terminal, a process group's SIGTERM), what their rounds measured
             measured = [m for d in self.worker_documents for m in (d.get("interrupted") or {}).get("measured", [])]
