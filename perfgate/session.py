@@ -174,6 +174,7 @@ class PerfSession:
         self._own_affinity: set[int] | None = None  # this process's cores before the workers were pinned
         self.write_error: str | None = None
         self.report_files: list[Path] = []
+        self.time_split: dict[str, Any] | None = None  # the last one written to the run file (perfgate.phases)
         self.merged: dict[str, Any] | None = None  # the controller's merged run document
         self.worker_parts: list[str] = []
         self.workers_up: set[str] = set()  # the controller's pytest-xdist workers started and not yet done ("gw0")
@@ -882,7 +883,9 @@ class PerfSession:
         if self.run_path is None:
             self.run_path = self.new_run_path()
         try:
-            write_json_atomic(self.run_path, self.run_document())
+            document = self.run_document()
+            write_json_atomic(self.run_path, document)
+            self.time_split = document["time_split"]  # as written: the terminal summary shows the run file's
             self.write_error = None
         except OSError as exc:
             self.write_error = f"could not write the run file {self.run_path}: {exc}"
@@ -964,6 +967,7 @@ class PerfSession:
         self.run_path = self.new_run_path()
         try:
             write_json_atomic(self.run_path, merged)
+            self.time_split = merged.get("time_split")
         except OSError as exc:
             self.write_error = f"could not write the run file {self.run_path}: {exc}"
             return
