@@ -15,12 +15,18 @@ STAMP := $(VENV)/.perfgate-installed
 GPUS ?= $(shell nvidia-smi -L 2>/dev/null | grep -c '^GPU')
 SPREAD := $(if $(filter-out 0 1,$(GPUS)),-n $(GPUS) --dist loadgroup,)
 
-perf: $(STAMP)
-	$(PY) -m pytest perf_tests $(SPREAD) $(PYTEST_ARGS)
+# The run's profile (perfgate/profiles.py): pr, the pull-request gate, unless PROFILE (or PERF_PROFILE) names another:
+# `make perf PROFILE=nightly` is the full matrix, PROFILE=none every option at its own default. Options in
+# PYTEST_ARGS win over the profile's.
+PROFILE ?= $(or $(PERF_PROFILE),pr)
 
-# Measure and write results/baselines/<gpu>.json (only the entries measured); review the printed diff, commit.
+perf: $(STAMP)
+	$(PY) -m pytest perf_tests --perf-profile $(PROFILE) $(SPREAD) $(PYTEST_ARGS)
+
+# Measure and write results/baselines/<gpu>.json (only the entries measured); review the printed diff, commit. The
+# same profile as the gate it is for: a baseline entry is kept per workload (ctx1024, q3).
 baseline: $(STAMP)
-	$(PY) -m pytest perf_tests --perf-update-baselines $(SPREAD) $(PYTEST_ARGS)
+	$(PY) -m pytest perf_tests --perf-profile $(PROFILE) --perf-update-baselines $(SPREAD) $(PYTEST_ARGS)
 
 # The Markdown report and plots of the newest run file (make perf writes them too), in results/reports/.
 report: $(STAMP)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from perfgate import gate, table
+from perfgate import gate, phases, table
 
 
 def terminal_summary(perf, reporter) -> None:
@@ -66,6 +66,8 @@ def terminal_summary(perf, reporter) -> None:
         reporter.write_line(f"report: {perf.report_files[0]} ({len(perf.report_files) - 1} plots)")
     if perf.report_note:
         reporter.write_line(perf.report_note, yellow=True)
+    if perf.time_split:
+        reporter.write_line(phases.summary_line(perf.time_split))
     line = table.verdict_line(run, written=baseline_written(perf))
     reporter.write_line(line, **colour(run))
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from perfgate import figures as fig
+from perfgate import phases
 from perfgate.generation import Round
 from perfgate.runner import WorkerError, WorkerHandle
 from perfgate.stats import bootstrap_interval, bootstrap_interval_of_sets, mean, median, percentile
@@ -262,16 +263,18 @@ def decode(
     ref_timed: list[Round] = []
     on_core: list[int] = []
     delay_s = 0.0
+    device_delay_ms = 0.0
     with tracker.track(worker.pid) as peak:
-        for _ in range(plan.warmup):
-            if reference is not None:  # the reference warms up to this shape too (a static cache compiles per shape)
-                reference.call("generate", timeout_s, **gen)
-            worker.call("generate", timeout_s, **gen)
-        if variant.step_delay:
-            delay_s = calibrate_canary(worker, gen, canary_slowdown, timeout_s)
-        device_delay_ms = 0.0
-        if variant.device_delay:
-            device_delay_ms = calibrate_device_canary(worker, gen, device_slowdown, timeout_s, profile_tokens)
+        with phases.track("warmup"):
+            for _ in range(plan.warmup):
+                # the reference warms up to this shape too (a static cache compiles per shape)
+                if reference is not None:
+                    reference.call("generate", timeout_s, **gen)
+                worker.call("generate", timeout_s, **gen)
+            if variant.step_delay:
+                delay_s = calibrate_canary(worker, gen, canary_slowdown, timeout_s)
+            if variant.device_delay:
+                device_delay_ms = calibrate_device_canary(worker, gen, device_slowdown, timeout_s, profile_tokens)
 
         energy: list[float] = []
 
@@ -357,7 +360,8 @@ def decode(
                 one_round()
         except KeyboardInterrupt as exc:
             raise MeasurementInterrupted(str(exc), variant.name, paired()) from exc
-        profiled = worker.call("profile", timeout_s, **gen, tokens=profile_tokens or None) if profile else None
+        with phases.track("profile"):
+            profiled = worker.call("profile", timeout_s, **gen, tokens=profile_tokens or None) if profile else None
     if cores is not None and reference is not None:  # each back on its own core for the tests that follow
         reference.call("pin", timeout_s, core=cores[0])
         worker.call("pin", timeout_s, core=cores[1])

@@ -1,7 +1,9 @@
 """The --perf-* options: one group, one prefix. Each is also settable as PERF_<NAME> in the environment (or .env),
 as <name> in pyproject.toml's [tool.perfgate] (perfgate.project) and as perf_<name> in the ini file; the command
 line wins, then the environment, then .env, then [tool.perfgate], then the ini file, then the default. A bad value
-is a ValueError that says what is allowed (the plugin turns it into a pytest.UsageError)."""
+is a ValueError that says what is allowed (the plugin turns it into a pytest.UsageError). A profile
+(--perf-profile, perfgate.profiles) stands between the ini file and the default: it gives defaults of its own, and any
+value given elsewhere wins over it."""
 
 from __future__ import annotations
 
@@ -137,7 +139,21 @@ class Opt:
         return f"PERF_{self.name.replace('-', '_').upper()}"
 
 
+def profile_name(value: str) -> str | None:
+    from perfgate.profiles import parse
+
+    return parse(value)
+
+
 OPTIONS: tuple[Opt, ...] = (
+    Opt(
+        "profile",
+        profile_name,
+        None,
+        "a named set of option defaults (perfgate/profiles.py): 'pr', the pull-request gate (`make perf`'s), or "
+        "'nightly', the full matrix; any option given elsewhere wins over the profile's value. Default: none, every "
+        "option at its own default",
+    ),
     Opt(
         "model",
         text,
@@ -346,11 +362,15 @@ def read_dotenv(path: Path) -> dict[str, str]:
 
 
 def raw_value(
-    config, opt: Opt, dotenv: dict[str, str] | None = None, project: dict[str, str] | None = None
+    config,
+    opt: Opt,
+    dotenv: dict[str, str] | None = None,
+    project: dict[str, str] | None = None,
+    profile: str | None = None,
 ) -> tuple[str | None, str]:
     """The value in text form and where it came from: the command line, then the environment (a variable set in
     the process before one in .env), then [tool.perfgate] (project: option name -> text), then the ini file, then
-    the default."""
+    the profile's value (profile: its name), then the default."""
     cli = config.getoption(opt.dest)
     if cli is not None:
         return cli, opt.flag
@@ -365,6 +385,11 @@ def raw_value(
     if ini:
         where = Path(config.inipath).name if getattr(config, "inipath", None) else "the ini file"
         return ini, f"{opt.dest} in {where}"
+    if profile is not None:
+        from perfgate import profiles
+
+        if opt.name in profiles.PROFILES[profile].values:
+            return profiles.PROFILES[profile].values[opt.name], profiles.origin(profile)
     return opt.default, "default"
 
 
@@ -373,8 +398,9 @@ def resolve(config, project: dict[str, str] | None = None) -> dict[str, Any]:
     or ValueError naming the bad one. project: [tool.perfgate]'s settings (perfgate.project)."""
     values: dict[str, Any] = {"origins": {}}
     dotenv = read_dotenv(Path(config.rootpath) / ".env")
-    for opt in OPTIONS:
-        raw, origin = raw_value(config, opt, dotenv, project)
+    profile = None
+    for opt in OPTIONS:  # "profile" first: it gives the others' defaults
+        raw, origin = raw_value(config, opt, dotenv, project, profile)
         values["origins"][opt.name.replace("-", "_")] = origin
         if raw is None:
             values[opt.name.replace("-", "_")] = None
@@ -383,4 +409,13 @@ def resolve(config, project: dict[str, str] | None = None) -> dict[str, Any]:
             values[opt.name.replace("-", "_")] = opt.parse(str(raw))
         except ValueError as exc:
             raise ValueError(f"{opt.flag} (from {origin}) = {raw!r}: {exc}") from None
+        if opt.name == "profile":
+            profile = values["profile"]
     return values
+
+
+def given(origins: dict[str, str], name: str) -> bool:
+    """Whether an option's value was asked for (anywhere but its default or the profile's)."""
+    from perfgate.profiles import PROFILES, origin
+
+    return origins.get(name, "default") not in ("default", *(origin(p) for p in PROFILES))

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from perfgate import affinity
+from perfgate import affinity, phases
 
 
 def new_run_id() -> str:
@@ -117,6 +117,9 @@ def merge(documents: list[dict[str, Any]], options: dict[str, Any]) -> dict[str,
     merged["variants"] = {k: v for d in documents for k, v in d["variants"].items()}
     merged["gpu_busy_at_start"] = sorted({b for d in documents for b in d["gpu_busy_at_start"]})
     merged["not_started"] = [t for d in documents for t in d.get("not_started", [])]
+    splits = {d["parallel"]["worker"]: d["time_split"] for d in documents if d.get("time_split")}
+    if splits:  # each worker's seconds, and their sum per part
+        merged["time_split"] = phases.merge(splits)
     merged["parallel"] = {
         "workers": {
             d["parallel"]["worker"]: {

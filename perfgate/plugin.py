@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from perfgate import hooks, options, parallel, project, trackers, variants
+from perfgate import hooks, options, parallel, phases, profiles, project, trackers, variants
 from perfgate.session import PerfSession, VariantFailed, VariantUnavailable
 
 SUITE = Path(__file__).resolve().parent / "suite"  # the built-in perf tests, collected with --perf
@@ -131,6 +131,16 @@ def pytest_configure(config: pytest.Config) -> None:
             config.args.append(suite)
         else:  # `pytest --perf`: the perf tests, not the repository's testpaths
             config.args[:] = [suite]
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    """The run's profile and its values, first thing, where one is chosen (--perf-profile, PERF_PROFILE, ...). A bad
+    option prints nothing here: it is a usage error once perf tests are collected."""
+    try:  # (declaring the variants waits for collection: conftest files below the rootdir may declare some)
+        opts = options.resolve(config, project.read(Path(config.rootpath)).options)
+    except (ValueError, project.ProjectError):
+        return None
+    return profiles.header(opts["profile"], opts) if opts["profile"] else None
 
 
 def _on_sigterm(perf: PerfSession) -> Callable[[int, Any], None]:
@@ -263,15 +273,16 @@ def as_outcome() -> Iterator[None]:
 
 @pytest.fixture
 def loaded(perf: PerfSession, variant_name: str):
-    with as_outcome():
+    with as_outcome(), phases.track("load"):
         return perf.acquire(variant_name)
 
 
-def outcome_of(measure: Callable[..., Any]) -> Callable[..., Any]:
-    """A session measurement whose two exceptions end the test as as_outcome says."""
+def outcome_of(measure: Callable[..., Any], phase: str) -> Callable[..., Any]:
+    """A session measurement whose two exceptions end the test as as_outcome says; its seconds go to `phase` of the
+    run's time split (perfgate.phases), less what nested phases take (a worker restarted within it: load)."""
 
     def run(*args: Any) -> Any:
-        with as_outcome():
+        with as_outcome(), phases.track(phase):
             return measure(*args)
 
     return run
@@ -280,25 +291,25 @@ def outcome_of(measure: Callable[..., Any]) -> Callable[..., Any]:
 @pytest.fixture
 def measure_decode(perf: PerfSession, benchmark):
     """measure_decode(loaded, workload): the measurement of one decode test."""
-    return outcome_of(lambda loaded, workload: perf.measure_decode(loaded, workload, benchmark))
+    return outcome_of(lambda loaded, workload: perf.measure_decode(loaded, workload, benchmark), "timed")
 
 
 @pytest.fixture
 def measure_fidelity(perf: PerfSession):
     """measure_fidelity(loaded): (reference name, comparison against the reference's logits)."""
-    return outcome_of(perf.measure_fidelity)
+    return outcome_of(perf.measure_fidelity, "fidelity")
 
 
 @pytest.fixture
 def measure_agent(perf: PerfSession):
     """measure_agent(loaded): the replay of the agent's queries on one variant."""
-    return outcome_of(perf.measure_agent)
+    return outcome_of(perf.measure_agent, "agent")
 
 
 @pytest.fixture
 def measure_agent_live(perf: PerfSession):
     """measure_agent_live(loaded): the real agent loop's outcome per question."""
-    return outcome_of(perf.measure_agent_live)
+    return outcome_of(perf.measure_agent_live, "agent")
 
 
 @pytest.fixture
@@ -307,8 +318,9 @@ def gate(perf: PerfSession, request: pytest.FixtureRequest):
     Each figure (and its verdict) also becomes a property of the test in --junitxml reports."""
 
     def check(figures) -> None:
-        perf.record(figures)
-        failures = perf.judge(figures)
+        with phases.track("gate"):
+            perf.record(figures)
+            failures = perf.judge(figures)
         request.node.user_properties.extend(perf.properties(figures))
         if failures:
             pytest.fail("\n\n".join(failures), pytrace=False)
@@ -411,7 +423,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     perf = _session(session.config)
     if perf is None:
         return
-    perf.finish()
+    with phases.track("gate"):  # the workers stopped (unload), the baseline and the run file's last write
+        perf.finish()
     if perf.is_worker and perf.figures:  # handed to the controller, which merges the workers' runs
         session.config.workeroutput["perfgate_run"] = perf.run_document()
         session.config.workeroutput["perfgate_part"] = str(perf.run_path)

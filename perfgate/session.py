@@ -16,7 +16,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NoReturn
 
-from perfgate import affinity, baselines, gate, machine, measure, models, paths, synthetic, variants
+from perfgate import (
+    affinity,
+    baselines,
+    gate,
+    machine,
+    measure,
+    models,
+    options,
+    paths,
+    phases,
+    profiles,
+    synthetic,
+    variants,
+)
 from perfgate.figures import Figure
 from perfgate.runner import WorkerError, WorkerHandle, fixed_layout
 from perfgate.storage import unwritable_folder, write_json_atomic
@@ -91,6 +104,7 @@ class PerfSession:
         """parallel: under pytest-xdist, {"role": "worker", "worker": "gw0", "gpu": "0"} in a worker or
         {"role": "controller"} in the controller (perfgate.parallel); None in a plain run. root: the repository
         measured (pytest's rootdir): relative results folders are under it, and its git commit is the run's."""
+        self.clock = phases.start()  # where the run's time goes, from here to the run file's last write
         self.opts = opts
         self.root = root or paths.REPO_ROOT
         self.parallel = parallel or {}
@@ -114,7 +128,7 @@ class PerfSession:
         )
         self.variants = variants.select(opts["variants"], self.device)
         self.workloads = [DecodeWorkload(n, opts["new_tokens"]) for n in opts["contexts"]]
-        if opts.get("origins", {}).get("contexts", "default") != "default":
+        if options.given(opts.get("origins", {}), "contexts"):
             unfit = [w for w in self.workloads if self.workload_unfit(w)]
             if unfit:  # asked for explicitly: an error, not a skip
                 raise ValueError(
@@ -160,6 +174,7 @@ class PerfSession:
         self._own_affinity: set[int] | None = None  # this process's cores before the workers were pinned
         self.write_error: str | None = None
         self.report_files: list[Path] = []
+        self.time_split: dict[str, Any] | None = None  # the last one written to the run file (perfgate.phases)
         self.merged: dict[str, Any] | None = None  # the controller's merged run document
         self.worker_parts: list[str] = []
         self.workers_up: set[str] = set()  # the controller's pytest-xdist workers started and not yet done ("gw0")
@@ -191,6 +206,7 @@ class PerfSession:
         self.baseline_problem = baselines.problem(self.baseline, self.machine["gpu_slug"], self.model.source)
         if baselines.written_for_another_gpu(self.baseline, self.machine["gpu_slug"]):
             self.baseline = baselines.Baseline(self.baseline_path, {"schema": baselines.SCHEMA, "models": {}})
+        self.clock.lap("setup")
 
     # -- environment -------------------------------------------------------------------------------------
 
@@ -225,7 +241,8 @@ class PerfSession:
         """The folder or hub id every variant loads; a synthetic checkpoint is built on first use."""
         if self._checkpoint is None:
             if self.model.is_synthetic:
-                self._checkpoint = synthetic.ensure_checkpoint(self.model, self.device, self.cache)
+                with phases.track("checkpoint"):
+                    self._checkpoint = synthetic.ensure_checkpoint(self.model, self.device, self.cache)
             else:
                 self._checkpoint = Path(self.model.name) if self.model.kind == "folder" else None
         return str(self._checkpoint) if self._checkpoint else self.model.name
@@ -298,10 +315,12 @@ class PerfSession:
             self.tracker.device_baseline_mib = self.tracker.nvml.device_used_mib()  # before this worker
         prefix, layout_env, _ = self.layout
         env.update(layout_env)
-        worker = WorkerHandle(name, self.cache / "logs" / f"worker-{name}.log", env, prefix)
+        with phases.track("load"):
+            worker = WorkerHandle(name, self.cache / "logs" / f"worker-{name}.log", env, prefix)
         try:
             max_seq = self.opts.get("max_seq_length") or self.max_tokens
-            load = measure.load(worker, self.tracker, variant, path, self.device, max_seq, self.opts["timeout"])
+            with phases.track("load"):
+                load = measure.load(worker, self.tracker, variant, path, self.device, max_seq, self.opts["timeout"])
         except WorkerError as exc:
             worker.kill()  # whatever it holds goes back to the device now
             worker.close()
@@ -382,7 +401,8 @@ class PerfSession:
         for n in [name] if name else list(self.loaded):
             loaded = self.loaded.pop(n, None)
             if loaded is not None:
-                loaded.worker.close()
+                with phases.track("unload"):
+                    loaded.worker.close()
 
     def budget_spent(self, test_id: str) -> str | None:
         """Why this test may not start (the session's time budget is spent), or None; a cut test is remembered."""
@@ -835,6 +855,9 @@ class PerfSession:
             "not_started": list(self.cut),  # cut by --perf-session-budget
             "interrupted": self.interrupted,
             "errors": list(self.errors),
+            "profile": profiles.record(self.opts.get("profile")),
+            # seconds per part of the run (perfgate.phases), from the session's start to this write
+            "time_split": self.clock.split(),
             **(
                 {"parallel": {"worker": self.parallel["worker"], "gpu": self.parallel.get("gpu")}}
                 if self.is_worker
@@ -868,7 +891,9 @@ class PerfSession:
         if self.run_path is None:
             self.run_path = self.new_run_path()
         try:
-            write_json_atomic(self.run_path, self.run_document())
+            document = self.run_document()
+            write_json_atomic(self.run_path, document)
+            self.time_split = document["time_split"]  # as written: the terminal summary shows the run file's
             self.write_error = None
         except OSError as exc:
             self.write_error = f"could not write the run file {self.run_path}: {exc}"
@@ -930,6 +955,8 @@ class PerfSession:
             return
         own = self.run_document()  # the controller's: options, and the machine where no worker measured anything
         merged = parallel.merge(self.worker_documents, own["options"]) if self.worker_documents else own
+        if "workers" in merged.get("time_split", {}):  # the workers' seconds summed; the run's own beside them
+            merged["time_split"]["wall_s"] = own["time_split"]["total_s"]
         if self.interrupted:  # the controller saw the signal and which tests were running; the workers, if the
             # signal reached them too (Ctrl-C in a terminal, a process group's SIGTERM), what their rounds measured
             measured = [m for d in self.worker_documents for m in (d.get("interrupted") or {}).get("measured", [])]
@@ -948,6 +975,7 @@ class PerfSession:
         self.run_path = self.new_run_path()
         try:
             write_json_atomic(self.run_path, merged)
+            self.time_split = merged.get("time_split")
         except OSError as exc:
             self.write_error = f"could not write the run file {self.run_path}: {exc}"
             return

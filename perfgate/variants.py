@@ -149,14 +149,17 @@ class UnknownVariant(ValueError):
 
 
 def select(text: str | None, device: str) -> list[Variant]:
-    """--perf-variants: a comma list of names, 'all', or empty for the defaults on this device.
+    """--perf-variants: a comma list of names, 'all', or empty for the defaults on this device; 'default' in a list
+    stands for those defaults ('default,hf-fp16-slow': the defaults and the canary).
     Registry order is kept, so runs are comparable whatever order the names were given in."""
     if not text or text.strip() in ("", "default"):
         return [v for v in REGISTRY.values() if device in v.default_on]
     if text.strip() == "all":
         return list(REGISTRY.values())
     names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in REGISTRY]
+    if "default" in names:
+        names += [v.name for v in REGISTRY.values() if device in v.default_on]
+    unknown = [n for n in names if n not in REGISTRY and n != "default"]
     if unknown:
         raise UnknownVariant(
             f"--perf-variants: unknown variant(s) {', '.join(unknown)}; known: {', '.join(REGISTRY)} "

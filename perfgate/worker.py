@@ -44,7 +44,8 @@ def injected_fault(variant: str, op: str) -> str | None:
     """PERFGATE_FAULTS="hf-nf4@load=oom,hf-fp32@generate=hang": faults that perfgate's own tests inject to show
     what a user sees when a variant runs out of memory, hangs, crashes or fails to import (raise_fault, at load
     or generate), or computes wrong or stops early (MODEL_DAMAGE, at load); `memory:FRACTION` at load caps the
-    worker's share of the GPU's memory, so that a real allocation fails (cap_memory)."""
+    worker's share of the GPU's memory, so that a real allocation fails (cap_memory); "sleep:SECONDS" makes the
+    call that much slower (the run's time split must show it)."""
     for rule in os.environ.get("PERFGATE_FAULTS", "").split(","):
         where, _, fault = rule.strip().partition("=")
         if where == f"{variant}@{op}":
@@ -53,7 +54,10 @@ def injected_fault(variant: str, op: str) -> str | None:
 
 
 def raise_fault(fault: str) -> None:
-    """The faults that stop a call: an exception, a hang or a crash."""
+    """The faults that stop a call: an exception, a hang or a crash; or slow it ("sleep:2.5": 2.5 s more)."""
+    if fault.startswith("sleep:"):
+        time.sleep(float(fault.removeprefix("sleep:")))
+        return
     if fault == "oom":
         raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB (injected by PERFGATE_FAULTS)")
     if fault == "import":
@@ -131,7 +135,7 @@ class Worker:
         sync = generation.device_sync(device)
         start = time.perf_counter()
         self.model, self.tokenizer = backends.load(self.variant, path, device, max_seq_length)
-        if fault:
+        if fault in MODEL_DAMAGE:
             MODEL_DAMAGE[fault](self.model)
         sync()
         load_s = time.perf_counter() - start

@@ -33,6 +33,7 @@ def run_perf(pytester: pytest.Pytester, perf_cache: Path, tiny_checkpoint: Path,
     monkeypatch.setenv("PERFGATE_CACHE", str(perf_cache))
     for name in (
         "PERF_MODEL",
+        "PERF_PROFILE",
         "PERF_VARIANTS",
         "PERF_CONTEXTS",
         "PERF_ROUNDS",

@@ -42,6 +42,11 @@ def test_two_workers_measure_each_variant_once_and_merge_into_one_run(run_perf):
     assert sorted(v for w in workers.values() for v in w["variants"]) == ["hf-bf16", "hf-fp32"]  # once each
     assert {(r["variant"], r["test"]) for r in run["results"]} >= {("hf-fp32", "decode"), ("hf-bf16", "load")}
     assert (run_perf.results / "reports" / f"{runs[0].stem}.md").exists()
+    split = run["time_split"]  # each worker's kept, their seconds summed per part, the controller's wall time
+    assert sorted(split["workers"]) == ["gw0", "gw1"] and split["wall_s"] > 0
+    assert split["total_s"] == pytest.approx(sum(w["total_s"] for w in split["workers"].values()), abs=0.01)
+    assert sum(split["parts_s"].values()) == pytest.approx(split["total_s"], rel=0.05)
+    result.stdout.fnmatch_lines(["time: * s summed over 2 workers (* s of wall time), most in *"])
 
 
 def test_a_workers_error_is_kept_once_in_the_merged_run(run_perf, monkeypatch):

@@ -1,0 +1,84 @@
+"""The run's time split (perfgate.phases): every second charged to one part, nested phases not counted twice, the
+workers' splits summed, and the terminal's line. On a fake clock, so the numbers are exact."""
+
+import pytest
+
+from perfgate import phases
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.t += seconds
+
+
+def test_nested_phases_are_not_counted_twice_and_the_parts_sum_to_the_total():
+    time = FakeTime()
+    clock = phases.Clock(time)
+    time.sleep(2)  # the session's start
+    clock.lap("setup")
+    with clock.track("timed"):
+        time.sleep(3)
+        with clock.track("load"):  # a worker restarted within a decode test
+            time.sleep(5)
+        time.sleep(1)
+    time.sleep(0.5)  # between tests
+    split = clock.split()
+    parts = split["parts_s"]
+    assert (parts["setup"], parts["timed"], parts["load"], parts["other"]) == (2, 4, 5, 0.5)
+    assert split["total_s"] == 11.5 == sum(parts.values())
+    assert list(parts) == list(phases.PARTS)  # every part, in the registry's order, zero where nothing ran
+
+
+def test_a_phase_that_raises_is_still_charged():
+    time = FakeTime()
+    clock = phases.Clock(time)
+    with pytest.raises(KeyboardInterrupt), clock.track("agent"):
+        time.sleep(4)
+        raise KeyboardInterrupt
+    time.sleep(1)
+    assert clock.split()["parts_s"]["agent"] == 4
+    assert clock.split()["parts_s"]["other"] == 1
+
+
+def test_an_unknown_phase_is_refused():
+    with pytest.raises(ValueError, match="unknown phase 'loading'; known: setup, checkpoint, load"):
+        with phases.Clock().track("loading"):
+            pass
+
+
+def test_track_without_a_session_keeps_nothing(monkeypatch):
+    monkeypatch.setattr(phases, "_active", None)  # and back afterwards
+    with phases.track("load"):  # a measurement in a unit test
+        pass
+    clock = phases.start(FakeTime())
+    with phases.track("load"):
+        clock._now.sleep(2)
+    assert clock.split()["parts_s"]["load"] == 2
+
+
+def test_workers_splits_are_kept_and_summed_per_part():
+    def split(load: float, timed: float) -> dict:
+        parts = dict.fromkeys(phases.PARTS, 0.0) | {"load": load, "timed": timed}
+        return {"total_s": load + timed, "parts_s": parts}
+
+    merged = phases.merge({"gw1": split(10, 30), "gw0": split(20, 5)})
+    assert merged["total_s"] == 65
+    assert (merged["parts_s"]["load"], merged["parts_s"]["timed"]) == (30, 35)
+    assert list(merged["workers"]) == ["gw0", "gw1"] and merged["workers"]["gw1"]["total_s"] == 40
+    merged["wall_s"] = 42.0
+    assert phases.summary_line(merged) == (
+        "time: 65 s summed over 2 workers (42 s of wall time), most in timed 35 s (54 %), load 30 s (46 %), "
+        "setup 0 s (0 %)"
+    )
+
+
+def test_the_summary_line_names_the_total_and_the_three_largest_parts():
+    parts = dict.fromkeys(phases.PARTS, 0.0) | {"load": 40.0, "timed": 120.0, "warmup": 20.0, "other": 2.0}
+    line = phases.summary_line({"total_s": 182.0, "parts_s": parts})
+    assert line == "time: 182 s, most in timed 120 s (66 %), load 40 s (22 %), warmup 20 s (11 %)"

@@ -1,0 +1,120 @@
+"""Run profiles (--perf-profile, perfgate.profiles) and the run's time split (perfgate.phases) end to end: a profile's
+values are applied, printed at the start and recorded, an option given elsewhere wins over them, a bad name is a usage
+error listing the profiles; every run file says where its time went, and a sleep injected into the loads shows up in
+the load part. Run: pytest tests/test_profiles.py (two tiny runs on the CPU, about a minute)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from perfgate import options, profiles, variants
+
+
+class Config:
+    """What options.resolve reads of pytest's config: the command line, the ini file, the rootdir."""
+
+    def __init__(self, cli: dict[str, str], root: Path, ini: dict[str, str] | None = None) -> None:
+        self.cli, self.ini, self.rootpath, self.inipath = cli, ini or {}, root, None
+
+    def getoption(self, dest: str):
+        return self.cli.get(dest)
+
+    def getini(self, dest: str):
+        return self.ini.get(dest)
+
+
+def test_a_profile_gives_defaults_and_any_value_given_elsewhere_wins(tmp_path, monkeypatch):
+    monkeypatch.delenv("PERF_CONTEXTS", raising=False)
+    monkeypatch.setenv("PERF_AGENT_QUERIES", "5")
+    cli = {"perf_profile": "pr", "perf_new_tokens": "8"}
+    resolved = options.resolve(Config(cli, tmp_path, {"perf_rounds": "4"}), project={"contexts": "16"})
+    assert resolved["profile"] == "pr"
+    assert resolved["variants"] == "default" and resolved["origins"]["variants"] == "--perf-profile pr"
+    assert (resolved["new_tokens"], resolved["origins"]["new_tokens"]) == (8, "--perf-new-tokens")
+    assert (resolved["agent_queries"], resolved["origins"]["agent_queries"]) == (5, "PERF_AGENT_QUERIES")
+    assert (resolved["contexts"], resolved["origins"]["contexts"]) == ((16,), "contexts in [tool.perfgate]")
+    assert resolved["rounds"] == 4  # not in the profile: the ini file's, as without one
+    assert resolved["max_rounds"] is None  # neither: the session's device default
+    assert options.given(resolved["origins"], "contexts") and not options.given(resolved["origins"], "variants")
+    line = profiles.header("pr", resolved)
+    assert line.startswith("perfgate profile pr (the pull-request gate: ")
+    assert "variants=default" in line and "new-tokens=32 (--perf-new-tokens wins: 8)" in line
+    assert "contexts=1024 (contexts in [tool.perfgate] wins: 16)" in line
+
+
+def test_the_profile_comes_from_tool_perfgate_and_none_turns_it_off(tmp_path):
+    resolved = options.resolve(Config({}, tmp_path), project={"profile": "nightly"})
+    assert (resolved["contexts"], resolved["new_tokens"], resolved["agent_queries"]) == ((128, 1024, 4096), 128, 10)
+    assert resolved["origins"]["profile"] == "profile in [tool.perfgate]"
+    off = options.resolve(Config({"perf_profile": "none"}, tmp_path), project={"profile": "nightly"})
+    assert off["profile"] is None and off["origins"]["contexts"] == "default"
+
+
+def test_every_profile_value_is_a_valid_option_value():
+    known = {o.name: o for o in options.OPTIONS}
+    for profile in profiles.PROFILES.values():
+        for name, value in profile.values.items():
+            known[name].parse(value)
+    # the nightly matrix: every default variant, the torchao one and both canaries
+    nightly = [v.name for v in variants.select(profiles.PROFILES["nightly"].values["variants"], "cuda")]
+    assert {"hf-int8-torchao", "hf-fp16-slow", "hf-fp16-gpuslow"} < set(nightly)
+    assert set(nightly) > {v.name for v in variants.select("default", "cuda")}
+
+
+def test_a_bad_profile_name_lists_the_profiles(tmp_path):
+    with pytest.raises(ValueError) as bad:
+        options.resolve(Config({"perf_profile": "weekly"}, tmp_path))
+    assert str(bad.value).startswith("--perf-profile (from --perf-profile) = 'weekly': must be a profile: pr (")
+    assert "; nightly (the full matrix" in str(bad.value) and str(bad.value).endswith("; or none")
+
+
+def test_a_bad_profile_name_is_a_usage_error(run_perf):
+    result = run_perf("--perf-profile=weekly", "--perf-variants=hf-fp32")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--perf-profile (from --perf-profile) = 'weekly': must be a profile: pr (*nightly*"])
+
+
+TINY = (
+    "--perf-contexts=16",
+    "--perf-new-tokens=4",
+    "--perf-rounds=2",
+    "--perf-variants=hf-fp32",
+    "--perf-reference=none",
+    "--perf-plots=false",
+    "--benchmark-disable",
+    "-k",
+    "not fidelity",
+)
+
+
+def run_file(results: Path) -> dict:
+    return json.loads(sorted((results / "runs").glob("*.json"))[-1].read_text())
+
+
+def test_a_profiled_run_prints_and_records_its_profile_and_where_its_time_went(run_perf, monkeypatch):
+    """One tiny run under the pr profile with the time split checked, then the same with a sleep injected into the
+    variant's load: the load part grows by about the sleep."""
+    result = run_perf("--perf-profile=pr", *TINY)
+    result.assert_outcomes(passed=2)
+    wins = "variants=default (--perf-variants wins: hf-fp32), contexts=1024 (--perf-contexts wins: 16)"
+    result.stdout.fnmatch_lines([f"perfgate profile pr (*): {wins}, *agent-queries=3"])
+    run = run_file(run_perf.results)
+    assert run["profile"] == {"name": "pr", "values": profiles.PROFILES["pr"].values}
+    assert run["options"]["agent_queries"] == 3 and run["options"]["origins"]["agent_queries"] == "--perf-profile pr"
+    assert run["options"]["contexts"] == [16] and run["options"]["new_tokens"] == 4
+    split = run["time_split"]
+    parts = split["parts_s"]
+    assert sum(parts.values()) == pytest.approx(split["total_s"], rel=0.05)
+    assert min(parts["setup"], parts["load"], parts["warmup"], parts["timed"], parts["profile"]) > 0
+    result.stdout.fnmatch_lines([f"time: {split['total_s']:.0f} s, most in *"])
+
+    sleep_s = 6.0
+    monkeypatch.setenv("PERFGATE_FAULTS", f"hf-fp32@load=sleep:{sleep_s}")
+    slowed = run_perf("--perf-profile=pr", *TINY)
+    slowed.assert_outcomes(passed=2)
+    slow = run_file(run_perf.results)["time_split"]
+    assert slow["parts_s"]["load"] - parts["load"] == pytest.approx(
+        sleep_s, abs=3.0
+    )  # loads vary by seconds on a shared CPU
+    assert sum(slow["parts_s"].values()) == pytest.approx(slow["total_s"], rel=0.05)
