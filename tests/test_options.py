@@ -1,8 +1,18 @@
+"""The --perf-* options: parsing, precedence, origins, help. The child pytest runs below register the options
+through a conftest of their own, unless the installed plugin (perfgate's pytest11 entry point) has already done so."""
+
 import re
 
 import pytest
 
 from perfgate import options
+
+# the options, registered once: by the installed plugin where it is installed (and autoloaded), else here
+REGISTER = (
+    "def pytest_addoption(parser, pluginmanager):\n"
+    "    if not pluginmanager.has_plugin('perfgate.plugin'):\n"
+    "        options.register(parser)\n"
+)
 
 
 @pytest.mark.parametrize(
@@ -48,8 +58,8 @@ def test_precedence_cli_then_env_then_ini(pytester, monkeypatch):
     pytester.makeini("[pytest]\nperf_rounds = 7\nperf_warmup = 2\n")
     pytester.makeconftest(
         "from perfgate import options\n"
-        "def pytest_addoption(parser):\n    options.register(parser)\n"
-        "def pytest_configure(config):\n    config.resolved = options.resolve(config)\n"
+        + REGISTER
+        + "def pytest_configure(config):\n    config.resolved = options.resolve(config)\n"
     )
     pytester.makepyfile("def test_x(pytestconfig):\n    print('RESOLVED', pytestconfig.resolved)\n")
     monkeypatch.setenv("PERF_WARMUP", "3")
@@ -61,9 +71,7 @@ def test_precedence_cli_then_env_then_ini(pytester, monkeypatch):
 
 def test_a_bad_value_names_its_origin(pytester, monkeypatch):
     pytester.makeconftest(
-        "from perfgate import options\n"
-        "def pytest_addoption(parser):\n    options.register(parser)\n"
-        "def pytest_configure(config):\n    options.resolve(config)\n"
+        "from perfgate import options\n" + REGISTER + "def pytest_configure(config):\n    options.resolve(config)\n"
     )
     monkeypatch.setenv("PERF_ROUNDS", "-2")
     result = pytester.runpytest_subprocess()
@@ -75,8 +83,8 @@ def test_the_users_dotenv_names_are_read_and_perf_names_win(pytester, monkeypatc
     pytester.makeini("[pytest]\n")
     pytester.makeconftest(
         "from perfgate import options\n"
-        "def pytest_addoption(parser):\n    options.register(parser)\n"
-        "def pytest_configure(config):\n    config.resolved = options.resolve(config)\n"
+        + REGISTER
+        + "def pytest_configure(config):\n    config.resolved = options.resolve(config)\n"
     )
     pytester.makepyfile("def test_x(pytestconfig):\n    print('RESOLVED', pytestconfig.resolved)\n")
     (pytester.path / ".env").write_text(
@@ -102,9 +110,7 @@ def test_dotenv_parsing(tmp_path):
 def test_new_tokens_too_few_get_one_message(pytester, monkeypatch, value):
     """1 and -3 are both too few for one decode step: the same message, from the option's own parser."""
     pytester.makeconftest(
-        "import pytest\nfrom perfgate import options\n"
-        "def pytest_addoption(parser):\n    options.register(parser)\n"
-        "def pytest_configure(config):\n"
+        "import pytest\nfrom perfgate import options\n" + REGISTER + "def pytest_configure(config):\n"
         "    try:\n        options.resolve(config)\n"
         "    except ValueError as exc:\n        raise pytest.UsageError(str(exc)) from None\n"
     )
@@ -119,16 +125,14 @@ def test_new_tokens_too_few_get_one_message(pytester, monkeypatch, value):
 def test_an_ini_value_names_its_file(pytester):
     pytester.makeini("[pytest]\nperf_rounds = 0\n")
     pytester.makeconftest(
-        "from perfgate import options\n"
-        "def pytest_addoption(parser):\n    options.register(parser)\n"
-        "def pytest_configure(config):\n    options.resolve(config)\n"
+        "from perfgate import options\n" + REGISTER + "def pytest_configure(config):\n    options.resolve(config)\n"
     )
     result = pytester.runpytest_subprocess()
     result.stderr.fnmatch_lines(["*--perf-rounds (from perf_rounds in tox.ini) = '0': must be a whole number of at*"])
 
 
 def test_help_says_each_default_once(pytester):
-    pytester.makeconftest("from perfgate import options\ndef pytest_addoption(parser):\n    options.register(parser)\n")
+    pytester.makeconftest("from perfgate import options\n" + REGISTER)
     blocks: dict[str, str] = {}  # an option's help: from its line ("  --perf-rounds=ROUNDS ...") to the next one's
     for line in pytester.runpytest("--help").outlines:
         start = re.match(r"^  (--perf-[\w-]+)", line)
