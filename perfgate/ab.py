@@ -168,6 +168,8 @@ def prepare(opts: dict[str, Any], root: Path, device: str, cache: Path) -> Base 
         raise ValueError(f"{what}: no such interpreter")
     if not os.access(resolved, os.X_OK) or Path(resolved).is_dir():
         raise ValueError(f"{what}: not an executable file")
+    if opts.get("base_ref"):
+        what = f"--perf-base-ref {opts['base_ref']!r} (run by {python})"
     env = dict(opts.get("base_env") or {})
     base = Base(str(resolved), env, None, machine.git_commit(root), paths.REPO_ROOT, root)
     ref = opts.get("base_ref")
