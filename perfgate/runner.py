@@ -78,10 +78,12 @@ class WorkerHandle:
         python: str | None = None,
         code_root: Path | None = None,
         pythonpath: str | None = None,
+        cwd: Path | None = None,
     ) -> None:
-        """python, code_root, pythonpath: an A/B run's base side (perfgate.ab): another interpreter, perfgate and the
-        measured code from another folder (a worktree at another commit), and the base's own PYTHONPATH after it;
-        by default this interpreter and this perfgate."""
+        """python, code_root, pythonpath, cwd: an A/B run's base side (perfgate.ab): another interpreter, perfgate
+        and the measured code from another folder (a worktree at another commit), the base's own PYTHONPATH after
+        it, and that folder as the working directory (`python -m` puts it first on sys.path); by default this
+        interpreter, this perfgate and this process's working directory."""
         self.name = name
         self.log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -98,6 +100,7 @@ class WorkerHandle:
             stdout=subprocess.PIPE,
             stderr=self._log,
             env=child_env,
+            cwd=cwd,
             text=True,
             encoding="utf-8",
         )

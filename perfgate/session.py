@@ -321,7 +321,12 @@ class PerfSession:
         side: dict[str, Any] = {}
         if base:
             env.update(self.base.worker_env())
-            side = {"python": self.base.python, "code_root": self.base.code_root, "pythonpath": self.base.pythonpath}
+            side = {
+                "python": self.base.python,
+                "code_root": self.base.code_root,
+                "pythonpath": self.base.pythonpath,
+                "cwd": self.base.measured_root,
+            }
         worker = WorkerHandle(key, self.cache / "logs" / f"worker-{key}.log", env, prefix, **side)
         try:
             max_seq = self.opts.get("max_seq_length") or self.max_tokens
