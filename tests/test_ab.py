@@ -234,3 +234,20 @@ def test_the_whole_stack_canary_fails_the_head(run_perf):
     ratio = next(r for r in run["results"] if r["metric"] == "decode_ratio_to_base")
     assert ratio["verdict"]["status"] == "fail" and ratio["params"]["canary_step_delay_s"] > 0
     assert run["ab"]["base"]["env"] == {"PERFGATE_SIDE": "base"} and run["ab"]["stack_canary_slowdown"] == 1.0
+
+
+def test_the_workflow_runs_ab_when_the_lock_file_changes_or_on_demand():
+    import yaml
+
+    flow = yaml.safe_load((paths.REPO_ROOT / ".github" / "workflows" / "perf.yml").read_text())
+    assert "ab" in flow[True]["workflow_dispatch"]["inputs"]  # YAML 1.1 reads the key `on` as True
+    job = flow["jobs"]["ab"]
+    assert job["runs-on"] == ["self-hosted", "gpu"] and job["needs"] == ["lock-changed"]
+    assert "needs.lock-changed.outputs.changed == 'true'" in job["if"] and "inputs.ab" in job["if"]
+    detect = " ".join(step.get("run", "") for step in flow["jobs"]["lock-changed"]["steps"])
+    assert "requirements/gpu.lock" in detect
+    runs = " ".join(step.get("run", "") for step in job["steps"])
+    assert "requirements/gpu.lock" in runs and "uv pip sync" in runs and "pip install" in runs and "make ab" in runs
+    assert any(step.get("uses", "").startswith("actions/cache") for step in job["steps"])
+    uploaded = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-artifact"))
+    assert "results/runs/" in uploaded["with"]["path"] and "results/reports/" in uploaded["with"]["path"]
