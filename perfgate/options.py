@@ -321,14 +321,14 @@ OPTIONS: tuple[Opt, ...] = (
         env_pairs,
         None,
         "A/B: KEY=VALUE,... for the base's workers only (PYTHONPATH goes after perfgate's own folder): the same "
-        "interpreter with another PYTHONPATH is a base",
+        "interpreter with another PYTHONPATH is a base. Default: none",
     ),
     Opt(
         "base-ref",
         text,
         None,
         "A/B: a commit, branch or tag of the measured repository; its code is checked out into a temporary git "
-        "worktree (under --perf-cache, removed at the end) and run by the base's interpreter",
+        "worktree (under --perf-cache, removed at the end) and run by the base's interpreter. Default: none",
     ),
     Opt(
         "canary-base-slowdown",
