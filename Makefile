@@ -9,7 +9,7 @@ EXTRAS ?= dev
 PYTEST_ARGS ?=
 STAMP := $(VENV)/.perfgate-installed
 
-.PHONY: perf test baseline report lint actionlint setup clean
+.PHONY: perf ab test baseline report lint actionlint setup clean
 
 # More than one GPU visible: one pytest-xdist worker per GPU, each variant on one of them (perfgate/parallel.py).
 GPUS ?= $(shell nvidia-smi -L 2>/dev/null | grep -c '^GPU')
@@ -22,6 +22,20 @@ PROFILE ?= $(or $(PERF_PROFILE),pr)
 
 perf: $(STAMP)
 	$(PY) -m pytest perf_tests --perf-profile $(PROFILE) $(SPREAD) $(PYTEST_ARGS)
+
+# A/B in one run: every variant on this tree and on a base, rounds alternating, the head gated against the base
+# (docs/usage.md, "Is this upgrade safe?"). BASE: the base's Python (a venv with other package versions);
+# BASE_ENV: KEY=VALUE,... for the base's workers only; BASE_REF: a commit whose code the base runs (from a
+# temporary git worktree). At least one of the three.
+BASE ?=
+BASE_ENV ?=
+BASE_REF ?=
+AB_ARGS := $(if $(BASE),--perf-base=$(BASE)) $(if $(BASE_ENV),--perf-base-env=$(BASE_ENV)) \
+	$(if $(BASE_REF),--perf-base-ref=$(BASE_REF))
+
+ab: $(STAMP)
+	$(if $(strip $(AB_ARGS)),,$(error make ab needs BASE=PYTHON, BASE_ENV=KEY=VALUE,... or BASE_REF=GITREF))
+	$(PY) -m pytest perf_tests --perf-profile $(PROFILE) $(AB_ARGS) $(PYTEST_ARGS)
 
 # Measure and write results/baselines/<gpu>.json (only the entries measured); review the printed diff, commit. The
 # same profile as the gate it is for: a baseline entry is kept per workload (ctx1024, q3).

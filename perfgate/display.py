@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from perfgate import gate, phases, table
+from perfgate import ab, gate, phases, table
 
 
 def terminal_summary(perf, reporter) -> None:
@@ -29,16 +29,19 @@ def terminal_summary(perf, reporter) -> None:
             "spread over "
             + ", ".join(f"{w} ({worker_where(v)}: {', '.join(v['variants'])})" for w, v in workers.items())
         )
+    for line in ab.summary_lines(run):
+        reporter.write_line(line)
     gated = table.gated_against_file(run)
     problem = (run.get("baseline_check") or {}).get("problem")
     shown = [r for r in gated if r.get("verdict") and (not problem or r["verdict"]["status"] != gate.UNAVAILABLE)]
     if shown:
         reporter.write_line("")
-        reporter.write_line(f"gate against {perf.baseline_path}:" if not problem else "gate:")
+        against = "the base, in this run" if run.get("ab") else perf.baseline_path
+        reporter.write_line(f"gate against {against}:" if not problem or run.get("ab") else "gate:")
         reporter.write_line(table.render_gate(gated))
     for line in table.render_held_to_floor(run["results"]):
         reporter.write_line(line, yellow=True)
-    if problem and not perf.opts["update_baselines"]:
+    if problem and not perf.opts["update_baselines"] and not run.get("ab"):
         reporter.write_line("")
         reporter.write_line(f"baseline: {problem}", yellow=True)
     if perf.baseline_diff is not None:

@@ -51,6 +51,15 @@ DEFAULT_TOLERANCES: tuple[tuple[str, float], ...] = (
     ("syncs_per_token", 0.0),
     ("ops_per_token", 0.0),
     ("decode_ratio_to_ref", 0.05),
+    # An A/B run's ratios, head over base (perfgate.ab), each judged by its own interval against 1. These must be
+    # set from A/A runs (base = head) on the GPU they gate, as the smallest tolerance no A/A run fails; none has
+    # been measured on a GPU yet. Until then: the decode ratio as tight as the reference's (its estimator is the
+    # same, and two identical CPU workers with fixed layouts differed by at most 3 %, perfgate.runner.fixed_layout),
+    # a first token and an agent query twice as loose (one prefill per round, and the agent's passes of the two
+    # sides run one after the other, not interleaved).
+    ("decode_ratio_to_base", 0.05),
+    ("ttft_ratio_to_base", 0.10),
+    ("agent_query_ratio_to_base", 0.10),
     ("decode_tok_per_s", 0.45),
     ("ttft_s", 0.70),
     ("agent_query_*_s", 0.45),

@@ -58,6 +58,17 @@ def cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
+def own_versions() -> dict:
+    """What this process runs: its package versions, perfgate's commit and Python (a worker's answer to the op
+    `versions`, so that an A/B run's two sides each say what they are)."""
+    return {
+        "versions": {p: version(p) for p in PACKAGES},
+        "commit": git_commit(paths.REPO_ROOT),
+        "python_version": platform.python_version(),
+        "perfgate": str(paths.PACKAGE),
+    }
+
+
 def describe(device: str, nvml: Nvml | None, repository: Path = paths.REPO_ROOT) -> dict:
     import torch
 

@@ -3,6 +3,7 @@ Figures. They print nothing and judge nothing; whether to measure more rounds is
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -11,8 +12,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from perfgate import ab, phases
 from perfgate import figures as fig
-from perfgate import phases
 from perfgate.generation import Round
 from perfgate.runner import WorkerError, WorkerHandle
 from perfgate.stats import bootstrap_interval, bootstrap_interval_of_sets, mean, median, percentile
@@ -93,6 +94,32 @@ class DecodeMeasurement:
     profile: dict[str, Any] | None = None
     device_delay_ms: float = 0.0  # the GPU canary's device work added per decode step; 0 otherwise
     test_s: float = 0.0  # the whole measurement's wall time: warm-up, calibration, timed rounds and profiling
+    # an A/B run (perfgate.ab): the worker beside is the same variant on the base side ("base"), its peak memory
+    # and its profiled round kept too, so that the head is judged against them
+    beside: str = "reference"
+    reference_vram: VramPeak | None = None
+    reference_profile: dict[str, Any] | None = None
+
+    def base_view(self) -> DecodeMeasurement:
+        """An A/B run's base side as a measurement of its own (its rounds, memory and profile; no ratio), for its
+        figures. The last pair of worker processes only, as the figures other than the ratio are."""
+        return replace(
+            self,
+            rounds=self.reference_rounds,
+            reference_rounds=(),
+            vram=self.reference_vram or VramPeak(None, None, 0, "not tracked"),
+            torch_max_allocated_mib=None,
+            step_delay_s=0.0,
+            no_ratio=None,
+            energy_j=(),
+            no_energy="measured on the head side only",
+            earlier=(),
+            profile=self.reference_profile,
+            device_delay_ms=0.0,
+            beside="",
+            reference_vram=None,
+            reference_profile=None,
+        )
 
     @property
     def ratios(self) -> list[float]:
@@ -237,6 +264,8 @@ def decode(
     profile: bool = False,
     device_slowdown: float = 0.0,
     profile_tokens: int = 0,
+    beside_is_base: bool = False,
+    stack_slowdown: float = 0.0,
 ) -> DecodeMeasurement:
     """Warm-up, then timed rounds. With a reference worker each round is a pair, the reference first in every
     other pair and the variant first in the rest (so that neither is always the one to run right after a pause),
@@ -254,7 +283,11 @@ def decode(
     every timed round is appended to that JSON-lines file, for looking into a noisy machine. With `profile`, one
     more round of the same shape runs under the profiler after the timed ones (never beside one: the profiler slows
     the host, which is what bounds a timed round), stopped after `profile_tokens` tokens (0: all), for device time
-    and kernel counts (perfgate.profiling)."""
+    and kernel counts (perfgate.profiling).
+
+    With `beside_is_base` (an A/B run, perfgate.ab), the worker beside is the same variant on the base side: its
+    memory is tracked and its round profiled as this worker's are; `stack_slowdown` slows this (the head's) decode
+    steps by that share of a step, calibrated as the canary is (the whole-stack canary)."""
     test_started = time.perf_counter()
     gen = {"prompt_tokens": workload.prompt_tokens, "new_tokens": workload.new_tokens}
     timed_gen = {**gen, "keep_steps": True} if step_log is not None else gen  # the step log wants every step
@@ -263,16 +296,22 @@ def decode(
     ref_timed: list[Round] = []
     on_core: list[int] = []
     delay_s = 0.0
+    both = beside_is_base and reference is not None
+    if both:
+        reference.call("reset_memory", timeout_s)
     device_delay_ms = 0.0
-    with tracker.track(worker.pid) as peak:
+    with (
+        tracker.track(worker.pid) as peak,
+        tracker.track(reference.pid) if both else contextlib.nullcontext(lambda: None) as ref_peak,
+    ):
         with phases.track("warmup"):
             for _ in range(plan.warmup):
                 # the reference warms up to this shape too (a static cache compiles per shape)
                 if reference is not None:
                     reference.call("generate", timeout_s, **gen)
                 worker.call("generate", timeout_s, **gen)
-            if variant.step_delay:
-                delay_s = calibrate_canary(worker, gen, canary_slowdown, timeout_s)
+            if variant.step_delay or stack_slowdown:
+                delay_s = calibrate_canary(worker, gen, stack_slowdown or canary_slowdown, timeout_s)
             if variant.device_delay:
                 device_delay_ms = calibrate_device_canary(worker, gen, device_slowdown, timeout_s, profile_tokens)
 
@@ -336,6 +375,7 @@ def decode(
                 no_ratio,
                 cores=tuple(on_core),
                 device_delay_ms=device_delay_ms,
+                beside="base" if beside_is_base else "reference",
             )
 
         def paired() -> DecodeMeasurement | None:
@@ -361,7 +401,9 @@ def decode(
         except KeyboardInterrupt as exc:
             raise MeasurementInterrupted(str(exc), variant.name, paired()) from exc
         with phases.track("profile"):
-            profiled = worker.call("profile", timeout_s, **gen, tokens=profile_tokens or None) if profile else None
+            tokens = profile_tokens or None
+            profiled = worker.call("profile", timeout_s, **gen, tokens=tokens) if profile else None
+            ref_profiled = reference.call("profile", timeout_s, **gen, tokens=tokens) if profile and both else None
     if cores is not None and reference is not None:  # each back on its own core for the tests that follow
         reference.call("pin", timeout_s, core=cores[0])
         worker.call("pin", timeout_s, core=cores[1])
@@ -375,6 +417,8 @@ def decode(
         no_energy=None if energy_ok else no_energy_reason(tracker),
         profile=profiled,
         test_s=time.perf_counter() - test_started,
+        reference_vram=ref_peak() if both else None,
+        reference_profile=ref_profiled,
     )
 
 
@@ -449,6 +493,8 @@ class AgentMeasurement:
     step_delay_s: float
     reuse: tuple[tuple[Round, ...], ...] = ()  # [query][turn]: one pass keeping the KV cache between turns
     reuse_unavailable: str | None = None
+    base: AgentMeasurement | None = None  # an A/B run's base side, the same queries (perfgate.ab)
+    no_base: str | None = None  # why the base side has no measurement, in an A/B run
 
     def turn_latencies(self) -> list[float]:
         """Per turn of every query, in order: its wall time, the median over rounds."""
@@ -564,6 +610,8 @@ def agent_figures(variant: str, m: AgentMeasurement) -> list[fig.Figure]:
         once("agent_prefill_share_pct", "%", fig.LOWER, False, 100 * prefill / total if total else None),
         once("agent_peak_vram_mib", "MiB", fig.LOWER, True, m.vram.process_mib, why),
     ]
+    if m.base is not None or m.no_base:
+        out.insert(2, agent_ratio_figure(variant, m, params))
     if m.reuse or m.reuse_unavailable:
         kept = [sum(x.wall_s for x in q) for q in m.reuse]
         p50 = percentile(kept, 50) if kept else None
@@ -572,6 +620,26 @@ def agent_figures(variant: str, m: AgentMeasurement) -> list[fig.Figure]:
         out.append(once("agent_reuse_query_p50_s", "s", fig.LOWER, False, p50, m.reuse_unavailable, note))
         out.append(once("agent_reuse_saving_pct", "%", fig.HIGHER, False, saving, m.reuse_unavailable, note))
     return out
+
+
+def agent_ratio_figure(variant: str, m: AgentMeasurement, params: dict[str, Any]) -> fig.Figure:
+    """An A/B run's agent latency, head over base (above 1: the head is slower): the queries' summed latency, with
+    its 98 % bootstrap interval over the queries; samples are each query's own ratio."""
+    base = m.base.query_latencies() if m.base is not None else []
+    head = m.query_latencies()
+    if not base or len(base) != len(head) or min(base) <= 0:
+        why = m.no_base or "the base side has no latency for these queries"
+        return fig.single(variant, "agent", m.workload, ab.AGENT_RATIO, "x", fig.LOWER, True, None, why, params)
+
+    def ratio(pick: Sequence[int]) -> float:
+        return sum(head[i] for i in pick) / sum(base[i] for i in pick)
+
+    lo, hi = bootstrap_interval(len(head), ratio, confidence=0.98, seed=len(head))
+    extra = {"interval": [lo, hi], "estimator": "sum/sum over queries", "base_query_latency_s": base}
+    samples = [h / b for h, b in zip(head, base, strict=True)]
+    figure = fig.from_samples(variant, "agent", m.workload, ab.AGENT_RATIO, "x", fig.LOWER, True, samples,
+                              {**{k: v for k, v in params.items() if k != "turn_latency_s"}, **extra})  # fmt: skip
+    return replace(figure, value=ratio(range(len(head))))
 
 
 def load_figures(variant: str, m: LoadMeasurement) -> list[fig.Figure]:
@@ -647,6 +715,7 @@ def decode_figures(variant: str, m: DecodeMeasurement) -> list[fig.Figure]:
         why = bw.get("why") or "the device's bandwidth was not measured"
         out.append(once("bandwidth_share_pct", "%", fig.HIGHER, False, None, why))
     timed = [r for pair in m.process_pairs for r in (*pair.rounds, *pair.reference_rounds)]
+    ratio_metric = ab.RATIO if m.beside == "base" else "decode_ratio_to_ref"
     if m.reference_rounds and all(r.step_p10_s > 0 for r in timed):
         value, (lo, hi), each = m.ratio_over_processes()
         detail = {  # the decision's inputs, and per round where a noisy ratio comes from
@@ -668,17 +737,39 @@ def decode_figures(variant: str, m: DecodeMeasurement) -> list[fig.Figure]:
             ]
         samples = [x for pair in m.process_pairs for x in pair.ratios]
         ratio = fig.from_samples(
-            variant, "decode", w.id, "decode_ratio_to_ref", "x", fig.HIGHER, True, samples, {**params, **detail}
+            variant, "decode", w.id, ratio_metric, "x", fig.HIGHER, True, samples, {**params, **detail}
         )
         out.insert(1, replace(ratio, value=value))
     elif m.reference_rounds:
         why = f"{w.new_tokens} new tokens leave no decode steps to time"
-        out.insert(1, once("decode_ratio_to_ref", "x", fig.HIGHER, True, None, why))
+        out.insert(1, once(ratio_metric, "x", fig.HIGHER, True, None, why))
     elif m.no_ratio:
-        out.insert(1, once("decode_ratio_to_ref", "x", fig.HIGHER, True, None, m.no_ratio))
+        out.insert(1, once(ratio_metric, "x", fig.HIGHER, True, None, m.no_ratio))
+    if m.beside == "base":
+        out.insert(2, ttft_ratio_figure(variant, m, params))
     if m.profile is not None:
         out.extend(device_figures(variant, m, params))
     return out
+
+
+def ttft_ratio_figure(variant: str, m: DecodeMeasurement, params: dict[str, Any]) -> fig.Figure:
+    """An A/B run's time to first token, head over base (above 1: the head is slower), over the pairs of rounds of
+    the last pair of worker processes: the ratio of the sides' medians, with its 98 % bootstrap interval over the
+    pairs (a prefill is one long step, steadier than the decode's fast state needs to be)."""
+    head, base = [r.ttft_s for r in m.rounds], [r.ttft_s for r in m.reference_rounds]
+    if not head or len(head) != len(base) or min(base) <= 0:
+        why = m.no_ratio or "no pair of rounds with a first token on each side"
+        return fig.single(variant, "decode", m.workload.id, ab.TTFT_RATIO, "x", fig.LOWER, True, None, why, params)
+
+    def ratio(pick: Sequence[int]) -> float:
+        return median([head[i] for i in pick]) / median([base[i] for i in pick])
+
+    lo, hi = bootstrap_interval(len(head), ratio, confidence=0.98, seed=len(head))
+    samples = [h / b for h, b in zip(head, base, strict=True)]
+    extra = {"interval": [lo, hi], "estimator": "median/median", "base_ttft_s": base}
+    figure = fig.from_samples(variant, "decode", m.workload.id, ab.TTFT_RATIO, "x", fig.LOWER, True, samples,
+                              {**params, **extra})  # fmt: skip
+    return replace(figure, value=ratio(range(len(head))))
 
 
 NO_CUDA = "no CUDA device: kernels are profiled on a GPU (operators on a CPU: ops_per_token)"

@@ -111,6 +111,18 @@ def patterns(value: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in value.split(",") if p.strip())
 
 
+def env_pairs(value: str) -> dict[str, str]:
+    from perfgate.ab import base_env
+
+    return base_env(value)
+
+
+def stack_canary(value: str) -> float:
+    from perfgate.ab import stack_canary
+
+    return stack_canary(value)
+
+
 def tolerances(value: str) -> dict[str, float]:
     from perfgate.gate import parse_tolerances
 
@@ -318,6 +330,36 @@ OPTIONS: tuple[Opt, ...] = (
     ),
     Opt(
         "strict", boolean, "false", "fail figures with no baseline, and a GPU busy with other processes", flag_only=True
+    ),
+    # A/B in one run (perfgate.ab): any of the three makes a base, measured beside the head instead of the reference
+    Opt(
+        "base",
+        text,
+        None,
+        "A/B: the Python interpreter of a base environment (a venv with other package versions); every variant "
+        "runs on it and on this one, rounds alternating, and the head is gated against the base. Default: none; "
+        "with only --perf-base-env or --perf-base-ref, this interpreter",
+    ),
+    Opt(
+        "base-env",
+        env_pairs,
+        None,
+        "A/B: KEY=VALUE,... for the base's workers only (PYTHONPATH goes after perfgate's own folder): the same "
+        "interpreter with another PYTHONPATH is a base. Default: none",
+    ),
+    Opt(
+        "base-ref",
+        text,
+        None,
+        "A/B: a commit, branch or tag of the measured repository; its code is checked out into a temporary git "
+        "worktree (under --perf-cache, removed at the end) and run by the base's interpreter. Default: none",
+    ),
+    Opt(
+        "canary-base-slowdown",
+        stack_canary,
+        "off",
+        "A/B's whole-stack canary: every variant's decode steps on the head side slowed by this share of a step, "
+        "so that the run shows it catches a regression that hits every variant alike; 'on' is 10%",
     ),
 )
 

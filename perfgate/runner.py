@@ -70,8 +70,20 @@ class WorkerHandle:
     """One worker process. Calls are synchronous; the reply of each must arrive within its timeout."""
 
     def __init__(
-        self, name: str, log_path: Path, env: dict[str, str] | None = None, prefix: tuple[str, ...] = ()
+        self,
+        name: str,
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        prefix: tuple[str, ...] = (),
+        python: str | None = None,
+        code_root: Path | None = None,
+        pythonpath: str | None = None,
+        cwd: Path | None = None,
     ) -> None:
+        """python, code_root, pythonpath, cwd: an A/B run's base side (perfgate.ab): another interpreter, perfgate
+        and the measured code from another folder (a worktree at another commit), the base's own PYTHONPATH after
+        it, and that folder as the working directory (`python -m` puts it first on sys.path); by default this
+        interpreter, this perfgate and this process's working directory."""
         self.name = name
         self.log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -79,15 +91,16 @@ class WorkerHandle:
         child_env = dict(os.environ)
         child_env.update(env or {})
         child_env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(paths.REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p
+            p for p in (str(code_root or paths.REPO_ROOT), pythonpath, os.environ.get("PYTHONPATH", "")) if p
         )
         child_env.setdefault("PYTHONUNBUFFERED", "1")
         self.proc = subprocess.Popen(
-            [*prefix, sys.executable, "-m", "perfgate.worker"],
+            [*prefix, python or sys.executable, "-m", "perfgate.worker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,
             env=child_env,
+            cwd=cwd,
             text=True,
             encoding="utf-8",
         )

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from perfgate import (
+    ab,
     affinity,
     baselines,
     gate,
@@ -151,6 +152,16 @@ class PerfSession:
         why = unwritable_folder(self.cache)  # (the results folder may fail later: the run goes on, saying so)
         if why:
             raise ValueError(cache_error(self.cache, origins.get("cache", "default"), why))
+        # an A/B run: the same variant on the base side takes the reference's place beside each variant, and the
+        # canaries, which exist to be slower than the reference, are left out of the default selection
+        self.base = ab.prepare(opts, self.root, self.device, self.cache)
+        self.base_figures: dict[tuple[str, str, str, str], Figure] = {}  # the base side's, by the head's key
+        self.sides: dict[str, dict[str, Any]] = {}  # what each side's workers said they run (op `versions`)
+        self.kernel_changes: dict[str, list[str]] = {}  # per decode test: kernels that differ, head against base
+        if self.base is not None:
+            self.reference = None
+            if opts["variants"] in (None, "", "default"):
+                self.variants = [v for v in self.variants if not (v.step_delay or v.device_delay)]
         self.started = datetime.now(timezone.utc)
         self._clock_start = time.monotonic()
         self.cut: list[str] = []  # tests not started because --perf-session-budget was spent
@@ -281,19 +292,29 @@ class PerfSession:
     def acquire(self, name: str) -> Loaded:
         """The loaded variant, loading it once. Other variants are released first, except the reference, which
         stays beside it. Raises VariantUnavailable or VariantFailed."""
-        return self._ensure(name, keep={name, self.reference})
+        if self.base is None:
+            return self._ensure(name, keep={name, self.reference})
+        loaded = self._ensure(name, keep={name, name + ab.SUFFIX})
+        self.reference_beside(loaded)  # the base side too, now: its load figures are what the head's are held to
+        return loaded
 
-    def _ensure(self, name: str, keep: set[str | None]) -> Loaded:
-        if name in self.loaded:
-            return self.loaded[name]
-        if name in self.failed:
-            raise (VariantUnavailable if "failed to import" in self.failed[name] else VariantFailed)(self.failed[name])
+    def _ensure(self, name: str, keep: set[str | None], base: bool = False) -> Loaded:
+        """The variant's worker, loaded once; with `base`, the same variant on an A/B run's base side (kept under
+        'NAME@base')."""
+        key = name + ab.SUFFIX if base else name
+        if key in self.loaded:
+            return self.loaded[key]
+        if key in self.failed:
+            raise (VariantUnavailable if "failed to import" in self.failed[key] else VariantFailed)(self.failed[key])
         variant = variants.REGISTRY[name]
         reason = variants.unavailable_reason(variant, self.device)
         if reason:
             raise VariantUnavailable(reason)
         for other in [n for n in self.loaded if n not in keep]:
             self.release(other)
+        if base:
+            variant = self.base_variant(variant)
+        who = f"{name} ({'base' if base else 'head'} side)" if self.base is not None else name
         reason = self.memory_shortfall(variant)
         if reason and self.reference in self.loaded and name != self.reference:
             self.release(self.reference)  # measure it alone rather than not at all
@@ -307,7 +328,7 @@ class PerfSession:
             # Two workers alternate rounds; the OpenMP threads of one spin for a while after its work and would
             # steal the cores the other is being timed on. One thread each keeps the pair from interfering.
             env["OMP_NUM_THREADS"] = "1"
-        core = self.worker_core(name)
+        core = self.worker_core(key)
         if core is not None:
             env["PERFGATE_CPU_CORE"] = str(core)
             self.keep_off_worker_cores()
@@ -315,8 +336,17 @@ class PerfSession:
             self.tracker.device_baseline_mib = self.tracker.nvml.device_used_mib()  # before this worker
         prefix, layout_env, _ = self.layout
         env.update(layout_env)
+        side: dict[str, Any] = {}
+        if base:
+            env.update(self.base.worker_env())
+            side = {
+                "python": self.base.python,
+                "code_root": self.base.code_root,
+                "pythonpath": self.base.pythonpath,
+                "cwd": self.base.measured_root,
+            }
         with phases.track("load"):
-            worker = WorkerHandle(name, self.cache / "logs" / f"worker-{name}.log", env, prefix)
+            worker = WorkerHandle(key, self.cache / "logs" / f"worker-{key}.log", env, prefix, **side)
         try:
             max_seq = self.opts.get("max_seq_length") or self.max_tokens
             with phases.track("load"):
@@ -325,8 +355,10 @@ class PerfSession:
             worker.kill()  # whatever it holds goes back to the device now
             worker.close()
             if exc.kind == "import":
-                self.failed[name] = variants.import_failure(variant, exc.message)
-                raise VariantUnavailable(self.failed[name]) from None
+                self.failed[key] = variants.import_failure(variant, exc.message)
+                if self.base is not None:
+                    self.failed[key] = f"{who}: {self.failed[key]}"
+                raise VariantUnavailable(self.failed[key]) from None
             if exc.kind == "oom":
                 need = variants.estimate_bytes(variant, self.model.config, self.max_tokens) / 2**30
                 what = (
@@ -335,11 +367,36 @@ class PerfSession:
                 )
             else:
                 what = f"loading failed ({exc.kind})"
-            self.failed[name] = f"{name}: {what}: {exc}"
-            raise VariantFailed(self.failed[name]) from None
-        self.loaded[name] = Loaded(variant, worker, load)
-        self.load_info[name] = load.model
-        return self.loaded[name]
+            self.failed[key] = f"{who}: {what}: {exc}"
+            raise VariantFailed(self.failed[key]) from None
+        self.loaded[key] = Loaded(variant, worker, load)
+        self.load_info[key] = load.model
+        if self.base is not None:
+            self.note_side("base" if base else "head", worker)
+            if base:
+                self.base_figures.update({f.key: f for f in measure.load_figures(name, load)})
+        return self.loaded[key]
+
+    def base_variant(self, variant: variants.Variant) -> variants.Variant:
+        """The variant as the base side loads it: a loader imported from the measured repository comes from the
+        base's checkout of it (a worktree at --perf-base-ref)."""
+        here, there = str(self.root), str(self.base.measured_root)
+        if here == there or here not in variant.import_path:
+            return variant
+        return replace(variant, import_path=tuple(there if p == here else p for p in variant.import_path))
+
+    def note_side(self, side: str, worker: WorkerHandle) -> None:
+        """What a side runs, as its first worker says (the op `versions`); the probe's answer where the base's code,
+        at another commit, has no such op."""
+        if side in self.sides:
+            return
+        try:
+            self.sides[side] = worker.call("versions", self.opts["timeout"])
+        except WorkerError as exc:
+            if exc.kind in ("died", "timeout"):
+                raise
+            said = self.base.probe if side == "base" else machine.own_versions()
+            self.sides[side] = {**said, "commit": self.base.commit if side == "base" else machine.git_commit(self.root)}
 
     @functools.cached_property
     def cores(self) -> tuple[int, int, set[int]] | None:
@@ -353,9 +410,10 @@ class PerfSession:
         return affinity.worker_cores(set(os.sched_getaffinity(0)))
 
     def worker_core(self, name: str) -> int | None:
+        """The core of a worker ('NAME', or 'NAME@base' in an A/B run): the one beside takes the reference's."""
         if self.cores is None:
             return None
-        return self.cores[0] if name == self.reference else self.cores[1]
+        return self.cores[0] if name == self.reference or name.endswith(ab.SUFFIX) else self.cores[1]
 
     def keep_off_worker_cores(self) -> None:
         """This process (pytest, its NVML sampler, the workers' reply readers) onto the cores the workers leave
@@ -367,11 +425,22 @@ class PerfSession:
 
     def swap_cores(self, name: str) -> tuple[int, int] | None:
         """The reference's and the variant's cores, which they swap between rounds; None where not pinned."""
-        ref, own = self.worker_core(self.reference), self.worker_core(name)
+        ref, own = self.worker_core(self.beside_key(name)), self.worker_core(name)
         return (ref, own) if ref is not None and own is not None and ref != own else None
 
+    def beside_key(self, name: str) -> str | None:
+        """The worker that alternates rounds with this variant's: its base side in an A/B run, else the reference."""
+        return name + ab.SUFFIX if self.base is not None else self.reference
+
     def reference_beside(self, loaded: Loaded) -> tuple[Loaded | None, str | None]:
-        """The reference worker to alternate rounds with, or None and why not (None, None: no ratio at all)."""
+        """The reference worker to alternate rounds with, or None and why not (None, None: no ratio at all). In an
+        A/B run, the same variant on the base side."""
+        if self.base is not None:
+            name = loaded.variant.name
+            try:
+                return self._ensure(name, keep={name, name + ab.SUFFIX}, base=True), None
+            except (VariantUnavailable, VariantFailed) as exc:
+                return None, f"the base side failed: {str(exc).splitlines()[0]}"
         if not self.reference or loaded.variant.name == self.reference:
             return None, None
         try:
@@ -442,7 +511,7 @@ class PerfSession:
     def partial_record(self, variant: str, partial: measure.DecodeMeasurement) -> dict[str, Any]:
         """The gated rates of a decode test's rounds before it was stopped: too few to judge (the test's own rules
         decide how many a verdict needs), kept for a look and for comparison with a run that finished."""
-        kept = ("decode_tok_per_s", "ttft_s", RATIO)
+        kept = ("decode_tok_per_s", "ttft_s", RATIO, ab.RATIO, ab.TTFT_RATIO)
         figures = [f for f in measure.decode_figures(variant, partial) if f.metric in kept and f.value is not None]
         return {
             "test": f"test_decode[{variant}-{partial.workload.id}]",
@@ -482,15 +551,26 @@ class PerfSession:
             elif earlier:  # stopped while the next pair restarted, warmed up or calibrated
                 partial = replace(earlier[-1], earlier=tuple(earlier[:-1]))
             raise measure.MeasurementInterrupted(str(exc), loaded.variant.name, partial) from exc
+        if self.base is not None and measured.reference_rounds:  # the base side's own figures, to judge against
+            name = loaded.variant.name
+            self.base_figures.update({f.key: f for f in measure.decode_figures(name, measured.base_view())})
+            test = f"test_decode[{name}-{workload.id}]"
+            self.kernel_changes[test] = ab.kernel_changes(measured.profile, measured.reference_profile)
         return replace(measured, earlier=tuple(earlier))
 
     def _ratio_fails(self, name: str, measured: measure.DecodeMeasurement) -> bool:
-        figures = [f for f in measure.decode_figures(name, measured) if f.metric == RATIO]
+        metric = ab.RATIO if self.base is not None else RATIO
+        figures = [f for f in measure.decode_figures(name, measured) if f.metric == metric]
         return any(j.verdict.status == gate.FAIL for j in self._judge(figures))
 
     def restart_with_reference(self, name: str) -> Loaded:
-        """The variant and the reference in fresh worker processes (the reference first, as a run starts)."""
+        """The variant and the reference in fresh worker processes (the reference first, as a run starts); in an A/B
+        run, the variant on both sides (the base first)."""
         self.release(name)
+        if self.base is not None:
+            self.release(name + ab.SUFFIX)
+            self._ensure(name, keep={name + ab.SUFFIX}, base=True)
+            return self._ensure(name, keep={name, name + ab.SUFFIX})
         self.release(self.reference)
         self._ensure(self.reference, keep={self.reference})
         return self._ensure(name, keep={name, self.reference})
@@ -524,6 +604,8 @@ class PerfSession:
                 profile=self.opts["device_time"],
                 device_slowdown=self.opts["canary_device_slowdown"],
                 profile_tokens=self.opts["device_tokens"],
+                beside_is_base=self.base is not None,
+                stack_slowdown=self.opts["canary_base_slowdown"] if self.base is not None else 0.0,
             )
             return replace(measured, bandwidth=self.bandwidth(loaded))
         except WorkerError as exc:
@@ -586,8 +668,29 @@ class PerfSession:
         def settled(partial: measure.AgentMeasurement) -> str:
             return settle_state(self._judge(measure.agent_figures(name, partial)))
 
+        base, no_base = self.reference_beside(loaded) if self.base is not None else (None, None)
+        measured_base = None
+        if base is not None:  # the base side's passes first, then the head's (not interleaved: perfgate.ab)
+            try:
+                measured_base = measure.agent(
+                    base.worker,
+                    self.tracker,
+                    base.variant,
+                    self.agent_workload,
+                    self.agent_queries,
+                    plan,
+                    o["canary_slowdown"],
+                    o["timeout"],
+                    None,
+                    reuse=False,
+                )
+                self.base_figures.update({f.key: f for f in measure.agent_figures(name, measured_base)})
+            except WorkerError as exc:
+                if exc.kind in ("died", "timeout"):
+                    self.release(name + ab.SUFFIX)
+                no_base = f"the base side failed: {exc.message.splitlines()[0]}"
         try:
-            return measure.agent(
+            head = measure.agent(
                 loaded.worker,
                 self.tracker,
                 loaded.variant,
@@ -599,6 +702,7 @@ class PerfSession:
                 None if o["update_baselines"] else settled,  # a baseline: exactly --perf-agent-rounds passes
                 reuse="reuse" in self.agent_modes,
             )
+            return replace(head, base=measured_base, no_base=no_base) if self.base is not None else head
         except WorkerError as exc:
             self._generation_failed(loaded, f"{name} agent replay ({self.agent_workload})", exc)
 
@@ -634,7 +738,8 @@ class PerfSession:
             raise VariantUnavailable(f"the committed fidelity inputs hold ids beyond this model's vocabulary ({vocab})")
         try:
             if self._fidelity_reference is None:
-                ref = self._ensure(ref_name, keep={ref_name, loaded.variant.name, self.reference})
+                keep = {ref_name, loaded.variant.name, self.reference, loaded.variant.name + ab.SUFFIX}
+                ref = self._ensure(ref_name, keep=keep)
                 path = self.cache / "fidelity" / f"{self.started:%Y%m%dT%H%M%S}-{os.getpid()}-{ref_name}.pt"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 ref.worker.call("reference_logits", self.opts["timeout"], path=str(path))
@@ -695,6 +800,8 @@ class PerfSession:
         return key, entry, note
 
     def _judge(self, figures: list[Figure]) -> list[Judged]:
+        if self.base is not None:
+            return self._judge_against_base(figures)
         out = []
         for f in figures:
             if not f.gated:
@@ -765,8 +872,46 @@ class PerfSession:
             out.append(Judged(f, verdict, key, note, floor, noisy if base is not None else None))
         return out
 
+    def _judge_against_base(self, figures: list[Figure]) -> list[Judged]:
+        """An A/B run's verdicts (perfgate.ab.GATED): the ratios, head over base, against 1 by their own interval;
+        memory and device time against the base side's same figure of this run, by its samples."""
+        out = []
+        for f in figures:
+            if not (f.gated and ab.is_gated(f.metric)):
+                continue
+            tol = gate.tolerance_for(f.metric, self.opts["tolerance"], variant=f.variant)
+            interval, base_samples, note = None, (), "head over base, both measured in this run"
+            if f.metric in ab.RATIOS:
+                value = 1.0
+                interval = tuple(f.params["interval"]) if "interval" in f.params else None
+            elif f.metric == NONFINITE:
+                value, tol, note = 0.0, 0.0, "no logit may be NaN or infinite"
+            else:
+                counterpart = self.base_figures.get(f.key)
+                value = counterpart.value if counterpart is not None else None
+                note = "the base side's figure of this run"
+                if value is None:
+                    why = self.failed.get(f.variant + ab.SUFFIX) or (counterpart and counterpart.unavailable)
+                    note = f"no base figure: {why or 'not measured on the base side'}"
+                elif len(counterpart.samples) > 1:
+                    base_samples = counterpart.samples
+            verdict = gate.judge(
+                f.samples,
+                f.value,
+                f.better,
+                value,
+                tol,
+                base_samples,
+                slack=gate.slack_for(f.metric),
+                interval=interval,
+            )
+            out.append(Judged(f, verdict, f"base/{f.metric}", note))
+        return out
+
     def judge(self, figures: list[Figure]) -> list[str]:
         """Judge and keep the verdicts; return one message per failure (none in update mode)."""
+        if self.base is not None:
+            return self.judge_against_base(figures)
         if self.opts["update_baselines"]:
             return []
         from perfgate import table
@@ -783,6 +928,48 @@ class PerfSession:
                 )
         self.write_run()
         return messages
+
+    def judge_against_base(self, figures: list[Figure]) -> list[str]:
+        """An A/B run's judge: a failure message per figure that failed against the base (with what differs between
+        the sides and, for a decode test, the kernels that differ), and one where the base side failed, so that
+        nothing passes for want of a base (the head's figures are kept all the same)."""
+        messages = []
+        failed_base = set()
+        for j in self._judge(figures):
+            self.judged[j.figure.key] = j
+            f = j.figure
+            test = f"test_{f.test}[{f.variant}-{f.workload}]" if f.workload else f"test_{f.test}[{f.variant}]"
+            if j.verdict.failed:
+                messages.append(ab.failure_message(j, self.differences, self.kernel_changes.get(test, [])))
+            why = self.failed.get(f.variant + ab.SUFFIX)
+            if why and j.verdict.status in (gate.NO_BASELINE, gate.UNAVAILABLE) and f.variant not in failed_base:
+                failed_base.add(f.variant)
+                messages.append(
+                    f"{f.variant}: the base side failed, so nothing here is judged against it; the head side's "
+                    f"figures are kept in the run file. {why.splitlines()[0]}"
+                )
+        self.write_run()
+        return messages
+
+    @property
+    def differences(self) -> list[str]:
+        """What differs between an A/B run's sides: package versions, commit, Python (base → head)."""
+        head = self.sides.get("head") or {**machine.own_versions(), "commit": self.machine["commit"]}
+        base = self.sides.get("base") or {**self.base.probe, "commit": self.base.commit}
+        return ab.differences(head, base)
+
+    def ab_section(self) -> dict[str, Any]:
+        """The run file's A/B section: the base and both sides' own words, what differs, the base side's figures,
+        the base's failures and the kernels that differ per decode test (the head's figures are under results)."""
+        return {
+            "base": self.base.describe(),
+            "sides": dict(self.sides),
+            "differs": self.differences,
+            "stack_canary_slowdown": self.opts["canary_base_slowdown"],
+            "base_failed": {k.removesuffix(ab.SUFFIX): v for k, v in self.failed.items() if k.endswith(ab.SUFFIX)},
+            "kernel_changes": dict(self.kernel_changes),
+            "base_results": [f.to_dict() for f in self.base_figures.values()],
+        }
 
     # -- recording -------------------------------------------------------------------------------------------
 
@@ -851,6 +1038,7 @@ class PerfSession:
                 else {}
             ),
             "variants": dict(self.load_info),
+            **({"ab": self.ab_section()} if self.base is not None else {}),
             "results": [self.result_dict(f) for f in self.figures],
             "not_started": list(self.cut),  # cut by --perf-session-budget
             "interrupted": self.interrupted,
@@ -930,6 +1118,8 @@ class PerfSession:
             self.finish_controller()
             return
         self.release()
+        if self.base is not None:
+            self.base.close()  # the temporary worktree of --perf-base-ref
         if self._own_affinity is not None:
             affinity.pin_process(self._own_affinity)
         if self._fidelity_reference:  # the reference's logits (hundreds of MB) are of no use after this run

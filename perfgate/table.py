@@ -262,7 +262,9 @@ def verdict_line(run: dict[str, Any], written: str | None = None, markdown: bool
         parts.append("interrupted")
     line = "perfgate: " + ", ".join(parts)
     next_step = (run.get("baseline_check") or {}).get("next_step")
-    if not written and next_step:
+    if run.get("ab"):  # an A/B run judges the head against the base, never against the baseline file
+        line += "; head against base (A/B)"
+    elif not written and next_step:
         line += f"; {next_step}"
     elif not written and counts.get(gate.NO_BASELINE):
         line += " (record those with `make baseline`)"

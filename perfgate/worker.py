@@ -301,6 +301,12 @@ class Worker:
             "torch_reserved_mib": torch.cuda.memory_reserved() / mib,
         }
 
+    def op_versions(self) -> dict[str, Any]:
+        """This process's package versions, perfgate's commit and Python (an A/B run's sides differ in these)."""
+        from perfgate import machine
+
+        return machine.own_versions()
+
     def op_ping(self) -> dict[str, Any]:
         return {"pid": os.getpid()}
 

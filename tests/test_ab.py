@@ -1,0 +1,253 @@
+"""A/B in one run (perfgate.ab): the base checked before anything loads, one line per bad input; an A/A run (a venv
+that sees this interpreter's packages, running the code of another commit from a temporary worktree) passes and
+leaves no worktree behind; the whole-stack canary (the head's steps slowed) fails.
+
+    PYTHONPATH=$PWD python -m pytest tests/test_ab.py -q
+"""
+
+import json
+import os
+import re
+import shutil
+import site
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from perfgate import ab, paths
+
+GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main"]
+# The tiny model's decode steps on this shared 2-core CPU are a few ms and other people's work moves them: the
+# ratios get loose limits in the A/A run, and the canary is made very slow (as tests/test_gate_suite.py does).
+TINY = ("--perf-contexts=16", "--perf-new-tokens=4", "--perf-rounds=2", "--perf-variants=hf-fp32", "-k", "decode")
+LOOSE = "--perf-tolerance=decode_ratio_to_base=25%,ttft_ratio_to_base=60%"
+
+
+# -- options and what the summary says ------------------------------------------------------------------
+
+
+def test_base_env_reads_pairs_and_refuses_anything_else():
+    assert ab.base_env("PYTHONPATH=/opt/alt:/x, HF_HOME=/h") == {"PYTHONPATH": "/opt/alt:/x", "HF_HOME": "/h"}
+    for bad in ("PYTHONPATH", "=1", "A B=1"):
+        with pytest.raises(ValueError, match="KEY=VALUE pairs"):
+            ab.base_env(bad)
+
+
+def test_the_whole_stack_canary_is_off_unless_asked_and_on_means_ten_percent():
+    assert ab.stack_canary("off") == 0.0
+    assert ab.stack_canary("on") == 0.10
+    assert ab.stack_canary("25%") == 0.25
+    with pytest.raises(ValueError, match="write off, on"):
+        ab.stack_canary("lots")
+
+
+def test_what_differs_between_the_sides_reads_base_to_head():
+    base = {"versions": {"torch": "2.11.0", "transformers": "4.57.6", "unsloth": None}, "commit": "aaa"}
+    head = {"versions": {"torch": "2.11.0", "transformers": "5.17.0", "unsloth": "2026.1"}, "commit": "bbb"}
+    assert ab.differences(head, base) == [
+        "transformers 4.57.6 → 5.17.0",
+        "unsloth not installed → 2026.1",
+        "commit aaa → bbb",
+    ]
+    assert ab.differences(head, head) == []
+
+
+def test_kernels_that_differ_are_listed_counts_first():
+    base = {"kernels_per_token": 2.0, "kernels": {"gemv": {"per_token": 2.0, "ms_per_token": 1.0}}}
+    head = {
+        "kernels_per_token": 3.0,
+        "kernels": {"gemv": {"per_token": 2.0, "ms_per_token": 1.5}, "copy": {"per_token": 1.0, "ms_per_token": 0.1}},
+    }
+    lines = ab.kernel_changes(head, base)
+    assert lines[0] == "kernels_per_token 2 → 3"
+    assert "+1/token `copy`" in lines and any(line.startswith("+0.5000 ms/token `gemv`") for line in lines)
+    assert ab.kernel_changes(head, None) == []
+
+
+@pytest.mark.parametrize(
+    ("said", "message"),
+    [
+        ({"cuda": False, "gpu": "cpu", "versions": {"torch": "2.9.0+cpu"}}, "its torch 2.9.0+cpu cannot see a CUDA"),
+        ({"cuda": True, "gpu": "NVIDIA A100", "versions": {}}, "different GPU kinds (NVIDIA A100 against NVIDIA H200)"),
+    ],
+)
+def test_a_base_that_cannot_measure_on_the_heads_gpu_is_refused(said, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ab.check_device("cuda", "NVIDIA H200", said, "--perf-base '/b/python'")
+    ab.check_device("cpu", "cpu", said, "--perf-base '/b/python'")  # the CPU: any base will do
+
+
+# -- bad input, before anything loads -------------------------------------------------------------------
+
+
+def opts(**given) -> dict:
+    return {"base": None, "base_env": None, "base_ref": None, "origins": {"base": "--perf-base"}, **given}
+
+
+def test_no_base_asked_for_is_no_base(tmp_path):
+    assert ab.prepare(opts(), tmp_path, "cpu", tmp_path) is None
+
+
+def test_an_interpreter_that_does_not_exist_is_named(tmp_path):
+    with pytest.raises(ValueError, match=rf"--perf-base \(from --perf-base\) = '{tmp_path}/nope/python': no such"):
+        ab.prepare(opts(base=str(tmp_path / "nope" / "python")), tmp_path, "cpu", tmp_path)
+
+
+def test_an_interpreter_without_torch_is_named(tmp_path):
+    bare = tmp_path / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
+    with pytest.raises(ValueError, match="cannot import torch: ModuleNotFoundError: No module named 'torch'"):
+        ab.prepare(opts(base=str(bare / "bin" / "python")), tmp_path, "cpu", tmp_path)
+
+
+@pytest.fixture
+def repository(tmp_path: Path) -> dict[str, str]:
+    """A git repository holding a copy of perfgate: its first commit, and a second whose perfgate.worker cannot be
+    imported; {"root", "good", "broken"}."""
+    root = tmp_path / "repo"
+    shutil.copytree(paths.PACKAGE, root / "perfgate", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(paths.REPO_ROOT / "perf_tests", root / "perf_tests", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "conftest.py"):
+        shutil.copy2(paths.REPO_ROOT / name, root / name)
+    subprocess.run([*GIT, "init", "-q"], cwd=root, check=True)
+    subprocess.run([*GIT, "add", "."], cwd=root, check=True)
+    subprocess.run([*GIT, "commit", "-qm", "first"], cwd=root, check=True)
+    good = _git(root, "rev-parse", "HEAD")
+    worker = root / "perfgate" / "worker.py"
+    good_text = worker.read_text()
+    worker.write_text(good_text + "\nraise ImportError('broken at this commit')\n")
+    subprocess.run([*GIT, "commit", "-qam", "broken worker"], cwd=root, check=True)
+    broken = _git(root, "rev-parse", "HEAD")
+    worker.write_text(good_text)
+    subprocess.run([*GIT, "commit", "-qam", "mended"], cwd=root, check=True)
+    return {"root": str(root), "good": good, "broken": broken}
+
+
+def _git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_a_ref_that_does_not_exist_is_named(repository, tmp_path):
+    root = Path(repository["root"])
+    with pytest.raises(ValueError, match=r"--perf-base-ref 'no-such-branch': no such commit in the repository at"):
+        ab.prepare(opts(base_ref="no-such-branch"), root, "cpu", tmp_path / "cache")
+    assert _git(root, "worktree", "list").count("\n") == 0  # the user's tree alone
+
+
+def test_a_worktree_that_cannot_be_made_is_named(repository, tmp_path):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "base-worktrees").write_text("a file in the way")
+    with pytest.raises(ValueError, match="could not make a temporary folder for its worktree under"):
+        ab.prepare(opts(base_ref=repository["good"]), Path(repository["root"]), "cpu", cache)
+
+
+def test_a_commit_whose_worker_cannot_be_imported_is_named_and_its_worktree_removed(repository, tmp_path):
+    root, cache = Path(repository["root"]), tmp_path / "cache"
+    said = f"--perf-base-ref '{repository['broken'][:10]}' (run by {sys.executable}): cannot import perfgate.worker: "
+    with pytest.raises(ValueError, match=re.escape(f"{said}ImportError: broken at this commit")):
+        ab.prepare(opts(base_ref=repository["broken"][:10]), root, "cpu", cache)
+    assert _git(root, "worktree", "list").count("\n") == 0
+    assert list((cache / "base-worktrees").iterdir()) == []
+
+
+def test_a_bad_base_is_one_usage_error_line_before_anything_loads(run_perf, tmp_path):
+    result = run_perf("--perf-base", str(tmp_path / "missing-python"), *TINY)
+    assert result.ret == 4, result.stdout.str() + result.stderr.str()
+    errors = [line for line in result.stderr.lines if line.startswith("ERROR: ")]
+    assert errors == [f"ERROR: --perf-base (from --perf-base) = '{tmp_path / 'missing-python'}': no such interpreter"]
+    assert not (run_perf.results / "runs").exists()
+
+
+# -- end to end on the tiny model -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def venv_python(tmp_path: Path) -> Path:
+    """A venv made with --system-site-packages and no installs: this interpreter's packages reach it through a
+    .pth file (they are not in the base interpreter's site-packages), as tests/test_install.py's does."""
+    env = tmp_path / "base-venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(env)], check=True)
+    python = env / "bin" / "python"
+    own = subprocess.run(
+        [str(python), "-c", "import site; print(site.getsitepackages()[0])"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    (Path(own) / "running-interpreter.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    return python
+
+
+def test_an_a_a_run_on_another_venv_at_another_commit_passes_and_removes_its_worktree(
+    repository, venv_python, perf_cache, tiny_checkpoint, tmp_path
+):
+    root = Path(repository["root"])
+    results = tmp_path / "results"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PERF_", "PERFGATE_"))}
+    env.update(PYTHONPATH=str(root), PERFGATE_CACHE=str(perf_cache))
+    cmd = [sys.executable, "-m", "pytest", "perf_tests", f"--rootdir={root}", "-p", "no:cacheprovider"]
+    cmd += [
+        f"--perf-results-dir={results}",
+        "--perf-device=cpu",
+        "--perf-model=synthetic:qwen3-tiny",
+        "--perf-agent=off",
+    ]
+    cmd += [f"--perf-base={venv_python}", f"--perf-base-ref={repository['good']}", "--perf-max-rounds=8", LOOSE, *TINY]
+    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"A/B: head against base {venv_python} at {repository['good']}" in proc.stdout
+    assert "head against base (A/B)" in proc.stdout
+
+    run = json.loads(next((results / "runs").glob("*.json")).read_text())
+    section = run["ab"]
+    assert section["base"]["python"] == str(venv_python) and section["base"]["commit"] == repository["good"]
+    assert section["sides"]["base"]["commit"] == repository["good"]  # each worker says what it runs
+    assert section["sides"]["base"]["perfgate"].endswith("tree/perfgate")  # the worktree's code
+    assert section["sides"]["head"]["perfgate"] == str(root / "perfgate")
+    assert f"commit {repository['good']} → {_git(root, 'rev-parse', 'HEAD')}" in section["differs"]
+    gated = {r["metric"]: r for r in run["results"] if r.get("verdict")}
+    passed = {m for m, r in gated.items() if r["verdict"]["status"] == "pass"}
+    assert passed == {"decode_ratio_to_base", "ttft_ratio_to_base"}  # VRAM and device time: none on the CPU
+    assert {m for m in gated if m not in passed} == {"peak_vram_mib", "device_ms_per_token", "prefill_device_ms"}
+    assert all(r["verdict"]["status"] == "unavailable" for m, r in gated.items() if m not in passed)
+    assert gated["decode_ratio_to_base"]["params"]["reference"] == "hf-fp32@base"
+    base = {r["metric"]: r for r in section["base_results"]}
+    assert base["decode_tok_per_s"]["value"] > 0 and base["ops_per_token"]["value"] > 0  # the base was profiled
+    assert "decode_ratio_to_ref" not in base and "hf-fp16" not in run["variants"]  # no reference beside
+    # the temporary worktree is gone, and the user's tree was never touched
+    assert _git(root, "worktree", "list").count("\n") == 0
+    assert list((perf_cache / "base-worktrees").iterdir()) == []
+    assert _git(root, "status", "--porcelain", "--untracked-files=no") == ""
+
+
+def test_the_whole_stack_canary_fails_the_head(run_perf):
+    result = run_perf("--perf-base-env=PERFGATE_SIDE=base", "--perf-canary-base-slowdown=100%", *TINY)
+    assert result.ret == 1, result.stdout.str()
+    result.stdout.fnmatch_lines(
+        [
+            "*hf-fp32 ctx16 decode_ratio_to_base: head * x against 1 (the base), beyond the limit 0.95*",
+            "*differs, base → head: nothing the workers report*",
+            "*whole-stack canary: the head's decode steps slowed by 100 %*",
+        ]
+    )
+    run = json.loads(next((run_perf.results / "runs").glob("*.json")).read_text())
+    ratio = next(r for r in run["results"] if r["metric"] == "decode_ratio_to_base")
+    assert ratio["verdict"]["status"] == "fail" and ratio["params"]["canary_step_delay_s"] > 0
+    assert run["ab"]["base"]["env"] == {"PERFGATE_SIDE": "base"} and run["ab"]["stack_canary_slowdown"] == 1.0
+
+
+def test_the_workflow_runs_ab_when_the_lock_file_changes_or_on_demand():
+    import yaml
+
+    flow = yaml.safe_load((paths.REPO_ROOT / ".github" / "workflows" / "perf.yml").read_text())
+    assert "ab" in flow[True]["workflow_dispatch"]["inputs"]  # YAML 1.1 reads the key `on` as True
+    job = flow["jobs"]["ab"]
+    assert job["runs-on"] == ["self-hosted", "gpu"] and job["needs"] == ["lock-changed"]
+    assert "needs.lock-changed.outputs.changed == 'true'" in job["if"] and "inputs.ab" in job["if"]
+    detect = " ".join(step.get("run", "") for step in flow["jobs"]["lock-changed"]["steps"])
+    assert "requirements/gpu.lock" in detect
+    runs = " ".join(step.get("run", "") for step in job["steps"])
+    assert "requirements/gpu.lock" in runs and "uv pip sync" in runs and "pip install" in runs and "make ab" in runs
+    assert any(step.get("uses", "").startswith("actions/cache") for step in job["steps"])
+    uploaded = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-artifact"))
+    assert "results/runs/" in uploaded["with"]["path"] and "results/reports/" in uploaded["with"]["path"]
