@@ -82,7 +82,8 @@ def test_a_run_without_perf_tests_starts_nothing(pytester):
     pytester.makepyfile("def test_unit():\n    import sys\n    assert 'torch' not in sys.modules\n")
     result = pytester.runpytest_subprocess("-p", "perfgate.plugin", f"--perf-results-dir={pytester.path / 'r'}")
     result.assert_outcomes(passed=1)
-    assert "perfgate" not in result.stdout.str() and not (pytester.path / "r").exists()
+    said = [line for line in result.outlines if not line.startswith("plugins:")]  # pytest names it there
+    assert not any("perfgate" in line for line in said) and not (pytester.path / "r").exists()
 
 
 def test_precedence_env_then_project_then_ini(pytester, monkeypatch):
@@ -92,7 +93,9 @@ def test_precedence_env_then_project_then_ini(pytester, monkeypatch):
     )
     pytester.makeconftest(
         "from pathlib import Path\nfrom perfgate import options, project\n"
-        "def pytest_addoption(parser):\n    options.register(parser)\n"
+        "def pytest_addoption(parser, pluginmanager):\n"
+        "    if not pluginmanager.has_plugin('perfgate.plugin'):  # the installed plugin registered them\n"
+        "        options.register(parser)\n"
         "def pytest_configure(config):\n"
         "    config.resolved = options.resolve(config, project.read(Path(config.rootpath)).options)\n"
     )

@@ -43,6 +43,7 @@ def own_repository(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("HF_HUB_CACHE", str(pytester.path / "hf-cache"))  # an empty Hugging Face cache
     monkeypatch.setenv("PERFGATE_CACHE", str(pytester.path / "perfgate-cache"))
     pytester.makeini("[pytest]\n")
+    pytester.makepyfile(test_perf="def test_decode(variant_name):\n    pass\n")  # a perf test starts the session
     return pytester
 
 
@@ -50,7 +51,7 @@ def test_a_model_from_dotenv_that_no_cache_holds_fails_at_once_without_the_hub(o
     (own_repository.path / ".env").write_text("MODEL_NAME=garbage/nonexistent\n")
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there: the hub is unreachable
     started = time.monotonic()
-    result = own_repository.runpytest_subprocess("-p", "conftest", "--perf-device=cpu", "--co")
+    result = own_repository.runpytest_subprocess("-p", "perfgate.plugin", "--perf-device=cpu", "--co")
     line = one_error_line(result)
     assert line.startswith("ERROR: --perf-model (from MODEL_NAME in .env) = 'garbage/nonexistent': not in the local ")
     assert "the hub http://127.0.0.1:9 cannot be reached" in line
