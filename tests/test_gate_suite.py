@@ -1,6 +1,8 @@
-"""The gate end to end on the tiny model: baselines written by the suite, verdicts, the canary, strict mode."""
+"""The gate end to end on the micro model: baselines written by the suite, verdicts, the canary, strict mode."""
 
 import json
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -18,22 +20,48 @@ FAST = (
 LOOSE = "--perf-tolerance=decode_tok_per_s=30%,ttft_s=60%"
 
 
+@pytest.fixture(scope="module")
+def written(run_perf_shared):
+    """hf-fp16's baseline (measured to --perf-max-rounds 8), then hf-nf4's added to it by a subset update, measured
+    once for the module: the first update's output and the file after each update. Each test below gates against
+    its own copy."""
+    path = run_perf_shared.results / "baselines" / "cpu.json"
+    first = run_perf_shared("--perf-update-baselines", "--perf-variants=hf-fp16", *FAST, "--perf-max-rounds=8")
+    first.assert_outcomes(passed=2)
+    fp16 = path.read_text()
+    run_perf_shared("--perf-update-baselines", "--perf-variants=hf-nf4", *FAST).assert_outcomes(passed=2)
+    return SimpleNamespace(first=first, fp16=fp16, with_nf4=path.read_text())
+
+
+def baseline_in(run_perf, text: str) -> Path:
+    """The baseline file of run_perf's results, written with `text`."""
+    path = run_perf.results / "baselines" / "cpu.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
 @pytest.fixture
-def baseline_file(run_perf):
-    result = run_perf("--perf-update-baselines", "--perf-variants=hf-fp16", *FAST, "--perf-max-rounds=8")
-    result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines(
+def baseline_file(run_perf, written):
+    """hf-fp16's baseline, in run_perf's results."""
+    return baseline_in(run_perf, written.fp16)
+
+
+@pytest.fixture
+def nf4_baseline_file(run_perf, written):
+    """hf-fp16's and hf-nf4's baseline, in run_perf's results."""
+    return baseline_in(run_perf, written.with_nf4)
+
+
+def test_update_writes_the_baseline_with_its_spread(written):
+    written.first.stdout.fnmatch_lines(
         [
             "baseline file written: *baselines/cpu.json",
             "hf-fp16/decode[[]ctx32]/decode_tok_per_s*(new)*",
         ]
     )
-    return run_perf.results / "baselines" / "cpu.json"
-
-
-def test_update_writes_the_baseline_with_its_spread(baseline_file):
-    data = json.loads(baseline_file.read_text())
-    model = data["models"]["synthetic:qwen3-tiny"]
+    data = json.loads(written.fp16)
+    model = data["models"]["synthetic:qwen3-micro"]
     entry = model["entries"]["hf-fp16/decode[ctx32]/decode_tok_per_s"]
     assert entry["unit"] == "tok/s" and entry["better"] == "higher" and entry["tolerance"] == 0.45
     assert len(entry["samples"]) == 8  # a baseline is measured to --perf-max-rounds
@@ -41,16 +69,14 @@ def test_update_writes_the_baseline_with_its_spread(baseline_file):
     assert not any(k.endswith("vram_mib") for k in model["entries"])  # unavailable figures are not baselines
 
 
-def test_subset_update_changes_only_those_entries(run_perf, baseline_file):
-    before = json.loads(baseline_file.read_text())["models"]["synthetic:qwen3-tiny"]["entries"]
-    run_perf("--perf-update-baselines", "--perf-variants=hf-nf4", *FAST).assert_outcomes(passed=2)
-    after = json.loads(baseline_file.read_text())["models"]["synthetic:qwen3-tiny"]["entries"]
+def test_subset_update_changes_only_those_entries(written):
+    before = json.loads(written.fp16)["models"]["synthetic:qwen3-micro"]["entries"]
+    after = json.loads(written.with_nf4)["models"]["synthetic:qwen3-micro"]["entries"]
     assert {k: v for k, v in after.items() if k.startswith("hf-fp16/")} == before
     assert after["hf-nf4/decode[ctx32]/decode_ratio_to_ref"]["params"]["estimator"] == "fast-state p10/p10"
 
 
-def test_a_variants_ratio_is_judged_with_the_baselines_own_noise(run_perf, baseline_file):
-    run_perf("--perf-update-baselines", "--perf-variants=hf-nf4", *FAST).assert_outcomes(passed=2)
+def test_a_variants_ratio_is_judged_with_the_baselines_own_noise(run_perf, nf4_baseline_file):
     run_perf("--perf-variants=hf-nf4", LOOSE, *FAST, "--perf-process-pairs=1")  # pass or fail: the CPU is noisy
     run = json.loads(sorted((run_perf.results / "runs").glob("*.json"))[-1].read_text())
     ratio = next(r for r in run["results"] if r["metric"] == "decode_ratio_to_ref")
@@ -59,12 +85,11 @@ def test_a_variants_ratio_is_judged_with_the_baselines_own_noise(run_perf, basel
     assert 0 < lo <= hi
 
 
-def test_a_ratio_baseline_estimated_another_way_is_not_compared(run_perf, baseline_file):
-    run_perf("--perf-update-baselines", "--perf-variants=hf-nf4", *FAST).assert_outcomes(passed=2)
-    data = json.loads(baseline_file.read_text())
-    entry = data["models"]["synthetic:qwen3-tiny"]["entries"]["hf-nf4/decode[ctx32]/decode_ratio_to_ref"]
+def test_a_ratio_baseline_estimated_another_way_is_not_compared(run_perf, nf4_baseline_file):
+    data = json.loads(nf4_baseline_file.read_text())
+    entry = data["models"]["synthetic:qwen3-micro"]["entries"]["hf-nf4/decode[ctx32]/decode_ratio_to_ref"]
     del entry["params"]["estimator"]  # as an older perfgate wrote it: a ratio of round rates
-    baseline_file.write_text(json.dumps(data))
+    nf4_baseline_file.write_text(json.dumps(data))
     run_perf("--perf-variants=hf-nf4", LOOSE, *FAST).assert_outcomes(passed=2)
     run = json.loads(sorted((run_perf.results / "runs").glob("*.json"))[-1].read_text())
     ratio = next(r for r in run["results"] if r["metric"] == "decode_ratio_to_ref")
@@ -74,7 +99,7 @@ def test_a_ratio_baseline_estimated_another_way_is_not_compared(run_perf, baseli
 
 def test_the_reference_passes_and_the_canary_fails_with_its_reasons(run_perf, baseline_file):
     data = json.loads(baseline_file.read_text())
-    model = data["models"]["synthetic:qwen3-tiny"]
+    model = data["models"]["synthetic:qwen3-micro"]
     for machine in [model["machine"]] + [e["machine"] for e in model["entries"].values()]:
         machine["versions"]["transformers"] = "0.0.1"
     baseline_file.write_text(json.dumps(data))  # as if transformers had been upgraded since
@@ -92,7 +117,7 @@ def test_the_reference_passes_and_the_canary_fails_with_its_reasons(run_perf, ba
         ]
     )
     result.stdout.fnmatch_lines(["gate against *cpu.json:", "*hf-fp16  *ctx32*decode_tok_per_s*pass*"])
-    run = json.loads(sorted((run_perf.results / "runs").glob("*.json"))[-1].read_text())  # after the update's
+    run = json.loads(sorted((run_perf.results / "runs").glob("*.json"))[-1].read_text())
     verdicts = {(r["variant"], r["metric"]): r["verdict"]["status"] for r in run["results"] if "verdict" in r}
     assert verdicts[("hf-fp16", "decode_tok_per_s")] == "pass"
     assert verdicts[("hf-fp16-slow", "decode_ratio_to_ref")] == "fail"
