@@ -5,6 +5,10 @@ import json
 
 import pytest
 
+# the tests that share a module-scoped child run: on one pytest-xdist worker (make test: --dist loadgroup), so that
+# the run is made once
+SHARED_RUN = pytest.mark.xdist_group("agent_suite")
+
 AGENT = ("--perf-agent=replay", "--perf-agent-queries=3", "--benchmark-disable", "-k", "test_agent")
 
 
@@ -45,6 +49,7 @@ def test_replay_records_per_query_figures(run_perf):
     assert figures["agent_peak_vram_mib"]["unavailable"]  # no GPU: unavailable, never 0
 
 
+@SHARED_RUN
 def test_the_gate_passes_the_reference_and_fails_a_slowed_canary(run_perf, baseline_file):
     # The CPU drifts by a quarter between runs, so the unchanged reference is held to a loose 60 % here; the
     # canary, every decode step twice as long (some 80 % slower a query), to 25 %.
@@ -70,6 +75,7 @@ def test_the_gate_passes_the_reference_and_fails_a_slowed_canary(run_perf, basel
     assert verdicts[("hf-fp16-slow", "agent_query_p50_s")] == "fail"
 
 
+@SHARED_RUN
 def test_a_baseline_of_other_traces_is_not_compared(run_perf, baseline_file):
     data = json.loads(baseline_file.read_text())
     for entry in data["models"]["synthetic:qwen3-micro"]["entries"].values():

@@ -6,6 +6,9 @@ from types import SimpleNamespace
 
 import pytest
 
+# on one pytest-xdist worker (make test: --dist loadgroup), so that the module-scoped baseline is measured once
+pytestmark = pytest.mark.xdist_group("gate_suite")
+
 FAST = (
     "--perf-contexts=32",
     "--perf-new-tokens=6",

@@ -15,6 +15,10 @@ import pytest
 from perfgate import parallel, paths
 from perfgate.session import PerfSession
 
+# the tests that share a module-scoped child run: on one pytest-xdist worker (make test: --dist loadgroup), so that
+# the run is made once
+SHARED_RUN = pytest.mark.xdist_group("parallel")
+
 ROOT_CONFTEST = str(paths.REPO_ROOT / "conftest.py")
 
 FAST = ("--perf-contexts=32", "--perf-new-tokens=6", "--perf-rounds=3", "--benchmark-disable", "-k", "not fidelity")
@@ -40,6 +44,7 @@ def spread_update(run_perf_shared):
     return SimpleNamespace(result=result, results=run_perf_shared.results)
 
 
+@SHARED_RUN
 def test_two_workers_measure_each_variant_once_and_merge_into_one_run(spread_update):
     result = spread_update.result
     result.assert_outcomes(passed=4)
@@ -155,6 +160,7 @@ def test_a_part_the_controller_cannot_read_is_named_and_left_in_place(run_perf, 
     result.stdout.fnmatch_lines(["*_gw7.json: error in its merge: could not read this worker's part*"])
 
 
+@SHARED_RUN
 def test_a_spread_baseline_update_writes_every_variant_once(spread_update, run_perf):
     written = (spread_update.results / "baselines" / "cpu.json").read_text()
     entries = json.loads(written)["models"]["synthetic:qwen3-micro"]

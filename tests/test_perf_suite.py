@@ -9,6 +9,10 @@ from types import SimpleNamespace
 
 import pytest
 
+# the tests that share a module-scoped child run: on one pytest-xdist worker (make test: --dist loadgroup), so that
+# the run is made once
+SHARED_RUN = pytest.mark.xdist_group("perf_suite")
+
 FAST = ("--perf-contexts=32,64", "--perf-new-tokens=4", "--perf-rounds=2", "--perf-warmup=1")
 
 
@@ -28,6 +32,7 @@ def tiny_run(run_perf_shared, tiny_checkpoint):
     return SimpleNamespace(result=result, run=run_file(run_perf_shared.results))
 
 
+@SHARED_RUN
 def test_measures_prints_the_table_and_writes_a_run_file(tiny_run):
     result = tiny_run.result
     result.assert_outcomes(passed=8, skipped=4)  # load, decode x2 and fidelity for each variant
@@ -62,6 +67,7 @@ def test_measures_prints_the_table_and_writes_a_run_file(tiny_run):
     assert vram["value"] is None and "no CUDA device" in vram["unavailable"]
 
 
+@SHARED_RUN
 def test_each_variant_loads_once_in_variant_order(tiny_run):
     lines = [x.split(" ")[0].split("::")[1] for x in tiny_run.result.outlines if "PASSED" in x]
     assert lines == [
