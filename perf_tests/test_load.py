@@ -1,10 +1,3 @@
-"""Loading each variant: seconds to load, GPU memory at the peak of loading and once loaded (gated).
+"""perfgate's built-in test_load (perfgate/suite/test_load.py), in this repository's reference suite."""
 
-python -m pytest perf_tests -k test_load [--perf-variants hf-fp16,hf-nf4]
-"""
-
-from perfgate.measure import load_figures
-
-
-def test_load(loaded, variant_name, gate):
-    gate(load_figures(variant_name, loaded.load))
+from perfgate.suite.test_load import test_load  # noqa: F401

@@ -3,17 +3,20 @@ each gated figure the value, unit, direction, spread and tolerance, plus the mac
 measured on. Written only by the suite itself (--perf-update-baselines), atomically, with sorted keys, so that
 a baseline update reads as a clear diff in review.
 
-    python -m perfgate.baselines [--variants NAME,...] RUN_FILE [RUN_FILE ...]
+    python -m perfgate.baselines [--variants NAME,...] [--metrics PATTERN,...] RUN_FILE [RUN_FILE ...]
 
 writes the entries of baseline runs (made with --perf-update-baselines) into their GPU's baseline file again, in
 the order given, exactly as those runs wrote them when they ended, and prints the diff: for a run whose own write
 was lost (it ended by a kill before writing, or its machine's copy of the file is gone), or to combine runs of one
 GPU made on several machines. --variants takes only those variants' entries from the runs and leaves the others
 as the file has them: for a run in which one variant's measurement came out too noisy to gate against (its
-warning says so), keep that variant's earlier entries until it is measured again."""
+warning says so), keep that variant's earlier entries until it is measured again. --metrics likewise takes only the
+metrics matching those patterns (fnmatch, e.g. 'device_ms_per_token,*s_per_token'): new figures join a file
+whose other entries stay as they were measured."""
 
 from __future__ import annotations
 
+import fnmatch
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -78,7 +81,10 @@ class Baseline:
         model = models.setdefault(source, {"entries": {}})
         entries = dict(model.get("entries", {}))
         for f in figures:
+            tolerance = gate.tolerance_for(f.metric, overrides, variant=f.variant)
+            noisy = too_noisy_mark(f.value, f.params.get("interval"), f.better, tolerance)
             entries[entry_key(f.variant, f.test, f.workload, f.metric)] = {
+                **({"too_noisy": noisy} if noisy else {}),
                 "better": f.better,
                 "commit": machine.get("commit"),
                 "machine": machine,  # its own: a file's entries come from runs on several machines and GPUs
@@ -86,7 +92,7 @@ class Baseline:
                 "params": f.params,
                 "samples": list(f.samples),
                 "stats": f.to_dict()["stats"],
-                "tolerance": gate.tolerance_for(f.metric, overrides, variant=f.variant),
+                "tolerance": tolerance,
                 "unit": f.unit,
                 "value": f.value,
             }
@@ -96,6 +102,41 @@ class Baseline:
     def write(self, document: dict[str, Any]) -> None:
         validate(document, self.path)
         write_json_atomic(self.path, document)
+
+
+def shown_path(path: Path) -> str:
+    """The file as a user would name it: relative to the working folder where it lies below it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def written_for_another_gpu(baseline: Baseline, gpu_slug: str) -> str | None:
+    """The GPU a baseline file says it was written for, where that is not this one (a file copied to this
+    machine's name); None where it matches or the file does not say."""
+    theirs = baseline.data.get("gpu_slug")
+    return theirs if theirs and theirs != gpu_slug else None
+
+
+def problem(baseline: Baseline, gpu_slug: str, source: str) -> str | None:
+    """Why this run has nothing to gate against in its baseline file, in one sentence naming the file, its GPU and
+    models and this run's; None where the file holds entries of this GPU and model."""
+    name, models = shown_path(baseline.path), sorted(baseline.data.get("models", {}))
+    held = ", ".join(models) or "no model"
+    if not baseline.exists:
+        return f"{name} does not exist"
+    other = written_for_another_gpu(baseline, gpu_slug)
+    if other:
+        return f"{name} was written for {other} / {held}, not for {gpu_slug} / {source}: not used"
+    if source not in models:
+        return f"{name} holds baselines for {held}, none for {source}"
+    return None
+
+
+def next_step(baseline: Baseline, gpu_slug: str, source: str) -> str:
+    """What to do when there is no baseline for this GPU and model."""
+    return f"no baseline for {gpu_slug} / {source}: run `make baseline` and commit {shown_path(baseline.path)}"
 
 
 def validate(data: Any, path: Path) -> None:
@@ -127,11 +168,14 @@ def validate_entry(key: str, entry: Any, bad) -> None:
     value = entry["value"]
     if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
         raise bad(f"entry {key!r}: value {value!r} is not a non-negative number")
-    if entry["better"] not in ("higher", "lower"):
-        raise bad(f"entry {key!r}: better is {entry['better']!r}, not 'higher' or 'lower'")
+    if entry["better"] not in ("higher", "lower", "same"):
+        raise bad(f"entry {key!r}: better is {entry['better']!r}, not 'higher', 'lower' or 'same'")
     tol = entry["tolerance"]
     if not isinstance(tol, (int, float)) or not 0 <= tol < 1:
         raise bad(f"entry {key!r}: tolerance {tol!r} is not a fraction in [0, 1)")
+    noisy = entry.get("too_noisy")
+    if noisy is not None and not (isinstance(noisy, dict) and isinstance(noisy.get("floor"), (int, float))):
+        raise bad(f"entry {key!r}: too_noisy is not an object with a numeric floor")
     if "machine" in entry and not isinstance(entry["machine"], dict):
         raise bad(f"entry {key!r}: machine is not an object")
     metric = key.rsplit("/", 1)[-1]
@@ -143,6 +187,9 @@ def validate_entry(key: str, entry: Any, bad) -> None:
 def expected_unit(metric: str) -> str | None:
     """Units follow from the metric's name (names carry their units)."""
     suffixes = (
+        ("_ms_per_token", "ms"),
+        ("s_per_token", "1/token"),  # kernels, launches, syncs, ops
+        ("_device_ms", "ms"),
         ("_tok_per_s", "tok/s"),
         ("_mib", "MiB"),
         ("_pct", "%"),
@@ -209,6 +256,30 @@ def diff(old: Baseline, new: dict[str, Any]) -> list[tuple[str, str, float | Non
     return rows
 
 
+def noise_reach(value: float | None, interval: list[float] | None, better: str) -> float | None:
+    """How far a figure's own interval reaches on the worse side of its value, as a share of the value."""
+    if not interval or not value:
+        return None
+    lo, hi = interval
+    return (value - lo) / value if better == "higher" else (hi - value) / value
+
+
+def too_noisy_mark(
+    value: float | None, interval: list[float] | None, better: str, tolerance: float
+) -> dict[str, Any] | None:
+    """What a baseline entry keeps when its own interval reaches further than its tolerance on the worse side: the
+    interval, that reach, and the floor, the smallest regression (a share of the entry's value) that a run measured
+    exactly could still fail against it: the entry's own noise, then the tolerance (1 - (1 - reach)(1 - tolerance)
+    where higher is better). The gate holds such an entry to its floor instead of its tolerance, judged with this
+    run's rounds alone (perfgate.session), so that the entry's noise cannot fail an unchanged variant by chance, and
+    the summary names it. None for an entry within its tolerance."""
+    reach = noise_reach(value, interval, better)
+    if reach is None or reach <= tolerance:
+        return None
+    floor = 1 - (1 - reach) * (1 - tolerance) if better == "higher" else (1 + reach) * (1 + tolerance) - 1
+    return {"interval": list(interval), "reach": reach, "floor": floor}
+
+
 def too_noisy(new: dict[str, Any], rows: list[tuple]) -> list[tuple[str, float, float, float, float, float]]:
     """(entry key, value, its interval's low and high end, tolerance, how far the interval reaches on the worse
     side, as a share of the value) of the entries just written (`rows`, from diff) whose own interval reaches
@@ -220,29 +291,33 @@ def too_noisy(new: dict[str, Any], rows: list[tuple]) -> list[tuple[str, float, 
     for source, key, _, value, _ in rows:
         entry = new["models"][source]["entries"][key]
         interval, tolerance = entry.get("params", {}).get("interval"), entry.get("tolerance")
-        if not interval or not value or tolerance is None:
-            continue
-        lo, hi = interval
-        reach = (value - lo) / value if entry.get("better") == "higher" else (hi - value) / value
-        if reach > tolerance:
-            out.append((key, value, lo, hi, tolerance, reach))
+        reach = noise_reach(value, interval, entry.get("better"))
+        if reach is not None and tolerance is not None and reach > tolerance:
+            out.append((key, value, *interval, tolerance, reach))
     return out
 
 
-def kept_figures(figures: Iterable[Figure]) -> list[Figure]:
+def kept_figures(figures: Iterable[Figure], metrics: Iterable[str] = ()) -> list[Figure]:
     """The figures a baseline keeps: gated and measured, of variants judged against entries of their own (a canary
-    is judged against its original's)."""
+    is judged against its original's); only those whose metric matches one of `metrics` (fnmatch), where given."""
     from perfgate import variants
 
+    patterns = tuple(metrics)
     return [
         f
         for f in figures
-        if f.gated and f.value is not None and not getattr(variants.REGISTRY.get(f.variant), "baseline_of", None)
+        if f.gated
+        and f.value is not None
+        and not getattr(variants.REGISTRY.get(f.variant), "baseline_of", None)
+        and (not patterns or any(fnmatch.fnmatchcase(f.metric, p) for p in patterns))
     ]
 
 
 def from_run(
-    run_path: Path, results_dir: Path | None = None, variants: set[str] | None = None
+    run_path: Path,
+    results_dir: Path | None = None,
+    variants: set[str] | None = None,
+    metrics: tuple[str, ...] = (),
 ) -> tuple[Baseline, dict[str, Any]]:
     """(the baseline file of the run's GPU as it is, the document with the run's entries written in: all of them, or
     those of `variants`), for a run made with --perf-update-baselines. BaselineError, naming the file, for anything
@@ -260,7 +335,7 @@ def from_run(
             f"run file {run_path}: a gate run, not a baseline run (its rounds stopped once verdicts were clear, "
             "and a baseline is measured to --perf-max-rounds); measure one with `make baseline`"
         )
-    fresh = kept_figures(recorded)
+    fresh = kept_figures(recorded, metrics)
     if variants is not None:
         fresh = [f for f in fresh if f.variant in variants]
     if not fresh:
@@ -275,15 +350,20 @@ def main(argv: list[str]) -> int:
     from perfgate import table
 
     variants = None
-    if argv[:1] == ["--variants"] and len(argv) > 1:
-        variants = {v.strip() for v in argv[1].split(",") if v.strip()}
+    metrics: tuple[str, ...] = ()
+    while argv[:1] in (["--variants"], ["--metrics"]) and len(argv) > 1:
+        names = tuple(v.strip() for v in argv[1].split(",") if v.strip())
+        if argv[0] == "--variants":
+            variants = set(names)
+        else:
+            metrics = names or ("",)
         argv = argv[2:]
-    if not argv or argv[0].startswith("-") or variants == set():
+    if not argv or argv[0].startswith("-") or variants == set() or metrics == ("",):
         print(__doc__, file=sys.stderr)
         return 2
     for name in argv:
         try:
-            old, document = from_run(Path(name), variants=variants)
+            old, document = from_run(Path(name), variants=variants, metrics=metrics)
             old.write(document)
         except (BaselineError, OSError) as exc:
             print(f"perfgate.baselines: {exc}", file=sys.stderr)

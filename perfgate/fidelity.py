@@ -1,6 +1,6 @@
 """Output fidelity: does a variant still compute (nearly) the same function as the full-precision reference?
 
-Every variant reads the same committed token ids (fixtures/fidelity/inputs.json), teacher-forced, so that all
+Every variant reads the same committed token ids (perfgate/data/fidelity/inputs.json), teacher-forced, so that all
 see the same context; their next-token distributions are compared position by position with the reference's
 (hf-fp32 on the CPU, hf-bf16 on a GPU): mean KL divergence KL(reference || variant) in nats, top-1 agreement,
 the largest absolute logit difference, and a count of logits that are NaN or infinite.
@@ -19,7 +19,7 @@ from typing import Any
 from perfgate import paths
 from perfgate.storage import read_json, write_json_atomic
 
-INPUTS = paths.FIXTURES / "fidelity" / "inputs.json"
+INPUTS = paths.FIDELITY / "inputs.json"
 SEQUENCES = 3
 TOKENS = 128
 
@@ -80,12 +80,12 @@ def compare(model, reference_path: str) -> dict[str, Any]:
     }
 
 
-PERPLEXITY_TEXT = paths.FIXTURES / "fidelity" / "perplexity.txt"
+PERPLEXITY_TEXT = paths.FIDELITY / "perplexity.txt"
 GREEDY_TOKENS = 48
 
 
 def perplexity(model, tokenizer, window: int = 1024) -> dict[str, Any]:
-    """Perplexity of the model on the committed text (fixtures/fidelity/perplexity.txt, written for perfgate),
+    """Perplexity of the model on the committed text (perfgate/data/fidelity/perplexity.txt, written for perfgate),
     teacher-forced in consecutive windows of at most `window` tokens: exp(mean next-token negative log-likelihood).
     Means something only with real weights."""
     import math

@@ -11,6 +11,7 @@ from perfgate.stats import Summary
 
 HIGHER = "higher"
 LOWER = "lower"
+SAME = "same"  # a count that changes only when the code path does: any change fails (kernels per token)
 
 
 @dataclass(frozen=True)
@@ -20,7 +21,7 @@ class Figure:
     workload: str  # "ctx1024", or "" for per-variant figures such as load
     metric: str  # name with its unit in it: decode_tok_per_s, ttft_s, peak_vram_mib
     unit: str
-    better: str  # "higher" or "lower"
+    better: str  # "higher", "lower" or "same"
     gated: bool  # compared with a baseline (issue 3); otherwise reported only
     value: float | None  # the median of the samples (the ratio to the reference: its own estimate); None if unavailable
     samples: tuple[float, ...] = ()

@@ -38,10 +38,18 @@ BOOTSTRAP_BOTH = "bootstrap with the baseline's rounds"
 # Defaults per metric (fnmatch patterns, first match wins). Absolute timing is loose because a batch-1 decode
 # rate drifts by 20 % within one process and 10-40 % between machines of one kind (../shared/gpu/README.md): the
 # baselines of seven variants measured on two starts of the lent H200, 2026-11-29 03:33 and 09:18 UTC, differed
-# by up to 41 % in decode tok/s and up to 62 % in TTFT (README, The gate). These limits catch what slows
-# everything, the reference too, by more than that; the ratio to the reference measured in the same minutes
-# cancels the machine and is held tight; memory is nearly deterministic and tightest.
+# by up to 41 % in decode tok/s and up to 62 % in TTFT (docs/method.md, Figures and tolerances). These limits
+# catch what slows everything, the reference too, by more than that; the ratio to the reference measured in the
+# same minutes cancels the machine and is held tight; memory is nearly deterministic and tightest.
 DEFAULT_TOLERANCES: tuple[tuple[str, float], ...] = (
+    # What the GPU did is steady where the wall time is not (docs/method.md, "Device time"): the summed kernel time
+    # per token moved by 1.6 % between two H200 machine starts and by under 0.2 % within one; counts never moved.
+    ("device_ms_per_token", 0.03),
+    ("prefill_device_ms", 0.03),
+    ("kernels_per_token", 0.0),
+    ("launches_per_token", 0.0),
+    ("syncs_per_token", 0.0),
+    ("ops_per_token", 0.0),
     ("decode_ratio_to_ref", 0.05),
     ("decode_tok_per_s", 0.45),
     ("ttft_s", 0.70),
@@ -72,6 +80,9 @@ def slack_for(metric: str) -> float:
 # a slow state (seen on the H200 for a few seconds at a time): a figure judged by its interval fails only from this
 # many samples on, and is measured further until then.
 MIN_INTERVAL_SAMPLES_TO_FAIL = 8
+# Counts per token are ratios of integers, identical run to run: only float rounding may differ.
+EXACT_EPSILON = 1e-9
+SAME = "same"  # perfgate.figures.SAME
 ALPHA = 0.01  # the chance, at most, that an unchanged figure sitting exactly at its limit fails
 
 
@@ -101,8 +112,9 @@ def tolerance_for(
 ) -> float:
     """The command line (or ini) wins, then the tolerance stored with the baseline, then the default. Among the
     overrides, a pattern naming the variant (VARIANT/METRIC, both fnmatch patterns) wins over one naming the metric
-    alone: how far a variant's figure moves between machines depends on the variant (README, The gate: the static
-    cache's ratio to hf-fp16 moves with the CPU's speed, hf-fp16's own does not)."""
+    alone: how far a variant's figure moves between machines depends on the variant (docs/method.md, Variants
+    bound unlike the reference: the static cache's ratio to hf-fp16 moves with the CPU's speed, hf-fp16's own
+    does not)."""
     qualified = [(p, v) for p, v in overrides.items() if "/" in p]
     plain = [(p, v) for p, v in overrides.items() if "/" not in p]
     for pattern, value in qualified:
@@ -169,6 +181,23 @@ def judge(
     lo, hi, _ = median_ci(samples)
     if baseline is None:
         return Verdict(NO_BASELINE, True, value, None, None, tolerance, None, (lo, hi), len(samples))
+    if better == SAME:  # a count: any change beyond the tolerance (0 by default) fails, whichever way
+        delta = 100 * (value - baseline) / baseline if baseline else None
+        beyond = abs(value - baseline) > tolerance * abs(baseline) + EXACT_EPSILON * max(1.0, abs(baseline))
+        return Verdict(
+            FAIL if beyond else PASS,
+            True,
+            value,
+            baseline,
+            baseline,
+            tolerance,
+            delta,
+            (lo, hi),
+            len(samples),
+            0.0 if beyond else None,
+            "exact",
+            beyond,
+        )
     higher = better == "higher"
     scale = 1 - tolerance if higher else 1 + tolerance
     limit = baseline * scale + (-slack if higher else slack)

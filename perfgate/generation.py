@@ -45,22 +45,31 @@ class Round:
 
 
 class StepClock:
-    """A stopping criterion that never stops: it stamps each token. With delay_s > 0 (the canary), it waits
-    that long before stamping every decode step, as if each step had become that much slower."""
+    """A stopping criterion that never stops: it stamps each token. With delay_s > 0 (the host canary), it waits
+    that long before stamping every decode step, as if each step had become that much slower; with device_work
+    (the GPU canary), it adds that work to every decode step before synchronising. With wall=True it also keeps
+    each stamp in Unix ns (`wall_ns`), the profiler's clock (perfgate.profiling)."""
 
-    def __init__(self, sync, delay_s: float = 0.0) -> None:
+    def __init__(self, sync, delay_s: float = 0.0, device_work=None, wall: bool = False) -> None:
         self.sync = sync
         self.delay_s = delay_s
+        self.device_work = device_work
+        self.wall = wall
         self.stamps: list[float] = []
+        self.wall_ns: list[int] = []
         self.overhead_s = 0.0
         self._never: Any = None
 
     def __call__(self, input_ids, scores, **kwargs):
         import torch
 
+        if self.device_work is not None and self.stamps:
+            self.device_work()
         entered = time.perf_counter()
         self.sync()
         synced = time.perf_counter()
+        if self.wall:
+            self.wall_ns.append(time.time_ns())
         if self.delay_s and self.stamps:
             until = synced + self.delay_s
             while time.perf_counter() < until:  # busy wait: sleep() overshoots by up to a scheduler tick
@@ -126,11 +135,12 @@ def generate_round(
     delay_s: float = 0.0,
     cache=None,
     keep_steps: bool = False,
+    clock: StepClock | None = None,
 ) -> Round:
     """One greedy generation of exactly `new_tokens` tokens; prints nothing, returns its timings. With `cache` (a
     transformers Cache holding a prefix of input_ids), only the uncached rest of the prompt is prefilled, and the
-    cache is extended in place."""
-    clock = StepClock(device_sync(device), delay_s)
+    cache is extended in place. A `clock` of the caller's replaces the default one (delay_s is then its own)."""
+    clock = clock or StepClock(device_sync(device), delay_s)
     extra = {} if cache is None else {cache_argument(model): cache}
     out, start, wall = _timed_generate(
         model,

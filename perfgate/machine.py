@@ -8,6 +8,7 @@ import platform
 import re
 import subprocess
 from importlib import metadata
+from pathlib import Path
 
 from perfgate import paths
 from perfgate.trackers import Nvml
@@ -27,21 +28,21 @@ def slug(gpu_name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", gpu_name.lower()).strip("-") or "unknown"
 
 
-def git_commit() -> str:
-    """PERFGATE_COMMIT where set; else HEAD (with '-dirty' for uncommitted changes); where the tree has no git
-    metadata (some CI checkouts), GITHUB_SHA; else 'unknown'."""
+def git_commit(repository: Path = paths.REPO_ROOT) -> str:
+    """The measured repository's commit: PERFGATE_COMMIT where set; else HEAD (with '-dirty' for uncommitted
+    changes); where the tree has no git metadata (some CI checkouts), GITHUB_SHA; else 'unknown'."""
     explicit = os.environ.get("PERFGATE_COMMIT")
     if explicit:  # said outright wins: a copied tree may carry a .git that is not the code's (seen on the H200)
         return explicit
-    sha = _git("rev-parse", "--verify", "-q", "HEAD")
+    sha = _git(repository, "rev-parse", "--verify", "-q", "HEAD")
     if sha:
-        return f"{sha}-dirty" if _git("status", "--porcelain", "--untracked-files=no") else sha
+        return f"{sha}-dirty" if _git(repository, "status", "--porcelain", "--untracked-files=no") else sha
     return os.environ.get("GITHUB_SHA") or "unknown"
 
 
-def _git(*args: str) -> str:
+def _git(repository: Path, *args: str) -> str:
     try:
-        proc = subprocess.run(["git", *args], cwd=paths.REPO_ROOT, capture_output=True, text=True, timeout=10)
+        proc = subprocess.run(["git", *args], cwd=repository, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return ""
     return proc.stdout.strip() if proc.returncode == 0 else ""
@@ -57,7 +58,7 @@ def cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
-def describe(device: str, nvml: Nvml | None) -> dict:
+def describe(device: str, nvml: Nvml | None, repository: Path = paths.REPO_ROOT) -> dict:
     import torch
 
     info: dict = {
@@ -66,7 +67,7 @@ def describe(device: str, nvml: Nvml | None) -> dict:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cuda": torch.version.cuda,
-        "commit": git_commit(),
+        "commit": git_commit(repository),
         "versions": {p: version(p) for p in PACKAGES},
     }
     if device == "cuda" and nvml is not None and nvml.ok:

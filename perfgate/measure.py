@@ -65,7 +65,7 @@ class RoundPlan:
         """Whether a round is added after `done` timed rounds whose verdicts are in `state` (CLEAR, UNCLEAR,
         SUSPECT). A regression the rounds so far point to but do not yet prove gets the rounds up to
         suspect_rounds: on the H200 the 15 % canary once passed, unclear, at 0.878 against its limit 0.95 after 20
-        (README, The gate, 2026-11-30 07:29)."""
+        (docs/experiments/h200-runs.md, the ninth pass)."""
         if state == CLEAR:
             return False
         return done < (self.cap if state == SUSPECT else self.max_rounds)
@@ -88,6 +88,10 @@ class DecodeMeasurement:
     # the same test measured before in other pairs of worker processes, each ratio of which failed (perfgate.session
     # restarts both workers then): this measurement's ratio counts as failed only if it fails too
     earlier: tuple[DecodeMeasurement, ...] = ()
+    # the profiled round after the timed ones (perfgate.profiling.summarize, or {"unavailable": why}); None: not asked
+    profile: dict[str, Any] | None = None
+    device_delay_ms: float = 0.0  # the GPU canary's device work added per decode step; 0 otherwise
+    test_s: float = 0.0  # the whole measurement's wall time: warm-up, calibration, timed rounds and profiling
 
     @property
     def ratios(self) -> list[float]:
@@ -104,8 +108,8 @@ class DecodeMeasurement:
         each process's decode steps sit at 31-38 ms, then for a second or more at 50-90 ms, and the two processes
         switch independently of each other, so the ratio of one round's rate to its partner's ranged from 0.60 to
         1.73 between two identical processes, and an unchanged variant could not be told from a 15 % slower one.
-        The fast end of each process compares its normal state with the other's (results/steps/ holds the logs);
-        a step made slower by a fixed time (the canary) moves it by that time, and it holds as long as a tenth of
+        The fast end of each process compares its normal state with the other's (docs/experiments/steps/ holds the
+        logs); a step made slower by a fixed time (the canary) moves it by that time, and it holds as long as a tenth of
         the rounds are in the normal state."""
         return fast_state_ratio(
             [r.step_p10_s for r in self.reference_rounds], [r.step_p10_s for r in self.rounds], pairs
@@ -206,7 +210,7 @@ def load(
 ) -> LoadMeasurement:
     with tracker.track(worker.pid) as peak:
         result = worker.call(
-            "load", timeout_s, variant=variant.name, path=path, device=device, max_seq_length=max_seq_length
+            "load", timeout_s, variant=variant.spec(), path=path, device=device, max_seq_length=max_seq_length
         )
     with tracker.track(worker.pid) as resident:
         pass
@@ -229,6 +233,8 @@ def decode(
     no_ratio: str | None = None,
     cores: tuple[int, int] | None = None,
     step_log: Path | None = None,
+    profile: bool = False,
+    device_slowdown: float = 0.0,
 ) -> DecodeMeasurement:
     """Warm-up, then timed rounds. With a reference worker each round is a pair, the reference first in every
     other pair and the variant first in the rest (so that neither is always the one to run right after a pause),
@@ -243,7 +249,10 @@ def decode(
     With `cores` (the reference's and the variant's own CPU core), the two swap cores every two pairs of rounds
     (so that order and core cross): a core that runs slower than the other (a busy neighbour on the host) then
     weighs on both alike instead of biasing the ratio for the whole test. With `step_log`, every decode step of
-    every timed round is appended to that JSON-lines file, for looking into a noisy machine."""
+    every timed round is appended to that JSON-lines file, for looking into a noisy machine. With `profile`, one
+    more round of the same shape runs under the profiler after the timed ones (never beside one: the profiler slows
+    the host, which is what bounds a timed round), for device time and kernel counts (perfgate.profiling)."""
+    test_started = time.perf_counter()
     gen = {"prompt_tokens": workload.prompt_tokens, "new_tokens": workload.new_tokens}
     timed_gen = {**gen, "keep_steps": True} if step_log is not None else gen  # the step log wants every step
     worker.call("reset_memory", timeout_s)
@@ -258,6 +267,9 @@ def decode(
             worker.call("generate", timeout_s, **gen)
         if variant.step_delay:
             delay_s = calibrate_canary(worker, gen, canary_slowdown, timeout_s)
+        device_delay_ms = 0.0
+        if variant.device_delay:
+            device_delay_ms = calibrate_device_canary(worker, gen, device_slowdown, timeout_s)
 
         energy: list[float] = []
 
@@ -318,6 +330,7 @@ def decode(
                 tuple(ref_timed),
                 no_ratio,
                 cores=tuple(on_core),
+                device_delay_ms=device_delay_ms,
             )
 
         def paired() -> DecodeMeasurement | None:
@@ -342,6 +355,7 @@ def decode(
                 one_round()
         except KeyboardInterrupt as exc:
             raise MeasurementInterrupted(str(exc), variant.name, paired()) from exc
+        profiled = worker.call("profile", timeout_s, **gen) if profile else None
     if cores is not None and reference is not None:  # each back on its own core for the tests that follow
         reference.call("pin", timeout_s, core=cores[0])
         worker.call("pin", timeout_s, core=cores[1])
@@ -353,6 +367,8 @@ def decode(
         torch_max_allocated_mib=memory["torch_max_allocated_mib"],
         energy_j=tuple(energy) if energy_ok else (),
         no_energy=None if energy_ok else no_energy_reason(tracker),
+        profile=profiled,
+        test_s=time.perf_counter() - test_started,
     )
 
 
@@ -401,6 +417,18 @@ def calibrate_canary(
     delay_s = slowdown * step_s
     worker.call("set_step_delay", timeout_s, delay_s=delay_s)
     return delay_s
+
+
+def calibrate_device_canary(worker: WorkerHandle, gen: dict[str, int], slowdown: float, timeout_s: float) -> float:
+    """The GPU canary: device work of `slowdown` times a decode step's device time (its operators' time on a CPU),
+    profiled just now without it, added to every decode step; returns that work in ms per step."""
+    worker.call("set_device_delay", timeout_s, ms=0.0)
+    profiled = worker.call("profile", timeout_s, **gen)
+    step_ms = profiled.get("device_ms_per_token", profiled.get("cpu_op_ms_per_token"))
+    if step_ms is None:
+        raise WorkerError("error", f"the GPU canary cannot be sized: {profiled.get('unavailable')}")
+    worker.call("set_device_delay", timeout_s, ms=slowdown * step_ms)
+    return slowdown * step_ms
 
 
 @dataclass(frozen=True)
@@ -640,6 +668,86 @@ def decode_figures(variant: str, m: DecodeMeasurement) -> list[fig.Figure]:
         out.insert(1, once("decode_ratio_to_ref", "x", fig.HIGHER, True, None, why))
     elif m.no_ratio:
         out.insert(1, once("decode_ratio_to_ref", "x", fig.HIGHER, True, None, m.no_ratio))
+    if m.profile is not None:
+        out.extend(device_figures(variant, m, params))
+    return out
+
+
+NO_CUDA = "no CUDA device: kernels are profiled on a GPU (operators on a CPU: ops_per_token)"
+NO_OPS = "operators are profiled on a CPU only (kernels on a GPU)"
+
+
+def device_figures(variant: str, m: DecodeMeasurement, params: dict[str, Any]) -> list[fig.Figure]:
+    """The profiled round's figures (perfgate.profiling): on a GPU device time per token (its samples one per
+    token) and the prefill's, kernels, launches and syncs per token (exact), how busy the GPU is over the timed
+    rounds' median step and the host's share; on a CPU operators per token (exact) and their time. The kernel
+    table goes with the counts and the device time, so that a failure can say which kernels changed."""
+    w, p = m.workload, m.profile or {}
+    why = p.get("unavailable")
+    gpu = "device_ms_per_token" in p
+    cpu = "ops_per_token" in p
+    base = {**params, "tokens_profiled": p.get("tokens")}
+    if m.device_delay_ms:
+        base["canary_device_ms"] = m.device_delay_ms
+
+    def once(metric, unit, better, gated, value, unavailable, extra=None):
+        return fig.single(
+            variant, "decode", w.id, metric, unit, better, gated, value, unavailable, {**base, **(extra or {})}
+        )
+
+    def series(metric, unit, better, gated, values, extra=None):
+        return fig.from_samples(variant, "decode", w.id, metric, unit, better, gated, values, {**base, **(extra or {})})
+
+    kernels = {"kernels": p.get("kernels", {})}
+    no_gpu = why or NO_CUDA
+    no_cpu = why or NO_OPS
+    steps_ms = [1000 * r.step_median_s for r in m.rounds]
+    step_ms = median(steps_ms) if steps_ms else None
+    out = [
+        series("device_ms_per_token", "ms", fig.LOWER, True, p["device_ms_each_token"], kernels)
+        if gpu
+        else once("device_ms_per_token", "ms", fig.LOWER, True, None, no_gpu),
+        once("prefill_device_ms", "ms", fig.LOWER, True, p.get("prefill_device_ms"), no_gpu),
+        once("kernels_per_token", "1/token", fig.SAME, True, p.get("kernels_per_token"), no_gpu, kernels),
+        once(
+            "launches_per_token",
+            "1/token",
+            fig.SAME,
+            True,
+            p.get("launches_per_token"),
+            no_gpu,
+            {"calls": p.get("calls", {})},
+        ),
+        once(
+            "syncs_per_token",
+            "1/token",
+            fig.SAME,
+            True,
+            p.get("syncs_per_token"),
+            no_gpu,
+            {"calls": p.get("calls", {}), "clock_syncs_per_token": p.get("clock_syncs_per_token")},
+        ),
+        once("ops_per_token", "1/token", fig.SAME, True, p.get("ops_per_token"), no_cpu, kernels),
+        series("cpu_op_ms_per_token", "ms", fig.LOWER, False, p["cpu_op_ms_each_token"])
+        if cpu
+        else once("cpu_op_ms_per_token", "ms", fig.LOWER, False, None, no_cpu),
+    ]
+    busy = host = None
+    if gpu and step_ms:
+        busy, host = 100 * p["device_ms_per_token"] / step_ms, step_ms - p["device_ms_per_token"]
+    no_split = no_gpu if not gpu else "no timed decode step to compare with"
+    extra = {"step_median_ms": step_ms}
+    out.append(once("gpu_busy_pct", "%", fig.HIGHER, False, busy, no_split, extra))
+    out.append(once("host_ms_per_token", "ms", fig.LOWER, False, host, no_split, extra))
+    cost = p.get("profile_s")
+    share = 100 * cost / m.test_s if cost is not None and m.test_s else None
+    no_cost = why or "not profiled"
+    out.append(
+        once(
+            "profiling_s", "s", fig.LOWER, False, cost, no_cost, {"read_s": p.get("read_s"), "events": p.get("events")}
+        )
+    )
+    out.append(once("profiling_overhead_pct", "%", fig.LOWER, False, share, no_cost, {"test_s": m.test_s}))
     return out
 
 

@@ -1,4 +1,4 @@
-"""Which model the suite measures: `synthetic:NAME` (a config in fixtures/models/), a local folder, or a hub id."""
+"""Which model the suite measures: `synthetic:NAME` (a config in perfgate/data/models/), a local folder, or a hub id."""
 
 from __future__ import annotations
 
@@ -44,57 +44,88 @@ def default_model(has_cuda: bool) -> str:
     return DEFAULT_GPU_MODEL if has_cuda else DEFAULT_CPU_MODEL
 
 
-def resolve(source: str) -> ModelSpec:
-    """Turn --perf-model's value into a ModelSpec, reading the config so that errors show up before loading."""
+def resolve(source: str, origin: str = "--perf-model") -> ModelSpec:
+    """Turn --perf-model's value into a ModelSpec, reading the config so that errors show up before loading.
+    `origin` says where the value came from ('MODEL_NAME in .env'), for the one line an error makes."""
     source = source.strip()
+    label = f"--perf-model {source!r}" if origin == "--perf-model" else f"--perf-model (from {origin}) = {source!r}"
     if source.startswith(SYNTHETIC_PREFIX):
         name = source[len(SYNTHETIC_PREFIX) :]
         cfg = paths.MODEL_CONFIGS / f"{name}.json"
         if not cfg.is_file():
             known = ", ".join(available_synthetic()) or "none"
-            raise ModelError(f"--perf-model {source!r}: no config {cfg} (synthetic models here: {known})")
-        return ModelSpec(source, "synthetic", name, _read_config(cfg, source))
+            raise ModelError(f"{label}: no config {cfg} (synthetic models here: {known})")
+        return ModelSpec(source, "synthetic", name, _read_config(cfg, label))
     folder = Path(source).expanduser()
     if folder.is_dir():
         cfg = folder / "config.json"
         if not cfg.is_file():
-            raise ModelError(f"--perf-model {source!r}: the folder has no config.json, so it is not a checkpoint")
-        return ModelSpec(source, "folder", str(folder.resolve()), _read_config(cfg, source))
+            raise ModelError(f"{label}: the folder has no config.json, so it is not a checkpoint")
+        return ModelSpec(source, "folder", str(folder.resolve()), _read_config(cfg, label))
     if _HUB_ID.match(source):
-        return ModelSpec(source, "hub", source, _hub_config(source))
+        return ModelSpec(source, "hub", source, _hub_config(source, label))
     raise ModelError(
-        f"--perf-model {source!r} is neither a folder, a hub id (owner/name) nor synthetic:NAME "
+        f"{label} is neither a folder, a hub id (owner/name) nor synthetic:NAME "
         f"(synthetic models here: {', '.join(available_synthetic())})"
     )
 
 
-def _read_config(path: Path, source: str) -> dict:
+def _read_config(path: Path, label: str) -> dict:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        raise ModelError(f"--perf-model {source!r}: cannot read {path}: {exc}") from exc
+        raise ModelError(f"{label}: cannot read {path}: {exc}") from exc
     if not isinstance(data, dict) or "model_type" not in data:
-        raise ModelError(f"--perf-model {source!r}: {path} is not a model config (no 'model_type')")
+        raise ModelError(f"{label}: {path} is not a model config (no 'model_type')")
     return data
 
 
-def _hub_config(repo_id: str) -> dict:
-    """A hub model's config from the local Hugging Face cache; only reaches the network when allowed to."""
-    from huggingface_hub import hf_hub_download
+HUB_PROBE_S = 3.0  # how long the hub may take to accept a connection before it counts as unreachable (seconds)
+
+
+def _hub_config(repo_id: str, label: str) -> dict:
+    """A hub model's config: from the local Hugging Face cache first; from the hub only when it is allowed
+    (HF_HUB_OFFLINE unset) and answers within HUB_PROBE_S, asked once. Without that check, an id that is in no
+    cache on a machine without a network costs the hub client's retries (25 s, seen) before the same error."""
+    from huggingface_hub import constants, hf_hub_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
-    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
     try:
-        path = hf_hub_download(repo_id, "config.json", local_files_only=offline)
-    except LocalEntryNotFoundError as exc:
-        why = "HF_HUB_OFFLINE is set" if offline else "the hub could not be reached"
-        raise ModelError(
-            f"--perf-model {repo_id!r}: not in the local Hugging Face cache and {why}; "
-            "download it once where there is a network, or pass its local folder"
-        ) from exc
+        return _read_config(Path(hf_hub_download(repo_id, "config.json", local_files_only=True)), label)
+    except LocalEntryNotFoundError:
+        pass
+    where = f"not in the local Hugging Face cache ({constants.HF_HUB_CACHE})"
+    help_ = "download it once where there is a network, or give its local folder"
+    if offline:
+        raise ModelError(f"{label}: {where} and HF_HUB_OFFLINE is set; {help_}")
+    unreachable = hub_unreachable(constants.ENDPOINT, HUB_PROBE_S)
+    if unreachable:
+        raise ModelError(f"{label}: {where} and {unreachable}; {help_}")
+    try:
+        path = hf_hub_download(repo_id, "config.json")
     except Exception as exc:  # hub errors are many classes: repository not found, gated, HTTP errors
-        raise ModelError(f"--perf-model {repo_id!r}: {type(exc).__name__}: {exc}") from exc
-    return _read_config(Path(path), repo_id)
+        raise ModelError(f"{label}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+    return _read_config(Path(path), label)
+
+
+def hub_unreachable(endpoint: str, timeout_s: float) -> str | None:
+    """Why the hub (or the HTTPS proxy in between) cannot be reached, from one TCP connection attempt; None if it
+    can. The name lookup fails at once on a machine without DNS; a connection to a dropped route waits timeout_s."""
+    import socket
+    from urllib.parse import urlsplit
+
+    proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
+    target = urlsplit(proxy or endpoint)
+    host, port = target.hostname, target.port or (443 if target.scheme == "https" else 80)
+    what = f"the proxy {proxy}" if proxy else f"the hub {endpoint}"
+    if not host:
+        return f"{what} names no host"
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except OSError as exc:
+        return f"{what} cannot be reached ({exc.strerror or type(exc).__name__}, within {timeout_s:.0f} s)"
+    return None
 
 
 def parameter_count(config: dict) -> int:

@@ -1,7 +1,7 @@
-"""The --perf-* options: one group, one prefix. Each is also settable as PERF_<NAME> in the environment and
-as perf_<name> in pyproject.toml's [tool.pytest.ini_options]; the command line wins, then the environment,
-then the ini file, then the default. A bad value is a ValueError that says what is allowed (conftest turns it
-into a pytest.UsageError)."""
+"""The --perf-* options: one group, one prefix. Each is also settable as PERF_<NAME> in the environment (or .env),
+as <name> in pyproject.toml's [tool.perfgate] (perfgate.project) and as perf_<name> in the ini file; the command
+line wins, then the environment, then .env, then [tool.perfgate], then the ini file, then the default. A bad value
+is a ValueError that says what is allowed (the plugin turns it into a pytest.UsageError)."""
 
 from __future__ import annotations
 
@@ -19,18 +19,20 @@ def _int(text: str) -> int:
         raise ValueError("must be a whole number") from None
 
 
-def positive_int(text: str) -> int:
-    value = _int(text)
-    if value < 1:
-        raise ValueError("must be a whole number of at least 1")
-    return value
+def at_least(low: int) -> Callable[[str], int]:
+    """A whole number of at least `low`: one parser, so that every bad value of an option gets one message."""
+
+    def parse(text: str) -> int:
+        value = _int(text)
+        if value < low:
+            raise ValueError(f"must be a whole number of at least {low}")
+        return value
+
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    value = _int(text)
-    if value < 0:
-        raise ValueError("must be a whole number of at least 0")
-    return value
+positive_int = at_least(1)
+non_negative_int = at_least(0)
 
 
 def _float(text: str) -> float:
@@ -103,6 +105,10 @@ def boolean(value: str) -> bool:
     raise ValueError("must be true or false (1/0, yes/no)")
 
 
+def patterns(value: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in value.split(",") if p.strip())
+
+
 def tolerances(value: str) -> dict[str, float]:
     from perfgate.gate import parse_tolerances
 
@@ -113,7 +119,7 @@ def tolerances(value: str) -> dict[str, float]:
 class Opt:
     name: str  # "new-tokens" -> --perf-new-tokens, PERF_NEW_TOKENS, perf_new_tokens
     parse: Callable[[str], Any]
-    default: str | None  # in text form, parsed like any other value; None: decided by the session
+    default: str | None  # in text form, parsed like any other value; None: decided by the session, and `help` says how
     help: str
     env_aliases: tuple[str, ...] = ()  # other environment names, below PERF_<NAME> (PERFGATE_CACHE, the users' .env)
     flag_only: bool = False  # a switch on the command line (--perf-strict); true/false in env and ini
@@ -136,7 +142,7 @@ OPTIONS: tuple[Opt, ...] = (
         "model",
         text,
         None,
-        "hub id, local checkpoint folder, or synthetic:NAME (fixtures/models/NAME.json). "
+        "hub id, local checkpoint folder, or synthetic:NAME (perfgate/data/models/NAME.json). "
         "Default: synthetic:qwen3-14b with a CUDA GPU, synthetic:qwen3-tiny without",
         env_aliases=("MODEL_NAME",),
     ),
@@ -144,7 +150,7 @@ OPTIONS: tuple[Opt, ...] = (
     Opt("contexts", int_list, "128,1024,4096", "prompt lengths in tokens for the decode tests"),
     Opt(
         "new-tokens",
-        positive_int,
+        at_least(2),  # the first token comes from the prefill: a decode rate needs one decode step at least
         None,
         "tokens generated per round (at least 2). Default: 128 on a GPU, 32 on the CPU",
         env_aliases=("MAX_TOKENS",),
@@ -175,7 +181,12 @@ OPTIONS: tuple[Opt, ...] = (
     Opt("agent-max-reply", positive_int, "512", "most tokens per reply in the live agent loop"),
     Opt("warmup", non_negative_int, "1", "untimed rounds before the timed ones, per test"),
     Opt("device", choice("auto", "cuda", "cpu"), "auto", "where the variants run"),
-    Opt("results-dir", text, "results", "where run files go (results/runs/ below it)"),
+    Opt(
+        "results-dir",
+        text,
+        "results",
+        "where run files, reports and baselines go (results/runs/ below it); a relative one is under pytest's rootdir",
+    ),
     Opt(
         "cache",
         text,
@@ -189,6 +200,20 @@ OPTIONS: tuple[Opt, ...] = (
         "15%",
         "delay added to every decode step of the canary hf-fp16-slow, as a share of a step; 0% makes the canary an "
         "exact copy of the reference (an A/A check of the gate: it must pass)",
+    ),
+    Opt(
+        "canary-device-slowdown",
+        fraction,
+        "6%",
+        "device work added to every decode step of the GPU canary hf-fp16-gpuslow, as a share of the step's device "
+        "time (twice device_ms_per_token's default tolerance, so that it tests the rule and not luck)",
+    ),
+    Opt(
+        "device-time",
+        boolean,
+        "true",
+        "one profiled round per decode test, after its timed rounds: device time, kernels, launches and syncs per "
+        "token (operators on a CPU), gated against the baseline",
     ),
     Opt("plots", boolean, "true", "write PNG plots beside the Markdown report in results/reports/ (needs matplotlib)"),
     Opt("timeout", positive_float, "1800", "seconds any one worker call (a load, a generation) may take"),
@@ -261,6 +286,13 @@ OPTIONS: tuple[Opt, ...] = (
         flag_only=True,
     ),
     Opt(
+        "baseline-metrics",
+        patterns,
+        "",
+        "with --perf-update-baselines, write only the metrics matching these comma-separated patterns (fnmatch, "
+        "e.g. 'device_ms_per_token,*s_per_token,prefill_device_ms'); every other entry keeps its value",
+    ),
+    Opt(
         "strict", boolean, "false", "fail figures with no baseline, and a GPU busy with other processes", flag_only=True
     ),
 )
@@ -271,16 +303,21 @@ DEVICE_DEFAULTS = {
 }
 
 
+def help_text(opt: Opt) -> str:
+    """The option's help with its environment name and its default, said once: where the session decides the
+    default (opt.default None), the help itself says what it is."""
+    default = "" if opt.default is None else f". Default: {opt.default!r}"
+    return f"{opt.help}. Env: {opt.env}{default}".replace("%", "%%")  # argparse %-formats
+
+
 def register(parser) -> None:
     group = parser.getgroup("perfgate", "perfgate: LLM inference performance gate")
     for opt in OPTIONS:
-        help_text = f"{opt.help}. Env: {opt.env}. Default: {opt.default!r}".replace("%", "%%")  # argparse %-formats
+        text = help_text(opt)
         if opt.flag_only:
-            group.addoption(opt.flag, dest=opt.dest, action="store_const", const="true", default=None, help=help_text)
+            group.addoption(opt.flag, dest=opt.dest, action="store_const", const="true", default=None, help=text)
         else:
-            group.addoption(
-                opt.flag, dest=opt.dest, default=None, metavar=opt.name.split("-")[-1].upper(), help=help_text
-            )
+            group.addoption(opt.flag, dest=opt.dest, default=None, metavar=opt.name.split("-")[-1].upper(), help=text)
         parser.addini(opt.dest, f"{opt.help} (like {opt.flag})", default=None)
 
 
@@ -300,9 +337,12 @@ def read_dotenv(path: Path) -> dict[str, str]:
     return values
 
 
-def raw_value(config, opt: Opt, dotenv: dict[str, str] | None = None) -> tuple[str | None, str]:
+def raw_value(
+    config, opt: Opt, dotenv: dict[str, str] | None = None, project: dict[str, str] | None = None
+) -> tuple[str | None, str]:
     """The value in text form and where it came from: the command line, then the environment (a variable set in
-    the process before one in .env), then the ini file, then the default."""
+    the process before one in .env), then [tool.perfgate] (project: option name -> text), then the ini file, then
+    the default."""
     cli = config.getoption(opt.dest)
     if cli is not None:
         return cli, opt.flag
@@ -311,19 +351,22 @@ def raw_value(config, opt: Opt, dotenv: dict[str, str] | None = None) -> tuple[s
             return os.environ[env], env
         if (dotenv or {}).get(env):
             return dotenv[env], f"{env} in .env"
+    if opt.name in (project or {}):
+        return project[opt.name], f"{opt.name} in [tool.perfgate]"
     ini = config.getini(opt.dest)
     if ini:
-        return ini, f"{opt.dest} in the ini file"
+        where = Path(config.inipath).name if getattr(config, "inipath", None) else "the ini file"
+        return ini, f"{opt.dest} in {where}"
     return opt.default, "default"
 
 
-def resolve(config) -> dict[str, Any]:
+def resolve(config, project: dict[str, str] | None = None) -> dict[str, Any]:
     """Every option's parsed value (None where the session decides) and, under 'origins', where each came from;
-    or ValueError naming the bad one."""
+    or ValueError naming the bad one. project: [tool.perfgate]'s settings (perfgate.project)."""
     values: dict[str, Any] = {"origins": {}}
     dotenv = read_dotenv(Path(config.rootpath) / ".env")
     for opt in OPTIONS:
-        raw, origin = raw_value(config, opt, dotenv)
+        raw, origin = raw_value(config, opt, dotenv, project)
         values["origins"][opt.name.replace("-", "_")] = origin
         if raw is None:
             values[opt.name.replace("-", "_")] = None

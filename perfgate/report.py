@@ -23,11 +23,11 @@ REPORTS = "reports"
 
 def markdown(run: dict[str, Any], name: str) -> str:
     m, versions = run["machine"], run["machine"]["versions"]
-    failed = [r for r in run["results"] if (r.get("verdict") or {}).get("status") == "fail"]
+    check = run.get("baseline_check") or {}
     head = [
         f"## perfgate: {run['model']['source']} on {m['gpu']}",
         "",
-        f"**{len(failed)} failed figure{'s' if len(failed) != 1 else ''}**" if failed else "**No figure failed.**",
+        table.verdict_line(run, markdown=True),
         "",
         f"- run file: `{name}`, started {run['started_at']}",
         f"- machine: {m['gpu']}, driver {m.get('driver')}, CUDA {m.get('cuda')}, {m.get('cpu')}, "
@@ -35,6 +35,10 @@ def markdown(run: dict[str, Any], name: str) -> str:
         "- versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())),
         f"- commit: `{m.get('commit')}`; baseline file: `{run.get('baseline_file')}`",
     ]
+    for line in table.render_held_to_floor(run["results"]):
+        head.append(f"- {line}")
+    if check.get("problem"):
+        head.append(f"- **baseline: {check['problem']}**")
     if run.get("worker_layout"):
         head.append(f"- worker processes: {run['worker_layout']}")
     if run.get("gpu_busy_at_start"):
@@ -46,8 +50,9 @@ def markdown(run: dict[str, Any], name: str) -> str:
     for error in run.get("errors") or []:
         head.append(f"- **{table.error(error, markdown=True)}**")
     parts = ["\n".join(head)]
-    if any(r.get("verdict") for r in run["results"]):
-        parts.append("### Gate\n\n" + table.render_gate(run["results"], markdown=True))
+    gated = table.gated_against_file(run)
+    if any(r.get("verdict") and (r["verdict"]["status"] != "unavailable" or not check.get("problem")) for r in gated):
+        parts.append("### Gate\n\n" + table.render_gate(gated, markdown=True))
     parts.append("### Figures\n\n" + table.render(table.figures_of(run), markdown=True))
     return "\n\n".join(parts) + "\n"
 

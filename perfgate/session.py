@@ -1,4 +1,4 @@
-"""The perf session: what one pytest run measures and keeps. conftest.py's hooks and fixtures hand off to it.
+"""The perf session: what one pytest run measures and keeps. perfgate.plugin's hooks and fixtures hand off to it.
 
 It holds the resolved options, the model, the selected variants and workloads, the workers of the variant
 being measured and of the reference beside it, the baseline file, and every figure and verdict; it writes
@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 from perfgate import affinity, baselines, gate, machine, measure, models, paths, synthetic, variants
 from perfgate.figures import Figure
 from perfgate.runner import WorkerError, WorkerHandle, fixed_layout
-from perfgate.storage import write_json_atomic
+from perfgate.storage import unwritable_folder, write_json_atomic
 from perfgate.trackers import Nvml, VramTracker
 from perfgate.workloads import DecodeWorkload
 
@@ -55,6 +55,7 @@ class Judged:
     note: str = ""  # why there is no comparable baseline, or where the baseline came from
     # a suspect ratio judged with the baseline's rounds: its interval at its value with the baseline's noise alone
     floor: tuple[float, float] | None = None
+    too_noisy: dict[str, Any] | None = None  # the baseline entry's mark: too noisy for its tolerance, held to its floor
 
     @property
     def futile(self) -> bool:
@@ -86,18 +87,18 @@ def detect_device(requested: str) -> str:
 
 
 class PerfSession:
-    def __init__(self, opts: dict[str, Any], parallel: dict[str, Any] | None = None) -> None:
+    def __init__(self, opts: dict[str, Any], parallel: dict[str, Any] | None = None, root: Path | None = None) -> None:
         """parallel: under pytest-xdist, {"role": "worker", "worker": "gw0", "gpu": "0"} in a worker or
-        {"role": "controller"} in the controller (perfgate.parallel); None in a plain run."""
+        {"role": "controller"} in the controller (perfgate.parallel); None in a plain run. root: the repository
+        measured (pytest's rootdir): relative results folders are under it, and its git commit is the run's."""
         self.opts = opts
+        self.root = root or paths.REPO_ROOT
         self.parallel = parallel or {}
         self.worker_documents: list[dict[str, Any]] = []  # the controller's: each worker's run document
         self.device = detect_device(opts["device"])
         for name, value in measure_defaults(self.device).items():
             if opts.get(name) is None:
                 opts[name] = value
-        if opts["new_tokens"] < 2:
-            raise ValueError(f"--perf-new-tokens = {opts['new_tokens']}: must be at least 2 (one decode step)")
         if opts["max_rounds"] < opts["rounds"]:
             opts["max_rounds"] = opts["rounds"]
         if opts.get("suspect_rounds") is None:
@@ -107,7 +108,10 @@ class PerfSession:
             raise ValueError(
                 f"--perf-reference {self.reference!r}: not a variant (known: {', '.join(variants.REGISTRY)}, or 'none')"
             )
-        self.model = models.resolve(opts["model"] or models.default_model(self.device == "cuda"))
+        origins = opts.get("origins", {})
+        self.model = models.resolve(
+            opts["model"] or models.default_model(self.device == "cuda"), origins.get("model", "--perf-model")
+        )
         self.variants = variants.select(opts["variants"], self.device)
         self.workloads = [DecodeWorkload(n, opts["new_tokens"]) for n in opts["contexts"]]
         if opts.get("origins", {}).get("contexts", "default") != "default":
@@ -129,7 +133,10 @@ class PerfSession:
         self.cache = Path(opts["cache"]).expanduser() if opts["cache"] else paths.cache_dir()
         self.results_dir = Path(opts["results_dir"])
         if not self.results_dir.is_absolute():
-            self.results_dir = paths.REPO_ROOT / self.results_dir
+            self.results_dir = self.root / self.results_dir
+        why = unwritable_folder(self.cache)  # (the results folder may fail later: the run goes on, saying so)
+        if why:
+            raise ValueError(cache_error(self.cache, origins.get("cache", "default"), why))
         self.started = datetime.now(timezone.utc)
         self._clock_start = time.monotonic()
         self.cut: list[str] = []  # tests not started because --perf-session-budget was spent
@@ -179,6 +186,11 @@ class PerfSession:
             if not opts["update_baselines"]:
                 raise ValueError(f"{exc} (fix or delete it, or rewrite it with --perf-update-baselines)") from None
             self.baseline = baselines.Baseline(self.baseline_path, {"schema": baselines.SCHEMA, "models": {}})
+        # a file for another GPU or model (copied to this machine's name) is named in the summary and the report;
+        # another GPU's entries are never judged against, and a baseline run writes the file anew
+        self.baseline_problem = baselines.problem(self.baseline, self.machine["gpu_slug"], self.model.source)
+        if baselines.written_for_another_gpu(self.baseline, self.machine["gpu_slug"]):
+            self.baseline = baselines.Baseline(self.baseline_path, {"schema": baselines.SCHEMA, "models": {}})
 
     # -- environment -------------------------------------------------------------------------------------
 
@@ -195,7 +207,7 @@ class PerfSession:
     def machine(self) -> dict[str, Any]:
         if self._machine is None:
             tracker = self.tracker  # NVML first, so that the device description comes from it
-            self._machine = machine.describe(self.device, tracker.nvml)
+            self._machine = machine.describe(self.device, tracker.nvml, self.root)
         return self._machine
 
     def other_gpu_processes(self) -> list[str]:
@@ -471,7 +483,7 @@ class PerfSession:
 
         def settled(partial: measure.DecodeMeasurement) -> str:
             if self.opts["update_baselines"]:
-                return measure.UNCLEAR  # a baseline is measured to --perf-max-rounds: its noise enters every verdict
+                return self.baseline_settled(name, partial)
             return settle_state(self._judge(measure.decode_figures(name, partial)))
 
         try:
@@ -480,7 +492,7 @@ class PerfSession:
                 self.tracker,
                 loaded.variant,
                 workload,
-                self.plan,
+                self.baseline_plan if self.opts["update_baselines"] else self.plan,
                 self.opts["canary_slowdown"],
                 self.opts["timeout"],
                 ref.worker if ref else None,
@@ -489,11 +501,31 @@ class PerfSession:
                 no_ratio,
                 self.swap_cores(name) if ref else None,
                 Path(os.environ["PERFGATE_STEP_LOG"]) if os.environ.get("PERFGATE_STEP_LOG") else None,
+                profile=self.opts["device_time"],
+                device_slowdown=self.opts["canary_device_slowdown"],
             )
             return replace(measured, bandwidth=self.bandwidth(loaded))
         except WorkerError as exc:
             where = f"{name} {workload.id} ({workload.prompt_tokens} prompt + {workload.new_tokens} new tokens)"
             self._generation_failed(loaded, where, exc)
+
+    @property
+    def baseline_plan(self) -> measure.RoundPlan:
+        """A baseline's rounds: --perf-max-rounds, and up to twice that while an entry is too noisy to gate against."""
+        return replace(self.plan, suspect_rounds=2 * self.opts["max_rounds"])
+
+    def baseline_settled(self, name: str, partial: measure.DecodeMeasurement) -> str:
+        """A baseline is measured to --perf-max-rounds (its noise enters every verdict against it), and further,
+        up to baseline_plan's cap, while an entry it would write is too noisy for its tolerance (its own interval
+        reaches further than that on the worse side: baselines.too_noisy_mark). Still too noisy then, it is written
+        marked as such."""
+        if len(partial.rounds) < self.opts["max_rounds"]:
+            return measure.UNCLEAR
+        for f in baselines.kept_figures(measure.decode_figures(name, partial)):
+            tolerance = gate.tolerance_for(f.metric, self.opts["tolerance"], variant=f.variant)
+            if baselines.too_noisy_mark(f.value, f.params.get("interval"), f.better, tolerance):
+                return measure.SUSPECT
+        return measure.UNCLEAR
 
     def bandwidth(self, loaded: Loaded) -> dict[str, Any]:
         """The device's copy bandwidth, measured once per session (in the first variant's worker, which already
@@ -637,6 +669,8 @@ class PerfSession:
             )
         entry = self.baseline.entry(self.model.source, key)
         note = f"baseline of {of}" if of != f.variant else ""
+        if entry is None and self.baseline_problem:
+            note = self.baseline_problem
         return key, entry, note
 
     def _judge(self, figures: list[Figure]) -> list[Judged]:
@@ -648,6 +682,9 @@ class PerfSession:
             stored_tol = entry.get("tolerance") if entry else None
             tol = gate.tolerance_for(f.metric, self.opts["tolerance"], stored_tol, f.variant)
             base = entry["value"] if entry else None
+            noisy = entry.get("too_noisy") if entry else None
+            if noisy:  # held to the smallest regression it can catch, its own noise counted in that floor already
+                tol = max(tol, noisy["floor"])
             if entry and entry.get("params", {}).get("new_tokens") not in (None, f.params.get("new_tokens")):
                 note = (
                     f"baseline measured with {entry['params']['new_tokens']} new tokens, this run "
@@ -675,7 +712,7 @@ class PerfSession:
                 )
                 base = None
             interval_test = gate.BOOTSTRAP
-            if interval and base is not None:
+            if interval and base is not None and not noisy:
                 then = measure.ratio_rounds(entry.get("params", {}))
                 now = measure.ratio_rounds(f.params)
                 if len(then) == 1 and now:  # a baseline run measures in one pair of processes
@@ -697,7 +734,7 @@ class PerfSession:
             floor = None
             if verdict.suspect and interval_test == gate.BOOTSTRAP_BOTH:
                 floor = measure.ratio_interval_at(f.value, then[0], base)
-            out.append(Judged(f, verdict, key, note, floor))
+            out.append(Judged(f, verdict, key, note, floor, noisy if base is not None else None))
         return out
 
     def judge(self, figures: list[Figure]) -> list[str]:
@@ -713,7 +750,9 @@ class PerfSession:
                 model = self.baseline.model(self.model.source) or {}
                 entry = self.baseline.entry(self.model.source, j.baseline_key) if j.baseline_key else None
                 changes = baselines.machine_changes(baselines.entry_machine(model, entry), self.machine)
-                messages.append(table.failure_message(j, self.baseline_path, model, changes, self.opts["strict"]))
+                messages.append(
+                    table.failure_message(j, self.baseline_path, model, changes, self.opts["strict"], entry)
+                )
         self.write_run()
         return messages
 
@@ -747,6 +786,7 @@ class PerfSession:
                 "value": v.baseline,
                 "tolerance": v.tolerance,
                 "note": j.note or None,
+                **({"too_noisy": j.too_noisy} if j.too_noisy else {}),
             }
             data["verdict"] = {
                 "status": v.status,
@@ -774,6 +814,7 @@ class PerfSession:
             },
             "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.opts.items()},
             "baseline_file": str(self.baseline_path),
+            "baseline_check": self.baseline_check,
             "gpu_busy_at_start": self.gpu_busy,
             "worker_layout": self.layout[2],
             **(
@@ -791,6 +832,16 @@ class PerfSession:
                 if self.is_worker
                 else {}
             ),
+        }
+
+    @property
+    def baseline_check(self) -> dict[str, Any]:
+        """What the run file and the report say of the baseline file: why there is nothing to gate against in it
+        (None where it holds this GPU's and model's entries) and, then, the next step."""
+        slug, source = self.machine["gpu_slug"], self.model.source
+        return {
+            "problem": self.baseline_problem,
+            "next_step": baselines.next_step(self.baseline, slug, source) if self.baseline_problem else None,
         }
 
     @property
@@ -831,7 +882,7 @@ class PerfSession:
 
     def update_baselines(self) -> None:
         """Write this run's gated figures into the baseline file (other entries stay), and keep the diff."""
-        fresh = baselines.kept_figures(self.figures)
+        fresh = baselines.kept_figures(self.figures, self.opts["baseline_metrics"])
         if not fresh:
             self.baseline_diff = []
             return
@@ -956,62 +1007,20 @@ class PerfSession:
             self.report_note = f"could not write the report: {exc}"
 
     def display(self, reporter) -> None:
-        """The terminal summary: the figures, the gate's verdicts, and where the files are."""
-        if not (self.figures or self.failed or self.errors or self.interrupted):
-            return
-        from perfgate import table
+        """The terminal summary, rendered by perfgate.display (the hook that calls this can call that directly)."""
+        from perfgate import display
 
-        m = self.machine
-        reporter.write_sep("=", "perfgate")
-        reporter.write_line(
-            f"{self.model.source} on {m['gpu']} · torch {m['versions']['torch']} · "
-            f"transformers {m['versions']['transformers']}"
-        )
-        reporter.write_line("")
-        reporter.write_line(table.render(self.figures))
-        if self.merged and "parallel" in self.merged:  # (without it, no worker measured anything)
-            workers = self.merged["parallel"]["workers"]
-            reporter.write_line("")
-            reporter.write_line(
-                "spread over "
-                + ", ".join(f"{w} ({worker_where(v)}: {', '.join(v['variants'])})" for w, v in workers.items())
-            )
-            if any(r.get("verdict") for r in self.merged["results"]):
-                reporter.write_line(f"gate against {self.baseline_path}:")
-                reporter.write_line(table.render_gate(self.merged["results"]))
-        if self.judged:
-            reporter.write_line("")
-            reporter.write_line(f"gate against {self.baseline_path}:")
-            reporter.write_line(table.render_gate([self.result_dict(j.figure) for j in self.judged.values()]))
-        if self.baseline_diff is not None:
-            reporter.write_line("")
-            reporter.write_line(f"baseline file written: {self.baseline_path}")
-            reporter.write_line(table.render_diff(self.baseline_diff))
-            for line in table.render_noisy(self.baseline_noisy):
-                reporter.write_line(line, yellow=True)
-        for busy in self.gpu_busy:
-            reporter.write_line(f"warning: the GPU was not idle at the start: {busy}", yellow=True)
-        for why in self.failed.values():
-            reporter.write_line(f"not measured: {why.splitlines()[0]}")
-        if self.cut:
-            reporter.write_line(table.not_started(self.cut), yellow=True)
-        if self.interrupted:
-            reporter.write_line(table.interrupted(self.interrupted), red=True)
-        for error in self.errors:
-            if error["message"] not in self.failed.values():  # a variant that failed to load is said just above
-                reporter.write_line(table.error(error), red=True)
-        if self.write_error:
-            reporter.write_line(self.write_error, red=True)
-        elif self.run_path:
-            reporter.write_line(f"run file: {self.run_path}")
-        if self.report_files:
-            reporter.write_line(f"report: {self.report_files[0]} ({len(self.report_files) - 1} plots)")
-        if self.report_note:
-            reporter.write_line(self.report_note, yellow=True)
+        display.terminal_summary(self, reporter)
 
 
-def worker_where(worker: dict[str, Any]) -> str:
-    return f"GPU {worker['gpu']}" if worker.get("gpu") is not None else "no GPU"
+def cache_error(folder: Path, origin: str, why: str) -> str:
+    """One line for a checkpoint cache perfgate cannot write into: where its value came from, what is wrong."""
+    if origin == "default":
+        came = "--perf-cache's default" + (" (from XDG_CACHE_HOME)" if os.environ.get("XDG_CACHE_HOME") else "")
+    else:
+        came = f"--perf-cache (from {origin})"
+    what = "synthetic checkpoints, worker logs and reference logits go there"
+    return f"{came} = {str(folder)!r} {why}; give a folder perfgate can create and write ({what})"
 
 
 def busy_line(pid: int, mib: float | None) -> str:

@@ -33,3 +33,24 @@ def write_json_atomic(path: Path, data: Any) -> None:
 def read_json(path: Path) -> Any:
     with path.open(encoding="utf-8") as fh:
         return json.load(fh)
+
+
+def unwritable_folder(path: Path) -> str | None:
+    """Why `path` cannot serve as a folder perfgate writes into (a file is in the way, it cannot be created, it is
+    read-only), or None: it exists now, created where it did not. Asked once as the run starts, so that a bad
+    folder is one clear error then, not a traceback in every test that would write there."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        return "is a file, not a folder"
+    except NotADirectoryError:
+        return "cannot be created: a file is in its way"
+    except OSError as exc:
+        return f"cannot be created ({exc.strerror or exc})"
+    if not path.is_dir():
+        return "is not a folder"
+    try:
+        tempfile.TemporaryFile(dir=path).close()
+    except OSError as exc:
+        return f"cannot be written ({exc.strerror or exc})"
+    return None

@@ -43,7 +43,7 @@ QWEN_SPECIAL_TOKENS = {
     "<think>": 151667,
     "</think>": 151668,
 }
-TOKENIZER_VOCAB = 4096  # byte-level BPE trained on fixtures/prompts: every id stays below any real vocab size
+TOKENIZER_VOCAB = 4096  # byte-level BPE trained on perfgate/data/prompts: every id stays below any real vocab size
 
 
 class BuildError(RuntimeError):
@@ -126,7 +126,7 @@ def build(config: dict, out: Path, device: str) -> None:
 
 
 def build_tokenizer(config: dict):
-    """A byte-level BPE tokenizer trained on fixtures/prompts, with Qwen's special tokens at Qwen's ids and a
+    """A byte-level BPE tokenizer trained on perfgate/data/prompts, with Qwen's special tokens at Qwen's ids and a
     Qwen3-style chat template. Its ids all fall inside the model's vocabulary."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -166,13 +166,13 @@ def build_tokenizer(config: dict):
         pad_token="<|endoftext|>",
         model_max_length=config.get("max_position_embeddings", 32768),
     )
-    tok.chat_template = (paths.FIXTURES / "chat_template.jinja").read_text(encoding="utf-8")
+    tok.chat_template = paths.CHAT_TEMPLATE.read_text(encoding="utf-8")
     return tok
 
 
 def corpus_lines() -> list[str]:
     lines: list[str] = []
-    for path in sorted((paths.FIXTURES / "prompts").glob("*.txt")):
+    for path in sorted(paths.PROMPTS.glob("*.txt")):
         lines.extend(path.read_text(encoding="utf-8").splitlines())
     return lines
 

@@ -15,6 +15,7 @@ from typing import Any
 from perfgate import gate
 from perfgate.baselines import expected_unit
 from perfgate.figures import Figure
+from perfgate.profiling import diff_tables
 from perfgate.stats import Summary
 from perfgate.storage import read_json
 
@@ -36,6 +37,19 @@ DECODE_COLUMNS = (
     Column("torch max MiB", "torch_max_allocated_mib", 0),
     Column("% of bandwidth bound", "bandwidth_share_pct", 0),
     Column("J/token", "energy_j_per_token", 2),
+)
+# The profiled round (perfgate.profiling): where a decode step's time goes; ops on a CPU, kernels on a GPU.
+DEVICE_COLUMNS = (
+    Column("device ms/token", "device_ms_per_token", 3, spread=True),
+    Column("prefill device ms", "prefill_device_ms", 2),
+    Column("kernels/token", "kernels_per_token", 1),
+    Column("launches/token", "launches_per_token", 1),
+    Column("syncs/token", "syncs_per_token", 1),
+    Column("GPU busy %", "gpu_busy_pct", 0),
+    Column("host ms/token", "host_ms_per_token", 2),
+    Column("ops/token", "ops_per_token", 1),
+    Column("op ms/token", "cpu_op_ms_per_token", 2, spread=True),
+    Column("profiling %", "profiling_overhead_pct", 1),
 )
 LOAD_COLUMNS = (
     Column("load s", "load_s", 1),
@@ -112,8 +126,10 @@ def markdown_table(header: list[str], body: list[list[str]], labels: int) -> str
 def render(figures: list[Figure], markdown: bool = False) -> str:
     fmt = markdown_table if markdown else text_table
     parts = []
+    profiled = any(f.metric == "profiling_s" for f in figures)
     for labels, test, columns in (
         (["variant", "workload"], "decode", DECODE_COLUMNS),
+        *([(["variant", "workload"], "decode", DEVICE_COLUMNS)] if profiled else []),
         (["variant"], "load", LOAD_COLUMNS),
         (["variant"], "fidelity", FIDELITY_COLUMNS),
         (["variant", "queries"], "agent", AGENT_COLUMNS),
@@ -131,7 +147,7 @@ def number(value: float | None, unit: str = "") -> str:
         return UNAVAILABLE
     if unit in ("nats", "logit"):
         return f"{value:.3g}"
-    digits = 0 if unit in ("MiB", "count") else 3 if unit in ("s", "x") else 1
+    digits = 0 if unit in ("MiB", "count") else 3 if unit in ("s", "x", "ms") else 1
     return f"{value:,.{digits}f}"
 
 
@@ -202,6 +218,55 @@ def render_gate(results: list[dict], markdown: bool = False) -> str:
     if hidden:
         text += f"\n({hidden} gated figures are not measurable here, e.g. VRAM without a GPU: see the run file)"
     return text
+
+
+def gated_against_file(run: dict[str, Any]) -> list[dict]:
+    """The run's records for the gate's table: where the baseline file has nothing for this GPU and model (its
+    'baseline_check' says why, in one line), the figures without a baseline are left out rather than listed."""
+    if not (run.get("baseline_check") or {}).get("problem"):
+        return run["results"]
+    return [r for r in run["results"] if (r.get("verdict") or {}).get("status") != gate.NO_BASELINE]
+
+
+def verdict_counts(results: list[dict]) -> dict[str, int]:
+    """How many gated figures of a run's records got each verdict status ('pass', 'fail', 'no baseline', ...)."""
+    counts: dict[str, int] = {}
+    for r in results:
+        if r.get("verdict"):
+            counts[r["verdict"]["status"]] = counts.get(r["verdict"]["status"], 0) + 1
+    return counts
+
+
+def verdict_line(run: dict[str, Any], written: str | None = None, markdown: bool = False) -> str:
+    """The run's verdict in one line, the last of the terminal summary and the first of the report: 'perfgate: 84
+    passed, 1 FAILED, 12 no baseline', what did not run, and the next step where there was nothing to gate against.
+    `written`: the baseline file a baseline run wrote, and how many of its entries changed."""
+    counts = verdict_counts(run["results"])
+    parts = []
+    if written:
+        parts.append(f"baseline written: {written}; review the diff and commit it")
+    elif counts.get(gate.PASS) or not counts.get(gate.NO_BASELINE):
+        parts.append(f"{counts.get(gate.PASS, 0)} passed")
+    if counts.get(gate.FAIL):
+        parts.append(f"{counts[gate.FAIL]} FAILED")
+    if counts.get(gate.NO_BASELINE) and not written:
+        parts.append(f"{counts[gate.NO_BASELINE]} no baseline")
+    if counts.get(gate.UNAVAILABLE):
+        parts.append(f"{counts[gate.UNAVAILABLE]} not measurable here")
+    errors = run.get("errors") or []
+    if errors:
+        parts.append(f"{count_tests(errors)} in error")
+    if run.get("not_started"):
+        parts.append(f"{count_tests(run['not_started'])} not started")
+    if run.get("interrupted"):
+        parts.append("interrupted")
+    line = "perfgate: " + ", ".join(parts)
+    next_step = (run.get("baseline_check") or {}).get("next_step")
+    if not written and next_step:
+        line += f"; {next_step}"
+    elif not written and counts.get(gate.NO_BASELINE):
+        line += " (record those with `make baseline`)"
+    return line.replace("FAILED", "**FAILED**") if markdown else line
 
 
 def not_started(tests: list[str], markdown: bool = False) -> str:
@@ -277,16 +342,47 @@ def render_noisy(rows: list[tuple[str, float, float, float, float, float]]) -> l
         unit = entry_unit(key)
         lines.append(
             f"warning: {key} = {number(value, unit)}: its own 98% interval {number(lo, unit)}–{number(hi, unit)} "
-            f"reaches {reach * 100:.0f}% to the worse side, beyond its {tolerance * 100:.0f}% tolerance, and a "
-            "change within that noise cannot fail against it; measure it with more rounds (--perf-max-rounds)"
+            f"reaches {reach * 100:.0f}% to the worse side, beyond its {tolerance * 100:.0f}% tolerance, after up "
+            f"to twice --perf-max-rounds: written marked too noisy, a gate run holds it to the smallest regression "
+            f"it can catch, {(1 - (1 - reach) * (1 - tolerance)) * 100:.0f}%; measure it again with more rounds "
+            "(--perf-max-rounds)"
         )
     return lines
 
 
-def failure_message(judged, baseline_path: Path, model: dict, changes: list[str], strict: bool) -> str:
-    """Which variant, which metric, the value, the baseline, the limit, Δ, how noisy, and what changed."""
+def render_held_to_floor(results: list[dict]) -> list[str]:
+    """One line per gated figure whose baseline entry was written too noisy for its tolerance (its 'too_noisy'
+    mark): the smallest regression it can catch, instead of a failure by the entry's chance."""
+    lines = []
+    for r in results:
+        noisy = (r.get("baseline") or {}).get("too_noisy")
+        if noisy:
+            lines.append(
+                f"baseline too noisy: {r['baseline']['key']} cannot catch a regression smaller than "
+                f"{noisy['floor'] * 100:.0f}% (its own interval reaches {noisy['reach'] * 100:.0f}% to the worse "
+                "side): held to that; measure it again with `make baseline`"
+            )
+    return lines
+
+
+def failure_message(
+    judged, baseline_path: Path, model: dict, changes: list[str], strict: bool, entry: dict | None = None
+) -> str:
+    """Which variant, which metric, the value, the baseline, the limit, Δ, how noisy, and what changed (with the
+    baseline `entry`'s kernel table, for device figures: the kernels added, removed or slower, by name)."""
     f, v = judged.figure, judged.verdict
     where = f"{f.variant} {f.test}[{f.workload}]" if f.workload else f"{f.variant} {f.test}"
+    if f.better == gate.SAME and v.status == gate.FAIL:
+        return "\n".join(
+            [
+                f"{where} {f.metric} = {number(f.value, f.unit)} {f.unit} differs from the baseline "
+                f"{number(v.baseline, f.unit)} {f.unit} (a count per token: any change fails; Δ {v.delta_pct:+.2f}%)",
+                *changed_kernels(f, entry),
+                f"  baseline: {judged.baseline_key} in {baseline_path}" + (f" ({judged.note})" if judged.note else ""),
+                "  changed since the baseline: "
+                + ("; ".join(changes) if changes else "nothing recorded (same machine fields and versions)"),
+            ]
+        )
     if v.status == "no baseline":
         why = judged.note or f"no entry {judged.baseline_key!r} for this model"
         return (
@@ -333,7 +429,20 @@ def failure_message(judged, baseline_path: Path, model: dict, changes: list[str]
         "  changed since the baseline: "
         + ("; ".join(changes) if changes else "nothing recorded (same machine fields and versions)"),
     ]
-    return "\n".join(lines)
+    return "\n".join([*lines[:1], *changed_kernels(f, entry), *lines[1:]])
+
+
+def changed_kernels(f: Figure, entry: dict | None) -> list[str]:
+    """'  +1/token `void at::native::...`' lines: the kernel (or host call) table of the figure against its
+    baseline entry's, where both hold one."""
+    for table_key, what in (("kernels", "kernels"), ("calls", "host calls")):
+        now, then = f.params.get(table_key), (entry or {}).get("params", {}).get(table_key)
+        if now is not None and then is not None:
+            lines = diff_tables(now, then, times=f.better != gate.SAME)  # a count's failure: which counts moved
+            if lines:
+                return [f"  {what} per decode token, against the baseline's:", *(f"    {line}" for line in lines)]
+            return [f"  {what} per decode token: the same as the baseline's"]
+    return []
 
 
 def figures_of(run: dict) -> list[Figure]:

@@ -1,13 +1,16 @@
 """The variants: each way of running a model that perfgate measures, one registry entry each.
 
-Adding a variant is one entry here; `perfgate.loading` turns an entry into a loaded model (in the worker
-process), and everything else reads only these fields.
+Adding a variant is one entry here; its backend (perfgate.backends) turns an entry into a loaded model in the
+worker process, and everything else reads only these fields. A repository measured with perfgate declares its own
+variants in [tool.perfgate] (perfgate.project) or through the pytest_perfgate_variants hook (perfgate.hooks); they
+are registered beside these for the run, and each worker is handed its variant's whole spec (Variant.spec).
 """
 
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 from perfgate import models
 
@@ -19,24 +22,43 @@ CPU = "cpu"
 class Variant:
     name: str
     description: str
-    loader: str  # "transformers" or "unsloth"
+    backend: str  # what the worker drives the model with: a module of perfgate.backends ("transformers", "unsloth")
     dtype: str  # torch dtype name of the weights (compute dtype for quantized ones)
-    quantization: str | None = None  # None, "int8" (LLM.int8) or "nf4" (4-bit NF4, double quantized)
+    # None, "int8" (bitsandbytes LLM.int8), "nf4" (bitsandbytes 4-bit NF4, double quantized) or "torchao-int8"
+    # (torchao int8 weight-only)
+    quantization: str | None = None
     cache: str = "dynamic"  # transformers' cache_implementation: "dynamic" or "static"
     devices: frozenset[str] = frozenset({CUDA, CPU})  # where it can run at all
     default_on: frozenset[str] = frozenset({CUDA, CPU})  # where it runs when --perf-variants is not given
     packages: tuple[str, ...] = ()  # import names it needs beyond torch and transformers
     step_delay: bool = False  # canary: a fixed delay added to every decode step (see --perf-canary-slowdown)
+    device_delay: bool = (
+        False  # GPU canary: fixed device work added to every decode step (--perf-canary-device-slowdown)
+    )
     baseline_of: str | None = None  # gated against another variant's baseline entries (the canary: hf-fp16's)
+    # "module:callable", (path, device, max_seq_length) -> (model, tokenizer), loading instead of the backend
+    loader: str | None = None
+    import_path: tuple[str, ...] = ()  # folders the worker puts first on sys.path before importing the loader
 
     @property
     def weight_bytes_per_param(self) -> float:
-        # int8: one byte plus per-row scales; nf4: half a byte plus double-quantized block scales.
-        return {None: _DTYPE_BYTES[self.dtype], "int8": 1.02, "nf4": 0.53}[self.quantization]
+        # int8 (both kinds): one byte plus per-row scales; nf4: half a byte plus double-quantized block scales.
+        return {None: _DTYPE_BYTES[self.dtype], "int8": 1.02, "torchao-int8": 1.02, "nf4": 0.53}[self.quantization]
+
+    def spec(self) -> dict[str, Any]:
+        """The whole variant as JSON, for the worker process (which may not know a declared variant's name)."""
+        return {f.name: sorted(v) if isinstance(v := getattr(self, f.name), frozenset) else v for f in fields(self)}
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> Variant:
+        return cls(**{k: frozenset(v) if k in _SETS else tuple(v) if k in _TUPLES else v for k, v in spec.items()})
 
 
+_SETS = ("devices", "default_on")  # the fields that JSON carries as lists
+_TUPLES = ("packages", "import_path")
 _DTYPE_BYTES = {"float32": 4.0, "float16": 2.0, "bfloat16": 2.0}
 _BNB = ("bitsandbytes", "accelerate")
+_TORCHAO = ("torchao",)
 
 REFERENCE = "hf-fp16"
 
@@ -92,8 +114,34 @@ REGISTRY: dict[str, Variant] = {
             step_delay=True,
             baseline_of="hf-fp16",
         ),
+        Variant(
+            "hf-fp16-gpuslow",
+            "GPU canary: hf-fp16 with fixed device work (one spinning kernel) added to every decode step",
+            "transformers",
+            "float16",
+            default_on=frozenset(),
+            device_delay=True,
+            baseline_of="hf-fp16",
+        ),
+        Variant(
+            "hf-int8-torchao",
+            "transformers + torchao int8 weight-only (TorchAoConfig(Int8WeightOnlyConfig()))",
+            "transformers",
+            "bfloat16",
+            "torchao-int8",
+            default_on=frozenset(),  # opt-in by name
+            packages=_TORCHAO,
+        ),
     )
 }
+BUILTIN = frozenset(REGISTRY)
+
+
+def register(variant: Variant) -> None:
+    """Add a variant declared by the measured repository for this run; a built-in name cannot be taken."""
+    if variant.name in BUILTIN:
+        raise ValueError(f"variant {variant.name!r} is a built-in variant; give yours another name")
+    REGISTRY[variant.name] = variant
 
 
 class UnknownVariant(ValueError):
@@ -127,6 +175,7 @@ INSTALL_HINT = {
     "unsloth": "pip install -e '.[unsloth]' (needs a CUDA GPU)",
     "bitsandbytes": "pip install bitsandbytes",
     "accelerate": "pip install accelerate",
+    "torchao": "pip install torchao",
 }
 
 

@@ -20,9 +20,9 @@ import time
 import traceback
 from typing import Any
 
-from perfgate import affinity, fidelity, generation, loading, workloads
+from perfgate import affinity, backends, fidelity, generation, profiling, workloads
 from perfgate.agent import live, tools
-from perfgate.variants import REGISTRY
+from perfgate.variants import REGISTRY, Variant
 
 
 def error_kind(exc: BaseException) -> str:
@@ -100,25 +100,29 @@ class Worker:
     def __init__(self) -> None:
         self.model = None
         self.tokenizer = None
-        self.variant = None
+        self.variant: Variant | None = None
+        self.backend: backends.Backend | None = None
         self.device = "cpu"
         self.delay_s = 0.0
+        self.device_work = None  # the GPU canary's work added to every decode step (op_set_device_delay)
         self._prompts: dict[int, Any] = {}
 
-    def op_load(self, variant: str, path: str, device: str, max_seq_length: int) -> dict[str, Any]:
-        fault = injected_fault(variant, "load")
+    def op_load(self, variant: dict[str, Any] | str, path: str, device: str, max_seq_length: int) -> dict[str, Any]:
+        """variant: its whole spec (Variant.spec), as the session sends it; a built-in variant's name also does."""
+        self.variant = REGISTRY[variant] if isinstance(variant, str) else Variant.from_spec(variant)
+        fault = injected_fault(self.variant.name, "load")
         if fault and fault not in MODEL_DAMAGE:
             raise_fault(fault)
-        self.variant = REGISTRY[variant]
+        self.backend = backends.get(self.variant.backend)
         self.device = device
         sync = generation.device_sync(device)
         start = time.perf_counter()
-        self.model, self.tokenizer = loading.load(self.variant, path, device, max_seq_length)
+        self.model, self.tokenizer = backends.load(self.variant, path, device, max_seq_length)
         if fault:
             MODEL_DAMAGE[fault](self.model)
         sync()
         load_s = time.perf_counter() - start
-        return {"load_s": load_s, "model": loading.describe(self.model), **self.op_memory()}
+        return {"load_s": load_s, "model": self.backend.describe(self.model), **self.op_memory()}
 
     def _input_ids(self, prompt_tokens: int):
         if prompt_tokens not in self._prompts:
@@ -132,16 +136,36 @@ class Worker:
         fault = injected_fault(self.variant.name, "generate")
         if fault:
             raise_fault(fault)
-        rnd = generation.generate_round(
+        rnd = self.backend.generate_round(
             self.model,
             self._input_ids(prompt_tokens),
             new_tokens,
             self._pad(),
             self.device,
-            self.delay_s,
             keep_steps=keep_steps,
+            clock=self._clock(),
         )
         return rnd.to_dict()
+
+    def _clock(self, wall: bool = False) -> generation.StepClock:
+        return generation.StepClock(generation.device_sync(self.device), self.delay_s, self.device_work, wall)
+
+    def op_profile(self, prompt_tokens: int, new_tokens: int) -> dict[str, Any]:
+        """One generation of the timed rounds' shape under the profiler (perfgate.profiling): device time, kernel,
+        launch and sync counts per decode token, and the kernel table; or {"unavailable": why}."""
+        clock = self._clock(wall=True)
+        input_ids = self._input_ids(prompt_tokens)
+
+        def generate() -> list[int]:
+            self.backend.generate_round(self.model, input_ids, new_tokens, self._pad(), self.device, clock=clock)
+            return clock.wall_ns
+
+        return profiling.profile_generation(generate, self.device)
+
+    def op_set_device_delay(self, ms: float) -> dict[str, Any]:
+        """The GPU canary: `ms` of device work (a spinning kernel; a CPU op on a CPU) added to every decode step."""
+        self.device_work = profiling.spin_work(self.device, float(ms)) if ms > 0 else None
+        return {"ms": float(ms)}
 
     def op_agent_replay(self, turns: list[list[int]], reuse: bool = False) -> list[dict[str, Any]]:
         """One query of the agent trace: per turn [prompt_tokens, reply_tokens, shared_prefix_tokens], generate
@@ -151,17 +175,19 @@ class Worker:
         fault = injected_fault(self.variant.name, "generate")
         if fault:
             raise_fault(fault)
-        cache = None
-        if reuse:
-            from transformers import DynamicCache
-
-            cache = DynamicCache()
+        cache = self.backend.new_cache(self.model) if reuse else None
         out = []
         for prompt_tokens, reply_tokens, shared in turns:
             if cache is not None:
                 generation.crop_cache(cache, shared)
-            rnd = generation.generate_round(
-                self.model, self._input_ids(prompt_tokens), reply_tokens, self._pad(), self.device, self.delay_s, cache
+            rnd = self.backend.generate_round(
+                self.model,
+                self._input_ids(prompt_tokens),
+                reply_tokens,
+                self._pad(),
+                self.device,
+                cache=cache,
+                clock=self._clock(),
             )
             out.append(rnd.to_dict())
         return out

@@ -25,11 +25,11 @@ class DecodeWorkload:
 
 @cache
 def corpus_text() -> str:
-    return "\n\n".join(p.read_text(encoding="utf-8") for p in sorted((paths.FIXTURES / "prompts").glob("*.txt")))
+    return "\n\n".join(p.read_text(encoding="utf-8") for p in sorted(paths.PROMPTS.glob("*.txt")))
 
 
 def prompt_ids(tokenizer, n_tokens: int) -> list[int]:
-    """Exactly n_tokens ids of real text (fixtures/prompts), repeated as often as needed. Text rather than
+    """Exactly n_tokens ids of real text (perfgate/data/prompts), repeated as often as needed. Text rather than
     random ids, so that a real model sees ordinary input; the count is what decides the cost."""
     base = tokenizer(corpus_text(), add_special_tokens=False)["input_ids"]
     if not base:

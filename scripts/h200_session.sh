@@ -7,7 +7,7 @@
 # H200_MARGIN (no test starts later than this many seconds before the deadline), H200_STEPS=1 (each run's decode steps
 # to results/steps/, through PERFGATE_STEP_LOG).
 # What each call wrote under results/ (runs, reports, the baseline when written) goes to $OUT as one archive. The workload
-# is cut to what fits the device time: ctx1024, 32 new tokens, the first 3 agent questions (README: Results).
+# is cut to what fits the device time: ctx1024, 32 new tokens, the first 3 agent questions (docs/results.md).
 # Each device command starts from this tree's copy: a baseline written by one command is not there for the next.
 # Extract the archives here (tar -xzf), and rebuild the baseline from its runs with python -m perfgate.baselines.
 set -u

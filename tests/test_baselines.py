@@ -202,3 +202,29 @@ def test_an_entry_noisier_than_its_tolerance_is_pointed_out(tmp_path):
     (line,) = table.render_noisy(noisy)
     assert line.startswith("warning: hf-nf4/decode[ctx1024]/decode_ratio_to_ref = 0.900: its own 98% interval")
     assert "reaches 39% to the worse side, beyond its 5% tolerance" in line and "--perf-max-rounds" in line
+
+
+def test_an_entry_too_noisy_for_its_tolerance_is_written_marked_with_its_floor(tmp_path):
+    f = figure("hf-nf4", "decode_ratio_to_ref", samples=(0.8, 0.9, 1.0))
+    noisy = dataclasses.replace(f, params={**f.params, "interval": [0.72, 0.95]})
+    calm = dataclasses.replace(
+        figure("hf-bf16", "decode_ratio_to_ref", samples=(0.8, 0.9, 1.0)), params={**f.params, "interval": [0.88, 0.97]}
+    )
+    b = baselines.Baseline.load(tmp_path / "nvidia-h200.json")
+    doc = b.updated("synthetic:qwen3-14b", [noisy, calm], MACHINE, {}, "2026-11-29T09:00:00+00:00")
+    b.write(doc)  # the schema's validation takes the mark
+    entries = json.loads((tmp_path / "nvidia-h200.json").read_text())["models"]["synthetic:qwen3-14b"]["entries"]
+    mark = entries["hf-nf4/decode[ctx1024]/decode_ratio_to_ref"]["too_noisy"]
+    # 0.72 is 20 % below 0.9; with the 5 % tolerance on top, only a regression of 24 % (1 - 0.8 x 0.95) can fail
+    assert mark["interval"] == [0.72, 0.95] and mark["reach"] == pytest.approx(0.2)
+    assert mark["floor"] == pytest.approx(0.24)
+    assert "too_noisy" not in entries["hf-bf16/decode[ctx1024]/decode_ratio_to_ref"]
+
+
+def test_a_figure_held_to_a_noisy_entrys_floor_is_named():
+    record = {
+        "baseline": {"key": "hf-bf16/decode[ctx128]/decode_ratio_to_ref", "too_noisy": {"floor": 0.24, "reach": 0.2}}
+    }
+    (line,) = table.render_held_to_floor([record, {"baseline": {"key": "x"}}, {}])
+    assert line.startswith("baseline too noisy: hf-bf16/decode[ctx128]/decode_ratio_to_ref cannot catch a regression")
+    assert "smaller than 24% (its own interval reaches 20% to the worse side)" in line

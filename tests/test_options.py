@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from perfgate import options
@@ -94,3 +96,52 @@ def test_dotenv_parsing(tmp_path):
     (tmp_path / ".env").write_text('A=1\n# c\n\nexport B="two words"\nnot a line\n')
     assert options.read_dotenv(tmp_path / ".env") == {"A": "1", "B": "two words"}
     assert options.read_dotenv(tmp_path / "missing") == {}
+
+
+@pytest.mark.parametrize("value", ["1", "-3"])
+def test_new_tokens_too_few_get_one_message(pytester, monkeypatch, value):
+    """1 and -3 are both too few for one decode step: the same message, from the option's own parser."""
+    pytester.makeconftest(
+        "import pytest\nfrom perfgate import options\n"
+        "def pytest_addoption(parser):\n    options.register(parser)\n"
+        "def pytest_configure(config):\n"
+        "    try:\n        options.resolve(config)\n"
+        "    except ValueError as exc:\n        raise pytest.UsageError(str(exc)) from None\n"
+    )
+    result = pytester.runpytest_subprocess(f"--perf-new-tokens={value}")
+    assert result.ret != 0
+    result.stderr.fnmatch_lines(
+        [f"ERROR: --perf-new-tokens (from --perf-new-tokens) = '{value}': must be a whole number of at least 2"]
+    )
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_an_ini_value_names_its_file(pytester):
+    pytester.makeini("[pytest]\nperf_rounds = 0\n")
+    pytester.makeconftest(
+        "from perfgate import options\n"
+        "def pytest_addoption(parser):\n    options.register(parser)\n"
+        "def pytest_configure(config):\n    options.resolve(config)\n"
+    )
+    result = pytester.runpytest_subprocess()
+    result.stderr.fnmatch_lines(["*--perf-rounds (from perf_rounds in tox.ini) = '0': must be a whole number of at*"])
+
+
+def test_help_says_each_default_once(pytester):
+    pytester.makeconftest("from perfgate import options\ndef pytest_addoption(parser):\n    options.register(parser)\n")
+    blocks: dict[str, str] = {}  # an option's help: from its line ("  --perf-rounds=ROUNDS ...") to the next one's
+    for line in pytester.runpytest("--help").outlines:
+        start = re.match(r"^  (--perf-[\w-]+)", line)
+        if start:
+            flag = start.group(1)
+        elif not line.startswith("   "):
+            flag = None
+        if flag:
+            blocks[flag] = blocks.get(flag, "") + line
+    assert set(blocks) == {opt.flag for opt in options.OPTIONS}
+    for flag, said in blocks.items():
+        assert said.count("Default:") == 1, (flag, said)
+
+
+def test_an_option_whose_default_the_session_decides_says_it_in_its_help():
+    assert all("Default:" in opt.help for opt in options.OPTIONS if opt.default is None)

@@ -12,14 +12,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from perfgate import parallel, paths
+from perfgate import parallel
 from perfgate.session import PerfSession
 
 # the tests that share a module-scoped child run: on one pytest-xdist worker (make test: --dist loadgroup), so that
 # the run is made once
 SHARED_RUN = pytest.mark.xdist_group("parallel")
-
-ROOT_CONFTEST = str(paths.REPO_ROOT / "conftest.py")
 
 FAST = ("--perf-contexts=32", "--perf-new-tokens=6", "--perf-rounds=3", "--benchmark-disable", "-k", "not fidelity")
 # Two pytest workers on a 2-core machine: a reference alternating beside each would make four processes share two
@@ -242,9 +240,10 @@ def test_a_worker_that_does_not_write_its_last_part_in_time_is_named(tmp_path):
 
 
 def test_sigterm_ends_a_run_like_ctrl_c_once(pytestconfig):
-    root = next(p for p in pytestconfig.pluginmanager.get_plugins() if getattr(p, "__file__", None) == ROOT_CONFTEST)
+    from perfgate import plugin
+
     before = signal.getsignal(signal.SIGTERM)
-    interrupt = root._on_sigterm(SimpleNamespace(is_controller=False))
+    interrupt = plugin._on_sigterm(SimpleNamespace(is_controller=False))
     try:
         with pytest.raises(KeyboardInterrupt, match="signal SIGTERM"):
             interrupt(signal.SIGTERM, None)

@@ -33,7 +33,7 @@ def test_a_run_writes_its_report_plots_summary_and_junit_properties(run_perf, mo
     run_file = sorted((run_perf.results / "runs").glob("*.json"))[-1]
     md = run_perf.results / "reports" / f"{run_file.stem}.md"
     text = md.read_text()
-    assert "failed figure" in text and "transformers" in text
+    assert "perfgate: " in text and "1 **FAILED**" in text and "transformers" in text
     assert "| hf-fp16-slow | ctx32 | decode_ratio_to_ref |" in text and "| FAIL |" in text
     run = json.loads(run_file.read_text())
     tok_s = next(r for r in run["results"] if r["variant"] == "hf-fp16" and r["metric"] == "decode_tok_per_s")

@@ -113,3 +113,25 @@ def test_a_pass_for_want_of_evidence_says_when_the_figure_lies_beyond_its_limit(
     assert "pass (unclear, beyond limit)" in table.render_gate([record])
     del verdict["beyond_limit"]  # a run file written before the field
     assert "pass (unclear)" in table.render_gate([record]) and "beyond" not in table.render_gate([record])
+
+
+def _record(status: str) -> dict:
+    return {"verdict": {"status": status}}
+
+
+def test_the_verdict_line_counts_each_status_and_says_the_next_step():
+    run = {"results": [_record("pass")] * 84 + [_record("fail")] + [_record("no baseline")] * 12 + [{}]}
+    assert table.verdict_line(run) == (
+        "perfgate: 84 passed, 1 FAILED, 12 no baseline (record those with `make baseline`)"
+    )
+    fresh = {
+        "results": [_record("no baseline")] * 3 + [_record("unavailable")],
+        "baseline_check": {"problem": "results/baselines/cpu.json does not exist", "next_step": "no baseline for x"},
+        "errors": [{"test": "t", "phase": "setup", "message": "m"}],
+    }
+    assert table.verdict_line(fresh) == (
+        "perfgate: 3 no baseline, 1 not measurable here, 1 test in error; no baseline for x"
+    )
+    written = table.verdict_line(fresh, written="results/baselines/cpu.json, 3 entries new or changed")
+    assert written.startswith("perfgate: baseline written: results/baselines/cpu.json, 3 entries new or changed; ")
+    assert "**FAILED**" in table.verdict_line(run, markdown=True)

@@ -43,3 +43,16 @@ def test_memory_estimate_for_qwen3_14b():
     # fp16 weights alone are 27.5 GiB; the H200 run measured 30,436 MiB at ctx4096 for the whole process.
     assert 29 < gib["hf-fp16"] < 33
     assert gib["hf-nf4"] < gib["hf-int8"] < gib["hf-fp16"] < gib["hf-fp32"]
+
+
+def test_torchao_int8_is_one_opt_in_entry_skipped_without_torchao(monkeypatch):
+    torchao = variants.REGISTRY["hf-int8-torchao"]
+    assert (torchao.backend, torchao.quantization, torchao.default_on) == ("transformers", "torchao-int8", frozenset())
+    assert "hf-int8-torchao" not in [v.name for v in variants.select(None, "cuda")]
+    monkeypatch.setattr(variants.importlib.util, "find_spec", lambda name: None)
+    assert "needs torchao, which is not installed (pip install torchao)" in variants.unavailable_reason(torchao, "cuda")
+
+
+def test_a_declared_variant_cannot_take_a_built_in_name():
+    with pytest.raises(ValueError, match="'hf-fp32' is a built-in variant"):
+        variants.register(variants.REGISTRY["hf-fp32"])

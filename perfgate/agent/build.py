@@ -24,7 +24,7 @@ from perfgate.agent import mailbox, questions, tools
 from perfgate.agent.toolcalls import ToolCall
 
 AGENT_FIXTURES = paths.FIXTURES / "agent"
-TEMPLATE = paths.FIXTURES / "chat_template.jinja"
+TEMPLATE = paths.CHAT_TEMPLATE
 
 # Qwen3's added tokens (tokenizer_config.json of the Qwen3 family), after the 151,643 BPE ranks.
 QWEN3_SPECIAL = (
@@ -204,7 +204,9 @@ def build(encode: Tokenize, tokenizer: str, cache: Path) -> dict[str, Any]:
         "trajectories.json": chats,
         "traces.json": {
             "tokenizer": tokenizer,
-            "chat_template": "fixtures/chat_template.jinja with perfgate.agent.tools.SCHEMAS, enable_thinking=False",
+            "chat_template": (
+                "perfgate/data/chat_template.jinja with perfgate.agent.tools.SCHEMAS, enable_thinking=False"
+            ),
             "queries": [trace(qid, chat, encode) for qid, chat in chats.items()],
         },
     }

@@ -1,0 +1,94 @@
+"""The terminal summary of a perf run: perfgate's table, the gate's verdicts, the baseline written, what went wrong,
+where the files are, and, last, the verdict in one line with the next step. Renders what the session kept; decides
+nothing (perfgate.session orchestrates, perfgate.table formats)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from perfgate import gate, table
+
+
+def terminal_summary(perf, reporter) -> None:
+    """perf: the PerfSession; reporter: pytest's terminal reporter."""
+    if not (perf.figures or perf.failed or perf.errors or perf.interrupted):
+        return
+    run = perf.merged or perf.run_document()
+    m = perf.machine
+    reporter.write_sep("=", "perfgate")
+    reporter.write_line(
+        f"{perf.model.source} on {m['gpu']} · torch {m['versions']['torch']} · "
+        f"transformers {m['versions']['transformers']}"
+    )
+    reporter.write_line("")
+    reporter.write_line(table.render(perf.figures))
+    if perf.merged and "parallel" in perf.merged:  # (without it, no worker measured anything)
+        workers = perf.merged["parallel"]["workers"]
+        reporter.write_line("")
+        reporter.write_line(
+            "spread over "
+            + ", ".join(f"{w} ({worker_where(v)}: {', '.join(v['variants'])})" for w, v in workers.items())
+        )
+    gated = table.gated_against_file(run)
+    problem = (run.get("baseline_check") or {}).get("problem")
+    shown = [r for r in gated if r.get("verdict") and (not problem or r["verdict"]["status"] != gate.UNAVAILABLE)]
+    if shown:
+        reporter.write_line("")
+        reporter.write_line(f"gate against {perf.baseline_path}:" if not problem else "gate:")
+        reporter.write_line(table.render_gate(gated))
+    for line in table.render_held_to_floor(run["results"]):
+        reporter.write_line(line, yellow=True)
+    if problem and not perf.opts["update_baselines"]:
+        reporter.write_line("")
+        reporter.write_line(f"baseline: {problem}", yellow=True)
+    if perf.baseline_diff is not None:
+        reporter.write_line("")
+        reporter.write_line(f"baseline file written: {perf.baseline_path}")
+        reporter.write_line(table.render_diff(perf.baseline_diff))
+        for line in table.render_noisy(perf.baseline_noisy):
+            reporter.write_line(line, yellow=True)
+    for busy in perf.gpu_busy:
+        reporter.write_line(f"warning: the GPU was not idle at the start: {busy}", yellow=True)
+    for why in perf.failed.values():
+        reporter.write_line(f"not measured: {why.splitlines()[0]}")
+    if perf.cut:
+        reporter.write_line(table.not_started(perf.cut), yellow=True)
+    if perf.interrupted:
+        reporter.write_line(table.interrupted(perf.interrupted), red=True)
+    for error in perf.errors:
+        if error["message"] not in perf.failed.values():  # a variant that failed to load is said just above
+            reporter.write_line(table.error(error), red=True)
+    if perf.write_error:
+        reporter.write_line(perf.write_error, red=True)
+    elif perf.run_path:
+        reporter.write_line(f"run file: {perf.run_path}")
+    if perf.report_files:
+        reporter.write_line(f"report: {perf.report_files[0]} ({len(perf.report_files) - 1} plots)")
+    if perf.report_note:
+        reporter.write_line(perf.report_note, yellow=True)
+    line = table.verdict_line(run, written=baseline_written(perf))
+    reporter.write_line(line, **colour(run))
+
+
+def baseline_written(perf) -> str | None:
+    """'results/baselines/cpu.json, 40 entries new or changed (2 too noisy to gate against)' after a baseline run."""
+    if perf.baseline_diff is None:
+        return None
+    from perfgate.baselines import shown_path
+
+    noisy = f" ({len(perf.baseline_noisy)} too noisy to gate against)" if perf.baseline_noisy else ""
+    return f"{shown_path(perf.baseline_path)}, {len(perf.baseline_diff)} entries new or changed{noisy}"
+
+
+def colour(run: dict[str, Any]) -> dict[str, bool]:
+    """Red where a figure failed or the run did not finish cleanly, yellow where nothing was gated, else green."""
+    counts = table.verdict_counts(run["results"])
+    if counts.get(gate.FAIL) or run.get("errors") or run.get("interrupted"):
+        return {"red": True, "bold": True}
+    if not counts.get(gate.PASS) and not run.get("options", {}).get("update_baselines"):
+        return {"yellow": True, "bold": True}
+    return {"green": True, "bold": True}
+
+
+def worker_where(worker: dict[str, Any]) -> str:
+    return f"GPU {worker['gpu']}" if worker.get("gpu") is not None else "no GPU"

@@ -1,0 +1,1 @@
+"""perfgate's built-in perf tests (load, decode, fidelity), collected by `pytest --perf` in any repository."""
