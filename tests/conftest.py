@@ -75,6 +75,9 @@ PERF_ENV = (
     "PERF_MAX_SEQ_LENGTH",
     "PERFGATE_FAULTS",
 )
+# What pytest-xdist tells its workers; a child run is a session of its own (under `make test -n`, pytest-benchmark
+# would otherwise take the child for an xdist worker and turn its benchmarks off).
+XDIST_ENV = ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID")
 
 
 def perf_args(results: Path) -> tuple[str, ...]:
@@ -99,7 +102,7 @@ def run_perf_shared(tmp_path_factory: pytest.TempPathFactory, perf_cache: Path, 
     share (a baseline that each then copies); the same environment as pytester gives run_perf's. Results go to
     run_perf_shared.results, one folder for the module."""
     folder = tmp_path_factory.mktemp("shared-run")
-    env = {k: v for k, v in os.environ.items() if k not in (*PERF_ENV, "PYTEST_ADDOPTS")}
+    env = {k: v for k, v in os.environ.items() if k not in (*PERF_ENV, *XDIST_ENV, "PYTEST_ADDOPTS")}
     env.update(PERFGATE_CACHE=str(perf_cache), HOME=str(folder), PY_COLORS="0")
     results = folder / "results"
 
@@ -120,7 +123,7 @@ def run_perf(pytester: pytest.Pytester, perf_cache: Path, micro_checkpoint: Path
     """Run the real perf_tests in a child pytest on the micro model (a later --perf-model wins); results go to a
     temporary folder."""
     monkeypatch.setenv("PERFGATE_CACHE", str(perf_cache))
-    for name in PERF_ENV:
+    for name in (*PERF_ENV, *XDIST_ENV):
         monkeypatch.delenv(name, raising=False)
     results = pytester.path / "results"
     common = perf_args(results)
