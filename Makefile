@@ -7,6 +7,12 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 EXTRAS ?= dev
 PYTEST_ARGS ?=
+# make test: one pytest-xdist worker per core. Most of perfgate's own tests start child pytest runs whose model
+# workers spend much of their time starting up or waiting on each other, so two at once use a 2-core machine better
+# than one; loadgroup keeps each module's tests that share a child run on one worker (tests/conftest.py).
+# TEST_SPREAD= runs them one after the other. (tests/ measures nothing with pytest-benchmark itself, which would
+# warn that xdist turns it off.)
+TEST_SPREAD ?= -n auto --dist loadgroup --benchmark-disable
 STAMP := $(VENV)/.perfgate-installed
 
 .PHONY: perf ab test baseline report lint actionlint setup clean
@@ -47,7 +53,7 @@ report: $(STAMP)
 	$(PY) -m perfgate.report
 
 test: $(STAMP) lint
-	$(PY) -m pytest tests $(PYTEST_ARGS)
+	$(PY) -m pytest tests $(TEST_SPREAD) $(PYTEST_ARGS)
 
 lint: $(STAMP) actionlint
 	$(PY) -m ruff check .

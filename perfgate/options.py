@@ -201,8 +201,8 @@ OPTIONS: tuple[Opt, ...] = (
     Opt(
         "agent-queries",
         positive_int,
-        "10",
-        "how many of the agent's questions to run, first first",
+        None,
+        "how many of the agent's questions to run, first first. Default: 10 on a GPU, 3 on the CPU",
         env_aliases=("TEST_SET_SIZE",),
     ),
     Opt("agent-rounds", positive_int, "1", "passes over the agent's queries (at most 3 while a verdict is unclear)"),
@@ -364,8 +364,8 @@ OPTIONS: tuple[Opt, ...] = (
 )
 
 DEVICE_DEFAULTS = {
-    "cuda": {"new_tokens": 128, "rounds": 5, "max_rounds": 20, "test_budget": 300.0},
-    "cpu": {"new_tokens": 32, "rounds": 3, "max_rounds": 12, "test_budget": 60.0},
+    "cuda": {"new_tokens": 128, "rounds": 5, "max_rounds": 20, "test_budget": 300.0, "agent_queries": 10},
+    "cpu": {"new_tokens": 32, "rounds": 3, "max_rounds": 12, "test_budget": 60.0, "agent_queries": 3},
 }
 
 

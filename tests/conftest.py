@@ -1,20 +1,45 @@
-"""Fixtures for perfgate's own tests: a synthetic tiny checkpoint built once per test session."""
+"""Fixtures for perfgate's own tests: synthetic checkpoints built once per test session (shared by pytest-xdist's
+workers), and `run_perf`, the perf suite in a child pytest.
+
+Most end-to-end tests run on synthetic:qwen3-micro (two layers, an 8192-token vocabulary: about 1 M parameters,
+every worker call a fraction of the tiny model's), since they test what perfgate does around a model, not the
+model; test_perf_suite runs the perf suite on synthetic:qwen3-tiny, the CPU's default model, as `make perf` does.
+"""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from perfgate import models, paths, synthetic
 
+TEST_MODEL = "synthetic:qwen3-micro"
+
 
 @pytest.fixture(scope="session")
-def perf_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("perfgate-cache")
+def shared_synthetic(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The test session's synthetic checkpoints. Under pytest-xdist every worker's temporary folder lies in the
+    controller's, and the checkpoints go there, so that each is built once for the session:
+    synthetic.ensure_checkpoint's lock lets one worker build it while the others wait for it."""
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if hasattr(pytestconfig, "workerinput") else base) / "perfgate-synthetic"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def perf_cache(tmp_path_factory: pytest.TempPathFactory, shared_synthetic: Path) -> Path:
+    """This pytest process's perfgate cache (its worker logs, fidelity logits), with the session's checkpoints as
+    its synthetic/ folder: two child runs at once must not write the same worker log."""
+    cache = tmp_path_factory.mktemp("perfgate-cache")
+    (cache / "synthetic").symlink_to(shared_synthetic, target_is_directory=True)
+    return cache
 
 
 @pytest.fixture(scope="session")
@@ -27,38 +52,82 @@ def tiny_checkpoint(perf_cache: Path, tiny_spec: models.ModelSpec) -> Path:
     return synthetic.ensure_checkpoint(tiny_spec, "cpu", perf_cache)
 
 
-@pytest.fixture
-def run_perf(pytester: pytest.Pytester, perf_cache: Path, tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch):
-    """Run the real perf_tests in a child pytest on the tiny model; results go to a temporary folder."""
-    monkeypatch.setenv("PERFGATE_CACHE", str(perf_cache))
-    for name in (
-        "PERF_MODEL",
-        "PERF_PROFILE",
-        "PERF_VARIANTS",
-        "PERF_CONTEXTS",
-        "PERF_ROUNDS",
-        "PERF_NEW_TOKENS",
-        "MODEL_NAME",
-        "MAX_TOKENS",
-        "MAX_SEQ_LENGTH",
-        "PERF_MAX_SEQ_LENGTH",
-        "PERFGATE_FAULTS",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    results = pytester.path / "results"
+@pytest.fixture(scope="session")
+def micro_spec() -> models.ModelSpec:
+    return models.resolve(TEST_MODEL)
 
-    common = (
+
+@pytest.fixture(scope="session")
+def micro_checkpoint(perf_cache: Path, micro_spec: models.ModelSpec) -> Path:
+    return synthetic.ensure_checkpoint(micro_spec, "cpu", perf_cache)
+
+
+# The environment's perfgate settings (the users' .env names among them), which no child run may pick up.
+PERF_ENV = (
+    "PERF_MODEL",
+    "PERF_PROFILE",
+    "PERF_VARIANTS",
+    "PERF_CONTEXTS",
+    "PERF_ROUNDS",
+    "PERF_NEW_TOKENS",
+    "MODEL_NAME",
+    "MAX_TOKENS",
+    "MAX_SEQ_LENGTH",
+    "PERF_MAX_SEQ_LENGTH",
+    "PERFGATE_FAULTS",
+)
+# What pytest-xdist tells its workers; a child run is a session of its own (under `make test -n`, pytest-benchmark
+# would otherwise take the child for an xdist worker and turn its benchmarks off).
+XDIST_ENV = ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID")
+
+
+def perf_args(results: Path) -> tuple[str, ...]:
+    """A child run of the real perf_tests on the micro model, its results in `results`."""
+    return (
         str(paths.REPO_ROOT / "perf_tests"),
         f"--rootdir={paths.REPO_ROOT}",
         "-p",
         "no:cacheprovider",
         f"--perf-results-dir={results}",
         "--perf-device=cpu",
-        "--perf-model=synthetic:qwen3-tiny",  # whatever a .env of the user's says; a later option wins
+        f"--perf-model={TEST_MODEL}",  # whatever a .env of the user's says; a later option wins
         "--perf-max-seq-length=1000000",
         "--perf-agent=off",  # the agent's own tests turn it on (a later option wins)
         "-rs",
     )
+
+
+@pytest.fixture(scope="module")
+def run_perf_shared(tmp_path_factory: pytest.TempPathFactory, perf_cache: Path, micro_checkpoint: Path):
+    """run_perf_shared(*args): the child run of run_perf, for a module-scoped fixture whose results several tests
+    share (a baseline that each then copies); the same environment as pytester gives run_perf's. Results go to
+    run_perf_shared.results, one folder for the module."""
+    folder = tmp_path_factory.mktemp("shared-run")
+    env = {k: v for k, v in os.environ.items() if k not in (*PERF_ENV, *XDIST_ENV, "PYTEST_ADDOPTS")}
+    env.update(PERFGATE_CACHE=str(perf_cache), HOME=str(folder), PY_COLORS="0")
+    results = folder / "results"
+
+    def run(*args: str) -> pytest.RunResult:
+        started = time.monotonic()
+        cmd = [sys.executable, "-m", "pytest", f"--basetemp={folder / 'basetemp'}", *perf_args(results), *args]
+        proc = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        print(proc.stdout, proc.stderr)  # shown with the failure of a test that used it
+        lines = (proc.stdout.splitlines(), proc.stderr.splitlines())
+        return pytest.RunResult(proc.returncode, *lines, time.monotonic() - started)
+
+    run.results = results
+    return run
+
+
+@pytest.fixture
+def run_perf(pytester: pytest.Pytester, perf_cache: Path, micro_checkpoint: Path, monkeypatch: pytest.MonkeyPatch):
+    """Run the real perf_tests in a child pytest on the micro model (a later --perf-model wins); results go to a
+    temporary folder."""
+    monkeypatch.setenv("PERFGATE_CACHE", str(perf_cache))
+    for name in (*PERF_ENV, *XDIST_ENV):
+        monkeypatch.delenv(name, raising=False)
+    results = pytester.path / "results"
+    common = perf_args(results)
 
     def run(*args: str) -> pytest.RunResult:
         return pytester.runpytest_subprocess(*common, *args)

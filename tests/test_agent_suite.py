@@ -1,15 +1,38 @@
-"""The agent tests end to end on the tiny model: replay figures in the run file, the paired gate against a
+"""The agent tests end to end on the micro model: replay figures in the run file, the paired gate against a
 baseline (the reference passes, a slowed canary fails), options and skips."""
 
 import json
 
 import pytest
 
+# the tests that share a module-scoped child run: on one pytest-xdist worker (make test: --dist loadgroup), so that
+# the run is made once
+SHARED_RUN = pytest.mark.xdist_group("agent_suite")
+
 AGENT = ("--perf-agent=replay", "--perf-agent-queries=3", "--benchmark-disable", "-k", "test_agent")
 
 
 def last_run(run_perf) -> dict:
     return json.loads(sorted((run_perf.results / "runs").glob("*.json"))[-1].read_text())
+
+
+@pytest.fixture(scope="module")
+def reference_baseline(run_perf_shared) -> str:
+    """hf-fp16's agent baseline, measured once for the module; each test gates against its own copy. It takes each
+    turn's median over three passes: over one, a slow moment of the CPU once made it so slow (p50 3.32 s, the next
+    unchanged run 2.66 s) that the canary's +56 % left too few of the ten turns beyond the limit for the paired sign
+    test, and the canary was judged unclear (one in four `make test` runs)."""
+    update = run_perf_shared("--perf-update-baselines", "--perf-variants=hf-fp16", "--perf-agent-rounds=3", *AGENT)
+    update.assert_outcomes(passed=1)
+    return (run_perf_shared.results / "baselines" / "cpu.json").read_text()
+
+
+@pytest.fixture
+def baseline_file(run_perf, reference_baseline):
+    path = run_perf.results / "baselines" / "cpu.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(reference_baseline)
+    return path
 
 
 def test_replay_records_per_query_figures(run_perf):
@@ -26,13 +49,8 @@ def test_replay_records_per_query_figures(run_perf):
     assert figures["agent_peak_vram_mib"]["unavailable"]  # no GPU: unavailable, never 0
 
 
-def test_the_gate_passes_the_reference_and_fails_a_slowed_canary(run_perf):
-    # The baseline takes each turn's median over three passes: over one, a slow moment of the CPU once made it so
-    # slow (p50 3.32 s, the next unchanged run 2.66 s) that the canary's +56 % left too few of the ten turns beyond
-    # the limit for the paired sign test, and the canary was judged unclear (one in four `make test` runs).
-    run_perf("--perf-update-baselines", "--perf-variants=hf-fp16", "--perf-agent-rounds=3", *AGENT).assert_outcomes(
-        passed=1
-    )
+@SHARED_RUN
+def test_the_gate_passes_the_reference_and_fails_a_slowed_canary(run_perf, baseline_file):
     # The CPU drifts by a quarter between runs, so the unchanged reference is held to a loose 60 % here; the
     # canary, every decode step twice as long (some 80 % slower a query), to 25 %.
     same = run_perf("--perf-variants=hf-fp16", "--perf-tolerance=agent_query_*=60%", *AGENT)
@@ -57,15 +75,14 @@ def test_the_gate_passes_the_reference_and_fails_a_slowed_canary(run_perf):
     assert verdicts[("hf-fp16-slow", "agent_query_p50_s")] == "fail"
 
 
-def test_a_baseline_of_other_traces_is_not_compared(run_perf):
-    run_perf("--perf-update-baselines", "--perf-variants=hf-fp32", *AGENT).assert_outcomes(passed=1)
-    path = run_perf.results / "baselines" / "cpu.json"
-    data = json.loads(path.read_text())
-    for entry in data["models"]["synthetic:qwen3-tiny"]["entries"].values():
+@SHARED_RUN
+def test_a_baseline_of_other_traces_is_not_compared(run_perf, baseline_file):
+    data = json.loads(baseline_file.read_text())
+    for entry in data["models"]["synthetic:qwen3-micro"]["entries"].values():
         if "turn_keys" in entry.get("params", {}):
             entry["params"]["turn_keys"][0] = "q01/9"  # as if the traces had been rebuilt since
-    path.write_text(json.dumps(data))
-    run_perf("--perf-variants=hf-fp32", *AGENT).assert_outcomes(passed=1)
+    baseline_file.write_text(json.dumps(data))
+    run_perf("--perf-variants=hf-fp16", *AGENT).assert_outcomes(passed=1)
     p50 = next(r for r in last_run(run_perf)["results"] if r["metric"] == "agent_query_p50_s")
     assert p50["verdict"]["status"] == "no baseline" and "not comparable" in p50["baseline"]["note"]
 

@@ -95,11 +95,10 @@ def test_greedy_agreement_counts_the_shared_start_of_each_reply():
     assert greedy_agreement([[1, 2]], [[1, 2, 3]]) == 100.0  # the reference's reply reproduced in full
 
 
-def test_a_real_model_gets_perplexity_and_greedy_agreement(run_perf, tiny_checkpoint):
-    # the tiny checkpoint given as a folder: perfgate treats it as a user's real model
-    result = run_perf(
-        f"--perf-model={tiny_checkpoint}", "--perf-variants=hf-fp32,hf-bf16", "--perf-agent-queries=2", "-k", "fidelity"
-    )
+def test_a_real_model_gets_perplexity_and_greedy_agreement(run_perf, micro_checkpoint):
+    # the micro checkpoint given as a folder: perfgate treats it as a user's real model
+    folder = f"--perf-model={micro_checkpoint}"
+    result = run_perf(folder, "--perf-variants=hf-fp32,hf-bf16", "--perf-agent-queries=2", "-k", "fidelity")
     result.assert_outcomes(passed=2)
     run = json.loads(sorted((run_perf.results / "runs").glob("*.json"))[-1].read_text())
     fig = {(r["variant"], r["metric"]): r for r in run["results"]}

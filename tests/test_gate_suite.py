@@ -1,8 +1,13 @@
-"""The gate end to end on the tiny model: baselines written by the suite, verdicts, the canary, strict mode."""
+"""The gate end to end on the micro model: baselines written by the suite, verdicts, the canary, strict mode."""
 
 import json
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+
+# on one pytest-xdist worker (make test: --dist loadgroup), so that the module-scoped baseline is measured once
+pytestmark = pytest.mark.xdist_group("gate_suite")
 
 FAST = (
     "--perf-contexts=32",
@@ -18,22 +23,50 @@ FAST = (
 LOOSE = "--perf-tolerance=decode_tok_per_s=30%,ttft_s=60%"
 
 
+@pytest.fixture(scope="module")
+def written(run_perf_shared):
+    """hf-fp16's baseline (measured to --perf-max-rounds 8), then hf-nf4's added to it by a subset update, measured
+    once for the module: the first update's output and the file after each update. Each test below gates against
+    its own copy."""
+    path = run_perf_shared.results / "baselines" / "cpu.json"
+    first = run_perf_shared("--perf-update-baselines", "--perf-variants=hf-fp16", *FAST, "--perf-max-rounds=8")
+    first.assert_outcomes(passed=2)
+    fp16 = path.read_text()
+    # a tolerance the CPU's noise stays within: an entry too noisy for its own is held to its floor instead
+    wide = "--perf-tolerance=decode_ratio_to_ref=50%"
+    run_perf_shared("--perf-update-baselines", "--perf-variants=hf-nf4", wide, *FAST).assert_outcomes(passed=2)
+    return SimpleNamespace(first=first, fp16=fp16, with_nf4=path.read_text())
+
+
+def baseline_in(run_perf, text: str) -> Path:
+    """The baseline file of run_perf's results, written with `text`."""
+    path = run_perf.results / "baselines" / "cpu.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
 @pytest.fixture
-def baseline_file(run_perf):
-    result = run_perf("--perf-update-baselines", "--perf-variants=hf-fp16", *FAST, "--perf-max-rounds=8")
-    result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines(
+def baseline_file(run_perf, written):
+    """hf-fp16's baseline, in run_perf's results."""
+    return baseline_in(run_perf, written.fp16)
+
+
+@pytest.fixture
+def nf4_baseline_file(run_perf, written):
+    """hf-fp16's and hf-nf4's baseline, in run_perf's results."""
+    return baseline_in(run_perf, written.with_nf4)
+
+
+def test_update_writes_the_baseline_with_its_spread(written):
+    written.first.stdout.fnmatch_lines(
         [
             "baseline file written: *baselines/cpu.json",
             "hf-fp16/decode[[]ctx32]/decode_tok_per_s*(new)*",
         ]
     )
-    return run_perf.results / "baselines" / "cpu.json"
-
-
-def test_update_writes_the_baseline_with_its_spread(baseline_file):
-    data = json.loads(baseline_file.read_text())
-    model = data["models"]["synthetic:qwen3-tiny"]
+    data = json.loads(written.fp16)
+    model = data["models"]["synthetic:qwen3-micro"]
     entry = model["entries"]["hf-fp16/decode[ctx32]/decode_tok_per_s"]
     assert entry["unit"] == "tok/s" and entry["better"] == "higher" and entry["tolerance"] == 0.45
     assert len(entry["samples"]) == 8  # a baseline is measured to --perf-max-rounds
@@ -41,18 +74,14 @@ def test_update_writes_the_baseline_with_its_spread(baseline_file):
     assert not any(k.endswith("vram_mib") for k in model["entries"])  # unavailable figures are not baselines
 
 
-def test_subset_update_changes_only_those_entries(run_perf, baseline_file):
-    before = json.loads(baseline_file.read_text())["models"]["synthetic:qwen3-tiny"]["entries"]
-    run_perf("--perf-update-baselines", "--perf-variants=hf-nf4", *FAST).assert_outcomes(passed=2)
-    after = json.loads(baseline_file.read_text())["models"]["synthetic:qwen3-tiny"]["entries"]
+def test_subset_update_changes_only_those_entries(written):
+    before = json.loads(written.fp16)["models"]["synthetic:qwen3-micro"]["entries"]
+    after = json.loads(written.with_nf4)["models"]["synthetic:qwen3-micro"]["entries"]
     assert {k: v for k, v in after.items() if k.startswith("hf-fp16/")} == before
     assert after["hf-nf4/decode[ctx32]/decode_ratio_to_ref"]["params"]["estimator"] == "fast-state p10/p10"
 
 
-def test_a_variants_ratio_is_judged_with_the_baselines_own_noise(run_perf, baseline_file):
-    # a tolerance the CPU's noise stays within: an entry too noisy for its own is held to its floor instead
-    wide = "--perf-tolerance=decode_ratio_to_ref=50%"
-    run_perf("--perf-update-baselines", "--perf-variants=hf-nf4", wide, *FAST).assert_outcomes(passed=2)
+def test_a_variants_ratio_is_judged_with_the_baselines_own_noise(run_perf, nf4_baseline_file):
     run_perf("--perf-variants=hf-nf4", LOOSE, *FAST, "--perf-process-pairs=1")  # pass or fail: the CPU is noisy
     run = json.loads(sorted((run_perf.results / "runs").glob("*.json"))[-1].read_text())
     ratio = next(r for r in run["results"] if r["metric"] == "decode_ratio_to_ref")
@@ -61,12 +90,11 @@ def test_a_variants_ratio_is_judged_with_the_baselines_own_noise(run_perf, basel
     assert 0 < lo <= hi
 
 
-def test_a_ratio_baseline_estimated_another_way_is_not_compared(run_perf, baseline_file):
-    run_perf("--perf-update-baselines", "--perf-variants=hf-nf4", *FAST).assert_outcomes(passed=2)
-    data = json.loads(baseline_file.read_text())
-    entry = data["models"]["synthetic:qwen3-tiny"]["entries"]["hf-nf4/decode[ctx32]/decode_ratio_to_ref"]
+def test_a_ratio_baseline_estimated_another_way_is_not_compared(run_perf, nf4_baseline_file):
+    data = json.loads(nf4_baseline_file.read_text())
+    entry = data["models"]["synthetic:qwen3-micro"]["entries"]["hf-nf4/decode[ctx32]/decode_ratio_to_ref"]
     del entry["params"]["estimator"]  # as an older perfgate wrote it: a ratio of round rates
-    baseline_file.write_text(json.dumps(data))
+    nf4_baseline_file.write_text(json.dumps(data))
     run_perf("--perf-variants=hf-nf4", LOOSE, *FAST).assert_outcomes(passed=2)
     run = json.loads(sorted((run_perf.results / "runs").glob("*.json"))[-1].read_text())
     ratio = next(r for r in run["results"] if r["metric"] == "decode_ratio_to_ref")
@@ -76,7 +104,7 @@ def test_a_ratio_baseline_estimated_another_way_is_not_compared(run_perf, baseli
 
 def test_the_reference_passes_and_the_canary_fails_with_its_reasons(run_perf, baseline_file):
     data = json.loads(baseline_file.read_text())
-    model = data["models"]["synthetic:qwen3-tiny"]
+    model = data["models"]["synthetic:qwen3-micro"]
     for machine in [model["machine"]] + [e["machine"] for e in model["entries"].values()]:
         machine["versions"]["transformers"] = "0.0.1"
     baseline_file.write_text(json.dumps(data))  # as if transformers had been upgraded since
@@ -94,7 +122,7 @@ def test_the_reference_passes_and_the_canary_fails_with_its_reasons(run_perf, ba
         ]
     )
     result.stdout.fnmatch_lines(["gate against *cpu.json:", "*hf-fp16  *ctx32*decode_tok_per_s*pass*"])
-    run = json.loads(sorted((run_perf.results / "runs").glob("*.json"))[-1].read_text())  # after the update's
+    run = json.loads(sorted((run_perf.results / "runs").glob("*.json"))[-1].read_text())
     verdicts = {(r["variant"], r["metric"]): r["verdict"]["status"] for r in run["results"] if "verdict" in r}
     assert verdicts[("hf-fp16", "decode_tok_per_s")] == "pass"
     assert verdicts[("hf-fp16-slow", "decode_ratio_to_ref")] == "fail"
@@ -124,7 +152,7 @@ def test_without_a_baseline_it_records_only_unless_strict(run_perf):
     result = run_perf("--perf-variants=hf-fp32", *FAST)
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(
-        ["perfgate: * no baseline*; no baseline for cpu / synthetic:qwen3-tiny: run `make baseline` and commit *"]
+        ["perfgate: * no baseline*; no baseline for cpu / synthetic:qwen3-micro: run `make baseline` and commit *"]
     )
     strict = run_perf("--perf-variants=hf-fp32", *FAST, "--perf-strict", "--perf-reference=none")
     strict.assert_outcomes(failed=1, passed=1)  # load has no available gated figure on the CPU
@@ -150,7 +178,7 @@ def test_a_baseline_too_noisy_for_its_tolerance_is_measured_further_marked_and_h
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["warning: hf-nf4/decode[[]ctx32]/decode_ratio_to_ref = *written marked too noisy*"])
     data = json.loads((run_perf.results / "baselines" / "cpu.json").read_text())
-    entry = data["models"]["synthetic:qwen3-tiny"]["entries"]["hf-nf4/decode[ctx32]/decode_ratio_to_ref"]
+    entry = data["models"]["synthetic:qwen3-micro"]["entries"]["hf-nf4/decode[ctx32]/decode_ratio_to_ref"]
     assert len(entry["samples"]) == 8  # twice --perf-max-rounds, while it was too noisy
     floor = entry["too_noisy"]["floor"]
     assert floor > 0.001

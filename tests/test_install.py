@@ -14,9 +14,12 @@ import pytest
 
 from perfgate import paths
 
+# on one pytest-xdist worker (make test: --dist loadgroup), so that the module-scoped venv is built once
+pytestmark = pytest.mark.xdist_group("install")
+
 PYPROJECT = """\
 [tool.perfgate]
-model = "synthetic:qwen3-tiny"
+model = "synthetic:qwen3-micro"
 device = "cpu"
 contexts = [32]
 new-tokens = 4
@@ -91,7 +94,7 @@ def _files(folder: Path) -> set[str]:
     return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
 
 
-def test_a_repository_of_its_own_gates_its_own_variant(venv, perf_cache, tiny_checkpoint, tmp_path):
+def test_a_repository_of_its_own_gates_its_own_variant(venv, perf_cache, micro_checkpoint, tmp_path):
     repo, home = tmp_path / "repo", tmp_path / "home"
     (repo / "tests").mkdir(parents=True)
     home.mkdir()
@@ -129,7 +132,7 @@ def test_a_repository_of_its_own_gates_its_own_variant(venv, perf_cache, tiny_ch
         f for f in written if f.startswith(("results/reports/", ".benchmarks/"))
     }, written
     baseline = json.loads((repo / "results" / "baselines" / "cpu.json").read_text())
-    assert "my-fp32" in json.dumps(baseline["models"]["synthetic:qwen3-tiny"])
+    assert "my-fp32" in json.dumps(baseline["models"]["synthetic:qwen3-micro"])
     run = json.loads((repo / runs[-1]).read_text())
     assert run["machine"]["commit"].startswith(head)  # the measured repository's commit, not perfgate's
     assert run["variants"]["my-fp32"]["class"] == "Qwen3ForCausalLM"

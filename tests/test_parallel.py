@@ -15,6 +15,10 @@ import pytest
 from perfgate import parallel
 from perfgate.session import PerfSession
 
+# the tests that share a module-scoped child run: on one pytest-xdist worker (make test: --dist loadgroup), so that
+# the run is made once
+SHARED_RUN = pytest.mark.xdist_group("parallel")
+
 FAST = ("--perf-contexts=32", "--perf-new-tokens=6", "--perf-rounds=3", "--benchmark-disable", "-k", "not fidelity")
 # Two pytest workers on a 2-core machine: a reference alternating beside each would make four processes share two
 # cores, and ratios measured that way are noise; these tests are about spreading and merging, so no reference.
@@ -31,17 +35,25 @@ def test_each_worker_takes_its_own_gpu(monkeypatch):
     assert parallel.pin_worker("gw0") is None  # no GPU: nothing to pin
 
 
-def test_two_workers_measure_each_variant_once_and_merge_into_one_run(run_perf):
-    result = run_perf("--perf-variants=hf-fp32,hf-bf16", *FAST, *SPREAD)
+@pytest.fixture(scope="module")
+def spread_update(run_perf_shared):
+    """A baseline update spread over two workers, run once for the module: its output, run file and baseline."""
+    result = run_perf_shared("--perf-update-baselines", "--perf-variants=hf-fp32,hf-bf16", *FAST, *SPREAD)
+    return SimpleNamespace(result=result, results=run_perf_shared.results)
+
+
+@SHARED_RUN
+def test_two_workers_measure_each_variant_once_and_merge_into_one_run(spread_update):
+    result = spread_update.result
     result.assert_outcomes(passed=4)
     result.stdout.fnmatch_lines(["spread over gw0 (no GPU: *), gw1 (no GPU: *)", "run file: *_cpu.json"])
-    runs = list((run_perf.results / "runs").glob("*.json"))
-    assert len(runs) == 1 and not list((run_perf.results / "runs" / ".parts").glob("*"))  # parts merged, removed
+    runs = list((spread_update.results / "runs").glob("*.json"))
+    assert len(runs) == 1 and not list((spread_update.results / "runs" / ".parts").glob("*"))  # merged, removed
     run = json.loads(runs[0].read_text())
     workers = run["parallel"]["workers"]
     assert sorted(v for w in workers.values() for v in w["variants"]) == ["hf-bf16", "hf-fp32"]  # once each
     assert {(r["variant"], r["test"]) for r in run["results"]} >= {("hf-fp32", "decode"), ("hf-bf16", "load")}
-    assert (run_perf.results / "reports" / f"{runs[0].stem}.md").exists()
+    assert (spread_update.results / "reports" / f"{runs[0].stem}.md").exists()
     split = run["time_split"]  # each worker's kept, their seconds summed per part, the controller's wall time
     assert sorted(split["workers"]) == ["gw0", "gw1"] and split["wall_s"] > 0
     assert split["total_s"] == pytest.approx(sum(w["total_s"] for w in split["workers"].values()), abs=0.01)
@@ -151,12 +163,16 @@ def test_a_part_the_controller_cannot_read_is_named_and_left_in_place(run_perf, 
     result.stdout.fnmatch_lines(["*_gw7.json: error in its merge: could not read this worker's part*"])
 
 
-def test_a_spread_baseline_update_writes_every_variant_once(run_perf):
-    run_perf("--perf-update-baselines", "--perf-variants=hf-fp32,hf-bf16", *FAST, *SPREAD).assert_outcomes(passed=4)
-    entries = json.loads((run_perf.results / "baselines" / "cpu.json").read_text())["models"]["synthetic:qwen3-tiny"]
+@SHARED_RUN
+def test_a_spread_baseline_update_writes_every_variant_once(spread_update, run_perf):
+    written = (spread_update.results / "baselines" / "cpu.json").read_text()
+    entries = json.loads(written)["models"]["synthetic:qwen3-micro"]
     assert {"hf-fp32/decode[ctx32]/decode_tok_per_s", "hf-bf16/decode[ctx32]/decode_tok_per_s"} <= set(
         entries["entries"]
     )
+    baseline = run_perf.results / "baselines" / "cpu.json"
+    baseline.parent.mkdir(parents=True)
+    baseline.write_text(written)
     result = run_perf(
         "--perf-variants=hf-fp32,hf-bf16", *FAST, *SPREAD, "--perf-tolerance=decode_tok_per_s=60%,ttft_s=90%"
     )

@@ -1,11 +1,17 @@
-"""The perf tests end to end on the tiny model, in a child pytest, as `make perf` runs them."""
+"""The perf tests end to end in a child pytest, as `make perf` runs them: on the tiny model, the CPU's default, once,
+and on the micro model where the size of the model does not matter."""
 
 import json
 import shutil
 import signal
 import time
+from types import SimpleNamespace
 
 import pytest
+
+# the tests that share a module-scoped child run: on one pytest-xdist worker (make test: --dist loadgroup), so that
+# the run is made once
+SHARED_RUN = pytest.mark.xdist_group("perf_suite")
 
 FAST = ("--perf-contexts=32,64", "--perf-new-tokens=4", "--perf-rounds=2", "--perf-warmup=1")
 
@@ -16,8 +22,19 @@ def run_file(results):
     return json.loads(files[0].read_text())
 
 
-def test_measures_prints_the_table_and_writes_a_run_file(run_perf):
-    result = run_perf("--perf-variants=hf-fp32,hf-nf4,unsloth-4bit", *FAST)
+@pytest.fixture(scope="module")
+def tiny_run(run_perf_shared, tiny_checkpoint):
+    """The perf suite as `make perf` runs it on the CPU, on its default model (synthetic:qwen3-tiny), shortened:
+    three variants, named out of registry order, one of which cannot run here; measured once for the module."""
+    result = run_perf_shared(
+        "--perf-model=synthetic:qwen3-tiny", "--perf-variants=unsloth-4bit,hf-nf4,hf-fp32", *FAST, "-v"
+    )
+    return SimpleNamespace(result=result, run=run_file(run_perf_shared.results))
+
+
+@SHARED_RUN
+def test_measures_prints_the_table_and_writes_a_run_file(tiny_run):
+    result = tiny_run.result
     result.assert_outcomes(passed=8, skipped=4)  # load, decode x2 and fidelity for each variant
     result.stdout.fnmatch_lines(
         [
@@ -29,7 +46,7 @@ def test_measures_prints_the_table_and_writes_a_run_file(run_perf):
         ]
     )
     result.stdout.fnmatch_lines(["SKIPPED*unsloth-4bit needs a CUDA GPU*"])
-    run = run_file(run_perf.results)
+    run = tiny_run.run
     assert run["machine"]["gpu"] == "cpu" and run["machine"]["versions"]["transformers"]
     assert run["worker_layout"].startswith("PYTHONHASHSEED=0")  # --perf-worker-layout fixed, the default
     assert run["model"] == {"source": "synthetic:qwen3-tiny", "kind": "synthetic", "parameters": 39683456}
@@ -50,9 +67,9 @@ def test_measures_prints_the_table_and_writes_a_run_file(run_perf):
     assert vram["value"] is None and "no CUDA device" in vram["unavailable"]
 
 
-def test_each_variant_loads_once_in_variant_order(run_perf):
-    result = run_perf("--perf-variants=hf-nf4,hf-fp32", *FAST, "-v")
-    lines = [x.split(" ")[0].split("::")[1] for x in result.outlines if "PASSED" in x]
+@SHARED_RUN
+def test_each_variant_loads_once_in_variant_order(tiny_run):
+    lines = [x.split(" ")[0].split("::")[1] for x in tiny_run.result.outlines if "PASSED" in x]
     assert lines == [
         "test_load[hf-fp32]",
         "test_decode[hf-fp32-ctx32]",
@@ -66,10 +83,10 @@ def test_each_variant_loads_once_in_variant_order(run_perf):
 
 
 @pytest.fixture
-def short_model(tiny_checkpoint, tmp_path):
+def short_model(micro_checkpoint, tmp_path):
     """A real checkpoint folder whose config allows only 2048 positions."""
     folder = tmp_path / "short-model"
-    shutil.copytree(tiny_checkpoint, folder)
+    shutil.copytree(micro_checkpoint, folder)
     config = json.loads((folder / "config.json").read_text())
     (folder / "config.json").write_text(json.dumps(dict(config, max_position_embeddings=2048)))
     return folder

@@ -96,7 +96,7 @@ def test_a_fresh_clone_says_there_is_no_baseline_and_what_to_do_last(run_perf):
     assert not any("gate against" in line or "no baseline (recorded only)" in line for line in shown)
     assert shown[-1].startswith("perfgate: ") and " no baseline" in shown[-1]
     assert shown[-1].endswith(
-        f"; no baseline for cpu / synthetic:qwen3-tiny: run `make baseline` and commit {baseline}"
+        f"; no baseline for cpu / synthetic:qwen3-micro: run `make baseline` and commit {baseline}"
     )
 
 
@@ -105,18 +105,18 @@ def test_a_baseline_file_of_another_gpu_and_model_is_named_and_not_used(run_perf
     baseline.parent.mkdir(parents=True)
     shown_as = "results/baselines/cpu.json"
     entry = {"better": "higher", "tolerance": 0.45, "unit": "tok/s", "value": 1e9, "params": {"new_tokens": 4}}
-    # an H200's file copied to this machine's name, with an impossible figure for the tiny model's key as well
+    # an H200's file copied to this machine's name, with an impossible figure for the measured model's key as well
     models_ = {
         m: {"entries": {"hf-fp32/decode[ctx16]/decode_tok_per_s": entry}, "machine": {"gpu": "NVIDIA H200"}}
-        for m in ("synthetic:qwen3-14b", "synthetic:qwen3-tiny")
+        for m in ("synthetic:qwen3-14b", "synthetic:qwen3-micro")
     }
     baseline.write_text(json.dumps({"schema": 1, "gpu": "NVIDIA H200", "gpu_slug": "nvidia-h200", "models": models_}))
     result = run_perf(*SMALL)
     result.assert_outcomes(passed=1)  # its entries are not judged against: no failure against 1e9 tok/s
     shown = perfgate_lines(result)
     said = (
-        f"baseline: {shown_as} was written for nvidia-h200 / synthetic:qwen3-14b, synthetic:qwen3-tiny, "
-        "not for cpu / synthetic:qwen3-tiny: not used"
+        f"baseline: {shown_as} was written for nvidia-h200 / synthetic:qwen3-14b, synthetic:qwen3-micro, "
+        "not for cpu / synthetic:qwen3-micro: not used"
     )
     assert said in shown
     assert shown[-1].endswith(f"run `make baseline` and commit {shown_as}")
