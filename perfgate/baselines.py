@@ -206,7 +206,7 @@ def expected_unit(metric: str) -> str | None:
 
 
 def entry_machine(model: dict[str, Any], entry: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The machine an entry was measured on: its own (entries written since 2026-11-30 keep it), else the file's
+    """The machine an entry was measured on: its own (newer entries keep it), else the file's
     (its last run's) with the entry's own commit, and no GPU UUID, which that older entry did not keep."""
     if entry and isinstance(entry.get("machine"), dict):
         return entry["machine"]

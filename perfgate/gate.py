@@ -37,7 +37,7 @@ BOOTSTRAP_BOTH = "bootstrap with the baseline's rounds"
 
 # Defaults per metric (fnmatch patterns, first match wins). Absolute timing is loose because a batch-1 decode
 # rate drifts by 20 % within one process and 10-40 % between machines of one kind (../shared/gpu/README.md): the
-# baselines of seven variants measured on two starts of the lent H200, 2026-11-29 03:33 and 09:18 UTC, differed
+# baselines of seven variants measured on two starts of the lent H200 (docs/results.md) differed
 # by up to 41 % in decode tok/s and up to 62 % in TTFT (docs/method.md, Figures and tolerances). These limits
 # catch what slows everything, the reference too, by more than that; the ratio to the reference measured in the
 # same minutes cancels the machine and is held tight; memory is nearly deterministic and tightest.

@@ -132,12 +132,12 @@ class DecodeMeasurement:
         rounds of each round's 10th-percentile step, the reference's over this variant's. `pairs` picks pairs of
         rounds by index (with repeats, for the bootstrap); all of them by default.
 
-        Why not the mean rate of each round: on the H200 (step logs of 2026-11-29, hf-fp16 on synthetic:qwen3-14b)
-        each process's decode steps sit at 31-38 ms, then for a second or more at 50-90 ms, and the two processes
-        switch independently of each other, so the ratio of one round's rate to its partner's ranged from 0.60 to
-        1.73 between two identical processes, and an unchanged variant could not be told from a 15 % slower one.
-        The fast end of each process compares its normal state with the other's (docs/experiments/steps/ holds the
-        logs); a step made slower by a fixed time (the canary) moves it by that time, and it holds as long as a tenth of
+        Why not the mean rate of each round: on the H200 (hf-fp16 on synthetic:qwen3-14b) each process's decode
+        steps sit at 31-38 ms, then for a second or more at 50-90 ms, and the two processes switch independently of
+        each other, so the ratio of one round's rate to its partner's ranged from 0.60 to 1.73 between two identical
+        processes, and an unchanged variant could not be told from a 15 % slower one. The fast end of each process
+        compares its normal state with the other's (docs/experiments/steps/ holds the logs); a step made slower by a
+        fixed time (the canary) moves it by that time, and it holds as long as a tenth of
         the rounds are in the normal state."""
         return fast_state_ratio(
             [r.step_p10_s for r in self.reference_rounds], [r.step_p10_s for r in self.rounds], pairs
@@ -156,8 +156,8 @@ class DecodeMeasurement:
     def ratio_over_processes(self) -> tuple[float, tuple[float, float], list[tuple[float, tuple[float, float]]]]:
         """(the ratio, its interval, each pair's (ratio, interval)) over every pair of worker processes: the
         geometric mean of their fast-state ratios, and the span of their intervals. Two processes running identical
-        code can differ by more than a regression to be caught (24 % on the H200, run 20261129T093535Z), so a ratio
-        that failed is measured again in fresh processes, and it fails only when all of the span is beyond the
+        code can differ by more than a regression to be caught (24 % on the H200: docs/experiments/h200-runs.md), so
+        a ratio that failed is measured again in fresh processes, and it fails only when all of the span is beyond the
         limit: when it failed in each pair. Pairs that disagree leave it unclear."""
         each = [(m.fast_ratio(), m.fast_ratio_interval()) for m in self.process_pairs]
         value = math.exp(sum(math.log(ratio) for ratio, _ in each) / len(each))
@@ -194,8 +194,8 @@ def ratio_interval_against(now: list[RatioRounds], then: RatioRounds, baseline: 
     of rounds and the baseline's resampled independently, times the baseline's value; spanning the pairs of
     processes (as DecodeMeasurement.ratio_over_processes does).
 
-    A baseline is one run of ten or so pairs of rounds; its fast-state ratio carries that run's noise (hf-nf4's
-    H200 baseline of 2026-11-29 09:18: 0.810, its own interval 0.552-0.876), which an interval of this run alone
+    A baseline is one run of ten or so pairs of rounds; its fast-state ratio carries that run's noise (one of hf-nf4's
+    H200 baselines: 0.810, its own interval 0.552-0.876), which an interval of this run alone
     would hold as exact. The reference's ratio to itself (the canary's baseline) is exact and has no rounds."""
     lo, hi = span([_quotient_interval(pair, then) for pair in now])
     return lo * baseline, hi * baseline

@@ -54,10 +54,9 @@ def no_aslr_prefix() -> tuple[tuple[str, ...], str | None]:
 
 
 def fixed_layout() -> tuple[tuple[str, ...], dict[str, str], str]:
-    """--perf-worker-layout fixed: (command prefix, environment, what was fixed). On the CPU on 2026-11-29 the
-    fast-state ratio of two identical workers (the 0 % canary against hf-fp16) came out 0.922, 0.987, 0.980,
-    1.103, 1.139 and 0.976 in six runs with random layouts, and 0.988, 1.003, 1.006, 1.006, 1.003 and 0.970 in
-    six with fixed ones (a second batch: 0.96-1.00 against 0.99-1.03; docs/experiments/): where a process's
+    """--perf-worker-layout fixed: (command prefix, environment, what was fixed). On the CPU the fast-state ratio
+    of two identical workers (the 0 % canary against hf-fp16) came out 0.922-1.139 in six runs with random layouts
+    and 0.970-1.006 in six with fixed ones (docs/experiments/2026-11-29-cpu-worker-layout.md): where a process's
     memory and hash tables fall can move a launch-bound decoder by several per cent (on the H200 one such pair
     of processes differed by 9 %)."""
     prefix, why = no_aslr_prefix()

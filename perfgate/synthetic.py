@@ -71,8 +71,8 @@ def ensure_checkpoint(spec: ModelSpec, device: str, cache: Path | None = None, t
     if is_complete(folder):
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
-    # Another process may be building it right now (two GPUs' workers starting together on a fresh machine lost a
-    # test to that race on 2026-11-30): wait for it, then build only if it is still not there.
+    # Another process may be building it right now (two GPUs' workers starting together on a fresh machine race
+    # for it): wait for it, then build only if it is still not there.
     with open(folder.with_name(f"{folder.name}.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not is_complete(folder):

@@ -189,7 +189,7 @@ def render_gate(results: list[dict], markdown: bool = False) -> str:
     body = []
     for r in shown:
         v, b, unit = r["verdict"], r.get("baseline") or {}, r["unit"]
-        interval = v.get("interval", v.get("ci95"))  # run files before 2026-11-29 06:30 call it ci95
+        interval = v.get("interval", v.get("ci95"))  # older run files call it ci95
         samples = r.get("samples") or ()
         if not is_bootstrap(v.get("test")) and samples and r["value"] != Summary.of(samples).median:
             interval = None  # a CI of the median says nothing about a p95 taken from the same samples
