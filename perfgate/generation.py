@@ -75,6 +75,9 @@ class StepClock:
         synced = time.perf_counter()
         if self.wall:
             self.wall_ns.append(time.time_ns())
+            if self.sync is _no_sync:  # on a CPU, the stamp in the profiler's own timeline (perfgate.profiling)
+                with torch.profiler.record_function("perfgate.stamp"):
+                    pass
         if self.delay_s and self.stamps:
             until = synced + self.delay_s
             while time.perf_counter() < until:  # busy wait: sleep() overshoots by up to a scheduler tick

@@ -60,6 +60,13 @@ SYNC_CALLS = frozenset(
 # counted apart, so that syncs_per_token says what the variant itself does.
 CLOCK_SYNC = "cudaDeviceSynchronize"
 
+# The step clock's mark in the profiler's timeline on a CPU (perfgate.generation.StepClock); on a GPU, how long
+# before a host stamp the synchronisation that precedes it may end (the clock does a few µs of work in between),
+# and how far the two clocks may disagree (the profiler converts its own to Unix time to within microseconds).
+STAMP_MARK = "perfgate.stamp"
+SNAP_NS = 2_000_000
+SKEW_NS = 50_000
+
 _ANONYMOUS = re.compile(r"_GLOBAL__N__\w+?(?=::)")  # a build's tag for an anonymous namespace, up to its '::'
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]+")
 
@@ -89,6 +96,8 @@ def summarize(events: Iterable[Event], stamps_ns: Sequence[int], device: str) ->
     the operator records instead: ops per token and the time of the outermost ops per token."""
     if len(stamps_ns) < 2:
         raise NoProfile("fewer than 2 tokens: no decode step to profile")
+    events = list(events)
+    stamps_ns = profiler_stamps(events, stamps_ns, device)
     tokens = len(stamps_ns) - 1
     first, last = stamps_ns[0], stamps_ns[-1]
     decode = [e for e in events if first < e.at_ns <= last]
@@ -116,8 +125,26 @@ def summarize(events: Iterable[Event], stamps_ns: Sequence[int], device: str) ->
     }
 
 
+def profiler_stamps(events: list[Event], stamps_ns: Sequence[int], device: str) -> list[int]:
+    """The token stamps in the profiler's own timeline. The profiler converts its clock to Unix time only to within
+    microseconds, and the ops right after a stamp (generate's own, the next step's first) would fall on either side
+    of a stamp taken with time.time_ns(): a count per token must not depend on that. So each stamp is taken where
+    the profiler saw it: on a GPU the end of the step clock's device synchronisation nearest to it (the clock stamps
+    right after it), on a CPU the clock's own mark (STAMP_MARK, recorded at the stamp); the host stamps where the
+    profiler saw neither."""
+    if device == "cuda":
+        ends = sorted(e.at_ns + e.dur_ns for e in events if e.kind in HOST_API_KINDS and e.name == CLOCK_SYNC)
+        out = []
+        for stamp in stamps_ns:  # the latest sync that ended before the stamp, give or take the clocks' skew
+            near = [end for end in ends if stamp - SNAP_NS < end <= stamp + SKEW_NS]
+            out.append(near[-1] if near else stamp)
+        return out
+    marks = sorted(e.at_ns for e in events if e.name == STAMP_MARK)
+    return marks if len(marks) == len(stamps_ns) else list(stamps_ns)
+
+
 def _summarize_ops(decode: list[Event], stamps_ns: Sequence[int], tokens: int) -> dict[str, Any]:
-    ops = [e for e in decode if e.kind == CPU_OP]
+    ops = [e for e in decode if e.kind == CPU_OP and not e.name.startswith("profiler::")]
     if not ops:
         raise NoProfile("the profiler recorded no operator")
     outer = _outermost(ops)
@@ -214,6 +241,8 @@ def activity_kind(record: Any) -> str:
     if hasattr(record, "activity_type"):
         return record.activity_type()
     name = record.name()
+    if name == STAMP_MARK:
+        return "user_annotation"
     if str(record.device_type()).endswith("CUDA"):
         return "gpu_memcpy" if name.startswith("Memcpy") else "gpu_memset" if name.startswith("Memset") else "kernel"
     return "cuda_runtime" if name.startswith("cu") else CPU_OP
@@ -230,7 +259,7 @@ def raw_events(result: Any) -> list[Event]:
     for kind, r in records:
         if kind in DEVICE_KINDS:
             at = launched_at.get(r.correlation_id(), r.start_ns())
-        elif kind in HOST_API_KINDS or kind == CPU_OP:
+        elif kind in HOST_API_KINDS or kind == CPU_OP or r.name() == STAMP_MARK:
             at = r.start_ns()
         else:
             continue

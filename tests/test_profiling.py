@@ -8,30 +8,32 @@ from perfgate.figures import SAME, Figure
 from perfgate.profiling import Event, summarize
 
 MS = 1_000_000  # ns
+STEP = 5 * MS  # between two stamps
 
 
 def token(at: int, kernels: int = 3, ms: float = 1.0, clock: bool = True) -> list[Event]:
-    """One decode step launched at `at` ns: its launches, their kernels, one sync of the model's own and the step
-    clock's cudaDeviceSynchronize (as perfgate.generation.StepClock issues it)."""
+    """One decode step launched at `at` ns (100 µs after the stamp before it): its launches, their kernels, one
+    sync of the model's own, and the step clock's cudaDeviceSynchronize (as perfgate.generation.StepClock issues
+    it), ending 5 µs before the next stamp."""
     out = []
     for k in range(kernels):
-        out.append(Event("cuda_runtime", "cudaLaunchKernel", at + k, 10))
-        out.append(Event("kernel", f"void gemv<half, 128>(float*, 0x7f{k}a)", at + k, int(ms * MS / kernels)))
-    out.append(Event("cuda_runtime", "cudaStreamSynchronize", at + 50, 10))
+        out.append(Event("cuda_runtime", "cudaLaunchKernel", at + 1000 * k, 10))
+        out.append(Event("kernel", f"void gemv<half, 128>(float*, 0x7f{k}a)", at + 1000 * k, int(ms * MS / kernels)))
+    out.append(Event("cuda_runtime", "cudaStreamSynchronize", at + 50_000, 10))
     if clock:
-        out.append(Event("cuda_runtime", "cudaDeviceSynchronize", at + 60, 10))
+        out.append(Event("cuda_runtime", "cudaDeviceSynchronize", at - 100_000 + STEP - 50_000, 45_000))
     return out
 
 
 def stamps(n: int) -> list[int]:
-    return [1000 * (i + 1) for i in range(n)]
+    return [STEP * (i + 1) for i in range(n)]
 
 
 def test_decode_tokens_are_counted_between_stamps_and_the_prefill_apart():
     s = stamps(5)  # 5 tokens: the first ends the prefill, 4 decode steps follow
     events = [Event("kernel", "prefill_gemm", 10, 40 * MS), Event("gpu_memcpy", "Memcpy HtoD", 20, MS)]
     for t in s[:-1]:
-        events += token(t + 100)
+        events += token(t + 100_000)
     p = summarize(events, s, "cuda")
     assert p["tokens"] == 4
     assert p["prefill_device_ms"] == pytest.approx(41.0)
@@ -48,7 +50,7 @@ def test_kernel_names_lose_addresses_and_anonymous_tags_but_keep_template_argume
         "void at::native::(anonymous namespace)::sort_kernel<c10::Half, 128>(float*, 0x…)"
     )
     s = stamps(3)
-    events = [e for t in s[:-1] for e in token(t + 100, kernels=2)]
+    events = [e for t in s[:-1] for e in token(t + 100_000, kernels=2)]
     table = summarize(events, s, "cuda")["kernels"]
     assert set(table) == {"void gemv<half, 128>(float*, 0x…)"}  # two addresses, one kernel
     assert table["void gemv<half, 128>(float*, 0x…)"]["per_token"] == 2
@@ -58,16 +60,16 @@ def test_a_graph_replay_is_one_launch_for_many_kernels():
     s = stamps(3)
     events = []
     for t in s[:-1]:
-        events.append(Event("cuda_runtime", "cudaGraphLaunch", t + 100, 10))
-        events += [Event("kernel", f"triton_poi_fused_{k}", t + 100, MS) for k in range(5)]
-        events.append(Event("cuda_runtime", "cudaDeviceSynchronize", t + 200, 10))
+        events.append(Event("cuda_runtime", "cudaGraphLaunch", t + 100_000, 10))
+        events += [Event("kernel", f"triton_poi_fused_{k}", t + 100_000, MS) for k in range(5)]
+        events.append(Event("cuda_runtime", "cudaDeviceSynchronize", t + STEP - 50_000, 45_000))
     p = summarize(events, s, "cuda")
     assert (p["launches_per_token"], p["kernels_per_token"], p["device_ms_per_token"]) == (1, 5, pytest.approx(5.0))
 
 
 def test_no_gpu_activity_and_too_few_tokens_are_said():
     with pytest.raises(profiling.NoProfile, match="no GPU activity"):
-        summarize([Event("cuda_runtime", "cudaLaunchKernel", 1500, 1)], stamps(3), "cuda")
+        summarize([Event("cuda_runtime", "cudaLaunchKernel", STEP + 100_000, 1)], stamps(3), "cuda")
     with pytest.raises(profiling.NoProfile, match="fewer than 2 tokens"):
         summarize([], [1000], "cuda")
 
@@ -80,6 +82,7 @@ def test_on_a_cpu_operators_are_counted_and_nested_ones_timed_once():
             Event("cpu_op", "aten::linear", t + 100, 500),
             Event("cpu_op", "aten::mm", t + 110, 400),  # inside aten::linear
             Event("cpu_op", "aten::add", t + 700, 100),
+            Event("cpu_op", "profiler::_record_function_enter_new", t + 900, 1),  # the clock's mark: not counted
         ]
     p = summarize(events, s, "cpu")
     assert p["ops_per_token"] == 3
@@ -169,3 +172,18 @@ def test_the_report_splits_each_step_into_device_and_host_beside_the_bandwidth_b
     assert report.step_split(run) == [("hf-fp16 ctx1024", 11.25, 32.4, pytest.approx(1000 / 143.9))]
     (path,) = report.plot_step_split(run, tmp_path)
     assert path.name == "step_split.png" and path.stat().st_size > 0
+
+
+def test_stamps_are_taken_where_the_profiler_saw_them():
+    # the host's clock and the profiler's differ by microseconds: an op 3 µs after a stamp must not count before it
+    s = stamps(3)
+    late = [st + 3000 for st in s]  # host stamps 3 µs late against the profiler's timeline
+    events = []
+    for t in s[:-1]:
+        events += token(t + 100_000)
+    snapped = profiling.profiler_stamps(events, late, "cuda")
+    assert snapped == [late[0], *(st - 5000 for st in s[1:])]  # the clock syncs' ends; the first had none
+    marks = [Event("user_annotation", profiling.STAMP_MARK, st, 1) for st in s]
+    ops = [Event("cpu_op", "aten::bitwise_not", st + 1000, 1) for st in s]  # right after each stamp: the next token's
+    assert profiling.profiler_stamps(marks + ops, late, "cpu") == s
+    assert summarize(marks + ops, late, "cpu")["ops_per_token"] == 1
