@@ -160,6 +160,11 @@ def prepare(opts: dict[str, Any], root: Path, device: str, cache: Path) -> Base 
     ValueError, one line naming the path or ref and what failed, before any model loads."""
     if not wanted(opts):
         return None
+    if opts.get("update_baselines"):  # the head is measured beside the base, not the reference: nothing to keep
+        raise ValueError(
+            "--perf-update-baselines with a base (--perf-base, --perf-base-env, --perf-base-ref): an A/B run gates "
+            "the head against the base and writes no baseline; run `make baseline` alone"
+        )
     python = opts.get("base") or sys.executable
     origin = opts.get("origins", {}).get("base", "--perf-base")
     what = f"--perf-base (from {origin}) = {python!r}" if opts.get("base") else f"the base interpreter {python!r}"

@@ -239,10 +239,10 @@ OPTIONS: tuple[Opt, ...] = (
     Opt(
         "device-tokens",
         non_negative_int,
-        "8",
-        "tokens in the profiled round (0: as many as the timed rounds); the profiler slows every kernel launch, so "
-        "a short round keeps its cost small beside the timed rounds, and per-token device time and counts need few "
-        "tokens: they hardly move from one token to the next",
+        "0",
+        "tokens in the profiled round; 0: as many as the timed rounds (what the committed H200 device entries were "
+        "measured with). Fewer cut the profiler's cost (it slows every kernel launch), and per-token device time and "
+        "counts need few tokens; a baseline entry profiled over another number of tokens is not compared",
     ),
     Opt(
         "device-time",

@@ -113,6 +113,7 @@ def _variant(name: str, spec: Any, path: Path, root: Path) -> variants.Variant:
         fields = {**dataclasses.asdict(base), "description": f"{base.description}; {name}, declared in {path.name}"}
         fields.pop("baseline_of")  # gated against its own baseline entries, not its base's
         fields.pop("step_delay")
+        fields.pop("device_delay")  # a canary's slowdown is not inherited either
     elif "backend" not in spec or "dtype" not in spec:
         raise ProjectError(f"{where}: needs base = VARIANT, or backend and dtype")
     for key in ("description", "backend", "dtype", "quantization", "cache", "loader"):

@@ -320,6 +320,8 @@ class PerfSession:
             self.release(self.reference)  # measure it alone rather than not at all
             reason = self.memory_shortfall(variant)
         if reason:
+            if base:  # the head's verdicts say the base side failed (nothing passes for want of a base)
+                self.failed[key] = f"{who}: {reason}"
             raise VariantUnavailable(reason)
         path = self.checkpoint()
         env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"} if self.model.kind != "hub" else {}

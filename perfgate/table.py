@@ -378,7 +378,8 @@ def failure_message(
         return "\n".join(
             [
                 f"{where} {f.metric} = {number(f.value, f.unit)} {f.unit} differs from the baseline "
-                f"{number(v.baseline, f.unit)} {f.unit} (a count per token: any change fails; Δ {v.delta_pct:+.2f}%)",
+                f"{number(v.baseline, f.unit)} {f.unit} (a count per token: any change fails; "
+                f"Δ {delta_text(v.delta_pct)})",
                 *changed_kernels(f, entry),
                 f"  baseline: {judged.baseline_key} in {baseline_path}" + (f" ({judged.note})" if judged.note else ""),
                 "  changed since the baseline: "
@@ -432,6 +433,10 @@ def failure_message(
         + ("; ".join(changes) if changes else "nothing recorded (same machine fields and versions)"),
     ]
     return "\n".join([*lines[:1], *changed_kernels(f, entry), *lines[1:]])
+
+
+def delta_text(pct: float | None) -> str:
+    return f"{pct:+.2f}%" if pct is not None else "from 0"
 
 
 def changed_kernels(f: Figure, entry: dict | None) -> list[str]:
