@@ -42,10 +42,11 @@ PROFILES: dict[str, Profile] = {
         ),
         Profile(
             "nightly",
-            "the full matrix: three contexts, 128 new tokens, 10 agent questions, the opt-in variant and the canaries",
+            "the full matrix: three contexts, 128 new tokens, 10 agent questions, and the opt-in variant",
             {
-                # the defaults, the torchao int8 variant, and both canaries: the gate must fail them every night
-                "variants": "default,hf-int8-torchao,hf-fp16-slow,hf-fp16-gpuslow",
+                # the defaults and the torchao int8 variant; the canaries, which must fail, run in a job of their own
+                # (a strict nightly gate would be red every night with them)
+                "variants": "default,hf-int8-torchao",
                 "contexts": "128,1024,4096",
                 "new-tokens": "128",
                 "agent-queries": "10",

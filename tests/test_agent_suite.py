@@ -19,9 +19,8 @@ def last_run(run_perf) -> dict:
 @pytest.fixture(scope="module")
 def reference_baseline(run_perf_shared) -> str:
     """hf-fp16's agent baseline, measured once for the module; each test gates against its own copy. It takes each
-    turn's median over three passes: over one, a slow moment of the CPU once made it so slow (p50 3.32 s, the next
-    unchanged run 2.66 s) that the canary's +56 % left too few of the ten turns beyond the limit for the paired sign
-    test, and the canary was judged unclear (one in four `make test` runs)."""
+    turn's median over three passes: a baseline pass caught in a slow moment of the CPU (p50 a quarter above the
+    next unchanged run) leaves too few of the ten turns of the canary beyond the limit for the paired sign test."""
     update = run_perf_shared("--perf-update-baselines", "--perf-variants=hf-fp16", "--perf-agent-rounds=3", *AGENT)
     update.assert_outcomes(passed=1)
     return (run_perf_shared.results / "baselines" / "cpu.json").read_text()
