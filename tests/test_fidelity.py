@@ -20,9 +20,9 @@ def test_committed_inputs_are_what_the_script_writes(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def fp32_model(tiny_checkpoint):
     """The tiny model in fp32, after one forward pass over the fidelity inputs. The first forward pass of a process
-    can differ from every later one in its last bits (max |Δlogit| 3.8e-5 seen: docs/experiments/, issue 28's
-    note), later passes are bit-identical to each other; so the reference is saved after that first pass, and the
-    exact comparison compares the model with itself."""
+    can differ from every later one in its last bits (max |Δlogit| up to 3.8e-5), while later passes are
+    bit-identical to each other; so the reference is saved after that first pass, and the exact comparison compares
+    the model with itself."""
     import torch
     from transformers import AutoModelForCausalLM
 
