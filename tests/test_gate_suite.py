@@ -108,9 +108,19 @@ def test_the_reference_passes_and_the_canary_fails_with_its_reasons(run_perf, ba
     for machine in [model["machine"]] + [e["machine"] for e in model["entries"].values()]:
         machine["versions"]["transformers"] = "0.0.1"
     baseline_file.write_text(json.dumps(data))  # as if transformers had been upgraded since
-    result = run_perf("--perf-variants=hf-fp16,hf-fp16-slow", "--perf-canary-slowdown=100%", LOOSE, *FAST)
-    result.assert_outcomes(passed=3, failed=1)
+    variants = "--perf-variants=hf-fp16,hf-fp16-slow,hf-fp16-gpuslow"  # the host canary and the GPU canary
+    result = run_perf(variants, "--perf-canary-slowdown=100%", LOOSE, *FAST)
+    result.assert_outcomes(passed=4, failed=2)
     result.stdout.fnmatch_lines(["*_ test_decode[[]hf-fp16-slow-ctx32] _*"])
+    result.stdout.fnmatch_lines(  # on a CPU the GPU canary's work is operators: the exact count names them
+        [
+            "hf-fp16-gpuslow decode[[]ctx32] ops_per_token = * 1/token differs from the baseline * 1/token "
+            "(a count per token: any change fails; Δ +*%)",
+            "  kernels per decode token, against the baseline's:",
+            "    +*/token `aten::mm`",
+            "  baseline: hf-fp16/decode[[]ctx32]/ops_per_token in *cpu.json (baseline of hf-fp16)",
+        ]
+    )
     result.stdout.fnmatch_lines(
         [
             "hf-fp16-slow decode[[]ctx32] decode_ratio_to_ref = * x is below the limit 0.950 x (baseline 1.000 - 5%): "
@@ -118,7 +128,7 @@ def test_the_reference_passes_and_the_canary_fails_with_its_reasons(run_perf, ba
             "per-pair cv *; all of the interval is below the limit: each process's fast state, alternating rounds; "
             "it failed in each of 2 pairs of worker processes, restarted after a failure)",
             "  baseline: hf-fp16/decode[[]ctx32]/decode_ratio_to_ref in *cpu.json (hf-fp16's ratio to itself)*",
-            "  changed since the baseline: transformers 0.0.1 → *",
+            "  changed since the baseline: *transformers 0.0.1 → *",
         ]
     )
     result.stdout.fnmatch_lines(["gate against *cpu.json:", "*hf-fp16  *ctx32*decode_tok_per_s*pass*"])
@@ -126,6 +136,8 @@ def test_the_reference_passes_and_the_canary_fails_with_its_reasons(run_perf, ba
     verdicts = {(r["variant"], r["metric"]): r["verdict"]["status"] for r in run["results"] if "verdict" in r}
     assert verdicts[("hf-fp16", "decode_tok_per_s")] == "pass"
     assert verdicts[("hf-fp16-slow", "decode_ratio_to_ref")] == "fail"
+    assert verdicts[("hf-fp16-slow", "ops_per_token")] == "pass"  # host time only: the operators are the same
+    assert verdicts[("hf-fp16-gpuslow", "ops_per_token")] == "fail"
     ratio = next(r for r in run["results"] if r["metric"] == "decode_ratio_to_ref")
     assert [p["value"] < 0.95 for p in ratio["params"]["process_pairs"]] == [True, True]  # failed, restarted, failed
     assert run["errors"] == []  # the gate's failure is in the verdicts, not among the tests that recorded nothing

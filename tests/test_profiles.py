@@ -56,9 +56,9 @@ def test_every_profile_value_is_a_valid_option_value():
     for profile in profiles.PROFILES.values():
         for name, value in profile.values.items():
             known[name].parse(value)
-    # the nightly matrix: every default variant, the torchao one and both canaries
+    # the nightly matrix: every default variant and the torchao one; the canaries, which must fail, are not in it
     nightly = [v.name for v in variants.select(profiles.PROFILES["nightly"].values["variants"], "cuda")]
-    assert {"hf-int8-torchao", "hf-fp16-slow", "hf-fp16-gpuslow"} < set(nightly)
+    assert "hf-int8-torchao" in nightly and not {"hf-fp16-slow", "hf-fp16-gpuslow"} & set(nightly)
     assert set(nightly) > {v.name for v in variants.select("default", "cuda")}
 
 
