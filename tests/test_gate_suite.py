@@ -18,9 +18,10 @@ FAST = (
     "-k",
     "not fidelity",
 )
-# The CPU is noisy and the canary below is made very slow, so absolute timings get loose limits here; the
+# The CPU is noisy (the micro model's steps, two pytest-xdist workers on two cores: an unchanged hf-fp16 came out 47 %
+# below its baseline once) and the canary below is made very slow, so absolute timings get loose limits here; the
 # ratio to the reference keeps its default 5 %.
-LOOSE = "--perf-tolerance=decode_tok_per_s=30%,ttft_s=60%"
+LOOSE = "--perf-tolerance=decode_tok_per_s=75%,ttft_s=90%"
 
 
 @pytest.fixture(scope="module")
