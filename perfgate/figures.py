@@ -1,5 +1,6 @@
 """Figures: one measured number each (with its samples and spread), as the run file and the summary hold them.
-Built from the measurements' dataclasses; nothing here measures or prints."""
+Built from the measurements' dataclasses; nothing here measures or prints. `once` and `series` take a metric's
+unit, direction and gating from its entry in perfgate.metrics; `single` and `from_samples` are given them."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from perfgate import metrics
+from perfgate.metrics import HIGHER, LOWER, SAME
 from perfgate.stats import Summary
 
-HIGHER = "higher"
-LOWER = "lower"
-SAME = "same"  # a count that changes only when the code path does: any change fails (kernels per token)
+__all__ = ["HIGHER", "LOWER", "SAME", "Figure", "from_samples", "once", "series", "single"]
 
 
 @dataclass(frozen=True)
@@ -99,3 +100,25 @@ def single(
             dict(params or {}),
         )
     return from_samples(variant, test, workload, metric, unit, better, gated, [value], params)
+
+
+def once(
+    variant: str,
+    test: str,
+    workload: str,
+    metric: str,
+    value: float | None,
+    unavailable: str | None = None,
+    params: dict[str, Any] | None = None,
+) -> Figure:
+    """A figure measured once (see single), its unit, direction and gating from perfgate.metrics."""
+    m = metrics.metric(metric)
+    return single(variant, test, workload, m.name, m.unit, m.better, m.gated, value, unavailable, params)
+
+
+def series(
+    variant: str, test: str, workload: str, metric: str, samples: Sequence[float], params: dict[str, Any] | None = None
+) -> Figure:
+    """A figure of several samples, their median its value, its unit, direction and gating from perfgate.metrics."""
+    m = metrics.metric(metric)
+    return from_samples(variant, test, workload, m.name, m.unit, m.better, m.gated, samples, params)

@@ -592,12 +592,10 @@ def agent_figures(variant: str, m: AgentMeasurement) -> list[fig.Figure]:
     why = m.vram.unavailable
 
     def latency(metric: str, value: float) -> fig.Figure:
-        return fig.Figure(
-            variant, "agent", m.workload, metric, "s", fig.LOWER, True, value, tuple(latencies), None, dict(params)
-        )
+        return replace(fig.series(variant, "agent", m.workload, metric, latencies, params), value=value)
 
-    def once(metric, unit, better, gated, value, unavailable=None, extra=None):
-        return fig.single(variant, "agent", m.workload, metric, unit, better, gated, value, unavailable, extra)
+    def once(metric, value, unavailable=None, extra=None):
+        return fig.once(variant, "agent", m.workload, metric, value, unavailable, extra)
 
     replies = sum(q.reply_tokens for q in m.queries)
     prefill = sum(x.ttft_s for x in all_rounds)
@@ -605,10 +603,10 @@ def agent_figures(variant: str, m: AgentMeasurement) -> list[fig.Figure]:
     out = [
         latency("agent_query_p50_s", percentile(latencies, 50)),
         latency("agent_query_p95_s", percentile(latencies, 95)),
-        once("agent_turns_mean", "turns", fig.LOWER, False, mean([len(q.turns) for q in m.queries])),
-        once("agent_gen_tok_per_s", "tok/s", fig.HIGHER, False, replies * len(m.rounds) / total if total else None),
-        once("agent_prefill_share_pct", "%", fig.LOWER, False, 100 * prefill / total if total else None),
-        once("agent_peak_vram_mib", "MiB", fig.LOWER, True, m.vram.process_mib, why),
+        once("agent_turns_mean", mean([len(q.turns) for q in m.queries])),
+        once("agent_gen_tok_per_s", replies * len(m.rounds) / total if total else None),
+        once("agent_prefill_share_pct", 100 * prefill / total if total else None),
+        once("agent_peak_vram_mib", m.vram.process_mib, why),
     ]
     if m.base is not None or m.no_base:
         out.insert(2, agent_ratio_figure(variant, m, params))
@@ -617,8 +615,8 @@ def agent_figures(variant: str, m: AgentMeasurement) -> list[fig.Figure]:
         p50 = percentile(kept, 50) if kept else None
         saving = 100 * (1 - sum(kept) / sum(latencies)) if kept else None
         note = {"note": "one pass keeping the KV cache between turns (prefix reuse), report-only"}
-        out.append(once("agent_reuse_query_p50_s", "s", fig.LOWER, False, p50, m.reuse_unavailable, note))
-        out.append(once("agent_reuse_saving_pct", "%", fig.HIGHER, False, saving, m.reuse_unavailable, note))
+        out.append(once("agent_reuse_query_p50_s", p50, m.reuse_unavailable, note))
+        out.append(once("agent_reuse_saving_pct", saving, m.reuse_unavailable, note))
     return out
 
 
@@ -629,7 +627,7 @@ def agent_ratio_figure(variant: str, m: AgentMeasurement, params: dict[str, Any]
     head = m.query_latencies()
     if not base or len(base) != len(head) or min(base) <= 0:
         why = m.no_base or "the base side has no latency for these queries"
-        return fig.single(variant, "agent", m.workload, ab.AGENT_RATIO, "x", fig.LOWER, True, None, why, params)
+        return fig.once(variant, "agent", m.workload, ab.AGENT_RATIO, None, why, params)
 
     def ratio(pick: Sequence[int]) -> float:
         return sum(head[i] for i in pick) / sum(base[i] for i in pick)
@@ -637,28 +635,22 @@ def agent_ratio_figure(variant: str, m: AgentMeasurement, params: dict[str, Any]
     lo, hi = bootstrap_interval(len(head), ratio, confidence=0.98, seed=len(head))
     extra = {"interval": [lo, hi], "estimator": "sum/sum over queries", "base_query_latency_s": base}
     samples = [h / b for h, b in zip(head, base, strict=True)]
-    figure = fig.from_samples(variant, "agent", m.workload, ab.AGENT_RATIO, "x", fig.LOWER, True, samples,
-                              {**{k: v for k, v in params.items() if k != "turn_latency_s"}, **extra})  # fmt: skip
+    kept = {k: v for k, v in params.items() if k != "turn_latency_s"}
+    figure = fig.series(variant, "agent", m.workload, ab.AGENT_RATIO, samples, {**kept, **extra})
     return replace(figure, value=ratio(range(len(head))))
 
 
 def load_figures(variant: str, m: LoadMeasurement) -> list[fig.Figure]:
     why = m.vram.unavailable
+
+    def once(metric, value, unavailable=why):
+        return fig.once(variant, "load", "", metric, value, unavailable)
+
     return [
-        fig.single(variant, "load", "", "load_s", "s", fig.LOWER, False, m.load_s),
-        fig.single(variant, "load", "", "load_peak_vram_mib", "MiB", fig.LOWER, True, m.vram.process_mib, why),
-        fig.single(variant, "load", "", "resident_vram_mib", "MiB", fig.LOWER, True, m.resident_mib, why),
-        fig.single(
-            variant,
-            "load",
-            "",
-            "torch_allocated_mib",
-            "MiB",
-            fig.LOWER,
-            False,
-            m.torch_allocated_mib,
-            "torch.cuda is not used on the CPU",
-        ),
+        once("load_s", m.load_s, None),
+        once("load_peak_vram_mib", m.vram.process_mib),
+        once("resident_vram_mib", m.resident_mib),
+        once("torch_allocated_mib", m.torch_allocated_mib, "torch.cuda is not used on the CPU"),
     ]
 
 
@@ -674,46 +666,35 @@ def decode_figures(variant: str, m: DecodeMeasurement) -> list[fig.Figure]:
     wall = sum(r.wall_s for r in m.rounds)
     overhead_pct = 100 * sum(r.clock_overhead_s for r in m.rounds) / wall if wall else 0.0
 
-    def series(metric, unit, better, gated, values):
-        return fig.from_samples(variant, "decode", w.id, metric, unit, better, gated, values, params)
+    def series(metric, values):
+        return fig.series(variant, "decode", w.id, metric, values, params)
 
-    def once(metric, unit, better, gated, value, unavailable=why):
-        return fig.single(variant, "decode", w.id, metric, unit, better, gated, value, unavailable, params)
+    def once(metric, value, unavailable=why):
+        return fig.once(variant, "decode", w.id, metric, value, unavailable, params)
 
     out = [
-        series("decode_tok_per_s", "tok/s", fig.HIGHER, True, [r.decode_tok_per_s for r in m.rounds]),
-        series("ttft_s", "s", fig.LOWER, True, [r.ttft_s for r in m.rounds]),
-        series("round_s", "s", fig.LOWER, False, [r.wall_s for r in m.rounds]),
-        once("peak_vram_mib", "MiB", fig.LOWER, True, m.vram.process_mib),
-        once("peak_vram_device_mib", "MiB", fig.LOWER, False, m.vram.device_mib),
-        once(
-            "torch_max_allocated_mib",
-            "MiB",
-            fig.LOWER,
-            False,
-            m.torch_max_allocated_mib,
-            "torch.cuda is not used on the CPU",
-        ),
-        once("timing_overhead_pct", "%", fig.LOWER, False, overhead_pct, None),
+        series("decode_tok_per_s", [r.decode_tok_per_s for r in m.rounds]),
+        series("ttft_s", [r.ttft_s for r in m.rounds]),
+        series("round_s", [r.wall_s for r in m.rounds]),
+        once("peak_vram_mib", m.vram.process_mib),
+        once("peak_vram_device_mib", m.vram.device_mib),
+        once("torch_max_allocated_mib", m.torch_max_allocated_mib, "torch.cuda is not used on the CPU"),
+        once("timing_overhead_pct", overhead_pct, None),
     ]
     if m.energy_j:
         per_token = [e / r.new_tokens for e, r in zip(m.energy_j, m.rounds, strict=True)]
-        out.append(series("energy_j_per_token", "J/token", fig.LOWER, False, per_token))
+        out.append(series("energy_j_per_token", per_token))
     else:
-        out.append(once("energy_j_per_token", "J/token", fig.LOWER, False, None, m.no_energy))
+        out.append(once("energy_j_per_token", None, m.no_energy))
     bw = m.bandwidth or {}
     if bw.get("gb_per_s") and bw.get("weight_bytes"):
         bound = bw["gb_per_s"] * 1e9 / bw["weight_bytes"]  # tokens/s if every step only read the weights once
         shares = [100 * r.decode_tok_per_s / bound for r in m.rounds]
         extra = {"copy_gb_per_s": bw["gb_per_s"], "weight_bytes": bw["weight_bytes"], "bound_tok_per_s": bound}
-        out.append(
-            fig.from_samples(
-                variant, "decode", w.id, "bandwidth_share_pct", "%", fig.HIGHER, False, shares, {**params, **extra}
-            )
-        )
+        out.append(fig.series(variant, "decode", w.id, "bandwidth_share_pct", shares, {**params, **extra}))
     else:
         why = bw.get("why") or "the device's bandwidth was not measured"
-        out.append(once("bandwidth_share_pct", "%", fig.HIGHER, False, None, why))
+        out.append(once("bandwidth_share_pct", None, why))
     timed = [r for pair in m.process_pairs for r in (*pair.rounds, *pair.reference_rounds)]
     ratio_metric = ab.RATIO if m.beside == "base" else "decode_ratio_to_ref"
     if m.reference_rounds and all(r.step_p10_s > 0 for r in timed):
@@ -736,15 +717,13 @@ def decode_figures(variant: str, m: DecodeMeasurement) -> list[fig.Figure]:
                 for pair, (ratio, interval) in zip(m.process_pairs, each, strict=True)
             ]
         samples = [x for pair in m.process_pairs for x in pair.ratios]
-        ratio = fig.from_samples(
-            variant, "decode", w.id, ratio_metric, "x", fig.HIGHER, True, samples, {**params, **detail}
-        )
+        ratio = fig.series(variant, "decode", w.id, ratio_metric, samples, {**params, **detail})
         out.insert(1, replace(ratio, value=value))
     elif m.reference_rounds:
         why = f"{w.new_tokens} new tokens leave no decode steps to time"
-        out.insert(1, once(ratio_metric, "x", fig.HIGHER, True, None, why))
+        out.insert(1, once(ratio_metric, None, why))
     elif m.no_ratio:
-        out.insert(1, once(ratio_metric, "x", fig.HIGHER, True, None, m.no_ratio))
+        out.insert(1, once(ratio_metric, None, m.no_ratio))
     if m.beside == "base":
         out.insert(2, ttft_ratio_figure(variant, m, params))
     if m.profile is not None:
@@ -759,7 +738,7 @@ def ttft_ratio_figure(variant: str, m: DecodeMeasurement, params: dict[str, Any]
     head, base = [r.ttft_s for r in m.rounds], [r.ttft_s for r in m.reference_rounds]
     if not head or len(head) != len(base) or min(base) <= 0:
         why = m.no_ratio or "no pair of rounds with a first token on each side"
-        return fig.single(variant, "decode", m.workload.id, ab.TTFT_RATIO, "x", fig.LOWER, True, None, why, params)
+        return fig.once(variant, "decode", m.workload.id, ab.TTFT_RATIO, None, why, params)
 
     def ratio(pick: Sequence[int]) -> float:
         return median([head[i] for i in pick]) / median([base[i] for i in pick])
@@ -767,8 +746,7 @@ def ttft_ratio_figure(variant: str, m: DecodeMeasurement, params: dict[str, Any]
     lo, hi = bootstrap_interval(len(head), ratio, confidence=0.98, seed=len(head))
     samples = [h / b for h, b in zip(head, base, strict=True)]
     extra = {"interval": [lo, hi], "estimator": "median/median", "base_ttft_s": base}
-    figure = fig.from_samples(variant, "decode", m.workload.id, ab.TTFT_RATIO, "x", fig.LOWER, True, samples,
-                              {**params, **extra})  # fmt: skip
+    figure = fig.series(variant, "decode", m.workload.id, ab.TTFT_RATIO, samples, {**params, **extra})
     return replace(figure, value=ratio(range(len(head))))
 
 
@@ -789,94 +767,61 @@ def device_figures(variant: str, m: DecodeMeasurement, params: dict[str, Any]) -
     if m.device_delay_ms:
         base["canary_device_ms"] = m.device_delay_ms
 
-    def once(metric, unit, better, gated, value, unavailable, extra=None):
-        return fig.single(
-            variant, "decode", w.id, metric, unit, better, gated, value, unavailable, {**base, **(extra or {})}
-        )
+    def once(metric, value, unavailable, extra=None):
+        return fig.once(variant, "decode", w.id, metric, value, unavailable, {**base, **(extra or {})})
 
-    def series(metric, unit, better, gated, values, extra=None):
-        return fig.from_samples(variant, "decode", w.id, metric, unit, better, gated, values, {**base, **(extra or {})})
+    def series(metric, values, extra=None):
+        return fig.series(variant, "decode", w.id, metric, values, {**base, **(extra or {})})
 
     kernels = {"kernels": p.get("kernels", {})}
     no_gpu = why or NO_CUDA
     no_cpu = why or NO_OPS
     steps_ms = [1000 * r.step_median_s for r in m.rounds]
     step_ms = median(steps_ms) if steps_ms else None
+    calls = {"calls": p.get("calls", {})}
     out = [
-        series("device_ms_per_token", "ms", fig.LOWER, True, p["device_ms_each_token"], kernels)
+        series("device_ms_per_token", p["device_ms_each_token"], kernels)
         if gpu
-        else once("device_ms_per_token", "ms", fig.LOWER, True, None, no_gpu),
-        once("prefill_device_ms", "ms", fig.LOWER, True, p.get("prefill_device_ms"), no_gpu),
-        once("kernels_per_token", "1/token", fig.SAME, True, p.get("kernels_per_token"), no_gpu, kernels),
-        once(
-            "launches_per_token",
-            "1/token",
-            fig.SAME,
-            True,
-            p.get("launches_per_token"),
-            no_gpu,
-            {"calls": p.get("calls", {})},
-        ),
+        else once("device_ms_per_token", None, no_gpu),
+        once("prefill_device_ms", p.get("prefill_device_ms"), no_gpu),
+        once("kernels_per_token", p.get("kernels_per_token"), no_gpu, kernels),
+        once("launches_per_token", p.get("launches_per_token"), no_gpu, calls),
         once(
             "syncs_per_token",
-            "1/token",
-            fig.SAME,
-            True,
             p.get("syncs_per_token"),
             no_gpu,
-            {"calls": p.get("calls", {}), "clock_syncs_per_token": p.get("clock_syncs_per_token")},
+            {**calls, "clock_syncs_per_token": p.get("clock_syncs_per_token")},
         ),
-        once("ops_per_token", "1/token", fig.SAME, True, p.get("ops_per_token"), no_cpu, kernels),
-        series("cpu_op_ms_per_token", "ms", fig.LOWER, False, p["cpu_op_ms_each_token"])
-        if cpu
-        else once("cpu_op_ms_per_token", "ms", fig.LOWER, False, None, no_cpu),
+        once("ops_per_token", p.get("ops_per_token"), no_cpu, kernels),
+        series("cpu_op_ms_per_token", p["cpu_op_ms_each_token"]) if cpu else once("cpu_op_ms_per_token", None, no_cpu),
     ]
     busy = host = None
     if gpu and step_ms:
         busy, host = 100 * p["device_ms_per_token"] / step_ms, step_ms - p["device_ms_per_token"]
     no_split = no_gpu if not gpu else "no timed decode step to compare with"
     extra = {"step_median_ms": step_ms}
-    out.append(once("gpu_busy_pct", "%", fig.HIGHER, False, busy, no_split, extra))
-    out.append(once("host_ms_per_token", "ms", fig.LOWER, False, host, no_split, extra))
+    out.append(once("gpu_busy_pct", busy, no_split, extra))
+    out.append(once("host_ms_per_token", host, no_split, extra))
     cost = p.get("profile_s")
     share = 100 * cost / m.test_s if cost is not None and m.test_s else None
     no_cost = why or "not profiled"
-    out.append(
-        once(
-            "profiling_s", "s", fig.LOWER, False, cost, no_cost, {"read_s": p.get("read_s"), "events": p.get("events")}
-        )
-    )
-    out.append(once("profiling_overhead_pct", "%", fig.LOWER, False, share, no_cost, {"test_s": m.test_s}))
+    out.append(once("profiling_s", cost, no_cost, {"read_s": p.get("read_s"), "events": p.get("events")}))
+    out.append(once("profiling_overhead_pct", share, no_cost, {"test_s": m.test_s}))
     return out
 
 
-FIDELITY_METRICS = (  # name, unit, better
-    ("kl_nats", "nats", fig.LOWER),
-    ("top1_agreement_pct", "%", fig.HIGHER),
-    ("max_abs_logit_diff", "logit", fig.LOWER),
-    ("nonfinite_logits", "count", fig.LOWER),
-)
-
-
-REAL_MODEL_METRICS = (  # name, unit, better: with real weights only
-    ("perplexity", "ppl", fig.LOWER),
-    ("greedy_agreement_pct", "%", fig.HIGHER),
-)
+FIDELITY_METRICS = ("kl_nats", "top1_agreement_pct", "max_abs_logit_diff", "nonfinite_logits")
+REAL_MODEL_METRICS = ("perplexity", "greedy_agreement_pct")  # with real weights only
 
 
 def fidelity_figures(variant: str, reference: str, result: dict[str, Any]) -> list[fig.Figure]:
     """The figures of one fidelity comparison (perfgate.fidelity.compare's result) against `reference`, and, with
     a real model, its perplexity on the committed text and its greedy agreement on the agent's first turns."""
     params = {"reference": reference, "positions": result["positions"]}
-    out = [
-        fig.single(variant, "fidelity", "", name, unit, better, True, float(result[name]), params=params)
-        for name, unit, better in FIDELITY_METRICS
-    ]
+    out = [fig.once(variant, "fidelity", "", name, float(result[name]), params=params) for name in FIDELITY_METRICS]
     real = {"reference": reference, "tokens": result.get("tokens"), "questions": result.get("greedy_questions")}
-    for name, unit, better in REAL_MODEL_METRICS:
-        value = result.get(name)
-        why = result.get("real_model_only")
-        out.append(fig.single(variant, "fidelity", "", name, unit, better, True, value, why, real))
+    for name in REAL_MODEL_METRICS:
+        out.append(fig.once(variant, "fidelity", "", name, result.get(name), result.get("real_model_only"), real))
     return out
 
 
@@ -889,15 +834,13 @@ def live_figures(variant: str, workload: str, outcomes: list[dict[str, Any]]) ->
         "stopped": {o["question_id"]: o["stopped"] for o in outcomes},
     }
 
-    def once(metric, unit, better, value):
-        return fig.single(variant, "agent_live", workload, metric, unit, better, False, value, None, params)
+    def once(metric, value):
+        return fig.once(variant, "agent_live", workload, metric, value, None, params)
 
     return [
-        fig.from_samples(
-            variant, "agent_live", workload, "agent_live_query_p50_s", "s", fig.LOWER, False, latencies, params
-        ),
-        once("agent_live_turns_mean", "turns", fig.LOWER, mean([o["turns"] for o in outcomes])),
-        once("agent_live_answered_pct", "%", fig.HIGHER, 100 * mean([o["stopped"] == "answered" for o in outcomes])),
-        once("agent_live_correct_pct", "%", fig.HIGHER, 100 * mean([bool(o["correct"]) for o in outcomes])),
-        once("agent_live_tool_errors", "count", fig.LOWER, float(sum(len(o["errors"]) for o in outcomes))),
+        fig.series(variant, "agent_live", workload, "agent_live_query_p50_s", latencies, params),
+        once("agent_live_turns_mean", mean([o["turns"] for o in outcomes])),
+        once("agent_live_answered_pct", 100 * mean([o["stopped"] == "answered" for o in outcomes])),
+        once("agent_live_correct_pct", 100 * mean([bool(o["correct"]) for o in outcomes])),
+        once("agent_live_tool_errors", float(sum(len(o["errors"]) for o in outcomes))),
     ]
