@@ -25,6 +25,7 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass
 
+from perfgate import metrics
 from perfgate.stats import mann_whitney_less, median_ci, sign_test_less
 
 PASS = "pass"
@@ -35,54 +36,10 @@ UNAVAILABLE = "unavailable"
 BOOTSTRAP = "bootstrap"
 BOOTSTRAP_BOTH = "bootstrap with the baseline's rounds"
 
-# Defaults per metric (fnmatch patterns, first match wins). Absolute timing is loose because a batch-1 decode
-# rate drifts by 20 % within one process and 10-40 % between machines of one kind (../shared/gpu/README.md): the
-# baselines of seven variants measured on two starts of the lent H200 (docs/results.md) differed
-# by up to 41 % in decode tok/s and up to 62 % in TTFT (docs/method.md, Figures and tolerances). These limits
-# catch what slows everything, the reference too, by more than that; the ratio to the reference measured in the
-# same minutes cancels the machine and is held tight; memory is nearly deterministic and tightest.
-DEFAULT_TOLERANCES: tuple[tuple[str, float], ...] = (
-    # What the GPU did is steady where the wall time is not (docs/method.md, "Device time"): the summed kernel time
-    # per token moved by 1.6 % between two H200 machine starts and by under 0.2 % within one; counts never moved.
-    ("device_ms_per_token", 0.03),
-    ("prefill_device_ms", 0.03),
-    ("kernels_per_token", 0.0),
-    ("launches_per_token", 0.0),
-    ("syncs_per_token", 0.0),
-    ("ops_per_token", 0.0),
-    ("decode_ratio_to_ref", 0.05),
-    # An A/B run's ratios, head over base (perfgate.ab), each judged by its own interval against 1. These must be
-    # set from A/A runs (base = head) on the GPU they gate, as the smallest tolerance no A/A run fails; none has
-    # been measured on a GPU yet. Until then: the decode ratio as tight as the reference's (its estimator is the
-    # same, and two identical CPU workers with fixed layouts differed by at most 3 %, perfgate.runner.fixed_layout),
-    # a first token and an agent query twice as loose (one prefill per round, and the agent's passes of the two
-    # sides run one after the other, not interleaved).
-    ("decode_ratio_to_base", 0.05),
-    ("ttft_ratio_to_base", 0.10),
-    ("agent_query_ratio_to_base", 0.10),
-    ("decode_tok_per_s", 0.45),
-    ("ttft_s", 0.70),
-    ("agent_query_*_s", 0.45),
-    ("*vram*", 0.05),
-    ("kl_nats", 0.50),
-    ("max_abs_logit_diff", 0.50),
-    ("top1_agreement_pct", 0.02),
-    ("perplexity", 0.05),
-    ("greedy_agreement_pct", 0.05),
-    ("*", 0.10),
-)
-# Absolute slack added to a limit, for figures whose baseline can be nearly 0, where a relative tolerance alone
-# would fail on the last bits of rounding (fp16 against fp32 on a tiny model: a KL of 1e-7 nats).
-DEFAULT_SLACK: tuple[tuple[str, float], ...] = (
-    ("kl_nats", 1e-3),
-    ("max_abs_logit_diff", 0.05),
-    ("top1_agreement_pct", 1.0),
-    ("greedy_agreement_pct", 10.0),  # one flipped token ends a greedy match: allow some flips
-)
-
 
 def slack_for(metric: str) -> float:
-    return next((v for p, v in DEFAULT_SLACK if fnmatch.fnmatchcase(metric, p)), 0.0)
+    """Absolute slack added to a limit, in the figure's unit: its entry's in perfgate.metrics, which says why."""
+    return metrics.default_slack(metric)
 
 
 # A bootstrap interval from a handful of rounds can sit wholly below the limit when one process spent all of them in
@@ -91,7 +48,7 @@ def slack_for(metric: str) -> float:
 MIN_INTERVAL_SAMPLES_TO_FAIL = 8
 # Counts per token are ratios of integers, identical run to run: only float rounding may differ.
 EXACT_EPSILON = 1e-9
-SAME = "same"  # perfgate.figures.SAME
+SAME = metrics.SAME
 ALPHA = 0.01  # the chance, at most, that an unchanged figure sitting exactly at its limit fails
 
 
@@ -119,11 +76,11 @@ def parse_tolerances(text: str) -> dict[str, float]:
 def tolerance_for(
     metric: str, overrides: dict[str, float], stored: float | None = None, variant: str | None = None
 ) -> float:
-    """The command line (or ini) wins, then the tolerance stored with the baseline, then the default. Among the
-    overrides, a pattern naming the variant (VARIANT/METRIC, both fnmatch patterns) wins over one naming the metric
-    alone: how far a variant's figure moves between machines depends on the variant (docs/method.md, Variants
-    bound unlike the reference: the static cache's ratio to hf-fp16 moves with the CPU's speed, hf-fp16's own
-    does not)."""
+    """The command line (or ini) wins, then the tolerance stored with the baseline, then the metric's default
+    (perfgate.metrics.default_tolerance). Among the overrides, a pattern naming the variant (VARIANT/METRIC, both
+    fnmatch patterns) wins over one naming the metric alone: how far a variant's figure moves between machines
+    depends on the variant (docs/method.md, Variants bound unlike the reference: the static cache's ratio to hf-fp16
+    moves with the CPU's speed, hf-fp16's own does not)."""
     qualified = [(p, v) for p, v in overrides.items() if "/" in p]
     plain = [(p, v) for p, v in overrides.items() if "/" not in p]
     for pattern, value in qualified:
@@ -134,7 +91,7 @@ def tolerance_for(
             return value
     if stored is not None:
         return stored
-    return next(v for p, v in DEFAULT_TOLERANCES if fnmatch.fnmatchcase(metric, p))
+    return metrics.default_tolerance(metric)
 
 
 @dataclass(frozen=True)
