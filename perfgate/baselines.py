@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from perfgate import gate
-from perfgate.figures import Figure
+from perfgate.figures import Figure, figures_of
+from perfgate.metrics import expected_unit
 from perfgate.storage import read_json, write_json_atomic
 
 SCHEMA = 1
@@ -184,27 +185,6 @@ def validate_entry(key: str, entry: Any, bad) -> None:
         raise bad(f"entry {key!r}: unit {entry['unit']!r}, but {metric} is measured in {expected!r}")
 
 
-def expected_unit(metric: str) -> str | None:
-    """Units follow from the metric's name (names carry their units)."""
-    suffixes = (
-        ("_ms_per_token", "ms"),
-        ("s_per_token", "1/token"),  # kernels, launches, syncs, ops
-        ("_device_ms", "ms"),
-        ("_tok_per_s", "tok/s"),
-        ("_mib", "MiB"),
-        ("_pct", "%"),
-        ("_ratio_to_ref", "x"),
-        ("_nats", "nats"),
-        ("_logit_diff", "logit"),
-        ("_logits", "count"),
-        ("_s", "s"),
-    )
-    for suffix, unit in suffixes:
-        if metric.endswith(suffix):
-            return unit
-    return None
-
-
 def entry_machine(model: dict[str, Any], entry: dict[str, Any] | None) -> dict[str, Any] | None:
     """The machine an entry was measured on: its own (newer entries keep it), else the file's
     (its last run's) with the entry's own commit, and no GPU UUID, which that older entry did not keep."""
@@ -322,12 +302,10 @@ def from_run(
     """(the baseline file of the run's GPU as it is, the document with the run's entries written in: all of them, or
     those of `variants`), for a run made with --perf-update-baselines. BaselineError, naming the file, for anything
     else."""
-    from perfgate import table
-
     try:
         run = read_json(run_path)
         machine, source, options = run["machine"], run["model"]["source"], run["options"]
-        recorded = table.figures_of(run)
+        recorded = figures_of(run)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise BaselineError(f"run file {run_path}: not a perfgate run file ({type(exc).__name__}: {exc})") from None
     if not options.get("update_baselines"):
@@ -347,7 +325,7 @@ def from_run(
 
 
 def main(argv: list[str]) -> int:
-    from perfgate import table
+    from perfgate import table  # the diff's rendering, for this command line only
 
     variants = None
     metrics: tuple[str, ...] = ()

@@ -12,7 +12,7 @@ from perfgate import metrics
 from perfgate.metrics import HIGHER, LOWER, SAME
 from perfgate.stats import Summary
 
-__all__ = ["HIGHER", "LOWER", "SAME", "Figure", "from_samples", "once", "series", "single"]
+__all__ = ["HIGHER", "LOWER", "SAME", "Figure", "figures_of", "from_samples", "once", "series", "single"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,15 @@ class Figure:
         summary = self.summary
         data["stats"] = asdict(summary) if summary else None
         return data
+
+
+def figures_of(run: dict[str, Any]) -> list[Figure]:
+    """A run file's figures, from its records (the fields a Figure has; the verdict and baseline are left)."""
+    keep = Figure.__dataclass_fields__
+    return [
+        Figure(**{k: (tuple(v) if k == "samples" else v) for k, v in rec.items() if k in keep})
+        for rec in run["results"]
+    ]
 
 
 def from_samples(

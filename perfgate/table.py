@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from perfgate import gate
-from perfgate.baselines import expected_unit
-from perfgate.figures import Figure
+from perfgate.figures import Figure, figures_of
+from perfgate.metrics import expected_unit
 from perfgate.profiling import diff_tables
 from perfgate.stats import Summary
 from perfgate.storage import read_json
@@ -450,14 +450,6 @@ def changed_kernels(f: Figure, entry: dict | None) -> list[str]:
                 return [f"  {what} per decode token, against the baseline's:", *(f"    {line}" for line in lines)]
             return [f"  {what} per decode token: the same as the baseline's"]
     return []
-
-
-def figures_of(run: dict) -> list[Figure]:
-    keep = Figure.__dataclass_fields__
-    return [
-        Figure(**{k: (tuple(v) if k == "samples" else v) for k, v in rec.items() if k in keep})
-        for rec in run["results"]
-    ]
 
 
 def main(argv: list[str]) -> int:

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from perfgate import baselines, table
+from perfgate import baselines, metrics, table
 from perfgate import figures as fig
 
 MACHINE = {
@@ -18,7 +18,7 @@ MACHINE = {
 
 
 def figure(variant="hf-fp16", metric="decode_tok_per_s", samples=(20.0, 22.0, 24.0)):
-    unit = baselines.expected_unit(metric)
+    unit = metrics.expected_unit(metric)
     return fig.from_samples(variant, "decode", "ctx1024", metric, unit, fig.HIGHER, True, samples, {"new_tokens": 128})
 
 
