@@ -8,102 +8,99 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from perfgate import gate
+from perfgate import gate, metrics
 from perfgate.figures import Figure, figures_of
-from perfgate.metrics import expected_unit
 from perfgate.profiling import diff_tables
 from perfgate.stats import Summary
 from perfgate.storage import read_json
 
-
-@dataclass(frozen=True)
-class Column:
-    header: str
-    metric: str
-    digits: int
-    spread: bool = False  # show the coefficient of variation beside the median
-
-
+# The summary's tables: each a test's metrics in column order; a column's label, decimals and spread are its
+# metric's (perfgate.metrics).
 DECODE_COLUMNS = (
-    Column("decode tok/s", "decode_tok_per_s", 1, spread=True),
-    Column("× hf-fp16", "decode_ratio_to_ref", 2, spread=True),
-    Column("TTFT s", "ttft_s", 3, spread=True),
-    Column("peak VRAM MiB", "peak_vram_mib", 0),
-    Column("device Δ MiB", "peak_vram_device_mib", 0),
-    Column("torch max MiB", "torch_max_allocated_mib", 0),
-    Column("% of bandwidth bound", "bandwidth_share_pct", 0),
-    Column("J/token", "energy_j_per_token", 2),
+    "decode_tok_per_s",
+    "decode_ratio_to_ref",
+    "ttft_s",
+    "peak_vram_mib",
+    "peak_vram_device_mib",
+    "torch_max_allocated_mib",
+    "bandwidth_share_pct",
+    "energy_j_per_token",
 )
 # The profiled round (perfgate.profiling): where a decode step's time goes; ops on a CPU, kernels on a GPU.
 DEVICE_COLUMNS = (
-    Column("device ms/token", "device_ms_per_token", 3, spread=True),
-    Column("prefill device ms", "prefill_device_ms", 2),
-    Column("kernels/token", "kernels_per_token", 1),
-    Column("launches/token", "launches_per_token", 1),
-    Column("syncs/token", "syncs_per_token", 1),
-    Column("GPU busy %", "gpu_busy_pct", 0),
-    Column("host ms/token", "host_ms_per_token", 2),
-    Column("ops/token", "ops_per_token", 1),
-    Column("op ms/token", "cpu_op_ms_per_token", 2, spread=True),
-    Column("profiling %", "profiling_overhead_pct", 1),
+    "device_ms_per_token",
+    "prefill_device_ms",
+    "kernels_per_token",
+    "launches_per_token",
+    "syncs_per_token",
+    "gpu_busy_pct",
+    "host_ms_per_token",
+    "ops_per_token",
+    "cpu_op_ms_per_token",
+    "profiling_overhead_pct",
 )
-LOAD_COLUMNS = (
-    Column("load s", "load_s", 1),
-    Column("load peak VRAM MiB", "load_peak_vram_mib", 0),
-    Column("resident VRAM MiB", "resident_vram_mib", 0),
-)
+LOAD_COLUMNS = ("load_s", "load_peak_vram_mib", "resident_vram_mib")
 FIDELITY_COLUMNS = (
-    Column("KL nats", "kl_nats", -3),
-    Column("top-1 agree %", "top1_agreement_pct", 1),
-    Column("max |Δlogit|", "max_abs_logit_diff", -3),
-    Column("NaN/inf", "nonfinite_logits", 0),
-    Column("perplexity", "perplexity", 2),
-    Column("greedy agree %", "greedy_agreement_pct", 1),
+    "kl_nats",
+    "top1_agreement_pct",
+    "max_abs_logit_diff",
+    "nonfinite_logits",
+    "perplexity",
+    "greedy_agreement_pct",
 )
 AGENT_COLUMNS = (
-    Column("query p50 s", "agent_query_p50_s", 2),
-    Column("query p95 s", "agent_query_p95_s", 2),
-    Column("turns", "agent_turns_mean", 1),
-    Column("gen tok/s", "agent_gen_tok_per_s", 1),
-    Column("prefill %", "agent_prefill_share_pct", 0),
-    Column("peak VRAM MiB", "agent_peak_vram_mib", 0),
-    Column("kept-cache p50 s", "agent_reuse_query_p50_s", 2),
+    "agent_query_p50_s",
+    "agent_query_p95_s",
+    "agent_turns_mean",
+    "agent_gen_tok_per_s",
+    "agent_prefill_share_pct",
+    "agent_peak_vram_mib",
+    "agent_reuse_query_p50_s",
 )
 LIVE_COLUMNS = (
-    Column("query p50 s", "agent_live_query_p50_s", 2),
-    Column("turns", "agent_live_turns_mean", 1),
-    Column("answered %", "agent_live_answered_pct", 0),
-    Column("correct %", "agent_live_correct_pct", 0),
-    Column("tool errors", "agent_live_tool_errors", 0),
+    "agent_live_query_p50_s",
+    "agent_live_turns_mean",
+    "agent_live_answered_pct",
+    "agent_live_correct_pct",
+    "agent_live_tool_errors",
 )
 UNAVAILABLE = "n/a"
 
 
-def cell(figure: Figure | None, column: Column) -> str:
+def header(metric: str) -> str:
+    """A column's label: its metric's (perfgate.metrics.Metric.header)."""
+    label = metrics.metric(metric).header
+    if label is None:
+        raise ValueError(f"metric {metric!r} has no column header in perfgate.metrics")
+    return label
+
+
+def cell(figure: Figure | None, metric: str) -> str:
+    """A figure's table cell, with its metric's decimals (negative: that many significant digits, for figures that
+    can be tiny, like a KL divergence) and, where the metric asks for it, the spread of its samples."""
     if figure is None:
         return ""
     if figure.value is None:
         return UNAVAILABLE
-    # negative digits: that many significant digits (figures that can be tiny, like a KL divergence)
-    text = f"{figure.value:.{-column.digits}g}" if column.digits < 0 else f"{figure.value:,.{column.digits}f}"
-    if column.spread and len(figure.samples) > 1:
+    m = metrics.metric(metric)
+    text = f"{figure.value:.{-m.digits}g}" if m.digits < 0 else f"{figure.value:,.{m.digits}f}"
+    if m.spread and len(figure.samples) > 1:
         text += f" ±{Summary.of(figure.samples).cv * 100:.0f}%"
     return text
 
 
-def rows(figures: Iterable[Figure], test: str, columns: tuple[Column, ...]) -> list[list[str]]:
+def rows(figures: Iterable[Figure], test: str, columns: tuple[str, ...]) -> list[list[str]]:
     """One row per (variant, workload); the workload column only where the test has workloads."""
     by_case: dict[tuple[str, str], dict[str, Figure]] = {}
     for f in figures:
         if f.test == test:
             by_case.setdefault((f.variant, f.workload), {})[f.metric] = f
     return [
-        [variant, *([workload] if workload else [])] + [cell(metrics.get(c.metric), c) for c in columns]
-        for (variant, workload), metrics in by_case.items()
+        [variant, *([workload] if workload else [])] + [cell(measured.get(name), name) for name in columns]
+        for (variant, workload), measured in by_case.items()
     ]
 
 
@@ -137,7 +134,7 @@ def render(figures: list[Figure], markdown: bool = False) -> str:
     ):
         body = rows(figures, test, columns)
         if body:
-            parts.append(fmt(labels + [c.header for c in columns], body, len(labels)))
+            parts.append(fmt(labels + [header(name) for name in columns], body, len(labels)))
     note = "±: coefficient of variation over the timed rounds; n/a: not measurable here (see the run file)"
     return "\n\n".join(parts + [note])
 
@@ -319,7 +316,7 @@ def test_names(tests: list[str], markdown: bool = False) -> str:
 
 def entry_unit(key: str) -> str:
     """The unit of a baseline entry, from its key's metric ('hf-nf4/decode[ctx1024]/decode_tok_per_s' -> 'tok/s')."""
-    return expected_unit(key.rsplit("/", 1)[-1]) or ""
+    return metrics.expected_unit(key.rsplit("/", 1)[-1]) or ""
 
 
 def render_diff(rows: list[tuple]) -> str:
