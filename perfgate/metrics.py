@@ -294,7 +294,7 @@ def expected_unit(name: str) -> str | None:
 
 
 def tolerance_text(m: Metric) -> str:
-    """'5 %', '50 % + 0.001 nats', '2 % + 1 points', 'exact'; '–' for a report-only figure."""
+    """'5 %', '50 % + 0.001 nats', '2 % + 1 point', 'exact'; '–' for a report-only figure."""
     if not m.gated or m.tolerance is None:
         return "–"
     if m.better == SAME and m.tolerance == 0:
@@ -302,7 +302,8 @@ def tolerance_text(m: Metric) -> str:
     text = f"{m.tolerance * 100:g} %"
     if not m.slack:
         return text
-    return f"{text} + {m.slack:g} {'points' if m.unit == '%' else m.unit}"
+    unit = ("point" if m.slack == 1 else "points") if m.unit == "%" else m.unit  # a share's slack is in points
+    return f"{text} + {m.slack:g} {unit}"
 
 
 def docs_table() -> str:
