@@ -90,9 +90,13 @@ def settle_state(judged: list[Judged]) -> str:
 
 
 def detect_device(requested: str) -> str:
-    import torch
+    if requested == "cpu":
+        return "cpu"
+    has_cuda = machine.may_have_cuda()
+    if has_cuda:  # a driver is here: torch decides (a CPU build of torch sees no GPU)
+        import torch
 
-    has_cuda = torch.cuda.is_available()
+        has_cuda = torch.cuda.is_available()
     if requested == "cuda" and not has_cuda:
         raise ValueError("--perf-device cuda: no CUDA device is visible to torch here")
     if requested == "auto":

@@ -15,9 +15,14 @@ import sys
 import time
 from pathlib import Path
 
+import numpy  # noqa: F401  (see below)
 import pytest
 
 from perfgate import models, paths, synthetic
+
+# pytester puts sys.modules back as it was after each test, and numpy's C extension cannot be loaded twice in one
+# process: imported first inside such a test (by matplotlib, for a report), numpy would fail to import in the next.
+# Imported here, it is in every snapshot.
 
 TEST_MODEL = "synthetic:qwen3-micro"
 
@@ -81,11 +86,18 @@ PERF_ENV = (
 XDIST_ENV = ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID")
 
 
+# A child run loads only the plugins it uses (with PYTEST_DISABLE_PLUGIN_AUTOLOAD=1): the machine's own, such as
+# hypothesis from the system site-packages, cost each child run about a second of CPU, and make test starts over a
+# hundred of them. perfgate's plugin comes from the root conftest.py.
+CHILD_PLUGINS = ("-p", "xdist.plugin", "-p", "pytest_timeout", "-p", "pytest_benchmark.plugin")
+
+
 def perf_args(results: Path) -> tuple[str, ...]:
-    """A child run of the real perf_tests on the micro model, its results in `results`."""
+    """A child run of the real perf_tests on the micro model, its results in `results` (with CHILD_ENV)."""
     return (
         str(paths.REPO_ROOT / "perf_tests"),
         f"--rootdir={paths.REPO_ROOT}",
+        *CHILD_PLUGINS,
         "-p",
         "no:cacheprovider",
         f"--perf-results-dir={results}",
@@ -104,7 +116,7 @@ def run_perf_shared(tmp_path_factory: pytest.TempPathFactory, perf_cache: Path, 
     run_perf_shared.results, one folder for the module."""
     folder = tmp_path_factory.mktemp("shared-run")
     env = {k: v for k, v in os.environ.items() if k not in (*PERF_ENV, *XDIST_ENV, "PYTEST_ADDOPTS")}
-    env.update(PERFGATE_CACHE=str(perf_cache), HOME=str(folder), PY_COLORS="0")
+    env.update(PERFGATE_CACHE=str(perf_cache), HOME=str(folder), PY_COLORS="0", PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
     results = folder / "results"
 
     def run(*args: str) -> pytest.RunResult:
@@ -124,6 +136,7 @@ def run_perf(pytester: pytest.Pytester, perf_cache: Path, micro_checkpoint: Path
     """Run the real perf_tests in a child pytest on the micro model (a later --perf-model wins); results go to a
     temporary folder."""
     monkeypatch.setenv("PERFGATE_CACHE", str(perf_cache))
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")  # with perf_args' CHILD_PLUGINS
     for name in (*PERF_ENV, *XDIST_ENV):
         monkeypatch.delenv(name, raising=False)
     results = pytester.path / "results"

@@ -4,6 +4,7 @@ baseline update (two workers on the CPU here)."""
 import functools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -174,10 +175,19 @@ def test_a_spread_baseline_update_writes_every_variant_once(spread_update, run_p
     baseline.parent.mkdir(parents=True)
     baseline.write_text(written)
     result = run_perf(
-        "--perf-variants=hf-fp32,hf-bf16", *FAST, *SPREAD, "--perf-tolerance=decode_tok_per_s=60%,ttft_s=90%"
+        "--perf-variants=hf-fp32,hf-bf16", *FAST, *SPREAD, "--perf-tolerance=decode_tok_per_s=95%,ttft_s=99%"
     )
-    result.assert_outcomes(passed=4)
-    result.stdout.fnmatch_lines(["gate against *cpu.json:", "hf-*ctx32*decode_tok_per_s*pass*"])
+    # what this test is about is that the gate found every entry the spread update wrote; the micro model's wall
+    # times under two pytest workers on two cores move by up to 3x (a ttft of +167 % in one CI run), so they may
+    # fail even at these tolerances, and only the exact operator count must pass
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed", 0) + outcomes.get("failed", 0) == 4 and not outcomes.get("errors"), outcomes
+    gate = result.stdout.str().split("gate against ")[-1]
+    for variant in ("hf-fp32", "hf-bf16"):
+        for metric in ("decode_tok_per_s", "ttft_s"):  # judged against the written entry, whichever way
+            assert re.search(rf"{variant} +ctx32 +{metric} .* (pass|FAIL)", gate), gate
+        assert re.search(rf"{variant} +ctx32 +ops_per_token .* pass\n", gate), gate
+    assert "no baseline" not in gate, gate
 
 
 @pytest.mark.parametrize("workers", [["gw1", "gw0"]])
