@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from perfgate import paths
+from perfgate.zygote import ForkedProcess, Zygote
 
 
 class WorkerError(RuntimeError):
@@ -65,6 +66,23 @@ def fixed_layout() -> tuple[tuple[str, ...], dict[str, str], str]:
     return prefix, env, what
 
 
+def worker_env(env: dict[str, str] | None = None, code_root: Path | None = None, pythonpath: str | None = None):
+    """A worker's whole environment: ours, with `env` over it, and perfgate (code_root's, else this one) first on
+    the Python path."""
+    child_env = dict(os.environ)
+    child_env.update(env or {})
+    child_env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(code_root or paths.REPO_ROOT), pythonpath, os.environ.get("PYTHONPATH", "")) if p
+    )
+    child_env.setdefault("PYTHONUNBUFFERED", "1")
+    return child_env
+
+
+def start_zygote(prefix: tuple[str, ...], env: dict[str, str], log_path: Path, preload: tuple[str, ...] = ()):
+    """The zygote that workers started with `prefix` and `env` over ours (perfgate's own) can be forked from."""
+    return Zygote(prefix, worker_env(env), log_path, preload)
+
+
 class WorkerHandle:
     """One worker process. Calls are synchronous; the reply of each must arrive within its timeout."""
 
@@ -78,33 +96,37 @@ class WorkerHandle:
         code_root: Path | None = None,
         pythonpath: str | None = None,
         cwd: Path | None = None,
+        zygote: Zygote | None = None,
     ) -> None:
         """python, code_root, pythonpath, cwd: an A/B run's base side (perfgate.ab): another interpreter, perfgate
         and the measured code from another folder (a worktree at another commit), the base's own PYTHONPATH after
         it, and that folder as the working directory (`python -m` puts it first on sys.path); by default this
-        interpreter, this perfgate and this process's working directory."""
+        interpreter, this perfgate and this process's working directory. zygote: where a worker of this interpreter
+        and perfgate, started with the zygote's prefix, can be forked from instead of started (perfgate.zygote)."""
         self.name = name
         self.log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = log_path.open("w", encoding="utf-8")
-        child_env = dict(os.environ)
-        child_env.update(env or {})
-        child_env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(code_root or paths.REPO_ROOT), pythonpath, os.environ.get("PYTHONPATH", "")) if p
-        )
-        child_env.setdefault("PYTHONUNBUFFERED", "1")
-        self.proc = subprocess.Popen(
+        child_env = worker_env(env, code_root, pythonpath)
+        ours = python is None and code_root is None and pythonpath is None and cwd is None
+        if zygote is not None and ours and tuple(prefix) == zygote.prefix and zygote.fits(child_env):
+            self.proc: subprocess.Popen | ForkedProcess = zygote.spawn(self._log)
+        else:
+            self.proc = self._start(prefix, python, child_env, cwd)
+        self._replies: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, name=f"perfgate-worker-{name}", daemon=True).start()
+
+    def _start(self, prefix: tuple[str, ...], python: str | None, env: dict[str, str], cwd: Path | None):
+        return subprocess.Popen(
             [*prefix, python or sys.executable, "-m", "perfgate.worker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,
-            env=child_env,
+            env=env,
             cwd=cwd,
             text=True,
             encoding="utf-8",
         )
-        self._replies: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._read, name=f"perfgate-worker-{name}", daemon=True).start()
 
     @property
     def pid(self) -> int:

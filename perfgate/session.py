@@ -32,10 +32,11 @@ from perfgate import (
     variants,
 )
 from perfgate.figures import Figure
-from perfgate.runner import WorkerError, WorkerHandle, fixed_layout
+from perfgate.runner import WorkerError, WorkerHandle, fixed_layout, start_zygote
 from perfgate.storage import unwritable_folder, write_json_atomic
 from perfgate.trackers import Nvml, VramTracker
 from perfgate.workloads import DecodeWorkload
+from perfgate.zygote import Zygote
 
 RUN_SCHEMA = 1
 RATIO = "decode_ratio_to_ref"
@@ -184,6 +185,7 @@ class PerfSession:
         self._checkpoint: Path | None = None
         self.run_path: Path | None = None
         self._fidelity_reference: str | None = None  # the saved reference logits, once computed
+        self._zygote: Zygote | None = None  # on the CPU, what its workers are forked from (self.zygote)
         self._reference_greedy: list[list[int]] = []  # the reference's greedy first turns (real models)
         self._bandwidth: dict[str, Any] | None = None  # the device's copy bandwidth, once measured
         self._own_affinity: set[int] | None = None  # this process's cores before the workers were pinned
@@ -352,7 +354,8 @@ class PerfSession:
                 "cwd": self.base.measured_root,
             }
         with phases.track("load"):
-            worker = WorkerHandle(key, self.cache / "logs" / f"worker-{key}.log", env, prefix, **side)
+            zygote = None if base else self.zygote(prefix, env)
+            worker = WorkerHandle(key, self.cache / "logs" / f"worker-{key}.log", env, prefix, **side, zygote=zygote)
         try:
             max_seq = self.opts.get("max_seq_length") or self.max_tokens
             with phases.track("load"):
@@ -471,6 +474,17 @@ class PerfSession:
                 f"{self.max_tokens} tokens, workspace); {free:.1f} GiB is free on {self.device}"
             )
         return None
+
+    def zygote(self, prefix: tuple[str, ...], env: dict[str, str]) -> Zygote | None:
+        """On the CPU, where a worker's start is mostly imports, the zygote its workers are forked from, started
+        with the first (perfgate.zygote); None on a GPU."""
+        if self.device != "cpu":
+            return None
+        if self._zygote is None:
+            model_type = self.model.config.get("model_type", "")
+            preload = (f"transformers.models.{model_type}.modeling_{model_type}",) if model_type.isidentifier() else ()
+            self._zygote = start_zygote(prefix, env, self.cache / "logs" / "zygote.log", preload)
+        return self._zygote
 
     def release(self, name: str | None = None) -> None:
         for n in [name] if name else list(self.loaded):
@@ -1124,6 +1138,8 @@ class PerfSession:
             self.finish_controller()
             return
         self.release()
+        if self._zygote is not None:
+            self._zygote.close()
         if self.base is not None:
             self.base.close()  # the temporary worktree of --perf-base-ref
         if self._own_affinity is not None:

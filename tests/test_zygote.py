@@ -1,0 +1,72 @@
+"""Workers forked from a zygote (perfgate.zygote) on the CPU: they answer as started ones do, their exit codes come
+back, and a worker whose environment is not the zygote's is started on its own."""
+
+import os
+import signal
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from perfgate.runner import WorkerError, WorkerHandle, fixed_layout, start_zygote
+from perfgate.variants import REGISTRY
+from perfgate.zygote import ForkedProcess
+
+# read by the worker at each call (os._exit(3)); the variant "crash" is hf-fp32 under another name
+CRASH = {"PERFGATE_FAULTS": "crash@generate=crash"}
+
+
+@pytest.fixture(scope="module")
+def zygote(tmp_path_factory):
+    prefix, env, _ = fixed_layout()
+    started = start_zygote(prefix, {**env, **CRASH}, tmp_path_factory.mktemp("logs") / "zygote.log")
+    yield started, prefix, {**env, **CRASH}
+    started.close()
+
+
+def parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def test_a_forked_worker_loads_generates_and_exits_cleanly(zygote, micro_checkpoint, tmp_path):
+    started, prefix, env = zygote
+    worker = WorkerHandle("hf-fp32", tmp_path / "worker.log", env, prefix, zygote=started)
+    assert isinstance(worker.proc, ForkedProcess) and parent_of(worker.pid) == started.proc.pid
+    loaded = worker.call("load", 300, variant="hf-fp32", path=str(micro_checkpoint), device="cpu", max_seq_length=64)
+    assert loaded["model"]["parameter_dtypes"] == ["float32"]
+    assert loaded["load_s"] < 2  # torch and transformers were imported by the zygote, not by this worker
+    assert worker.call("generate", 60, prompt_tokens=8, new_tokens=3)["new_tokens"] == 3
+    worker.close()
+    assert worker.proc.returncode == 0
+
+
+def test_a_crash_and_a_kill_come_back_as_exit_codes(zygote, micro_checkpoint, tmp_path):
+    started, prefix, env = zygote
+    worker = WorkerHandle("crash", tmp_path / "crash.log", env, prefix, zygote=started)
+    crash = replace(REGISTRY["hf-fp32"], name="crash").spec()
+    worker.call("load", 300, variant=crash, path=str(micro_checkpoint), device="cpu", max_seq_length=64)
+    with pytest.raises(WorkerError, match=r"died during 'generate' \(exit code 3\)"):
+        worker.call("generate", 60, prompt_tokens=8, new_tokens=2)
+    worker.close()
+    killed = WorkerHandle("killed", tmp_path / "killed.log", env, prefix, zygote=started)
+    killed.kill()
+    assert killed.proc.wait(timeout=10) == -signal.SIGKILL
+
+
+def test_a_worker_of_another_environment_is_started_not_forked(zygote, tmp_path):
+    started, prefix, env = zygote
+    other = WorkerHandle("other", tmp_path / "other.log", {**env, "OMP_NUM_THREADS": "7"}, prefix, zygote=started)
+    try:
+        assert not isinstance(other.proc, ForkedProcess) and parent_of(other.pid) == os.getpid()
+    finally:
+        other.close()
+
+
+def test_the_zygote_exits_after_its_last_worker(micro_checkpoint, tmp_path):
+    prefix, env, _ = fixed_layout()
+    started = start_zygote(prefix, env, tmp_path / "zygote.log")
+    worker = WorkerHandle("hf-fp32", tmp_path / "worker.log", env, prefix, zygote=started)
+    started.close(timeout_s=0.5)  # its worker is still up: it waits for it
+    assert started.proc.poll() is None
+    worker.close()
+    assert started.proc.wait(timeout=10) == 0
