@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import site
 import subprocess
 import sys
 import time
@@ -171,3 +172,22 @@ def run_perf(pytester: pytest.Pytester, perf_cache: Path, micro_checkpoint: Path
     run.popen = popen
     run.read_until = read_until
     return run
+
+
+def _venv(folder: Path) -> Path:
+    """A venv in `folder` made with --system-site-packages and no installs, its Python returned: the running
+    interpreter's packages (torch, transformers, pytest...) reach it through a .pth file, since they are in this
+    venv's site-packages, not the base interpreter's."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(folder)], check=True)
+    python = folder / "bin" / "python"
+    own = subprocess.run(
+        [str(python), "-c", "import site; print(site.getsitepackages()[0])"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    (Path(own) / "running-interpreter.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    return python
+
+
+@pytest.fixture(scope="session")
+def make_venv():
+    """make_venv(folder) -> the Python of a fresh venv there that sees this interpreter's packages (_venv)."""
+    return _venv

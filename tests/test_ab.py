@@ -9,7 +9,6 @@ import json
 import os
 import re
 import shutil
-import site
 import subprocess
 import sys
 from pathlib import Path
@@ -165,17 +164,9 @@ def test_a_bad_base_is_one_usage_error_line_before_anything_loads(run_perf, tmp_
 
 
 @pytest.fixture
-def venv_python(tmp_path: Path) -> Path:
-    """A venv made with --system-site-packages and no installs: this interpreter's packages reach it through a
-    .pth file (they are not in the base interpreter's site-packages), as tests/test_install.py's does."""
-    env = tmp_path / "base-venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(env)], check=True)
-    python = env / "bin" / "python"
-    own = subprocess.run(
-        [str(python), "-c", "import site; print(site.getsitepackages()[0])"], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    (Path(own) / "running-interpreter.pth").write_text("\n".join(site.getsitepackages()) + "\n")
-    return python
+def venv_python(tmp_path: Path, make_venv) -> Path:
+    """A venv made with --system-site-packages and no installs, this interpreter's packages reaching it."""
+    return make_venv(tmp_path / "base-venv")
 
 
 def test_an_a_a_run_on_another_venv_at_another_commit_passes_and_removes_its_worktree(

@@ -5,7 +5,6 @@ and everything it writes is under that repository's results/ (the checkpoint cac
 import json
 import os
 import shutil
-import site
 import subprocess
 import sys
 from pathlib import Path
@@ -52,7 +51,7 @@ def load(path, device, max_seq_length):
 
 
 @pytest.fixture(scope="module")
-def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def venv(tmp_path_factory: pytest.TempPathFactory, make_venv) -> Path:
     """A fresh venv with perfgate installed (not editable) from a copy of this tree; the running interpreter's
     packages (torch, transformers, pytest...) reach it through a .pth file, since they are not in the base
     interpreter's site-packages."""
@@ -61,13 +60,7 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(paths.PACKAGE, source / "perfgate", ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(paths.REPO_ROOT / name, source / name)
-    env = root / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(env)], check=True)
-    python = env / "bin" / "python"
-    own = subprocess.run(
-        [str(python), "-c", "import site; print(site.getsitepackages()[0])"], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    (Path(own) / "running-interpreter.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    python = make_venv(root / "venv")
     subprocess.run(
         [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", "--no-build-isolation",
          "--no-index", str(source)],
