@@ -313,7 +313,7 @@ def _git(repository: Path, *args: str) -> str | None:
 
 
 def failure_message(judged: Any, differs: list[str], kernels: list[str]) -> str:
-    """A figure that failed against the base (judged: perfgate.session.Judged): head, base, limit and interval,
+    """A figure that failed against the base (judged: perfgate.judging.Judged): head, base, limit and interval,
     then what differs between the sides and the kernels that differ (reported, never failed)."""
     f, v = judged.figure, judged.verdict
     where = " ".join(p for p in (f.variant, f.workload) if p)

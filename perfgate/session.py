@@ -32,6 +32,7 @@ from perfgate import (
     variants,
 )
 from perfgate.figures import Figure
+from perfgate.judging import RATIO, AbJudge, Judge, Judged, open_baseline, settle_state, too_noisy_to_write
 from perfgate.runner import WorkerError, WorkerHandle, fixed_layout, start_zygote
 from perfgate.storage import unwritable_folder, write_json_atomic
 from perfgate.trackers import Nvml, VramTracker
@@ -39,8 +40,6 @@ from perfgate.workloads import DecodeWorkload
 from perfgate.zygote import Zygote
 
 RUN_SCHEMA = 1
-RATIO = "decode_ratio_to_ref"
-NONFINITE = "nonfinite_logits"
 FIDELITY_REFERENCE = {"cpu": "hf-fp32", "cuda": "hf-bf16"}  # full precision where it is affordable
 PARTS_WAIT_S = 60  # at most, an interrupted controller's wait for its workers' last parts (seconds, as seen)
 
@@ -58,36 +57,6 @@ class Loaded:
     variant: variants.Variant
     worker: WorkerHandle
     load: measure.LoadMeasurement
-
-
-@dataclass(frozen=True)
-class Judged:
-    """A gated figure with the baseline it was held against and the verdict."""
-
-    figure: Figure
-    verdict: gate.Verdict
-    baseline_key: str
-    note: str = ""  # why there is no comparable baseline, or where the baseline came from
-    # a suspect ratio judged with the baseline's rounds: its interval at its value with the baseline's noise alone
-    floor: tuple[float, float] | None = None
-    too_noisy: dict[str, Any] | None = None  # the baseline entry's mark: too noisy for its tolerance, held to its floor
-
-    @property
-    def futile(self) -> bool:
-        """Suspect, but the baseline's own noise alone keeps its interval open at this value: more rounds of this
-        run cannot fail it, so it is not given them (measure.ratio_interval_at)."""
-        if self.floor is None or self.verdict.limit is None:
-            return False
-        lo, hi = self.floor
-        return hi >= self.verdict.limit if self.figure.better == "higher" else lo <= self.verdict.limit
-
-
-def settle_state(judged: list[Judged]) -> str:
-    """Where a test's verdicts stand after a round: all clear; unclear, with a figure already beyond its limit
-    that more rounds could fail (measured further, up to --perf-suspect-rounds); or unclear."""
-    if all(j.verdict.clear for j in judged):
-        return measure.CLEAR
-    return measure.SUSPECT if any(j.verdict.suspect and not j.futile for j in judged) else measure.UNCLEAR
 
 
 def detect_device(requested: str) -> str:
@@ -212,17 +181,11 @@ class PerfSession:
                 "timings and the device-level memory figures"
             )
         self.baseline_path = baselines.path_for(self.results_dir, self.machine["gpu_slug"])
-        try:
-            self.baseline = baselines.Baseline.load(self.baseline_path)
-        except baselines.BaselineError as exc:
-            if not opts["update_baselines"]:
-                raise ValueError(f"{exc} (fix or delete it, or rewrite it with --perf-update-baselines)") from None
-            self.baseline = baselines.Baseline(self.baseline_path, {"schema": baselines.SCHEMA, "models": {}})
-        # a file for another GPU or model (copied to this machine's name) is named in the summary and the report;
-        # another GPU's entries are never judged against, and a baseline run writes the file anew
-        self.baseline_problem = baselines.problem(self.baseline, self.machine["gpu_slug"], self.model.source)
-        if baselines.written_for_another_gpu(self.baseline, self.machine["gpu_slug"]):
-            self.baseline = baselines.Baseline(self.baseline_path, {"schema": baselines.SCHEMA, "models": {}})
+        # a file for another GPU or model is named in the summary and the report (baseline_problem)
+        self.baseline, self.baseline_problem = open_baseline(
+            self.baseline_path, self.machine["gpu_slug"], self.model.source, opts["update_baselines"]
+        )
+        self.referee = self.new_referee()
         self.clock.lap("setup")
 
     # -- environment -------------------------------------------------------------------------------------
@@ -581,7 +544,7 @@ class PerfSession:
     def _ratio_fails(self, name: str, measured: measure.DecodeMeasurement) -> bool:
         metric = ab.RATIO if self.base is not None else RATIO
         figures = [f for f in measure.decode_figures(name, measured) if f.metric == metric]
-        return any(j.verdict.status == gate.FAIL for j in self._judge(figures))
+        return any(j.verdict.status == gate.FAIL for j in self.referee.judge(figures))
 
     def restart_with_reference(self, name: str) -> Loaded:
         """The variant and the reference in fresh worker processes (the reference first, as a run starts); in an A/B
@@ -604,7 +567,7 @@ class PerfSession:
         def settled(partial: measure.DecodeMeasurement) -> str:
             if self.opts["update_baselines"]:
                 return self.baseline_settled(name, partial)
-            return settle_state(self._judge(measure.decode_figures(name, partial)))
+            return settle_state(self.referee.judge(measure.decode_figures(name, partial)))
 
         try:
             measured = measure.decode(
@@ -644,11 +607,8 @@ class PerfSession:
         marked as such."""
         if len(partial.rounds) < self.opts["max_rounds"]:
             return measure.UNCLEAR
-        for f in baselines.kept_figures(measure.decode_figures(name, partial)):
-            tolerance = gate.tolerance_for(f.metric, self.opts["tolerance"], variant=f.variant)
-            if baselines.too_noisy_mark(f.value, f.params.get("interval"), f.better, tolerance):
-                return measure.SUSPECT
-        return measure.UNCLEAR
+        noisy = too_noisy_to_write(measure.decode_figures(name, partial), self.opts["tolerance"])
+        return measure.SUSPECT if noisy else measure.UNCLEAR
 
     def bandwidth(self, loaded: Loaded) -> dict[str, Any]:
         """The device's copy bandwidth, measured once per session (in the first variant's worker, which already
@@ -686,7 +646,7 @@ class PerfSession:
         plan = measure.RoundPlan(o["agent_rounds"], max(o["agent_rounds"], 3), o["test_budget"], o["warmup"])
 
         def settled(partial: measure.AgentMeasurement) -> str:
-            return settle_state(self._judge(measure.agent_figures(name, partial)))
+            return settle_state(self.referee.judge(measure.agent_figures(name, partial)))
 
         base, no_base = self.reference_beside(loaded) if self.base is not None else (None, None)
         measured_base = None
@@ -798,180 +758,25 @@ class PerfSession:
 
     # -- judging ---------------------------------------------------------------------------------------------
 
-    def baseline_entry(self, f: Figure) -> tuple[str, dict[str, Any] | None, str]:
-        """(key, entry or None, note) of the baseline this figure is held against."""
-        of = variants.REGISTRY[f.variant].baseline_of or f.variant
-        key = baselines.entry_key(of, f.test, f.workload, f.metric)
-        if f.metric == RATIO and of == self.reference:
-            # a canary standing in for the reference: the reference's ratio to itself is 1 by definition, however
-            # the ratio is estimated
-            params = {"estimator": f.params.get("estimator")}
-            return key, {"value": 1.0, "unit": "x", "better": "higher", "params": params}, f"{of}'s ratio to itself"
-        if f.metric == NONFINITE:  # NaN or infinity always fails, baseline or not
-            return (
-                key,
-                {"value": 0.0, "unit": "count", "better": "lower", "params": {}, "tolerance": 0.0},
-                ("no logit may be NaN or infinite"),
-            )
-        entry = self.baseline.entry(self.model.source, key)
-        note = f"baseline of {of}" if of != f.variant else ""
-        if entry is None and self.baseline_problem:
-            note = self.baseline_problem
-        return key, entry, note
-
-    def _judge(self, figures: list[Figure]) -> list[Judged]:
+    def new_referee(self) -> Judge | AbJudge:
+        """Who judges this run's figures: against the base side of this run in an A/B run, else the baseline file."""
+        tolerances = self.opts["tolerance"]
         if self.base is not None:
-            return self._judge_against_base(figures)
-        out = []
-        for f in figures:
-            if not f.gated:
-                continue
-            key, entry, note = self.baseline_entry(f)
-            stored_tol = entry.get("tolerance") if entry else None
-            tol = gate.tolerance_for(f.metric, self.opts["tolerance"], stored_tol, f.variant)
-            base = entry["value"] if entry else None
-            noisy = entry.get("too_noisy") if entry else None
-            if noisy:  # held to the smallest regression it can catch, its own noise counted in that floor already
-                tol = max(tol, noisy["floor"])
-            if entry and entry.get("params", {}).get("new_tokens") not in (None, f.params.get("new_tokens")):
-                note = (
-                    f"baseline measured with {entry['params']['new_tokens']} new tokens, this run "
-                    f"{f.params.get('new_tokens')}: not comparable"
-                )
-                base = None
-            profiled = entry.get("params", {}).get("tokens_profiled") if entry else None
-            if base is not None and profiled is not None and profiled != f.params.get("tokens_profiled"):
-                note = (
-                    f"baseline profiled {profiled} decode tokens, this run {f.params.get('tokens_profiled')}: "
-                    "not comparable (--perf-device-tokens); update the baseline"
-                )
-                base = None
-            if entry and entry.get("unit") != f.unit:
-                raise baselines.BaselineError(
-                    f"baseline file {self.baseline_path}: entry {key!r} is in {entry.get('unit')!r}, "
-                    f"the figure in {f.unit!r}"
-                )
-            pairs = None
-            if "turn_keys" in f.params and entry and base is not None:
-                if entry.get("params", {}).get("turn_keys") != f.params["turn_keys"]:
-                    note = "baseline measured on other agent queries or traces: not comparable"
-                    base = None
-                else:
-                    pairs = (tuple(f.params["turn_latency_s"]), tuple(entry["params"]["turn_latency_s"]))
-            interval = tuple(f.params["interval"]) if "interval" in f.params else None
-            estimator = entry.get("params", {}).get("estimator") if entry else None
-            if interval and base is not None and estimator != f.params["estimator"]:  # a ratio estimated otherwise
-                note = (
-                    f"baseline's ratio measured another way ({estimator or 'mean rates'}, now "
-                    f"{f.params['estimator']}): not comparable; update the baseline"
-                )
-                base = None
-            interval_test = gate.BOOTSTRAP
-            if interval and base is not None and not noisy:
-                then = measure.ratio_rounds(entry.get("params", {}))
-                now = measure.ratio_rounds(f.params)
-                if len(then) == 1 and now:  # a baseline run measures in one pair of processes
-                    interval = measure.ratio_interval_against(now, then[0], base)
-                    interval_test = gate.BOOTSTRAP_BOTH
-            base_samples = tuple(entry.get("samples", ())) if entry and base is not None else ()
-            verdict = gate.judge(
-                f.samples,
-                f.value,
-                f.better,
-                base,
-                tol,
-                base_samples,
-                slack=gate.slack_for(f.metric),
-                pairs=pairs,
-                interval=interval,
-                interval_test=interval_test,
-            )
-            floor = None
-            if verdict.suspect and interval_test == gate.BOOTSTRAP_BOTH:
-                floor = measure.ratio_interval_at(f.value, then[0], base)
-            out.append(Judged(f, verdict, key, note, floor, noisy if base is not None else None))
-        return out
-
-    def _judge_against_base(self, figures: list[Figure]) -> list[Judged]:
-        """An A/B run's verdicts (perfgate.ab.GATED): the ratios, head over base, against 1 by their own interval;
-        memory and device time against the base side's same figure of this run, by its samples."""
-        out = []
-        for f in figures:
-            if not (f.gated and ab.is_gated(f.metric)):
-                continue
-            tol = gate.tolerance_for(f.metric, self.opts["tolerance"], variant=f.variant)
-            interval, base_samples, note = None, (), "head over base, both measured in this run"
-            if f.metric in ab.RATIOS:
-                value = 1.0
-                interval = tuple(f.params["interval"]) if "interval" in f.params else None
-            elif f.metric == NONFINITE:
-                value, tol, note = 0.0, 0.0, "no logit may be NaN or infinite"
-            else:
-                counterpart = self.base_figures.get(f.key)
-                value = counterpart.value if counterpart is not None else None
-                note = "the base side's figure of this run"
-                if value is None:
-                    why = self.failed.get(f.variant + ab.SUFFIX) or (counterpart and counterpart.unavailable)
-                    note = f"no base figure: {why or 'not measured on the base side'}"
-                elif len(counterpart.samples) > 1:
-                    base_samples = counterpart.samples
-            verdict = gate.judge(
-                f.samples,
-                f.value,
-                f.better,
-                value,
-                tol,
-                base_samples,
-                slack=gate.slack_for(f.metric),
-                interval=interval,
-            )
-            out.append(Judged(f, verdict, f"base/{f.metric}", note))
-        return out
+            return AbJudge(tolerances, self.base_figures, self.failed, self.kernel_changes, self.differences)
+        source, problem = self.model.source, self.baseline_problem
+        return Judge(self.baseline, source, self.reference, tolerances, self.machine, problem, self.opts["strict"])
 
     def judge(self, figures: list[Figure]) -> list[str]:
-        """Judge and keep the verdicts; return one message per failure (none in update mode)."""
-        if self.base is not None:
-            return self.judge_against_base(figures)
+        """Judge and keep the verdicts; return one message per failure (none in a baseline run, which judges
+        nothing: an A/B run writes no baseline)."""
         if self.opts["update_baselines"]:
             return []
-        from perfgate import table
-
-        messages = []
-        for j in self._judge(figures):
-            self.judged[j.figure.key] = j
-            if j.verdict.failed or (self.opts["strict"] and j.verdict.status == gate.NO_BASELINE):
-                model = self.baseline.model(self.model.source) or {}
-                entry = self.baseline.entry(self.model.source, j.baseline_key) if j.baseline_key else None
-                changes = baselines.machine_changes(baselines.entry_machine(model, entry), self.machine)
-                messages.append(
-                    table.failure_message(j, self.baseline_path, model, changes, self.opts["strict"], entry)
-                )
+        judged = self.referee.judge(figures)
+        self.judged.update((j.figure.key, j) for j in judged)
+        messages = self.referee.failures(judged)
         self.write_run()
         return messages
 
-    def judge_against_base(self, figures: list[Figure]) -> list[str]:
-        """An A/B run's judge: a failure message per figure that failed against the base (with what differs between
-        the sides and, for a decode test, the kernels that differ), and one where the base side failed, so that
-        nothing passes for want of a base (the head's figures are kept all the same)."""
-        messages = []
-        failed_base = set()
-        for j in self._judge(figures):
-            self.judged[j.figure.key] = j
-            f = j.figure
-            test = f"test_{f.test}[{f.variant}-{f.workload}]" if f.workload else f"test_{f.test}[{f.variant}]"
-            if j.verdict.failed:
-                messages.append(ab.failure_message(j, self.differences, self.kernel_changes.get(test, [])))
-            why = self.failed.get(f.variant + ab.SUFFIX)
-            if why and j.verdict.status in (gate.NO_BASELINE, gate.UNAVAILABLE) and f.variant not in failed_base:
-                failed_base.add(f.variant)
-                messages.append(
-                    f"{f.variant}: the base side failed, so nothing here is judged against it; the head side's "
-                    f"figures are kept in the run file. {why.splitlines()[0]}"
-                )
-        self.write_run()
-        return messages
-
-    @property
     def differences(self) -> list[str]:
         """What differs between an A/B run's sides: package versions, commit, Python (base → head)."""
         head = self.sides.get("head") or {**machine.own_versions(), "commit": self.machine["commit"]}
@@ -984,7 +789,7 @@ class PerfSession:
         return {
             "base": self.base.describe(),
             "sides": dict(self.sides),
-            "differs": self.differences,
+            "differs": self.differences(),
             "stack_canary_slowdown": self.opts["canary_base_slowdown"],
             "base_failed": {k.removesuffix(ab.SUFFIX): v for k, v in self.failed.items() if k.endswith(ab.SUFFIX)},
             "kernel_changes": dict(self.kernel_changes),
