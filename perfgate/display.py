@@ -61,16 +61,18 @@ def terminal_summary(perf, reporter) -> None:
     for error in perf.errors:
         if error["message"] not in perf.failed.values():  # a variant that failed to load is said just above
             reporter.write_line(table.error(error), red=True)
-    if perf.write_error:
-        reporter.write_line(perf.write_error, red=True)
-    elif perf.run_path:
-        reporter.write_line(f"run file: {perf.run_path}")
+    if perf.baseline_error:
+        reporter.write_line(perf.baseline_error, red=True)
+    if perf.runfile.error:
+        reporter.write_line(perf.runfile.error, red=True)
+    elif perf.runfile.path:
+        reporter.write_line(f"run file: {perf.runfile.path}")
     if perf.report_files:
         reporter.write_line(f"report: {perf.report_files[0]} ({len(perf.report_files) - 1} plots)")
     if perf.report_note:
         reporter.write_line(perf.report_note, yellow=True)
-    if perf.time_split:
-        reporter.write_line(phases.summary_line(perf.time_split))
+    if perf.runfile.time_split:
+        reporter.write_line(phases.summary_line(perf.runfile.time_split))
     line = table.verdict_line(run, written=baseline_written(perf))
     reporter.write_line(line, **colour(run))
 

@@ -427,7 +427,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         perf.finish()
     if perf.is_worker and perf.figures:  # handed to the controller, which merges the workers' runs
         session.config.workeroutput["perfgate_run"] = perf.run_document()
-        session.config.workeroutput["perfgate_part"] = str(perf.run_path)
+        session.config.workeroutput["perfgate_part"] = str(perf.runfile.path)
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -8,7 +8,6 @@ the run file after each test, so that a crash loses nothing already measured.
 from __future__ import annotations
 
 import functools
-import json
 import os
 import time
 from dataclasses import dataclass, replace
@@ -27,21 +26,19 @@ from perfgate import (
     options,
     paths,
     phases,
-    profiles,
+    runfile,
     synthetic,
     variants,
 )
 from perfgate.figures import Figure
 from perfgate.judging import RATIO, AbJudge, Judge, Judged, open_baseline, settle_state, too_noisy_to_write
 from perfgate.runner import WorkerError, WorkerHandle, fixed_layout, start_zygote
-from perfgate.storage import unwritable_folder, write_json_atomic
+from perfgate.storage import unwritable_folder
 from perfgate.trackers import Nvml, VramTracker
 from perfgate.workloads import DecodeWorkload
 from perfgate.zygote import Zygote
 
-RUN_SCHEMA = 1
 FIDELITY_REFERENCE = {"cpu": "hf-fp32", "cuda": "hf-bf16"}  # full precision where it is affordable
-PARTS_WAIT_S = 60  # at most, an interrupted controller's wait for its workers' last parts (seconds, as seen)
 
 
 class VariantUnavailable(Exception):
@@ -152,20 +149,18 @@ class PerfSession:
         self._tracker: VramTracker | None = None
         self._machine: dict[str, Any] | None = None
         self._checkpoint: Path | None = None
-        self.run_path: Path | None = None
         self._fidelity_reference: str | None = None  # the saved reference logits, once computed
         self._zygote: Zygote | None = None  # on the CPU, what its workers are forked from (self.zygote)
         self._reference_greedy: list[list[int]] = []  # the reference's greedy first turns (real models)
         self._bandwidth: dict[str, Any] | None = None  # the device's copy bandwidth, once measured
         self._own_affinity: set[int] | None = None  # this process's cores before the workers were pinned
-        self.write_error: str | None = None
         self.report_files: list[Path] = []
-        self.time_split: dict[str, Any] | None = None  # the last one written to the run file (perfgate.phases)
         self.merged: dict[str, Any] | None = None  # the controller's merged run document
         self.worker_parts: list[str] = []
         self.workers_up: set[str] = set()  # the controller's pytest-xdist workers started and not yet done ("gw0")
         self.workers_signalled: list[int] = []  # their processes, where the controller passed a SIGTERM on
         self.report_note: str | None = None
+        self.baseline_error: str | None = None  # why the baseline file could not be written
         self.baseline_diff: list[tuple] | None = None
         self.baseline_noisy: list[tuple] = []  # entries just written whose own noise exceeds their tolerance
         self.gpu_busy = self.other_gpu_processes()
@@ -186,6 +181,10 @@ class PerfSession:
             self.baseline_path, self.machine["gpu_slug"], self.model.source, opts["update_baselines"]
         )
         self.referee = self.new_referee()
+        runs = self.results_dir / "runs"
+        self.parts = runfile.Parts(runs, self.parallel["run"]) if self.parallel else None
+        part = self.parts.path(self.parallel["worker"]) if self.is_worker else None
+        self.runfile = runfile.RunFile(runs, self.started, self.machine["gpu_slug"], part)
         self.clock.lap("setup")
 
     # -- environment -------------------------------------------------------------------------------------
@@ -489,21 +488,7 @@ class PerfSession:
             "not_run": [t for t in self.planned if t not in self.finished and t not in self.running],
         }
         if isinstance(exc, measure.MeasurementInterrupted) and exc.partial is not None:
-            self.interrupted["measured"] = [self.partial_record(exc.variant, exc.partial)]
-
-    def partial_record(self, variant: str, partial: measure.DecodeMeasurement) -> dict[str, Any]:
-        """The gated rates of a decode test's rounds before it was stopped: too few to judge (the test's own rules
-        decide how many a verdict needs), kept for a look and for comparison with a run that finished."""
-        kept = ("decode_tok_per_s", "ttft_s", RATIO, ab.RATIO, ab.TTFT_RATIO)
-        figures = [f for f in measure.decode_figures(variant, partial) if f.metric in kept and f.value is not None]
-        return {
-            "test": f"test_decode[{variant}-{partial.workload.id}]",
-            "variant": variant,
-            "workload": partial.workload.id,
-            "rounds": sum(len(m.rounds) for m in (*partial.earlier, partial)),  # over every pair of processes
-            "process_pairs": len(partial.earlier) + 1,
-            "figures": [f.to_dict() for f in figures],
-        }
+            self.interrupted["measured"] = [runfile.partial_record(exc.variant, exc.partial)]
 
     # -- measuring -------------------------------------------------------------------------------------------
 
@@ -783,19 +768,6 @@ class PerfSession:
         base = self.sides.get("base") or {**self.base.probe, "commit": self.base.commit}
         return ab.differences(head, base)
 
-    def ab_section(self) -> dict[str, Any]:
-        """The run file's A/B section: the base and both sides' own words, what differs, the base side's figures,
-        the base's failures and the kernels that differ per decode test (the head's figures are under results)."""
-        return {
-            "base": self.base.describe(),
-            "sides": dict(self.sides),
-            "differs": self.differences(),
-            "stack_canary_slowdown": self.opts["canary_base_slowdown"],
-            "base_failed": {k.removesuffix(ab.SUFFIX): v for k, v in self.failed.items() if k.endswith(ab.SUFFIX)},
-            "kernel_changes": dict(self.kernel_changes),
-            "base_results": [f.to_dict() for f in self.base_figures.values()],
-        }
-
     # -- recording -------------------------------------------------------------------------------------------
 
     def properties(self, figures: list[Figure]) -> list[tuple[str, str]]:
@@ -816,77 +788,9 @@ class PerfSession:
         self.figures.extend(figures)
         self.write_run()
 
-    def result_dict(self, f: Figure) -> dict[str, Any]:
-        data = f.to_dict()
-        j = self.judged.get(f.key)
-        if j is not None:
-            v = j.verdict
-            data["baseline"] = {
-                "key": j.baseline_key,
-                "value": v.baseline,
-                "tolerance": v.tolerance,
-                "note": j.note or None,
-                **({"too_noisy": j.too_noisy} if j.too_noisy else {}),
-            }
-            data["verdict"] = {
-                "status": v.status,
-                "clear": v.clear,
-                "beyond_limit": v.beyond,  # the value itself is on the worse side of the limit
-                "limit": v.limit,
-                "delta_pct": v.delta_pct,
-                "interval": list(v.ci) if v.ci else None,  # 95 % CI of the median, or the figure's own interval
-                "test": v.test or None,
-            }
-            if j.floor:  # suspect: how far the baseline's own noise alone would leave the interval at this value
-                data["verdict"]["interval_with_baseline_noise_alone"] = list(j.floor)
-        return data
-
     def run_document(self) -> dict[str, Any]:
-        return {
-            "schema": RUN_SCHEMA,
-            "started_at": self.started.isoformat(timespec="seconds"),
-            "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "machine": self.machine,
-            "model": {
-                "source": self.model.source,
-                "kind": self.model.kind,
-                "parameters": models.parameter_count(self.model.config),
-            },
-            "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.opts.items()},
-            "baseline_file": str(self.baseline_path),
-            "baseline_check": self.baseline_check,
-            "gpu_busy_at_start": self.gpu_busy,
-            "worker_layout": self.layout[2],
-            **(
-                {"cpu_cores": {"reference": self.cores[0], "variant": self.cores[1], "others": sorted(self.cores[2])}}
-                if self.cores
-                else {}
-            ),
-            "variants": dict(self.load_info),
-            **({"ab": self.ab_section()} if self.base is not None else {}),
-            "results": [self.result_dict(f) for f in self.figures],
-            "not_started": list(self.cut),  # cut by --perf-session-budget
-            "interrupted": self.interrupted,
-            "errors": list(self.errors),
-            "profile": profiles.record(self.opts.get("profile")),
-            # seconds per part of the run (perfgate.phases), from the session's start to this write
-            "time_split": self.clock.split(),
-            **(
-                {"parallel": {"worker": self.parallel["worker"], "gpu": self.parallel.get("gpu")}}
-                if self.is_worker
-                else {}
-            ),
-        }
-
-    @property
-    def baseline_check(self) -> dict[str, Any]:
-        """What the run file and the report say of the baseline file: why there is nothing to gate against in it
-        (None where it holds this GPU's and model's entries) and, then, the next step."""
-        slug, source = self.machine["gpu_slug"], self.model.source
-        return {
-            "problem": self.baseline_problem,
-            "next_step": baselines.next_step(self.baseline, slug, source) if self.baseline_problem else None,
-        }
+        """The run file's document of what this session kept so far (perfgate.runfile)."""
+        return runfile.document(self)
 
     @property
     def is_worker(self) -> bool:
@@ -901,30 +805,7 @@ class PerfSession:
         every test failed, or that was stopped before any test finished, still leaves its file, saying why)."""
         if self.is_controller or not (self.figures or self.errors or self.interrupted):  # the controller: merged
             return
-        if self.run_path is None:
-            self.run_path = self.new_run_path()
-        try:
-            document = self.run_document()
-            write_json_atomic(self.run_path, document)
-            self.time_split = document["time_split"]  # as written: the terminal summary shows the run file's
-            self.write_error = None
-        except OSError as exc:
-            self.write_error = f"could not write the run file {self.run_path}: {exc}"
-
-    def new_run_path(self) -> Path:
-        """results/runs/<UTC start>_<gpu>.json, never an existing file (two runs may start in one second). A pytest
-        worker of a run spread over GPUs writes its part to results/runs/.parts/<run>_<worker>.json, merged by the
-        controller."""
-        stamp = self.started.strftime("%Y%m%dT%H%M%SZ")
-        folder = self.results_dir / "runs"
-        if self.parallel.get("role") == "worker":
-            return self.part_path(self.parallel["worker"])
-        path = folder / f"{stamp}_{self.machine['gpu_slug']}.json"
-        n = 2
-        while path.exists():
-            path = folder / f"{stamp}_{self.machine['gpu_slug']}-{n}.json"
-            n += 1
-        return path
+        self.runfile.write(self.run_document())
 
     def update_baselines(self) -> None:
         """Write this run's gated figures into the baseline file (other entries stay), and keep the diff."""
@@ -937,6 +818,13 @@ class PerfSession:
         self.baseline_diff = baselines.diff(self.baseline, document)
         self.baseline_noisy = baselines.too_noisy(document, self.baseline_diff)
         self.baseline.write(document)
+
+    def write_baseline(self) -> None:
+        """update_baselines, the error kept for the terminal summary where the file could not be written."""
+        try:
+            self.update_baselines()
+        except OSError as exc:
+            self.baseline_error = f"could not write the baseline file {self.baseline_path}: {exc}"
 
     def finish(self) -> None:
         if self.is_controller:
@@ -952,10 +840,7 @@ class PerfSession:
         if self._fidelity_reference:  # the reference's logits (hundreds of MB) are of no use after this run
             Path(self._fidelity_reference).unlink(missing_ok=True)
         if self.opts["update_baselines"] and not self.is_worker:  # the controller writes it once for all
-            try:
-                self.update_baselines()
-            except OSError as exc:
-                self.write_error = f"could not write the baseline file {self.baseline_path}: {exc}"
+            self.write_baseline()
         self.write_run()
         if not self.is_worker:
             self.write_report()
@@ -963,98 +848,53 @@ class PerfSession:
     def finish_controller(self) -> None:
         """Merge the workers' run documents into one run file, update the baseline from all of them, report,
         and remove the workers' parts."""
-        from perfgate import parallel, table
+        from perfgate import table
 
-        if self.interrupted and self.workers_signalled:
-            self.await_parts()
-        self.collect_parts()
+        self.gather_parts()
         if not (self.worker_documents or self.errors or self.interrupted):
             return
         own = self.run_document()  # the controller's: options, and the machine where no worker measured anything
-        merged = parallel.merge(self.worker_documents, own["options"]) if self.worker_documents else own
-        if "workers" in merged.get("time_split", {}):  # the workers' seconds summed; the run's own beside them
-            merged["time_split"]["wall_s"] = own["time_split"]["total_s"]
-        if self.interrupted:  # the controller saw the signal and which tests were running; the workers, if the
-            # signal reached them too (Ctrl-C in a terminal, a process group's SIGTERM), what their rounds measured
-            measured = [m for d in self.worker_documents for m in (d.get("interrupted") or {}).get("measured", [])]
-            if measured:
-                self.interrupted["measured"] = measured
-        merged["interrupted"] = self.interrupted
-        merged["errors"] = list(self.errors)  # and every test's report, the workers' included
-        self.merged = merged
-        self.figures = table.figures_of(merged)
-        self.load_info = merged["variants"]
+        measured = runfile.measured_before_stop(self.worker_documents)
+        if self.interrupted and measured:  # the controller saw the signal and which tests were running; the
+            # workers, if the signal reached them too (Ctrl-C in a terminal, a process group's SIGTERM), what their
+            # rounds measured
+            self.interrupted["measured"] = measured
+        self.merged = {
+            **runfile.merged(self.worker_documents, own),
+            "interrupted": self.interrupted,
+            "errors": list(self.errors),  # every test's report, the workers' included
+        }
+        self.figures = table.figures_of(self.merged)
+        self.load_info = self.merged["variants"]
         if self.opts["update_baselines"]:
-            try:
-                self.update_baselines()
-            except OSError as exc:
-                self.write_error = f"could not write the baseline file {self.baseline_path}: {exc}"
-        self.run_path = self.new_run_path()
-        try:
-            write_json_atomic(self.run_path, merged)
-            self.time_split = merged.get("time_split")
-        except OSError as exc:
-            self.write_error = f"could not write the run file {self.run_path}: {exc}"
+            self.write_baseline()
+        if not self.runfile.write(self.merged):
             return
         for part in self.worker_parts:
             Path(part).unlink(missing_ok=True)
         self.write_report()
 
-    def await_parts(self, timeout_s: float = PARTS_WAIT_S) -> None:
-        """After a signal passed on to the workers: wait, at most timeout_s, until each worker not yet done has
-        written its last part (the one that says it was interrupted), and name any that did not: what it measured
-        after its last finished test is then not in the run file."""
-        waiting = sorted(self.workers_up)
-        deadline = time.monotonic() + timeout_s
-        while waiting:
-            waiting = [w for w in waiting if not self.part_says_interrupted(w)]
-            if not waiting or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
-        for worker in waiting:
-            message = (
-                f"worker {worker} did not write its part of the run within {timeout_s:.0f} s of the signal: what "
-                "it measured after its last finished test is not in this run file"
-            )
-            self.errors.append({"test": worker, "phase": "merge", "message": message})
-
-    def part_path(self, worker: str) -> Path:
-        """results/runs/.parts/<run>_<worker>.json: a pytest worker's part of a run spread over GPUs."""
-        return self.results_dir / "runs" / ".parts" / f"{self.parallel['run']}_{worker}.json"
-
-    def part_says_interrupted(self, worker: str) -> bool:
-        try:
-            return bool(json.loads(self.part_path(worker).read_text()).get("interrupted"))
-        except (OSError, ValueError, AttributeError):  # not written yet (each is written whole, atomically)
-            return False
-
-    def collect_parts(self) -> None:
-        """The workers' parts of this run that they did not hand over: a run interrupted (Ctrl-C, SIGTERM) stops
-        its workers before they can, but each wrote its part after every test and at its end."""
-        handed = {d["parallel"]["worker"] for d in self.worker_documents}
-        every = self.part_path("*")
-        for part in sorted(every.parent.glob(every.name)):
-            try:
-                document = json.loads(part.read_text())
-                worker = document["parallel"]["worker"]
-            except (OSError, ValueError, KeyError, TypeError) as exc:  # kept where it is, for a look
-                message = f"could not read this worker's part of the run ({part}, left there): {exc!r}"
-                self.errors.append({"test": part.name, "phase": "merge", "message": message})
-                continue
-            if worker not in handed:
-                self.worker_documents.append(document)
-                self.worker_parts.append(str(part))
+    def gather_parts(self) -> None:
+        """The workers' run documents, with the parts they did not hand over: after a signal passed on to them, once
+        each has written its last part (or the wait is over: each late one is named among the errors)."""
+        if self.interrupted and self.workers_signalled:
+            self.errors += self.parts.await_last(self.workers_up)
+        found, errors = self.parts.left({d["parallel"]["worker"] for d in self.worker_documents})
+        self.errors += errors
+        for part, document in found:
+            self.worker_documents.append(document)
+            self.worker_parts.append(str(part))
 
     def write_report(self) -> None:
         """The Markdown report and plots of this run (results/reports/), and GitHub's step summary where set."""
-        if not self.run_path or not self.run_path.exists():
+        if not self.runfile.path or not self.runfile.path.exists():
             return
         from perfgate import report
 
         try:
-            self.report_files = report.write(self.run_path, plots=self.opts["plots"])
+            self.report_files = report.write(self.runfile.path, plots=self.opts["plots"])
         except ImportError as exc:  # matplotlib missing: the Markdown report alone
-            self.report_files = report.write(self.run_path, plots=False)
+            self.report_files = report.write(self.runfile.path, plots=False)
             self.report_note = f"plots skipped: {exc} (pip install matplotlib)"
         except OSError as exc:
             self.report_note = f"could not write the report: {exc}"
