@@ -11,7 +11,7 @@ from perfgate import ab, gate, phases, table
 
 def terminal_summary(perf, reporter) -> None:
     """perf: the PerfSession; reporter: pytest's terminal reporter."""
-    if not (perf.figures or perf.failed or perf.errors or perf.interrupted):
+    if not (perf.figures or perf.failed or perf.errors or perf.progress.interrupted):
         return
     run = perf.merged or perf.run_document()
     m = perf.machine
@@ -54,10 +54,10 @@ def terminal_summary(perf, reporter) -> None:
         reporter.write_line(f"warning: the GPU was not idle at the start: {busy}", yellow=True)
     for why in perf.failed.values():
         reporter.write_line(f"not measured: {why.splitlines()[0]}")
-    if perf.cut:
-        reporter.write_line(table.not_started(perf.cut), yellow=True)
-    if perf.interrupted:
-        reporter.write_line(table.interrupted(perf.interrupted), red=True)
+    if perf.progress.cut:
+        reporter.write_line(table.not_started(perf.progress.cut), yellow=True)
+    if perf.progress.interrupted:
+        reporter.write_line(table.interrupted(perf.progress.interrupted), red=True)
     for error in perf.errors:
         if error["message"] not in perf.failed.values():  # a variant that failed to load is said just above
             reporter.write_line(table.error(error), red=True)

@@ -48,8 +48,8 @@ def document(perf) -> dict[str, Any]:
         "variants": dict(perf.load_info),
         **({"ab": ab_section(perf)} if perf.base is not None else {}),
         "results": [result_dict(f, perf.judged.get(f.key)) for f in perf.figures],
-        "not_started": list(perf.cut),  # cut by --perf-session-budget
-        "interrupted": perf.interrupted,
+        "not_started": list(perf.progress.cut),  # cut by --perf-session-budget
+        "interrupted": perf.progress.interrupted,
         "errors": list(perf.errors),
         "profile": profiles.record(perf.opts.get("profile")),
         # seconds per part of the run (perfgate.phases), from the session's start to this write

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import os
-import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,6 +18,7 @@ from perfgate import (
     ab,
     affinity,
     baselines,
+    driving,
     gate,
     machine,
     measure,
@@ -32,6 +32,7 @@ from perfgate import (
 )
 from perfgate.figures import Figure
 from perfgate.judging import RATIO, AbJudge, Judge, Judged, open_baseline, settle_state, too_noisy_to_write
+from perfgate.progress import Progress
 from perfgate.runner import WorkerError, WorkerHandle, fixed_layout, start_zygote
 from perfgate.storage import unwritable_folder
 from perfgate.trackers import Nvml, VramTracker
@@ -80,49 +81,19 @@ class PerfSession:
         self.opts = opts
         self.root = root or paths.REPO_ROOT
         self.parallel = parallel or {}
-        self.worker_documents: list[dict[str, Any]] = []  # the controller's: each worker's run document
         self.device = detect_device(opts["device"])
-        for name, value in measure_defaults(self.device).items():
-            if opts.get(name) is None:
-                opts[name] = value
-        if opts["max_rounds"] < opts["rounds"]:
-            opts["max_rounds"] = opts["rounds"]
-        if opts.get("suspect_rounds") is None:
-            opts["suspect_rounds"] = 2 * opts["max_rounds"]
-        self.reference = None if opts["reference"] == "none" else opts["reference"]
-        if self.reference and self.reference not in variants.REGISTRY:
-            raise ValueError(
-                f"--perf-reference {self.reference!r}: not a variant (known: {', '.join(variants.REGISTRY)}, or 'none')"
-            )
+        options.complete(opts, self.device)
         origins = opts.get("origins", {})
-        self.model = models.resolve(
-            opts["model"] or models.default_model(self.device == "cuda"), origins.get("model", "--perf-model")
-        )
+        self.reference = known_reference(opts["reference"])
+        model = opts["model"] or models.default_model(self.device == "cuda")
+        self.model = models.resolve(model, origins.get("model", "--perf-model"))
         self.variants = variants.select(opts["variants"], self.device)
-        self.workloads = [DecodeWorkload(n, opts["new_tokens"]) for n in opts["contexts"]]
-        if options.given(opts.get("origins", {}), "contexts"):
-            unfit = [w for w in self.workloads if self.workload_unfit(w)]
-            if unfit:  # asked for explicitly: an error, not a skip
-                raise ValueError(
-                    f"--perf-contexts: {self.workload_unfit(unfit[0])}; prompt + --perf-new-tokens must fit"
-                )
+        self.workloads = self.fitting_workloads()
         self.agent_modes = opts["agent"]
-        self.agent_queries: tuple = ()
-        if {"replay", "live"} & set(self.agent_modes):
-            from perfgate.agent import traces
-
-            try:
-                self.agent_queries = traces.select(traces.load(), opts["agent_queries"])
-            except traces.TraceError as exc:
-                raise ValueError(str(exc)) from None
+        self.agent_queries = agent_queries(self.agent_modes, opts["agent_queries"])
         self.agent_workload = f"q{opts['agent_queries']}"
-        self.cache = Path(opts["cache"]).expanduser() if opts["cache"] else paths.cache_dir()
-        self.results_dir = Path(opts["results_dir"])
-        if not self.results_dir.is_absolute():
-            self.results_dir = self.root / self.results_dir
-        why = unwritable_folder(self.cache)  # (the results folder may fail later: the run goes on, saying so)
-        if why:
-            raise ValueError(cache_error(self.cache, origins.get("cache", "default"), why))
+        self.cache = writable_cache(opts["cache"], origins.get("cache", "default"))
+        self.results_dir = self.root / opts["results_dir"]  # (an absolute folder stays as it is)
         # an A/B run: the same variant on the base side takes the reference's place beside each variant, and the
         # canaries, which exist to be slower than the reference, are left out of the default selection
         self.base = ab.prepare(opts, self.root, self.device, self.cache)
@@ -134,12 +105,7 @@ class PerfSession:
             if opts["variants"] in (None, "", "default"):
                 self.variants = [v for v in self.variants if not (v.step_delay or v.device_delay)]
         self.started = datetime.now(timezone.utc)
-        self._clock_start = time.monotonic()
-        self.cut: list[str] = []  # tests not started because --perf-session-budget was spent
-        self.planned: list[str] = []  # the tests this run was to run (after -k and deselection), in order
-        self.running: list[str] = []  # the tests started and not done (more than one under pytest-xdist)
-        self.finished: set[str] = set()  # done: measured, failed or skipped (a teardown left is of no account)
-        self.interrupted: dict[str, Any] | None = None  # Ctrl-C or SIGTERM: why, during which tests, what did not run
+        self.progress = Progress(opts.get("session_budget"))  # the run's perf tests, started, done, cut, stopped
         self.errors: list[dict[str, str]] = []  # tests that ended in an error, or failed other than by the gate
         self.figures: list[Figure] = []
         self.judged: dict[tuple[str, str, str, str], Judged] = {}
@@ -163,18 +129,14 @@ class PerfSession:
         self.baseline_error: str | None = None  # why the baseline file could not be written
         self.baseline_diff: list[tuple] | None = None
         self.baseline_noisy: list[tuple] = []  # entries just written whose own noise exceeds their tolerance
+        self.worker_documents: list[dict[str, Any]] = []  # the controller's: each worker's run document
         self.gpu_busy = self.other_gpu_processes()
-        # how every worker is started: (command prefix, environment, what that fixes), once for the session
-        self.layout = (
-            fixed_layout()
-            if opts["worker_layout"] == "fixed"
-            else ((), {}, "random: hash seeds and address-space layouts left to chance (--perf-worker-layout)")
-        )
         if self.gpu_busy and opts["strict"]:
             raise ValueError(
                 f"--perf-strict: the GPU is busy, {'; '.join(self.gpu_busy)}: their load distorts the "
                 "timings and the device-level memory figures"
             )
+        self.layout = worker_layout(opts["worker_layout"])  # how every worker is started
         self.baseline_path = baselines.path_for(self.results_dir, self.machine["gpu_slug"])
         # a file for another GPU or model is named in the summary and the report (baseline_problem)
         self.baseline, self.baseline_problem = open_baseline(
@@ -239,6 +201,18 @@ class PerfSession:
             limit, what, why = user, "the limit", "--perf-max-seq-length or MAX_SEQ_LENGTH"
         return limit, what, why
 
+    def fitting_workloads(self) -> list[DecodeWorkload]:
+        """The decode workloads of --perf-contexts; one that does not fit the model's context is an error where the
+        contexts were asked for explicitly (else its tests skip, saying why)."""
+        workloads = [DecodeWorkload(n, self.opts["new_tokens"]) for n in self.opts["contexts"]]
+        if options.given(self.opts.get("origins", {}), "contexts"):
+            unfit = [w for w in workloads if self.workload_unfit(w)]
+            if unfit:
+                raise ValueError(
+                    f"--perf-contexts: {self.workload_unfit(unfit[0])}; prompt + --perf-new-tokens must fit"
+                )
+        return workloads
+
     def workload_unfit(self, workload: DecodeWorkload) -> str | None:
         limit, what, why = self._context_limit()
         if limit and workload.total_tokens > limit:
@@ -268,12 +242,43 @@ class PerfSession:
 
     def _ensure(self, name: str, keep: set[str | None], base: bool = False) -> Loaded:
         """The variant's worker, loaded once; with `base`, the same variant on an A/B run's base side (kept under
-        'NAME@base')."""
+        'NAME@base'). Workers not in `keep` are released first."""
         key = name + ab.SUFFIX if base else name
         if key in self.loaded:
             return self.loaded[key]
+        variant = self._make_room(key, keep)
+        path = self.checkpoint()
+        worker = self._start_worker(key)
+        try:
+            max_seq = self.opts.get("max_seq_length") or self.max_tokens
+            with phases.track("load"):
+                load = measure.load(worker, self.tracker, variant, path, self.device, max_seq, self.opts["timeout"])
+        except WorkerError as exc:
+            worker.kill()  # whatever it holds goes back to the device now
+            worker.close()
+            self._load_failed(key, variant, exc)
+        self.loaded[key] = Loaded(variant, worker, load)
+        self.load_info[key] = load.model
+        if self.base is not None:
+            self.note_side("base" if base else "head", worker)
+            if base:
+                self.base_figures.update({f.key: f for f in measure.load_figures(name, load)})
+        return self.loaded[key]
+
+    def _who(self, key: str) -> str:
+        """A worker as messages name it: 'NAME', or in an A/B run 'NAME (head side)' or 'NAME (base side)'."""
+        name = key.removesuffix(ab.SUFFIX)
+        if self.base is None:
+            return name
+        return f"{name} ({'base' if key.endswith(ab.SUFFIX) else 'head'} side)"
+
+    def _make_room(self, key: str, keep: set[str | None]) -> variants.Variant:
+        """The variant to load for `key`, once the workers not in `keep` are released. VariantUnavailable where it
+        cannot run here or would not fit in memory (even with the reference released, to measure it alone rather
+        than not at all), and where it failed before: VariantFailed, or VariantUnavailable for an import."""
         if key in self.failed:
             raise (VariantUnavailable if "failed to import" in self.failed[key] else VariantFailed)(self.failed[key])
+        name, base = key.removesuffix(ab.SUFFIX), key.endswith(ab.SUFFIX)
         variant = variants.REGISTRY[name]
         reason = variants.unavailable_reason(variant, self.device)
         if reason:
@@ -282,22 +287,22 @@ class PerfSession:
             self.release(other)
         if base:
             variant = self.base_variant(variant)
-        who = f"{name} ({'base' if base else 'head'} side)" if self.base is not None else name
         reason = self.memory_shortfall(variant)
         if reason and self.reference in self.loaded and name != self.reference:
-            self.release(self.reference)  # measure it alone rather than not at all
+            self.release(self.reference)
             reason = self.memory_shortfall(variant)
         if reason:
             if base:  # the head's verdicts say the base side failed (nothing passes for want of a base)
-                self.failed[key] = f"{who}: {reason}"
+                self.failed[key] = f"{self._who(key)}: {reason}"
             raise VariantUnavailable(reason)
-        path = self.checkpoint()
-        env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"} if self.model.kind != "hub" else {}
-        env["UNSLOTH_DISABLE_STATISTICS"] = "1"
-        if "OMP_NUM_THREADS" not in os.environ:
-            # Two workers alternate rounds; the OpenMP threads of one spin for a while after its work and would
-            # steal the cores the other is being timed on. One thread each keeps the pair from interfering.
-            env["OMP_NUM_THREADS"] = "1"
+        return variant
+
+    def _start_worker(self, key: str) -> WorkerHandle:
+        """A worker process for `key`, started as every worker of this run is (self.layout), on its own core on a GPU
+        machine, forked from the zygote on the CPU; on an A/B run's base side, with the base's interpreter, code and
+        environment."""
+        base = key.endswith(ab.SUFFIX)
+        env = worker_env(self.model.kind)
         core = self.worker_core(key)
         if core is not None:
             env["PERFGATE_CPU_CORE"] = str(core)
@@ -317,36 +322,27 @@ class PerfSession:
             }
         with phases.track("load"):
             zygote = None if base else self.zygote(prefix, env)
-            worker = WorkerHandle(key, self.cache / "logs" / f"worker-{key}.log", env, prefix, **side, zygote=zygote)
-        try:
-            max_seq = self.opts.get("max_seq_length") or self.max_tokens
-            with phases.track("load"):
-                load = measure.load(worker, self.tracker, variant, path, self.device, max_seq, self.opts["timeout"])
-        except WorkerError as exc:
-            worker.kill()  # whatever it holds goes back to the device now
-            worker.close()
-            if exc.kind == "import":
-                self.failed[key] = variants.import_failure(variant, exc.message)
-                if self.base is not None:
-                    self.failed[key] = f"{who}: {self.failed[key]}"
-                raise VariantUnavailable(self.failed[key]) from None
-            if exc.kind == "oom":
-                need = variants.estimate_bytes(variant, self.model.config, self.max_tokens) / 2**30
-                what = (
-                    f"out of memory while loading (it needs about {need:.1f} GiB by estimate, for weights and a "
-                    f"KV cache of {self.max_tokens} tokens); its memory was freed and the other variants go on"
-                )
-            else:
-                what = f"loading failed ({exc.kind})"
-            self.failed[key] = f"{who}: {what}: {exc}"
-            raise VariantFailed(self.failed[key]) from None
-        self.loaded[key] = Loaded(variant, worker, load)
-        self.load_info[key] = load.model
-        if self.base is not None:
-            self.note_side("base" if base else "head", worker)
-            if base:
-                self.base_figures.update({f.key: f for f in measure.load_figures(name, load)})
-        return self.loaded[key]
+            return WorkerHandle(key, self.cache / "logs" / f"worker-{key}.log", env, prefix, **side, zygote=zygote)
+
+    def _load_failed(self, key: str, variant: variants.Variant, exc: WorkerError) -> NoReturn:
+        """A worker's failure to load, remembered (the variant's other tests fail fast) and raised: an import that
+        failed as VariantUnavailable (a package missing here), anything else as VariantFailed."""
+        who = self._who(key)
+        if exc.kind == "import":
+            self.failed[key] = variants.import_failure(variant, exc.message)
+            if self.base is not None:
+                self.failed[key] = f"{who}: {self.failed[key]}"
+            raise VariantUnavailable(self.failed[key]) from None
+        if exc.kind == "oom":
+            need = variants.estimate_bytes(variant, self.model.config, self.max_tokens) / 2**30
+            what = (
+                f"out of memory while loading (it needs about {need:.1f} GiB by estimate, for weights and a "
+                f"KV cache of {self.max_tokens} tokens); its memory was freed and the other variants go on"
+            )
+        else:
+            what = f"loading failed ({exc.kind})"
+        self.failed[key] = f"{who}: {what}: {exc}"
+        raise VariantFailed(self.failed[key]) from None
 
     def base_variant(self, variant: variants.Variant) -> variants.Variant:
         """The variant as the base side loads it: a loader imported from the measured repository comes from the
@@ -455,23 +451,6 @@ class PerfSession:
                 with phases.track("unload"):
                     loaded.worker.close()
 
-    def budget_spent(self, test_id: str) -> str | None:
-        """Why this test may not start (the session's time budget is spent), or None; a cut test is remembered."""
-        budget = self.opts.get("session_budget")
-        elapsed = time.monotonic() - self._clock_start
-        if budget is None or elapsed < budget:
-            return None
-        self.cut.append(test_id)
-        return f"--perf-session-budget {budget:.0f} s spent ({elapsed:.0f} s since the run began): not started"
-
-    def test_started(self, name: str) -> None:
-        self.running.append(name)
-
-    def test_done(self, name: str) -> None:
-        self.finished.add(name)
-        if name in self.running:
-            self.running.remove(name)
-
     def test_error(self, name: str, phase: str, message: str) -> None:
         """A test ended in an error (its setup or teardown raised) or failed without a gate verdict (a crash, an
         out-of-memory): what it said goes into the run file, beside the figures of the tests that did run."""
@@ -482,13 +461,9 @@ class PerfSession:
         """The run was interrupted (Ctrl-C, SIGTERM): remember why, the tests it stopped, and those never started,
         for the run file and the report (what finished before is kept). A test cut short has recorded nothing, but
         for a decode test stopped during its timed rounds: what they measured so far is kept, unjudged."""
-        self.interrupted = {
-            "reason": reason,
-            "during": list(self.running),
-            "not_run": [t for t in self.planned if t not in self.finished and t not in self.running],
-        }
+        interrupted = self.progress.interrupt(reason)
         if isinstance(exc, measure.MeasurementInterrupted) and exc.partial is not None:
-            self.interrupted["measured"] = [runfile.partial_record(exc.variant, exc.partial)]
+            interrupted["measured"] = [runfile.partial_record(exc.variant, exc.partial)]
 
     # -- measuring -------------------------------------------------------------------------------------------
 
@@ -600,12 +575,7 @@ class PerfSession:
         holds a CUDA context), with this variant's weight bytes (its memory footprint: what one decode step
         reads at least)."""
         if self._bandwidth is None:
-            try:
-                self._bandwidth = loaded.worker.call("copy_bandwidth", self.opts["timeout"])
-            except WorkerError as exc:
-                if exc.kind in ("died", "timeout"):
-                    raise
-                self._bandwidth = {"gb_per_s": None, "why": f"bandwidth not measured: {exc.message[:200]}"}
+            self._bandwidth = driving.copy_bandwidth(loaded.worker, self.opts["timeout"])
         weights = loaded.load.model.get("footprint_mib")
         return {**self._bandwidth, "weight_bytes": weights * 2**20 if weights else None}
 
@@ -625,7 +595,8 @@ class PerfSession:
         raise VariantFailed(f"{where}: generation failed: {exc}") from None
 
     def measure_agent(self, loaded: Loaded) -> measure.AgentMeasurement:
-        """Replay the agent's queries on this variant (the gated per-query latency)."""
+        """Replay the agent's queries on this variant (the gated per-query latency); in an A/B run, on the base side
+        first, then on the head's (not interleaved: perfgate.ab)."""
         name = loaded.variant.name
         o = self.opts
         plan = measure.RoundPlan(o["agent_rounds"], max(o["agent_rounds"], 3), o["test_budget"], o["warmup"])
@@ -633,43 +604,45 @@ class PerfSession:
         def settled(partial: measure.AgentMeasurement) -> str:
             return settle_state(self.referee.judge(measure.agent_figures(name, partial)))
 
-        base, no_base = self.reference_beside(loaded) if self.base is not None else (None, None)
-        measured_base = None
-        if base is not None:  # the base side's passes first, then the head's (not interleaved: perfgate.ab)
-            try:
-                measured_base = measure.agent(
-                    base.worker,
-                    self.tracker,
-                    base.variant,
-                    self.agent_workload,
-                    self.agent_queries,
-                    plan,
-                    o["canary_slowdown"],
-                    o["timeout"],
-                    None,
-                    reuse=False,
-                )
-                self.base_figures.update({f.key: f for f in measure.agent_figures(name, measured_base)})
-            except WorkerError as exc:
-                if exc.kind in ("died", "timeout"):
-                    self.release(name + ab.SUFFIX)
-                no_base = f"the base side failed: {exc.message.splitlines()[0]}"
+        base, no_base = self._replay_base(loaded, plan) if self.base is not None else (None, None)
         try:
-            head = measure.agent(
-                loaded.worker,
-                self.tracker,
-                loaded.variant,
-                self.agent_workload,
-                self.agent_queries,
-                plan,
-                o["canary_slowdown"],
-                o["timeout"],
-                None if o["update_baselines"] else settled,  # a baseline: exactly --perf-agent-rounds passes
-                reuse="reuse" in self.agent_modes,
-            )
-            return replace(head, base=measured_base, no_base=no_base) if self.base is not None else head
+            # a baseline: exactly --perf-agent-rounds passes
+            head = self._replay(loaded, plan, None if o["update_baselines"] else settled, "reuse" in self.agent_modes)
         except WorkerError as exc:
             self._generation_failed(loaded, f"{name} agent replay ({self.agent_workload})", exc)
+        return replace(head, base=base, no_base=no_base) if self.base is not None else head
+
+    def _replay(self, loaded: Loaded, plan: measure.RoundPlan, settled, reuse: bool) -> measure.AgentMeasurement:
+        """measure.agent on one worker: the selected queries, with this run's canary slowdown and timeout."""
+        return measure.agent(
+            loaded.worker,
+            self.tracker,
+            loaded.variant,
+            self.agent_workload,
+            self.agent_queries,
+            plan,
+            self.opts["canary_slowdown"],
+            self.opts["timeout"],
+            settled,
+            reuse=reuse,
+        )
+
+    def _replay_base(
+        self, loaded: Loaded, plan: measure.RoundPlan
+    ) -> tuple[measure.AgentMeasurement | None, str | None]:
+        """An A/B run's replay on the base side (its figures kept to judge the head's against), or None and why not."""
+        name = loaded.variant.name
+        base, no_base = self.reference_beside(loaded)
+        if base is None:
+            return None, no_base
+        try:
+            measured = self._replay(base, plan, None, reuse=False)
+        except WorkerError as exc:
+            if exc.kind in ("died", "timeout"):
+                self.release(name + ab.SUFFIX)
+            return None, f"the base side failed: {exc.message.splitlines()[0]}"
+        self.base_figures.update({f.key: f for f in measure.agent_figures(name, measured)})
+        return measured, None
 
     def measure_agent_live(self, loaded: Loaded) -> list[dict[str, Any]]:
         """The real agent loop on each selected question (report-only)."""
@@ -696,50 +669,32 @@ class PerfSession:
     def measure_fidelity(self, loaded: Loaded) -> tuple[str, dict[str, Any]]:
         """(reference name, the fidelity comparison of this variant against the reference's saved logits)."""
         ref_name = FIDELITY_REFERENCE[self.device]
-        vocab = self.model.config["vocab_size"]
-        from perfgate import fidelity
-
-        if max(max(s) for s in fidelity.inputs()) >= vocab:
-            raise VariantUnavailable(f"the committed fidelity inputs hold ids beyond this model's vocabulary ({vocab})")
+        unfit = driving.fidelity_inputs_fit(self.model.config["vocab_size"])
+        if unfit:
+            raise VariantUnavailable(unfit)
+        timeout, queries = self.opts["timeout"], self.opts["agent_queries"]
         try:
             if self._fidelity_reference is None:
-                keep = {ref_name, loaded.variant.name, self.reference, loaded.variant.name + ab.SUFFIX}
-                ref = self._ensure(ref_name, keep=keep)
-                path = self.cache / "fidelity" / f"{self.started:%Y%m%dT%H%M%S}-{os.getpid()}-{ref_name}.pt"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                ref.worker.call("reference_logits", self.opts["timeout"], path=str(path))
-                if not self.model.is_synthetic:
-                    self._reference_greedy = ref.worker.call(
-                        "greedy_first_turns", self.opts["timeout"], **self._greedy_request()
-                    )
-                self._fidelity_reference = str(path)
-                if ref_name not in (loaded.variant.name, self.reference):
-                    self.release(ref_name)
-            result = loaded.worker.call("fidelity", self.opts["timeout"], reference_path=self._fidelity_reference)
-            if self.model.is_synthetic:
-                result["real_model_only"] = (
-                    "random weights: perplexity and greedy agreement mean something only with a real model"
-                )
-            else:
-                window = min(1024, self.model.max_positions or 1024)
-                result.update(loaded.worker.call("perplexity", self.opts["timeout"], window=window))
-                greedy = loaded.worker.call("greedy_first_turns", self.opts["timeout"], **self._greedy_request())
-                result["greedy_agreement_pct"] = fidelity.greedy_agreement(self._reference_greedy, greedy)
-                result["greedy_questions"] = len(greedy)
+                self._save_fidelity_reference(ref_name, loaded)
+            reference = self._fidelity_reference, self._reference_greedy
+            result = driving.compare(loaded.worker, *reference, self.model, queries, timeout)
         except WorkerError as exc:
             if exc.kind in ("died", "timeout"):
                 self.release()
             raise VariantFailed(f"{loaded.variant.name} fidelity against {ref_name}: {exc}") from None
         return ref_name, result
 
-    def _greedy_request(self) -> dict[str, Any]:
-        """The agent's first turns for greedy agreement: the selected questions (--perf-agent-queries)."""
-        from perfgate import fidelity
-        from perfgate.agent import traces
-
-        wanted = traces.questions()
-        ids = list(wanted)[: self.opts["agent_queries"]]
-        return {"questions": [wanted[i] for i in ids], "max_new_tokens": fidelity.GREEDY_TOKENS}
+    def _save_fidelity_reference(self, ref_name: str, loaded: Loaded) -> None:
+        """The reference's logits (and greedy turns), once per run, from its worker beside the variant's; a
+        reference loaded for this alone is released after."""
+        keep = {ref_name, loaded.variant.name, self.reference, loaded.variant.name + ab.SUFFIX}
+        ref = self._ensure(ref_name, keep=keep)
+        path = self.cache / "fidelity" / f"{self.started:%Y%m%dT%H%M%S}-{os.getpid()}-{ref_name}.pt"
+        queries, timeout = self.opts["agent_queries"], self.opts["timeout"]
+        self._reference_greedy = driving.save_reference(ref.worker, path, self.model, queries, timeout)
+        self._fidelity_reference = str(path)
+        if ref_name not in (loaded.variant.name, self.reference):
+            self.release(ref_name)
 
     # -- judging ---------------------------------------------------------------------------------------------
 
@@ -803,7 +758,9 @@ class PerfSession:
     def write_run(self) -> None:
         """The run file, once there is something to keep: a figure, a test's error, or an interruption (a run where
         every test failed, or that was stopped before any test finished, still leaves its file, saying why)."""
-        if self.is_controller or not (self.figures or self.errors or self.interrupted):  # the controller: merged
+        if self.is_controller:  # the controller writes the workers' documents merged, at the end (finish_controller)
+            return
+        if not (self.figures or self.errors or self.progress.interrupted):
             return
         self.runfile.write(self.run_document())
 
@@ -851,17 +808,17 @@ class PerfSession:
         from perfgate import table
 
         self.gather_parts()
-        if not (self.worker_documents or self.errors or self.interrupted):
+        if not (self.worker_documents or self.errors or self.progress.interrupted):
             return
         own = self.run_document()  # the controller's: options, and the machine where no worker measured anything
         measured = runfile.measured_before_stop(self.worker_documents)
-        if self.interrupted and measured:  # the controller saw the signal and which tests were running; the
-            # workers, if the signal reached them too (Ctrl-C in a terminal, a process group's SIGTERM), what their
-            # rounds measured
-            self.interrupted["measured"] = measured
+        if self.progress.interrupted and measured:
+            # the controller saw the signal and which tests were running; the workers, if the signal reached them too
+            # (Ctrl-C in a terminal, a process group's SIGTERM), what their rounds measured
+            self.progress.interrupted["measured"] = measured
         self.merged = {
             **runfile.merged(self.worker_documents, own),
-            "interrupted": self.interrupted,
+            "interrupted": self.progress.interrupted,
             "errors": list(self.errors),  # every test's report, the workers' included
         }
         self.figures = table.figures_of(self.merged)
@@ -877,7 +834,7 @@ class PerfSession:
     def gather_parts(self) -> None:
         """The workers' run documents, with the parts they did not hand over: after a signal passed on to them, once
         each has written its last part (or the wait is over: each late one is named among the errors)."""
-        if self.interrupted and self.workers_signalled:
+        if self.progress.interrupted and self.workers_signalled:
             self.errors += self.parts.await_last(self.workers_up)
         found, errors = self.parts.left({d["parallel"]["worker"] for d in self.worker_documents})
         self.errors += errors
@@ -906,6 +863,56 @@ class PerfSession:
         display.terminal_summary(self, reporter)
 
 
+def known_reference(name: str) -> str | None:
+    """--perf-reference: a variant's name, or None for 'none'; ValueError for a name that is no variant."""
+    if name == "none":
+        return None
+    if name not in variants.REGISTRY:
+        raise ValueError(f"--perf-reference {name!r}: not a variant (known: {', '.join(variants.REGISTRY)}, or 'none')")
+    return name
+
+
+def agent_queries(modes: tuple[str, ...], count: int) -> tuple:
+    """The agent's first `count` queries from the committed traces, where a mode replays or runs them; () else."""
+    if not {"replay", "live"} & set(modes):
+        return ()
+    from perfgate.agent import traces
+
+    try:
+        return traces.select(traces.load(), count)
+    except traces.TraceError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def writable_cache(option: str | None, origin: str) -> Path:
+    """--perf-cache's folder, created where it is not there yet; ValueError where perfgate cannot write into it (the
+    results folder may fail later: the run goes on, saying so)."""
+    folder = Path(option).expanduser() if option else paths.cache_dir()
+    why = unwritable_folder(folder)
+    if why:
+        raise ValueError(cache_error(folder, origin, why))
+    return folder
+
+
+def worker_layout(option: str) -> tuple[tuple[str, ...], dict[str, str], str]:
+    """How every worker of the session is started (--perf-worker-layout): (command prefix, environment, what that
+    fixes)."""
+    if option == "fixed":
+        return fixed_layout()
+    return (), {}, "random: hash seeds and address-space layouts left to chance (--perf-worker-layout)"
+
+
+def worker_env(model_kind: str) -> dict[str, str]:
+    """The environment every model worker starts with, before its core, its layout and its side's."""
+    env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"} if model_kind != "hub" else {}
+    env["UNSLOTH_DISABLE_STATISTICS"] = "1"
+    if "OMP_NUM_THREADS" not in os.environ:
+        # Two workers alternate rounds; the OpenMP threads of one spin for a while after its work and would
+        # steal the cores the other is being timed on. One thread each keeps the pair from interfering.
+        env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
 def cache_error(folder: Path, origin: str, why: str) -> str:
     """One line for a checkpoint cache perfgate cannot write into: where its value came from, what is wrong."""
     if origin == "default":
@@ -923,12 +930,6 @@ def busy_line(pid: int, mib: float | None) -> str:
         name = "another container or user"
     memory = f"{mib:,.0f} MiB" if mib is not None else "an unreported amount of memory"
     return f"pid {pid} ({name}) using {memory}"
-
-
-def measure_defaults(device: str) -> dict[str, Any]:
-    from perfgate.options import DEVICE_DEFAULTS
-
-    return DEVICE_DEFAULTS[device]
 
 
 def available_ram_gib() -> float | None:

@@ -250,10 +250,10 @@ def test_a_worker_that_does_not_write_its_last_part_in_time_is_named(tmp_path):
 
 
 def test_sigterm_ends_a_run_like_ctrl_c_once(pytestconfig):
-    from perfgate import plugin
+    from perfgate import signals
 
     before = signal.getsignal(signal.SIGTERM)
-    interrupt = plugin._on_sigterm(SimpleNamespace(is_controller=False))
+    interrupt = signals.on_sigterm(SimpleNamespace(is_controller=False))
     try:
         with pytest.raises(KeyboardInterrupt, match="signal SIGTERM"):
             interrupt(signal.SIGTERM, None)
