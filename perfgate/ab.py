@@ -8,7 +8,7 @@ differs by up to 2x between machine starts of one H200. Both sides measured in t
 machine cancel the machine, as asv's `continuous` does for commits.
 
 This module resolves and checks the base before anything loads (one line per bad input), removes the base's
-temporary git worktree at the end, and says what differs between the sides. Judging is perfgate.session's.
+temporary git worktree at the end, and says what differs between the sides. Judging is perfgate.judging's (AbJudge).
 """
 
 from __future__ import annotations

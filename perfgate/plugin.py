@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from perfgate import hooks, options, phases, profiles, project, signals
+from perfgate import display, hooks, options, phases, profiles, project, signals
 from perfgate.progress import Recorder, perf_params
 from perfgate.session import PerfSession, VariantFailed, VariantUnavailable
 from perfgate.state import State
@@ -220,7 +220,7 @@ def gate(perf: PerfSession, request: pytest.FixtureRequest):
         with phases.track("gate"):
             perf.record(figures)
             failures = perf.judge(figures)
-        request.node.user_properties.extend(perf.properties(figures))
+        request.node.user_properties.extend(display.junit_properties(figures, perf.judged))
         if failures:
             pytest.fail("\n\n".join(failures), pytrace=False)
 
@@ -267,4 +267,4 @@ def pytest_testnodedown(node, error) -> None:
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     perf = _session(config)
     if perf is not None:
-        perf.display(terminalreporter)
+        display.terminal_summary(perf, terminalreporter)

@@ -30,7 +30,7 @@ from perfgate import (
     synthetic,
     variants,
 )
-from perfgate.figures import Figure
+from perfgate.figures import Figure, figures_of
 from perfgate.judging import RATIO, AbJudge, Judge, Judged, open_baseline, settle_state, too_noisy_to_write
 from perfgate.progress import Progress
 from perfgate.runner import WorkerError, WorkerHandle, fixed_layout, start_zygote
@@ -725,20 +725,6 @@ class PerfSession:
 
     # -- recording -------------------------------------------------------------------------------------------
 
-    def properties(self, figures: list[Figure]) -> list[tuple[str, str]]:
-        """(name, value) pairs for JUnit XML: 'decode_tok_per_s' -> '24.8 tok/s', '..._verdict' -> 'pass'."""
-        from perfgate import table
-
-        out = []
-        for f in figures:
-            name = f"{f.metric}[{f.workload}]" if f.workload else f.metric
-            value = table.number(f.value, f.unit)
-            out.append((name, f"{value} {f.unit}" if f.value is not None else f"n/a: {f.unavailable}"))
-            j = self.judged.get(f.key)
-            if j is not None:
-                out.append((f"{name}_verdict", table.verdict_word(j)))
-        return out
-
     def record(self, figures: list[Figure]) -> None:
         self.figures.extend(figures)
         self.write_run()
@@ -805,8 +791,6 @@ class PerfSession:
     def finish_controller(self) -> None:
         """Merge the workers' run documents into one run file, update the baseline from all of them, report,
         and remove the workers' parts."""
-        from perfgate import table
-
         self.gather_parts()
         if not (self.worker_documents or self.errors or self.progress.interrupted):
             return
@@ -821,7 +805,7 @@ class PerfSession:
             "interrupted": self.progress.interrupted,
             "errors": list(self.errors),  # every test's report, the workers' included
         }
-        self.figures = table.figures_of(self.merged)
+        self.figures = figures_of(self.merged)
         self.load_info = self.merged["variants"]
         if self.opts["update_baselines"]:
             self.write_baseline()
@@ -855,12 +839,6 @@ class PerfSession:
             self.report_note = f"plots skipped: {exc} (pip install matplotlib)"
         except OSError as exc:
             self.report_note = f"could not write the report: {exc}"
-
-    def display(self, reporter) -> None:
-        """The terminal summary, rendered by perfgate.display (the hook that calls this can call that directly)."""
-        from perfgate import display
-
-        display.terminal_summary(self, reporter)
 
 
 def known_reference(name: str) -> str | None:
