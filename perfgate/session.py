@@ -2,7 +2,9 @@
 
 It holds the resolved options, the model, the selected variants and workloads, the workers of the variant
 being measured and of the reference beside it, the baseline file, and every figure and verdict; it writes
-the run file after each test, so that a crash loses nothing already measured.
+the run file after each test, so that a crash loses nothing already measured. It orchestrates: the measurements
+are perfgate.measure's and perfgate.driving's, the verdicts perfgate.judging's, the run file perfgate.runfile's,
+which tests ran perfgate.progress's, and the terminal summary perfgate.display's.
 """
 
 from __future__ import annotations

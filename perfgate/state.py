@@ -26,7 +26,7 @@ class State:
         self.perf_ids: set[str] = set()  # the node ids of this run's perf tests
         self.workers_up: set[str] = set()  # pytest-xdist: the controller's workers started and not yet done ("gw0")
         self.sigterm_before: object = None
-        self.role = role(config)
+        self.role = xdist_role(config)
 
     def declare(self) -> None:
         """Register the variants of [tool.perfgate] and of pytest_perfgate_variants; cheap (no device touched)."""
@@ -68,7 +68,7 @@ class State:
         return perf
 
 
-def role(config: pytest.Config) -> dict[str, Any] | None:
+def xdist_role(config: pytest.Config) -> dict[str, Any] | None:
     """This process's part in a run spread over GPUs by pytest-xdist: a worker (its GPU is chosen when its session
     starts) or the controller; None in a plain run."""
     workerinput = getattr(config, "workerinput", None)
