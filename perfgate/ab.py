@@ -8,7 +8,7 @@ differs by up to 2x between machine starts of one H200. Both sides measured in t
 machine cancel the machine, as asv's `continuous` does for commits.
 
 This module resolves and checks the base before anything loads (one line per bad input), removes the base's
-temporary git worktree at the end, and says what differs between the sides. Judging is perfgate.session's.
+temporary git worktree at the end, and says what differs between the sides. Judging is perfgate.judging's (AbJudge).
 """
 
 from __future__ import annotations
@@ -313,7 +313,7 @@ def _git(repository: Path, *args: str) -> str | None:
 
 
 def failure_message(judged: Any, differs: list[str], kernels: list[str]) -> str:
-    """A figure that failed against the base (judged: perfgate.session.Judged): head, base, limit and interval,
+    """A figure that failed against the base (judged: perfgate.judging.Judged): head, base, limit and interval,
     then what differs between the sides and the kernels that differ (reported, never failed)."""
     f, v = judged.figure, judged.verdict
     where = " ".join(p for p in (f.variant, f.workload) if p)

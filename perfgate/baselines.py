@@ -251,7 +251,7 @@ def too_noisy_mark(
     interval, that reach, and the floor, the smallest regression (a share of the entry's value) that a run measured
     exactly could still fail against it: the entry's own noise, then the tolerance (1 - (1 - reach)(1 - tolerance)
     where higher is better). The gate holds such an entry to its floor instead of its tolerance, judged with this
-    run's rounds alone (perfgate.session), so that the entry's noise cannot fail an unchanged variant by chance, and
+    run's rounds alone (perfgate.judging), so that the entry's noise cannot fail an unchanged variant by chance, and
     the summary names it. None for an entry within its tolerance."""
     reach = noise_reach(value, interval, better)
     if reach is None or reach <= tolerance:

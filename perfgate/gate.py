@@ -13,7 +13,7 @@ shared GPU drifts by tens of percent (../shared/gpu/README.md):
 - it passes clearly when the samples are significantly better than the limit;
 - otherwise it is unclear, and the session measures more rounds (bounded by rounds and seconds) and asks
   again: up to --perf-max-rounds, and up to --perf-suspect-rounds while the figure itself is already beyond its
-  limit (Verdict.suspect) and more rounds can fail it (perfgate.session.Judged.futile). Still unclear at the
+  limit (Verdict.suspect) and more rounds can fail it (perfgate.judging.Judged.futile). Still unclear at the
   bound, it passes, marked "unclear" in the summary and the run file: the gate fails a test only on evidence,
   never on a coin toss.
 

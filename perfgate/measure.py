@@ -45,7 +45,7 @@ class MeasurementInterrupted(KeyboardInterrupt):
 
 
 # What a test's verdicts say after a round (the `settled` callbacks of decode and agent): all clear, measure no
-# further; unclear; unclear with a figure already beyond its limit that more rounds can fail (perfgate.session.Judged).
+# further; unclear; unclear with a figure already beyond its limit that more rounds can fail (perfgate.judging.Judged).
 CLEAR = "clear"
 UNCLEAR = "unclear"
 SUSPECT = "suspect"

@@ -167,7 +167,7 @@ _METRICS = (
         "max_abs_logit_diff", "logit", LOWER, "largest absolute logit difference",
         gated=True, tolerance=0.50, slack=0.05, header="max |Δlogit|", digits=-3,
     ),
-    # held to a baseline of 0 whatever the file says (perfgate.session), so its tolerance changes nothing
+    # held to a baseline of 0 whatever the file says (perfgate.judging), so its tolerance changes nothing
     Metric(
         "nonfinite_logits", "count", LOWER,
         "logits that are NaN or infinite: any fails, held to 0 whatever its tolerance",

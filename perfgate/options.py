@@ -369,6 +369,18 @@ DEVICE_DEFAULTS = {
 }
 
 
+def complete(opts: dict[str, Any], device: str) -> None:
+    """Fill in, once the device is known, the options whose defaults depend on it (DEVICE_DEFAULTS) or on other
+    options: --perf-max-rounds at least --perf-rounds, --perf-suspect-rounds twice --perf-max-rounds."""
+    for name, value in DEVICE_DEFAULTS[device].items():
+        if opts.get(name) is None:
+            opts[name] = value
+    if opts["max_rounds"] < opts["rounds"]:
+        opts["max_rounds"] = opts["rounds"]
+    if opts.get("suspect_rounds") is None:
+        opts["suspect_rounds"] = 2 * opts["max_rounds"]
+
+
 def help_text(opt: Opt) -> str:
     """The option's help with its environment name and its default, said once: where the session decides the
     default (opt.default None), the help itself says what it is."""

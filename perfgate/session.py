@@ -2,15 +2,15 @@
 
 It holds the resolved options, the model, the selected variants and workloads, the workers of the variant
 being measured and of the reference beside it, the baseline file, and every figure and verdict; it writes
-the run file after each test, so that a crash loses nothing already measured.
+the run file after each test, so that a crash loses nothing already measured. It orchestrates: the measurements
+are perfgate.measure's and perfgate.driving's, the verdicts perfgate.judging's, the run file perfgate.runfile's,
+which tests ran perfgate.progress's, and the terminal summary perfgate.display's.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import os
-import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,6 +20,7 @@ from perfgate import (
     ab,
     affinity,
     baselines,
+    driving,
     gate,
     machine,
     measure,
@@ -27,22 +28,20 @@ from perfgate import (
     options,
     paths,
     phases,
-    profiles,
+    runfile,
     synthetic,
     variants,
 )
-from perfgate.figures import Figure
+from perfgate.figures import Figure, figures_of
+from perfgate.judging import RATIO, AbJudge, Judge, Judged, open_baseline, settle_state, too_noisy_to_write
+from perfgate.progress import Progress
 from perfgate.runner import WorkerError, WorkerHandle, fixed_layout, start_zygote
-from perfgate.storage import unwritable_folder, write_json_atomic
+from perfgate.storage import unwritable_folder
 from perfgate.trackers import Nvml, VramTracker
 from perfgate.workloads import DecodeWorkload
 from perfgate.zygote import Zygote
 
-RUN_SCHEMA = 1
-RATIO = "decode_ratio_to_ref"
-NONFINITE = "nonfinite_logits"
 FIDELITY_REFERENCE = {"cpu": "hf-fp32", "cuda": "hf-bf16"}  # full precision where it is affordable
-PARTS_WAIT_S = 60  # at most, an interrupted controller's wait for its workers' last parts (seconds, as seen)
 
 
 class VariantUnavailable(Exception):
@@ -58,36 +57,6 @@ class Loaded:
     variant: variants.Variant
     worker: WorkerHandle
     load: measure.LoadMeasurement
-
-
-@dataclass(frozen=True)
-class Judged:
-    """A gated figure with the baseline it was held against and the verdict."""
-
-    figure: Figure
-    verdict: gate.Verdict
-    baseline_key: str
-    note: str = ""  # why there is no comparable baseline, or where the baseline came from
-    # a suspect ratio judged with the baseline's rounds: its interval at its value with the baseline's noise alone
-    floor: tuple[float, float] | None = None
-    too_noisy: dict[str, Any] | None = None  # the baseline entry's mark: too noisy for its tolerance, held to its floor
-
-    @property
-    def futile(self) -> bool:
-        """Suspect, but the baseline's own noise alone keeps its interval open at this value: more rounds of this
-        run cannot fail it, so it is not given them (measure.ratio_interval_at)."""
-        if self.floor is None or self.verdict.limit is None:
-            return False
-        lo, hi = self.floor
-        return hi >= self.verdict.limit if self.figure.better == "higher" else lo <= self.verdict.limit
-
-
-def settle_state(judged: list[Judged]) -> str:
-    """Where a test's verdicts stand after a round: all clear; unclear, with a figure already beyond its limit
-    that more rounds could fail (measured further, up to --perf-suspect-rounds); or unclear."""
-    if all(j.verdict.clear for j in judged):
-        return measure.CLEAR
-    return measure.SUSPECT if any(j.verdict.suspect and not j.futile for j in judged) else measure.UNCLEAR
 
 
 def detect_device(requested: str) -> str:
@@ -114,49 +83,19 @@ class PerfSession:
         self.opts = opts
         self.root = root or paths.REPO_ROOT
         self.parallel = parallel or {}
-        self.worker_documents: list[dict[str, Any]] = []  # the controller's: each worker's run document
         self.device = detect_device(opts["device"])
-        for name, value in measure_defaults(self.device).items():
-            if opts.get(name) is None:
-                opts[name] = value
-        if opts["max_rounds"] < opts["rounds"]:
-            opts["max_rounds"] = opts["rounds"]
-        if opts.get("suspect_rounds") is None:
-            opts["suspect_rounds"] = 2 * opts["max_rounds"]
-        self.reference = None if opts["reference"] == "none" else opts["reference"]
-        if self.reference and self.reference not in variants.REGISTRY:
-            raise ValueError(
-                f"--perf-reference {self.reference!r}: not a variant (known: {', '.join(variants.REGISTRY)}, or 'none')"
-            )
+        options.complete(opts, self.device)
         origins = opts.get("origins", {})
-        self.model = models.resolve(
-            opts["model"] or models.default_model(self.device == "cuda"), origins.get("model", "--perf-model")
-        )
+        self.reference = known_reference(opts["reference"])
+        model = opts["model"] or models.default_model(self.device == "cuda")
+        self.model = models.resolve(model, origins.get("model", "--perf-model"))
         self.variants = variants.select(opts["variants"], self.device)
-        self.workloads = [DecodeWorkload(n, opts["new_tokens"]) for n in opts["contexts"]]
-        if options.given(opts.get("origins", {}), "contexts"):
-            unfit = [w for w in self.workloads if self.workload_unfit(w)]
-            if unfit:  # asked for explicitly: an error, not a skip
-                raise ValueError(
-                    f"--perf-contexts: {self.workload_unfit(unfit[0])}; prompt + --perf-new-tokens must fit"
-                )
+        self.workloads = self.fitting_workloads()
         self.agent_modes = opts["agent"]
-        self.agent_queries: tuple = ()
-        if {"replay", "live"} & set(self.agent_modes):
-            from perfgate.agent import traces
-
-            try:
-                self.agent_queries = traces.select(traces.load(), opts["agent_queries"])
-            except traces.TraceError as exc:
-                raise ValueError(str(exc)) from None
+        self.agent_queries = agent_queries(self.agent_modes, opts["agent_queries"])
         self.agent_workload = f"q{opts['agent_queries']}"
-        self.cache = Path(opts["cache"]).expanduser() if opts["cache"] else paths.cache_dir()
-        self.results_dir = Path(opts["results_dir"])
-        if not self.results_dir.is_absolute():
-            self.results_dir = self.root / self.results_dir
-        why = unwritable_folder(self.cache)  # (the results folder may fail later: the run goes on, saying so)
-        if why:
-            raise ValueError(cache_error(self.cache, origins.get("cache", "default"), why))
+        self.cache = writable_cache(opts["cache"], origins.get("cache", "default"))
+        self.results_dir = self.root / opts["results_dir"]  # (an absolute folder stays as it is)
         # an A/B run: the same variant on the base side takes the reference's place beside each variant, and the
         # canaries, which exist to be slower than the reference, are left out of the default selection
         self.base = ab.prepare(opts, self.root, self.device, self.cache)
@@ -168,12 +107,7 @@ class PerfSession:
             if opts["variants"] in (None, "", "default"):
                 self.variants = [v for v in self.variants if not (v.step_delay or v.device_delay)]
         self.started = datetime.now(timezone.utc)
-        self._clock_start = time.monotonic()
-        self.cut: list[str] = []  # tests not started because --perf-session-budget was spent
-        self.planned: list[str] = []  # the tests this run was to run (after -k and deselection), in order
-        self.running: list[str] = []  # the tests started and not done (more than one under pytest-xdist)
-        self.finished: set[str] = set()  # done: measured, failed or skipped (a teardown left is of no account)
-        self.interrupted: dict[str, Any] | None = None  # Ctrl-C or SIGTERM: why, during which tests, what did not run
+        self.progress = Progress(opts.get("session_budget"))  # the run's perf tests, started, done, cut, stopped
         self.errors: list[dict[str, str]] = []  # tests that ended in an error, or failed other than by the gate
         self.figures: list[Figure] = []
         self.judged: dict[tuple[str, str, str, str], Judged] = {}
@@ -183,46 +117,38 @@ class PerfSession:
         self._tracker: VramTracker | None = None
         self._machine: dict[str, Any] | None = None
         self._checkpoint: Path | None = None
-        self.run_path: Path | None = None
         self._fidelity_reference: str | None = None  # the saved reference logits, once computed
         self._zygote: Zygote | None = None  # on the CPU, what its workers are forked from (self.zygote)
         self._reference_greedy: list[list[int]] = []  # the reference's greedy first turns (real models)
         self._bandwidth: dict[str, Any] | None = None  # the device's copy bandwidth, once measured
         self._own_affinity: set[int] | None = None  # this process's cores before the workers were pinned
-        self.write_error: str | None = None
         self.report_files: list[Path] = []
-        self.time_split: dict[str, Any] | None = None  # the last one written to the run file (perfgate.phases)
         self.merged: dict[str, Any] | None = None  # the controller's merged run document
         self.worker_parts: list[str] = []
         self.workers_up: set[str] = set()  # the controller's pytest-xdist workers started and not yet done ("gw0")
         self.workers_signalled: list[int] = []  # their processes, where the controller passed a SIGTERM on
         self.report_note: str | None = None
+        self.baseline_error: str | None = None  # why the baseline file could not be written
         self.baseline_diff: list[tuple] | None = None
         self.baseline_noisy: list[tuple] = []  # entries just written whose own noise exceeds their tolerance
+        self.worker_documents: list[dict[str, Any]] = []  # the controller's: each worker's run document
         self.gpu_busy = self.other_gpu_processes()
-        # how every worker is started: (command prefix, environment, what that fixes), once for the session
-        self.layout = (
-            fixed_layout()
-            if opts["worker_layout"] == "fixed"
-            else ((), {}, "random: hash seeds and address-space layouts left to chance (--perf-worker-layout)")
-        )
         if self.gpu_busy and opts["strict"]:
             raise ValueError(
                 f"--perf-strict: the GPU is busy, {'; '.join(self.gpu_busy)}: their load distorts the "
                 "timings and the device-level memory figures"
             )
+        self.layout = worker_layout(opts["worker_layout"])  # how every worker is started
         self.baseline_path = baselines.path_for(self.results_dir, self.machine["gpu_slug"])
-        try:
-            self.baseline = baselines.Baseline.load(self.baseline_path)
-        except baselines.BaselineError as exc:
-            if not opts["update_baselines"]:
-                raise ValueError(f"{exc} (fix or delete it, or rewrite it with --perf-update-baselines)") from None
-            self.baseline = baselines.Baseline(self.baseline_path, {"schema": baselines.SCHEMA, "models": {}})
-        # a file for another GPU or model (copied to this machine's name) is named in the summary and the report;
-        # another GPU's entries are never judged against, and a baseline run writes the file anew
-        self.baseline_problem = baselines.problem(self.baseline, self.machine["gpu_slug"], self.model.source)
-        if baselines.written_for_another_gpu(self.baseline, self.machine["gpu_slug"]):
-            self.baseline = baselines.Baseline(self.baseline_path, {"schema": baselines.SCHEMA, "models": {}})
+        # a file for another GPU or model is named in the summary and the report (baseline_problem)
+        self.baseline, self.baseline_problem = open_baseline(
+            self.baseline_path, self.machine["gpu_slug"], self.model.source, opts["update_baselines"]
+        )
+        self.referee = self.new_referee()
+        runs = self.results_dir / "runs"
+        self.parts = runfile.Parts(runs, self.parallel["run"]) if self.parallel else None
+        part = self.parts.path(self.parallel["worker"]) if self.is_worker else None
+        self.runfile = runfile.RunFile(runs, self.started, self.machine["gpu_slug"], part)
         self.clock.lap("setup")
 
     # -- environment -------------------------------------------------------------------------------------
@@ -277,6 +203,18 @@ class PerfSession:
             limit, what, why = user, "the limit", "--perf-max-seq-length or MAX_SEQ_LENGTH"
         return limit, what, why
 
+    def fitting_workloads(self) -> list[DecodeWorkload]:
+        """The decode workloads of --perf-contexts; one that does not fit the model's context is an error where the
+        contexts were asked for explicitly (else its tests skip, saying why)."""
+        workloads = [DecodeWorkload(n, self.opts["new_tokens"]) for n in self.opts["contexts"]]
+        if options.given(self.opts.get("origins", {}), "contexts"):
+            unfit = [w for w in workloads if self.workload_unfit(w)]
+            if unfit:
+                raise ValueError(
+                    f"--perf-contexts: {self.workload_unfit(unfit[0])}; prompt + --perf-new-tokens must fit"
+                )
+        return workloads
+
     def workload_unfit(self, workload: DecodeWorkload) -> str | None:
         limit, what, why = self._context_limit()
         if limit and workload.total_tokens > limit:
@@ -306,12 +244,43 @@ class PerfSession:
 
     def _ensure(self, name: str, keep: set[str | None], base: bool = False) -> Loaded:
         """The variant's worker, loaded once; with `base`, the same variant on an A/B run's base side (kept under
-        'NAME@base')."""
+        'NAME@base'). Workers not in `keep` are released first."""
         key = name + ab.SUFFIX if base else name
         if key in self.loaded:
             return self.loaded[key]
+        variant = self._make_room(key, keep)
+        path = self.checkpoint()
+        worker = self._start_worker(key)
+        try:
+            max_seq = self.opts.get("max_seq_length") or self.max_tokens
+            with phases.track("load"):
+                load = measure.load(worker, self.tracker, variant, path, self.device, max_seq, self.opts["timeout"])
+        except WorkerError as exc:
+            worker.kill()  # whatever it holds goes back to the device now
+            worker.close()
+            self._load_failed(key, variant, exc)
+        self.loaded[key] = Loaded(variant, worker, load)
+        self.load_info[key] = load.model
+        if self.base is not None:
+            self.note_side("base" if base else "head", worker)
+            if base:
+                self.base_figures.update({f.key: f for f in measure.load_figures(name, load)})
+        return self.loaded[key]
+
+    def _who(self, key: str) -> str:
+        """A worker as messages name it: 'NAME', or in an A/B run 'NAME (head side)' or 'NAME (base side)'."""
+        name = key.removesuffix(ab.SUFFIX)
+        if self.base is None:
+            return name
+        return f"{name} ({'base' if key.endswith(ab.SUFFIX) else 'head'} side)"
+
+    def _make_room(self, key: str, keep: set[str | None]) -> variants.Variant:
+        """The variant to load for `key`, once the workers not in `keep` are released. VariantUnavailable where it
+        cannot run here or would not fit in memory (even with the reference released, to measure it alone rather
+        than not at all), and where it failed before: VariantFailed, or VariantUnavailable for an import."""
         if key in self.failed:
             raise (VariantUnavailable if "failed to import" in self.failed[key] else VariantFailed)(self.failed[key])
+        name, base = key.removesuffix(ab.SUFFIX), key.endswith(ab.SUFFIX)
         variant = variants.REGISTRY[name]
         reason = variants.unavailable_reason(variant, self.device)
         if reason:
@@ -320,22 +289,22 @@ class PerfSession:
             self.release(other)
         if base:
             variant = self.base_variant(variant)
-        who = f"{name} ({'base' if base else 'head'} side)" if self.base is not None else name
         reason = self.memory_shortfall(variant)
         if reason and self.reference in self.loaded and name != self.reference:
-            self.release(self.reference)  # measure it alone rather than not at all
+            self.release(self.reference)
             reason = self.memory_shortfall(variant)
         if reason:
             if base:  # the head's verdicts say the base side failed (nothing passes for want of a base)
-                self.failed[key] = f"{who}: {reason}"
+                self.failed[key] = f"{self._who(key)}: {reason}"
             raise VariantUnavailable(reason)
-        path = self.checkpoint()
-        env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"} if self.model.kind != "hub" else {}
-        env["UNSLOTH_DISABLE_STATISTICS"] = "1"
-        if "OMP_NUM_THREADS" not in os.environ:
-            # Two workers alternate rounds; the OpenMP threads of one spin for a while after its work and would
-            # steal the cores the other is being timed on. One thread each keeps the pair from interfering.
-            env["OMP_NUM_THREADS"] = "1"
+        return variant
+
+    def _start_worker(self, key: str) -> WorkerHandle:
+        """A worker process for `key`, started as every worker of this run is (self.layout), on its own core on a GPU
+        machine, forked from the zygote on the CPU; on an A/B run's base side, with the base's interpreter, code and
+        environment."""
+        base = key.endswith(ab.SUFFIX)
+        env = worker_env(self.model.kind)
         core = self.worker_core(key)
         if core is not None:
             env["PERFGATE_CPU_CORE"] = str(core)
@@ -355,36 +324,27 @@ class PerfSession:
             }
         with phases.track("load"):
             zygote = None if base else self.zygote(prefix, env)
-            worker = WorkerHandle(key, self.cache / "logs" / f"worker-{key}.log", env, prefix, **side, zygote=zygote)
-        try:
-            max_seq = self.opts.get("max_seq_length") or self.max_tokens
-            with phases.track("load"):
-                load = measure.load(worker, self.tracker, variant, path, self.device, max_seq, self.opts["timeout"])
-        except WorkerError as exc:
-            worker.kill()  # whatever it holds goes back to the device now
-            worker.close()
-            if exc.kind == "import":
-                self.failed[key] = variants.import_failure(variant, exc.message)
-                if self.base is not None:
-                    self.failed[key] = f"{who}: {self.failed[key]}"
-                raise VariantUnavailable(self.failed[key]) from None
-            if exc.kind == "oom":
-                need = variants.estimate_bytes(variant, self.model.config, self.max_tokens) / 2**30
-                what = (
-                    f"out of memory while loading (it needs about {need:.1f} GiB by estimate, for weights and a "
-                    f"KV cache of {self.max_tokens} tokens); its memory was freed and the other variants go on"
-                )
-            else:
-                what = f"loading failed ({exc.kind})"
-            self.failed[key] = f"{who}: {what}: {exc}"
-            raise VariantFailed(self.failed[key]) from None
-        self.loaded[key] = Loaded(variant, worker, load)
-        self.load_info[key] = load.model
-        if self.base is not None:
-            self.note_side("base" if base else "head", worker)
-            if base:
-                self.base_figures.update({f.key: f for f in measure.load_figures(name, load)})
-        return self.loaded[key]
+            return WorkerHandle(key, self.cache / "logs" / f"worker-{key}.log", env, prefix, **side, zygote=zygote)
+
+    def _load_failed(self, key: str, variant: variants.Variant, exc: WorkerError) -> NoReturn:
+        """A worker's failure to load, remembered (the variant's other tests fail fast) and raised: an import that
+        failed as VariantUnavailable (a package missing here), anything else as VariantFailed."""
+        who = self._who(key)
+        if exc.kind == "import":
+            self.failed[key] = variants.import_failure(variant, exc.message)
+            if self.base is not None:
+                self.failed[key] = f"{who}: {self.failed[key]}"
+            raise VariantUnavailable(self.failed[key]) from None
+        if exc.kind == "oom":
+            need = variants.estimate_bytes(variant, self.model.config, self.max_tokens) / 2**30
+            what = (
+                f"out of memory while loading (it needs about {need:.1f} GiB by estimate, for weights and a "
+                f"KV cache of {self.max_tokens} tokens); its memory was freed and the other variants go on"
+            )
+        else:
+            what = f"loading failed ({exc.kind})"
+        self.failed[key] = f"{who}: {what}: {exc}"
+        raise VariantFailed(self.failed[key]) from None
 
     def base_variant(self, variant: variants.Variant) -> variants.Variant:
         """The variant as the base side loads it: a loader imported from the measured repository comes from the
@@ -493,23 +453,6 @@ class PerfSession:
                 with phases.track("unload"):
                     loaded.worker.close()
 
-    def budget_spent(self, test_id: str) -> str | None:
-        """Why this test may not start (the session's time budget is spent), or None; a cut test is remembered."""
-        budget = self.opts.get("session_budget")
-        elapsed = time.monotonic() - self._clock_start
-        if budget is None or elapsed < budget:
-            return None
-        self.cut.append(test_id)
-        return f"--perf-session-budget {budget:.0f} s spent ({elapsed:.0f} s since the run began): not started"
-
-    def test_started(self, name: str) -> None:
-        self.running.append(name)
-
-    def test_done(self, name: str) -> None:
-        self.finished.add(name)
-        if name in self.running:
-            self.running.remove(name)
-
     def test_error(self, name: str, phase: str, message: str) -> None:
         """A test ended in an error (its setup or teardown raised) or failed without a gate verdict (a crash, an
         out-of-memory): what it said goes into the run file, beside the figures of the tests that did run."""
@@ -520,27 +463,9 @@ class PerfSession:
         """The run was interrupted (Ctrl-C, SIGTERM): remember why, the tests it stopped, and those never started,
         for the run file and the report (what finished before is kept). A test cut short has recorded nothing, but
         for a decode test stopped during its timed rounds: what they measured so far is kept, unjudged."""
-        self.interrupted = {
-            "reason": reason,
-            "during": list(self.running),
-            "not_run": [t for t in self.planned if t not in self.finished and t not in self.running],
-        }
+        interrupted = self.progress.interrupt(reason)
         if isinstance(exc, measure.MeasurementInterrupted) and exc.partial is not None:
-            self.interrupted["measured"] = [self.partial_record(exc.variant, exc.partial)]
-
-    def partial_record(self, variant: str, partial: measure.DecodeMeasurement) -> dict[str, Any]:
-        """The gated rates of a decode test's rounds before it was stopped: too few to judge (the test's own rules
-        decide how many a verdict needs), kept for a look and for comparison with a run that finished."""
-        kept = ("decode_tok_per_s", "ttft_s", RATIO, ab.RATIO, ab.TTFT_RATIO)
-        figures = [f for f in measure.decode_figures(variant, partial) if f.metric in kept and f.value is not None]
-        return {
-            "test": f"test_decode[{variant}-{partial.workload.id}]",
-            "variant": variant,
-            "workload": partial.workload.id,
-            "rounds": sum(len(m.rounds) for m in (*partial.earlier, partial)),  # over every pair of processes
-            "process_pairs": len(partial.earlier) + 1,
-            "figures": [f.to_dict() for f in figures],
-        }
+            interrupted["measured"] = [runfile.partial_record(exc.variant, exc.partial)]
 
     # -- measuring -------------------------------------------------------------------------------------------
 
@@ -581,7 +506,7 @@ class PerfSession:
     def _ratio_fails(self, name: str, measured: measure.DecodeMeasurement) -> bool:
         metric = ab.RATIO if self.base is not None else RATIO
         figures = [f for f in measure.decode_figures(name, measured) if f.metric == metric]
-        return any(j.verdict.status == gate.FAIL for j in self._judge(figures))
+        return any(j.verdict.status == gate.FAIL for j in self.referee.judge(figures))
 
     def restart_with_reference(self, name: str) -> Loaded:
         """The variant and the reference in fresh worker processes (the reference first, as a run starts); in an A/B
@@ -604,7 +529,7 @@ class PerfSession:
         def settled(partial: measure.DecodeMeasurement) -> str:
             if self.opts["update_baselines"]:
                 return self.baseline_settled(name, partial)
-            return settle_state(self._judge(measure.decode_figures(name, partial)))
+            return settle_state(self.referee.judge(measure.decode_figures(name, partial)))
 
         try:
             measured = measure.decode(
@@ -644,23 +569,15 @@ class PerfSession:
         marked as such."""
         if len(partial.rounds) < self.opts["max_rounds"]:
             return measure.UNCLEAR
-        for f in baselines.kept_figures(measure.decode_figures(name, partial)):
-            tolerance = gate.tolerance_for(f.metric, self.opts["tolerance"], variant=f.variant)
-            if baselines.too_noisy_mark(f.value, f.params.get("interval"), f.better, tolerance):
-                return measure.SUSPECT
-        return measure.UNCLEAR
+        noisy = too_noisy_to_write(measure.decode_figures(name, partial), self.opts["tolerance"])
+        return measure.SUSPECT if noisy else measure.UNCLEAR
 
     def bandwidth(self, loaded: Loaded) -> dict[str, Any]:
         """The device's copy bandwidth, measured once per session (in the first variant's worker, which already
         holds a CUDA context), with this variant's weight bytes (its memory footprint: what one decode step
         reads at least)."""
         if self._bandwidth is None:
-            try:
-                self._bandwidth = loaded.worker.call("copy_bandwidth", self.opts["timeout"])
-            except WorkerError as exc:
-                if exc.kind in ("died", "timeout"):
-                    raise
-                self._bandwidth = {"gb_per_s": None, "why": f"bandwidth not measured: {exc.message[:200]}"}
+            self._bandwidth = driving.copy_bandwidth(loaded.worker, self.opts["timeout"])
         weights = loaded.load.model.get("footprint_mib")
         return {**self._bandwidth, "weight_bytes": weights * 2**20 if weights else None}
 
@@ -680,51 +597,54 @@ class PerfSession:
         raise VariantFailed(f"{where}: generation failed: {exc}") from None
 
     def measure_agent(self, loaded: Loaded) -> measure.AgentMeasurement:
-        """Replay the agent's queries on this variant (the gated per-query latency)."""
+        """Replay the agent's queries on this variant (the gated per-query latency); in an A/B run, on the base side
+        first, then on the head's (not interleaved: perfgate.ab)."""
         name = loaded.variant.name
         o = self.opts
         plan = measure.RoundPlan(o["agent_rounds"], max(o["agent_rounds"], 3), o["test_budget"], o["warmup"])
 
         def settled(partial: measure.AgentMeasurement) -> str:
-            return settle_state(self._judge(measure.agent_figures(name, partial)))
+            return settle_state(self.referee.judge(measure.agent_figures(name, partial)))
 
-        base, no_base = self.reference_beside(loaded) if self.base is not None else (None, None)
-        measured_base = None
-        if base is not None:  # the base side's passes first, then the head's (not interleaved: perfgate.ab)
-            try:
-                measured_base = measure.agent(
-                    base.worker,
-                    self.tracker,
-                    base.variant,
-                    self.agent_workload,
-                    self.agent_queries,
-                    plan,
-                    o["canary_slowdown"],
-                    o["timeout"],
-                    None,
-                    reuse=False,
-                )
-                self.base_figures.update({f.key: f for f in measure.agent_figures(name, measured_base)})
-            except WorkerError as exc:
-                if exc.kind in ("died", "timeout"):
-                    self.release(name + ab.SUFFIX)
-                no_base = f"the base side failed: {exc.message.splitlines()[0]}"
+        base, no_base = self._replay_base(loaded, plan) if self.base is not None else (None, None)
         try:
-            head = measure.agent(
-                loaded.worker,
-                self.tracker,
-                loaded.variant,
-                self.agent_workload,
-                self.agent_queries,
-                plan,
-                o["canary_slowdown"],
-                o["timeout"],
-                None if o["update_baselines"] else settled,  # a baseline: exactly --perf-agent-rounds passes
-                reuse="reuse" in self.agent_modes,
-            )
-            return replace(head, base=measured_base, no_base=no_base) if self.base is not None else head
+            # a baseline: exactly --perf-agent-rounds passes
+            head = self._replay(loaded, plan, None if o["update_baselines"] else settled, "reuse" in self.agent_modes)
         except WorkerError as exc:
             self._generation_failed(loaded, f"{name} agent replay ({self.agent_workload})", exc)
+        return replace(head, base=base, no_base=no_base) if self.base is not None else head
+
+    def _replay(self, loaded: Loaded, plan: measure.RoundPlan, settled, reuse: bool) -> measure.AgentMeasurement:
+        """measure.agent on one worker: the selected queries, with this run's canary slowdown and timeout."""
+        return measure.agent(
+            loaded.worker,
+            self.tracker,
+            loaded.variant,
+            self.agent_workload,
+            self.agent_queries,
+            plan,
+            self.opts["canary_slowdown"],
+            self.opts["timeout"],
+            settled,
+            reuse=reuse,
+        )
+
+    def _replay_base(
+        self, loaded: Loaded, plan: measure.RoundPlan
+    ) -> tuple[measure.AgentMeasurement | None, str | None]:
+        """An A/B run's replay on the base side (its figures kept to judge the head's against), or None and why not."""
+        name = loaded.variant.name
+        base, no_base = self.reference_beside(loaded)
+        if base is None:
+            return None, no_base
+        try:
+            measured = self._replay(base, plan, None, reuse=False)
+        except WorkerError as exc:
+            if exc.kind in ("died", "timeout"):
+                self.release(name + ab.SUFFIX)
+            return None, f"the base side failed: {exc.message.splitlines()[0]}"
+        self.base_figures.update({f.key: f for f in measure.agent_figures(name, measured)})
+        return measured, None
 
     def measure_agent_live(self, loaded: Loaded) -> list[dict[str, Any]]:
         """The real agent loop on each selected question (report-only)."""
@@ -751,337 +671,69 @@ class PerfSession:
     def measure_fidelity(self, loaded: Loaded) -> tuple[str, dict[str, Any]]:
         """(reference name, the fidelity comparison of this variant against the reference's saved logits)."""
         ref_name = FIDELITY_REFERENCE[self.device]
-        vocab = self.model.config["vocab_size"]
-        from perfgate import fidelity
-
-        if max(max(s) for s in fidelity.inputs()) >= vocab:
-            raise VariantUnavailable(f"the committed fidelity inputs hold ids beyond this model's vocabulary ({vocab})")
+        unfit = driving.fidelity_inputs_fit(self.model.config["vocab_size"])
+        if unfit:
+            raise VariantUnavailable(unfit)
+        timeout, queries = self.opts["timeout"], self.opts["agent_queries"]
         try:
             if self._fidelity_reference is None:
-                keep = {ref_name, loaded.variant.name, self.reference, loaded.variant.name + ab.SUFFIX}
-                ref = self._ensure(ref_name, keep=keep)
-                path = self.cache / "fidelity" / f"{self.started:%Y%m%dT%H%M%S}-{os.getpid()}-{ref_name}.pt"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                ref.worker.call("reference_logits", self.opts["timeout"], path=str(path))
-                if not self.model.is_synthetic:
-                    self._reference_greedy = ref.worker.call(
-                        "greedy_first_turns", self.opts["timeout"], **self._greedy_request()
-                    )
-                self._fidelity_reference = str(path)
-                if ref_name not in (loaded.variant.name, self.reference):
-                    self.release(ref_name)
-            result = loaded.worker.call("fidelity", self.opts["timeout"], reference_path=self._fidelity_reference)
-            if self.model.is_synthetic:
-                result["real_model_only"] = (
-                    "random weights: perplexity and greedy agreement mean something only with a real model"
-                )
-            else:
-                window = min(1024, self.model.max_positions or 1024)
-                result.update(loaded.worker.call("perplexity", self.opts["timeout"], window=window))
-                greedy = loaded.worker.call("greedy_first_turns", self.opts["timeout"], **self._greedy_request())
-                result["greedy_agreement_pct"] = fidelity.greedy_agreement(self._reference_greedy, greedy)
-                result["greedy_questions"] = len(greedy)
+                self._save_fidelity_reference(ref_name, loaded)
+            reference = self._fidelity_reference, self._reference_greedy
+            result = driving.compare(loaded.worker, *reference, self.model, queries, timeout)
         except WorkerError as exc:
             if exc.kind in ("died", "timeout"):
                 self.release()
             raise VariantFailed(f"{loaded.variant.name} fidelity against {ref_name}: {exc}") from None
         return ref_name, result
 
-    def _greedy_request(self) -> dict[str, Any]:
-        """The agent's first turns for greedy agreement: the selected questions (--perf-agent-queries)."""
-        from perfgate import fidelity
-        from perfgate.agent import traces
-
-        wanted = traces.questions()
-        ids = list(wanted)[: self.opts["agent_queries"]]
-        return {"questions": [wanted[i] for i in ids], "max_new_tokens": fidelity.GREEDY_TOKENS}
+    def _save_fidelity_reference(self, ref_name: str, loaded: Loaded) -> None:
+        """The reference's logits (and greedy turns), once per run, from its worker beside the variant's; a
+        reference loaded for this alone is released after."""
+        keep = {ref_name, loaded.variant.name, self.reference, loaded.variant.name + ab.SUFFIX}
+        ref = self._ensure(ref_name, keep=keep)
+        path = self.cache / "fidelity" / f"{self.started:%Y%m%dT%H%M%S}-{os.getpid()}-{ref_name}.pt"
+        queries, timeout = self.opts["agent_queries"], self.opts["timeout"]
+        self._reference_greedy = driving.save_reference(ref.worker, path, self.model, queries, timeout)
+        self._fidelity_reference = str(path)
+        if ref_name not in (loaded.variant.name, self.reference):
+            self.release(ref_name)
 
     # -- judging ---------------------------------------------------------------------------------------------
 
-    def baseline_entry(self, f: Figure) -> tuple[str, dict[str, Any] | None, str]:
-        """(key, entry or None, note) of the baseline this figure is held against."""
-        of = variants.REGISTRY[f.variant].baseline_of or f.variant
-        key = baselines.entry_key(of, f.test, f.workload, f.metric)
-        if f.metric == RATIO and of == self.reference:
-            # a canary standing in for the reference: the reference's ratio to itself is 1 by definition, however
-            # the ratio is estimated
-            params = {"estimator": f.params.get("estimator")}
-            return key, {"value": 1.0, "unit": "x", "better": "higher", "params": params}, f"{of}'s ratio to itself"
-        if f.metric == NONFINITE:  # NaN or infinity always fails, baseline or not
-            return (
-                key,
-                {"value": 0.0, "unit": "count", "better": "lower", "params": {}, "tolerance": 0.0},
-                ("no logit may be NaN or infinite"),
-            )
-        entry = self.baseline.entry(self.model.source, key)
-        note = f"baseline of {of}" if of != f.variant else ""
-        if entry is None and self.baseline_problem:
-            note = self.baseline_problem
-        return key, entry, note
-
-    def _judge(self, figures: list[Figure]) -> list[Judged]:
+    def new_referee(self) -> Judge | AbJudge:
+        """Who judges this run's figures: against the base side of this run in an A/B run, else the baseline file."""
+        tolerances = self.opts["tolerance"]
         if self.base is not None:
-            return self._judge_against_base(figures)
-        out = []
-        for f in figures:
-            if not f.gated:
-                continue
-            key, entry, note = self.baseline_entry(f)
-            stored_tol = entry.get("tolerance") if entry else None
-            tol = gate.tolerance_for(f.metric, self.opts["tolerance"], stored_tol, f.variant)
-            base = entry["value"] if entry else None
-            noisy = entry.get("too_noisy") if entry else None
-            if noisy:  # held to the smallest regression it can catch, its own noise counted in that floor already
-                tol = max(tol, noisy["floor"])
-            if entry and entry.get("params", {}).get("new_tokens") not in (None, f.params.get("new_tokens")):
-                note = (
-                    f"baseline measured with {entry['params']['new_tokens']} new tokens, this run "
-                    f"{f.params.get('new_tokens')}: not comparable"
-                )
-                base = None
-            profiled = entry.get("params", {}).get("tokens_profiled") if entry else None
-            if base is not None and profiled is not None and profiled != f.params.get("tokens_profiled"):
-                note = (
-                    f"baseline profiled {profiled} decode tokens, this run {f.params.get('tokens_profiled')}: "
-                    "not comparable (--perf-device-tokens); update the baseline"
-                )
-                base = None
-            if entry and entry.get("unit") != f.unit:
-                raise baselines.BaselineError(
-                    f"baseline file {self.baseline_path}: entry {key!r} is in {entry.get('unit')!r}, "
-                    f"the figure in {f.unit!r}"
-                )
-            pairs = None
-            if "turn_keys" in f.params and entry and base is not None:
-                if entry.get("params", {}).get("turn_keys") != f.params["turn_keys"]:
-                    note = "baseline measured on other agent queries or traces: not comparable"
-                    base = None
-                else:
-                    pairs = (tuple(f.params["turn_latency_s"]), tuple(entry["params"]["turn_latency_s"]))
-            interval = tuple(f.params["interval"]) if "interval" in f.params else None
-            estimator = entry.get("params", {}).get("estimator") if entry else None
-            if interval and base is not None and estimator != f.params["estimator"]:  # a ratio estimated otherwise
-                note = (
-                    f"baseline's ratio measured another way ({estimator or 'mean rates'}, now "
-                    f"{f.params['estimator']}): not comparable; update the baseline"
-                )
-                base = None
-            interval_test = gate.BOOTSTRAP
-            if interval and base is not None and not noisy:
-                then = measure.ratio_rounds(entry.get("params", {}))
-                now = measure.ratio_rounds(f.params)
-                if len(then) == 1 and now:  # a baseline run measures in one pair of processes
-                    interval = measure.ratio_interval_against(now, then[0], base)
-                    interval_test = gate.BOOTSTRAP_BOTH
-            base_samples = tuple(entry.get("samples", ())) if entry and base is not None else ()
-            verdict = gate.judge(
-                f.samples,
-                f.value,
-                f.better,
-                base,
-                tol,
-                base_samples,
-                slack=gate.slack_for(f.metric),
-                pairs=pairs,
-                interval=interval,
-                interval_test=interval_test,
-            )
-            floor = None
-            if verdict.suspect and interval_test == gate.BOOTSTRAP_BOTH:
-                floor = measure.ratio_interval_at(f.value, then[0], base)
-            out.append(Judged(f, verdict, key, note, floor, noisy if base is not None else None))
-        return out
-
-    def _judge_against_base(self, figures: list[Figure]) -> list[Judged]:
-        """An A/B run's verdicts (perfgate.ab.GATED): the ratios, head over base, against 1 by their own interval;
-        memory and device time against the base side's same figure of this run, by its samples."""
-        out = []
-        for f in figures:
-            if not (f.gated and ab.is_gated(f.metric)):
-                continue
-            tol = gate.tolerance_for(f.metric, self.opts["tolerance"], variant=f.variant)
-            interval, base_samples, note = None, (), "head over base, both measured in this run"
-            if f.metric in ab.RATIOS:
-                value = 1.0
-                interval = tuple(f.params["interval"]) if "interval" in f.params else None
-            elif f.metric == NONFINITE:
-                value, tol, note = 0.0, 0.0, "no logit may be NaN or infinite"
-            else:
-                counterpart = self.base_figures.get(f.key)
-                value = counterpart.value if counterpart is not None else None
-                note = "the base side's figure of this run"
-                if value is None:
-                    why = self.failed.get(f.variant + ab.SUFFIX) or (counterpart and counterpart.unavailable)
-                    note = f"no base figure: {why or 'not measured on the base side'}"
-                elif len(counterpart.samples) > 1:
-                    base_samples = counterpart.samples
-            verdict = gate.judge(
-                f.samples,
-                f.value,
-                f.better,
-                value,
-                tol,
-                base_samples,
-                slack=gate.slack_for(f.metric),
-                interval=interval,
-            )
-            out.append(Judged(f, verdict, f"base/{f.metric}", note))
-        return out
+            return AbJudge(tolerances, self.base_figures, self.failed, self.kernel_changes, self.differences)
+        source, problem = self.model.source, self.baseline_problem
+        return Judge(self.baseline, source, self.reference, tolerances, self.machine, problem, self.opts["strict"])
 
     def judge(self, figures: list[Figure]) -> list[str]:
-        """Judge and keep the verdicts; return one message per failure (none in update mode)."""
-        if self.base is not None:
-            return self.judge_against_base(figures)
+        """Judge and keep the verdicts; return one message per failure (none in a baseline run, which judges
+        nothing: an A/B run writes no baseline)."""
         if self.opts["update_baselines"]:
             return []
-        from perfgate import table
-
-        messages = []
-        for j in self._judge(figures):
-            self.judged[j.figure.key] = j
-            if j.verdict.failed or (self.opts["strict"] and j.verdict.status == gate.NO_BASELINE):
-                model = self.baseline.model(self.model.source) or {}
-                entry = self.baseline.entry(self.model.source, j.baseline_key) if j.baseline_key else None
-                changes = baselines.machine_changes(baselines.entry_machine(model, entry), self.machine)
-                messages.append(
-                    table.failure_message(j, self.baseline_path, model, changes, self.opts["strict"], entry)
-                )
+        judged = self.referee.judge(figures)
+        self.judged.update((j.figure.key, j) for j in judged)
+        messages = self.referee.failures(judged)
         self.write_run()
         return messages
 
-    def judge_against_base(self, figures: list[Figure]) -> list[str]:
-        """An A/B run's judge: a failure message per figure that failed against the base (with what differs between
-        the sides and, for a decode test, the kernels that differ), and one where the base side failed, so that
-        nothing passes for want of a base (the head's figures are kept all the same)."""
-        messages = []
-        failed_base = set()
-        for j in self._judge(figures):
-            self.judged[j.figure.key] = j
-            f = j.figure
-            test = f"test_{f.test}[{f.variant}-{f.workload}]" if f.workload else f"test_{f.test}[{f.variant}]"
-            if j.verdict.failed:
-                messages.append(ab.failure_message(j, self.differences, self.kernel_changes.get(test, [])))
-            why = self.failed.get(f.variant + ab.SUFFIX)
-            if why and j.verdict.status in (gate.NO_BASELINE, gate.UNAVAILABLE) and f.variant not in failed_base:
-                failed_base.add(f.variant)
-                messages.append(
-                    f"{f.variant}: the base side failed, so nothing here is judged against it; the head side's "
-                    f"figures are kept in the run file. {why.splitlines()[0]}"
-                )
-        self.write_run()
-        return messages
-
-    @property
     def differences(self) -> list[str]:
         """What differs between an A/B run's sides: package versions, commit, Python (base → head)."""
         head = self.sides.get("head") or {**machine.own_versions(), "commit": self.machine["commit"]}
         base = self.sides.get("base") or {**self.base.probe, "commit": self.base.commit}
         return ab.differences(head, base)
 
-    def ab_section(self) -> dict[str, Any]:
-        """The run file's A/B section: the base and both sides' own words, what differs, the base side's figures,
-        the base's failures and the kernels that differ per decode test (the head's figures are under results)."""
-        return {
-            "base": self.base.describe(),
-            "sides": dict(self.sides),
-            "differs": self.differences,
-            "stack_canary_slowdown": self.opts["canary_base_slowdown"],
-            "base_failed": {k.removesuffix(ab.SUFFIX): v for k, v in self.failed.items() if k.endswith(ab.SUFFIX)},
-            "kernel_changes": dict(self.kernel_changes),
-            "base_results": [f.to_dict() for f in self.base_figures.values()],
-        }
-
     # -- recording -------------------------------------------------------------------------------------------
-
-    def properties(self, figures: list[Figure]) -> list[tuple[str, str]]:
-        """(name, value) pairs for JUnit XML: 'decode_tok_per_s' -> '24.8 tok/s', '..._verdict' -> 'pass'."""
-        from perfgate import table
-
-        out = []
-        for f in figures:
-            name = f"{f.metric}[{f.workload}]" if f.workload else f.metric
-            value = table.number(f.value, f.unit)
-            out.append((name, f"{value} {f.unit}" if f.value is not None else f"n/a: {f.unavailable}"))
-            j = self.judged.get(f.key)
-            if j is not None:
-                out.append((f"{name}_verdict", table.verdict_word(j)))
-        return out
 
     def record(self, figures: list[Figure]) -> None:
         self.figures.extend(figures)
         self.write_run()
 
-    def result_dict(self, f: Figure) -> dict[str, Any]:
-        data = f.to_dict()
-        j = self.judged.get(f.key)
-        if j is not None:
-            v = j.verdict
-            data["baseline"] = {
-                "key": j.baseline_key,
-                "value": v.baseline,
-                "tolerance": v.tolerance,
-                "note": j.note or None,
-                **({"too_noisy": j.too_noisy} if j.too_noisy else {}),
-            }
-            data["verdict"] = {
-                "status": v.status,
-                "clear": v.clear,
-                "beyond_limit": v.beyond,  # the value itself is on the worse side of the limit
-                "limit": v.limit,
-                "delta_pct": v.delta_pct,
-                "interval": list(v.ci) if v.ci else None,  # 95 % CI of the median, or the figure's own interval
-                "test": v.test or None,
-            }
-            if j.floor:  # suspect: how far the baseline's own noise alone would leave the interval at this value
-                data["verdict"]["interval_with_baseline_noise_alone"] = list(j.floor)
-        return data
-
     def run_document(self) -> dict[str, Any]:
-        return {
-            "schema": RUN_SCHEMA,
-            "started_at": self.started.isoformat(timespec="seconds"),
-            "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "machine": self.machine,
-            "model": {
-                "source": self.model.source,
-                "kind": self.model.kind,
-                "parameters": models.parameter_count(self.model.config),
-            },
-            "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.opts.items()},
-            "baseline_file": str(self.baseline_path),
-            "baseline_check": self.baseline_check,
-            "gpu_busy_at_start": self.gpu_busy,
-            "worker_layout": self.layout[2],
-            **(
-                {"cpu_cores": {"reference": self.cores[0], "variant": self.cores[1], "others": sorted(self.cores[2])}}
-                if self.cores
-                else {}
-            ),
-            "variants": dict(self.load_info),
-            **({"ab": self.ab_section()} if self.base is not None else {}),
-            "results": [self.result_dict(f) for f in self.figures],
-            "not_started": list(self.cut),  # cut by --perf-session-budget
-            "interrupted": self.interrupted,
-            "errors": list(self.errors),
-            "profile": profiles.record(self.opts.get("profile")),
-            # seconds per part of the run (perfgate.phases), from the session's start to this write
-            "time_split": self.clock.split(),
-            **(
-                {"parallel": {"worker": self.parallel["worker"], "gpu": self.parallel.get("gpu")}}
-                if self.is_worker
-                else {}
-            ),
-        }
-
-    @property
-    def baseline_check(self) -> dict[str, Any]:
-        """What the run file and the report say of the baseline file: why there is nothing to gate against in it
-        (None where it holds this GPU's and model's entries) and, then, the next step."""
-        slug, source = self.machine["gpu_slug"], self.model.source
-        return {
-            "problem": self.baseline_problem,
-            "next_step": baselines.next_step(self.baseline, slug, source) if self.baseline_problem else None,
-        }
+        """The run file's document of what this session kept so far (perfgate.runfile)."""
+        return runfile.document(self)
 
     @property
     def is_worker(self) -> bool:
@@ -1094,32 +746,11 @@ class PerfSession:
     def write_run(self) -> None:
         """The run file, once there is something to keep: a figure, a test's error, or an interruption (a run where
         every test failed, or that was stopped before any test finished, still leaves its file, saying why)."""
-        if self.is_controller or not (self.figures or self.errors or self.interrupted):  # the controller: merged
+        if self.is_controller:  # the controller writes the workers' documents merged, at the end (finish_controller)
             return
-        if self.run_path is None:
-            self.run_path = self.new_run_path()
-        try:
-            document = self.run_document()
-            write_json_atomic(self.run_path, document)
-            self.time_split = document["time_split"]  # as written: the terminal summary shows the run file's
-            self.write_error = None
-        except OSError as exc:
-            self.write_error = f"could not write the run file {self.run_path}: {exc}"
-
-    def new_run_path(self) -> Path:
-        """results/runs/<UTC start>_<gpu>.json, never an existing file (two runs may start in one second). A pytest
-        worker of a run spread over GPUs writes its part to results/runs/.parts/<run>_<worker>.json, merged by the
-        controller."""
-        stamp = self.started.strftime("%Y%m%dT%H%M%SZ")
-        folder = self.results_dir / "runs"
-        if self.parallel.get("role") == "worker":
-            return self.part_path(self.parallel["worker"])
-        path = folder / f"{stamp}_{self.machine['gpu_slug']}.json"
-        n = 2
-        while path.exists():
-            path = folder / f"{stamp}_{self.machine['gpu_slug']}-{n}.json"
-            n += 1
-        return path
+        if not (self.figures or self.errors or self.progress.interrupted):
+            return
+        self.runfile.write(self.run_document())
 
     def update_baselines(self) -> None:
         """Write this run's gated figures into the baseline file (other entries stay), and keep the diff."""
@@ -1132,6 +763,13 @@ class PerfSession:
         self.baseline_diff = baselines.diff(self.baseline, document)
         self.baseline_noisy = baselines.too_noisy(document, self.baseline_diff)
         self.baseline.write(document)
+
+    def write_baseline(self) -> None:
+        """update_baselines, the error kept for the terminal summary where the file could not be written."""
+        try:
+            self.update_baselines()
+        except OSError as exc:
+            self.baseline_error = f"could not write the baseline file {self.baseline_path}: {exc}"
 
     def finish(self) -> None:
         if self.is_controller:
@@ -1147,10 +785,7 @@ class PerfSession:
         if self._fidelity_reference:  # the reference's logits (hundreds of MB) are of no use after this run
             Path(self._fidelity_reference).unlink(missing_ok=True)
         if self.opts["update_baselines"] and not self.is_worker:  # the controller writes it once for all
-            try:
-                self.update_baselines()
-            except OSError as exc:
-                self.write_error = f"could not write the baseline file {self.baseline_path}: {exc}"
+            self.write_baseline()
         self.write_run()
         if not self.is_worker:
             self.write_report()
@@ -1158,107 +793,104 @@ class PerfSession:
     def finish_controller(self) -> None:
         """Merge the workers' run documents into one run file, update the baseline from all of them, report,
         and remove the workers' parts."""
-        from perfgate import parallel, table
-
-        if self.interrupted and self.workers_signalled:
-            self.await_parts()
-        self.collect_parts()
-        if not (self.worker_documents or self.errors or self.interrupted):
+        self.gather_parts()
+        if not (self.worker_documents or self.errors or self.progress.interrupted):
             return
         own = self.run_document()  # the controller's: options, and the machine where no worker measured anything
-        merged = parallel.merge(self.worker_documents, own["options"]) if self.worker_documents else own
-        if "workers" in merged.get("time_split", {}):  # the workers' seconds summed; the run's own beside them
-            merged["time_split"]["wall_s"] = own["time_split"]["total_s"]
-        if self.interrupted:  # the controller saw the signal and which tests were running; the workers, if the
-            # signal reached them too (Ctrl-C in a terminal, a process group's SIGTERM), what their rounds measured
-            measured = [m for d in self.worker_documents for m in (d.get("interrupted") or {}).get("measured", [])]
-            if measured:
-                self.interrupted["measured"] = measured
-        merged["interrupted"] = self.interrupted
-        merged["errors"] = list(self.errors)  # and every test's report, the workers' included
-        self.merged = merged
-        self.figures = table.figures_of(merged)
-        self.load_info = merged["variants"]
+        measured = runfile.measured_before_stop(self.worker_documents)
+        if self.progress.interrupted and measured:
+            # the controller saw the signal and which tests were running; the workers, if the signal reached them too
+            # (Ctrl-C in a terminal, a process group's SIGTERM), what their rounds measured
+            self.progress.interrupted["measured"] = measured
+        self.merged = {
+            **runfile.merged(self.worker_documents, own),
+            "interrupted": self.progress.interrupted,
+            "errors": list(self.errors),  # every test's report, the workers' included
+        }
+        self.figures = figures_of(self.merged)
+        self.load_info = self.merged["variants"]
         if self.opts["update_baselines"]:
-            try:
-                self.update_baselines()
-            except OSError as exc:
-                self.write_error = f"could not write the baseline file {self.baseline_path}: {exc}"
-        self.run_path = self.new_run_path()
-        try:
-            write_json_atomic(self.run_path, merged)
-            self.time_split = merged.get("time_split")
-        except OSError as exc:
-            self.write_error = f"could not write the run file {self.run_path}: {exc}"
+            self.write_baseline()
+        if not self.runfile.write(self.merged):
             return
         for part in self.worker_parts:
             Path(part).unlink(missing_ok=True)
         self.write_report()
 
-    def await_parts(self, timeout_s: float = PARTS_WAIT_S) -> None:
-        """After a signal passed on to the workers: wait, at most timeout_s, until each worker not yet done has
-        written its last part (the one that says it was interrupted), and name any that did not: what it measured
-        after its last finished test is then not in the run file."""
-        waiting = sorted(self.workers_up)
-        deadline = time.monotonic() + timeout_s
-        while waiting:
-            waiting = [w for w in waiting if not self.part_says_interrupted(w)]
-            if not waiting or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
-        for worker in waiting:
-            message = (
-                f"worker {worker} did not write its part of the run within {timeout_s:.0f} s of the signal: what "
-                "it measured after its last finished test is not in this run file"
-            )
-            self.errors.append({"test": worker, "phase": "merge", "message": message})
-
-    def part_path(self, worker: str) -> Path:
-        """results/runs/.parts/<run>_<worker>.json: a pytest worker's part of a run spread over GPUs."""
-        return self.results_dir / "runs" / ".parts" / f"{self.parallel['run']}_{worker}.json"
-
-    def part_says_interrupted(self, worker: str) -> bool:
-        try:
-            return bool(json.loads(self.part_path(worker).read_text()).get("interrupted"))
-        except (OSError, ValueError, AttributeError):  # not written yet (each is written whole, atomically)
-            return False
-
-    def collect_parts(self) -> None:
-        """The workers' parts of this run that they did not hand over: a run interrupted (Ctrl-C, SIGTERM) stops
-        its workers before they can, but each wrote its part after every test and at its end."""
-        handed = {d["parallel"]["worker"] for d in self.worker_documents}
-        every = self.part_path("*")
-        for part in sorted(every.parent.glob(every.name)):
-            try:
-                document = json.loads(part.read_text())
-                worker = document["parallel"]["worker"]
-            except (OSError, ValueError, KeyError, TypeError) as exc:  # kept where it is, for a look
-                message = f"could not read this worker's part of the run ({part}, left there): {exc!r}"
-                self.errors.append({"test": part.name, "phase": "merge", "message": message})
-                continue
-            if worker not in handed:
-                self.worker_documents.append(document)
-                self.worker_parts.append(str(part))
+    def gather_parts(self) -> None:
+        """The workers' run documents, with the parts they did not hand over: after a signal passed on to them, once
+        each has written its last part (or the wait is over: each late one is named among the errors)."""
+        if self.progress.interrupted and self.workers_signalled:
+            self.errors += self.parts.await_last(self.workers_up)
+        found, errors = self.parts.left({d["parallel"]["worker"] for d in self.worker_documents})
+        self.errors += errors
+        for part, document in found:
+            self.worker_documents.append(document)
+            self.worker_parts.append(str(part))
 
     def write_report(self) -> None:
         """The Markdown report and plots of this run (results/reports/), and GitHub's step summary where set."""
-        if not self.run_path or not self.run_path.exists():
+        if not self.runfile.path or not self.runfile.path.exists():
             return
         from perfgate import report
 
         try:
-            self.report_files = report.write(self.run_path, plots=self.opts["plots"])
+            self.report_files = report.write(self.runfile.path, plots=self.opts["plots"])
         except ImportError as exc:  # matplotlib missing: the Markdown report alone
-            self.report_files = report.write(self.run_path, plots=False)
+            self.report_files = report.write(self.runfile.path, plots=False)
             self.report_note = f"plots skipped: {exc} (pip install matplotlib)"
         except OSError as exc:
             self.report_note = f"could not write the report: {exc}"
 
-    def display(self, reporter) -> None:
-        """The terminal summary, rendered by perfgate.display (the hook that calls this can call that directly)."""
-        from perfgate import display
 
-        display.terminal_summary(self, reporter)
+def known_reference(name: str) -> str | None:
+    """--perf-reference: a variant's name, or None for 'none'; ValueError for a name that is no variant."""
+    if name == "none":
+        return None
+    if name not in variants.REGISTRY:
+        raise ValueError(f"--perf-reference {name!r}: not a variant (known: {', '.join(variants.REGISTRY)}, or 'none')")
+    return name
+
+
+def agent_queries(modes: tuple[str, ...], count: int) -> tuple:
+    """The agent's first `count` queries from the committed traces, where a mode replays or runs them; () else."""
+    if not {"replay", "live"} & set(modes):
+        return ()
+    from perfgate.agent import traces
+
+    try:
+        return traces.select(traces.load(), count)
+    except traces.TraceError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def writable_cache(option: str | None, origin: str) -> Path:
+    """--perf-cache's folder, created where it is not there yet; ValueError where perfgate cannot write into it (the
+    results folder may fail later: the run goes on, saying so)."""
+    folder = Path(option).expanduser() if option else paths.cache_dir()
+    why = unwritable_folder(folder)
+    if why:
+        raise ValueError(cache_error(folder, origin, why))
+    return folder
+
+
+def worker_layout(option: str) -> tuple[tuple[str, ...], dict[str, str], str]:
+    """How every worker of the session is started (--perf-worker-layout): (command prefix, environment, what that
+    fixes)."""
+    if option == "fixed":
+        return fixed_layout()
+    return (), {}, "random: hash seeds and address-space layouts left to chance (--perf-worker-layout)"
+
+
+def worker_env(model_kind: str) -> dict[str, str]:
+    """The environment every model worker starts with, before its core, its layout and its side's."""
+    env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"} if model_kind != "hub" else {}
+    env["UNSLOTH_DISABLE_STATISTICS"] = "1"
+    if "OMP_NUM_THREADS" not in os.environ:
+        # Two workers alternate rounds; the OpenMP threads of one spin for a while after its work and would
+        # steal the cores the other is being timed on. One thread each keeps the pair from interfering.
+        env["OMP_NUM_THREADS"] = "1"
+    return env
 
 
 def cache_error(folder: Path, origin: str, why: str) -> str:
@@ -1278,12 +910,6 @@ def busy_line(pid: int, mib: float | None) -> str:
         name = "another container or user"
     memory = f"{mib:,.0f} MiB" if mib is not None else "an unreported amount of memory"
     return f"pid {pid} ({name}) using {memory}"
-
-
-def measure_defaults(device: str) -> dict[str, Any]:
-    from perfgate.options import DEVICE_DEFAULTS
-
-    return DEVICE_DEFAULTS[device]
 
 
 def available_ram_gib() -> float | None:

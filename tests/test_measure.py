@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from perfgate import gate, measure
-from perfgate.session import Judged, settle_state
+from perfgate.judging import Judged, settle_state
 from perfgate.trackers import VramTracker
 from perfgate.variants import REGISTRY
 from perfgate.workloads import DecodeWorkload

@@ -1,7 +1,6 @@
 """Several GPUs: pytest-xdist workers, one GPU each, variants grouped per worker, one merged run file and one
 baseline update (two workers on the CPU here)."""
 
-import functools
 import json
 import os
 import re
@@ -13,8 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from perfgate import parallel
-from perfgate.session import PerfSession
+from perfgate import parallel, runfile
 
 # the tests that share a module-scoped child run: on one pytest-xdist worker (make test: --dist loadgroup), so that
 # the run is made once
@@ -244,21 +242,18 @@ def test_a_worker_that_does_not_write_its_last_part_in_time_is_named(tmp_path):
     parts.mkdir(parents=True)
     (parts / "r1_gw0.json").write_text(json.dumps({"interrupted": {"reason": "signal SIGTERM"}}))
     (parts / "r1_gw1.json").write_text(json.dumps({"interrupted": None}))  # its part after its last finished test
-    perf = SimpleNamespace(results_dir=tmp_path, parallel={"run": "r1"}, workers_up={"gw0", "gw1", "gw2"}, errors=[])
-    perf.part_path = functools.partial(PerfSession.part_path, perf)
-    perf.part_says_interrupted = functools.partial(PerfSession.part_says_interrupted, perf)
     started = time.monotonic()
-    PerfSession.await_parts(perf, timeout_s=1)
+    errors = runfile.Parts(tmp_path / "runs", "r1").await_last({"gw0", "gw1", "gw2"}, timeout_s=1)
     assert 1 <= time.monotonic() - started < 5
-    assert [e["test"] for e in perf.errors] == ["gw1", "gw2"]  # gw2 wrote none
-    assert "worker gw1 did not write its part of the run within 1 s of the signal" in perf.errors[0]["message"]
+    assert [e["test"] for e in errors] == ["gw1", "gw2"]  # gw2 wrote none
+    assert "worker gw1 did not write its part of the run within 1 s of the signal" in errors[0]["message"]
 
 
 def test_sigterm_ends_a_run_like_ctrl_c_once(pytestconfig):
-    from perfgate import plugin
+    from perfgate import signals
 
     before = signal.getsignal(signal.SIGTERM)
-    interrupt = plugin._on_sigterm(SimpleNamespace(is_controller=False))
+    interrupt = signals.on_sigterm(SimpleNamespace(is_controller=False))
     try:
         with pytest.raises(KeyboardInterrupt, match="signal SIGTERM"):
             interrupt(signal.SIGTERM, None)

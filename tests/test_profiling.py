@@ -121,7 +121,7 @@ def test_device_time_fails_beyond_its_tolerance_against_its_samples():
 
 def test_a_count_failure_names_the_kernels_that_changed(tmp_path):
     from perfgate import table
-    from perfgate.session import Judged
+    from perfgate.judging import Judged
 
     then = {"void gemv<half>": {"per_token": 2539.0, "ms_per_token": 11.2}}
     now = {**then, "void at::native::sleep": {"per_token": 1.0, "ms_per_token": 0.7}}

@@ -1,0 +1,86 @@
+"""The run file's pieces without a run: where it goes, how a failed write is kept, how a figure and its verdict are
+recorded, the parts of a run spread over GPUs, and which baseline entries a figure is judged against.
+
+    python -m pytest tests/test_runfile.py
+"""
+
+import json
+from datetime import datetime, timezone
+
+from perfgate import baselines, gate, judging, runfile
+from perfgate import figures as fig
+
+STARTED = datetime(2026, 11, 29, 9, 18, 4, tzinfo=timezone.utc)
+
+
+def figure(params=None):
+    params = {"new_tokens": 128, **(params or {})}
+    return fig.from_samples("hf-fp16", "decode", "ctx1024", "decode_tok_per_s", "tok/s", fig.HIGHER, True,
+                            (20.0, 22.0, 24.0), params)  # fmt: skip
+
+
+def test_a_run_file_never_overwrites_another_started_in_the_same_second(tmp_path):
+    first = runfile.RunFile(tmp_path / "runs", STARTED, "cpu")
+    assert first.write({"time_split": {"total_s": 1.0}})
+    second = runfile.RunFile(tmp_path / "runs", STARTED, "cpu")
+    assert second.write({})
+    assert [first.path.name, second.path.name] == ["20261129T091804Z_cpu.json", "20261129T091804Z_cpu-2.json"]
+    assert first.time_split == {"total_s": 1.0} and first.error is None
+    assert first.write({"again": True}) and json.loads(first.path.read_text()) == {"again": True}  # same file
+
+
+def test_a_run_file_that_cannot_be_written_keeps_why(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the results folder should be")
+    run = runfile.RunFile(blocker / "runs", STARTED, "cpu")
+    assert not run.write({})
+    assert run.error.startswith(f"could not write the run file {blocker}/runs/20261129T091804Z_cpu.json: ")
+
+
+def test_a_workers_part_is_written_where_the_controller_looks(tmp_path):
+    parts = runfile.Parts(tmp_path / "runs", "r1")
+    run = runfile.RunFile(tmp_path / "runs", STARTED, "cpu", parts.path("gw1"))
+    run.write({"parallel": {"worker": "gw1"}, "interrupted": {"reason": "signal SIGTERM"}})
+    (parts.folder / "r1_gw0.json").write_text(json.dumps({"parallel": {"worker": "gw0"}}))
+    (parts.folder / "r1_gw2.json").write_text('{"results": [')  # cut off
+    (parts.folder / "r2_gw0.json").write_text(json.dumps({"parallel": {"worker": "gw0"}}))  # another run's
+    found, errors = parts.left(handed={"gw0"})
+    assert [(p.name, d["parallel"]["worker"]) for p, d in found] == [("r1_gw1.json", "gw1")]
+    assert [e["test"] for e in errors] == ["r1_gw2.json"] and "left there" in errors[0]["message"]
+    assert parts.says_interrupted("gw1") and not parts.says_interrupted("gw0") and not parts.says_interrupted("gw9")
+
+
+def test_a_judged_figure_is_recorded_with_its_baseline_and_verdict():
+    f = figure()
+    assert "verdict" not in runfile.result_dict(f, None) and runfile.result_dict(f, None) == f.to_dict()
+    verdict = gate.judge(f.samples, f.value, f.better, 30.0, 0.1)
+    data = runfile.result_dict(f, judging.Judged(f, verdict, "hf-fp16/decode[ctx1024]/decode_tok_per_s"))
+    assert data["baseline"] == {
+        "key": "hf-fp16/decode[ctx1024]/decode_tok_per_s",
+        "value": 30.0,
+        "tolerance": 0.1,
+        "note": None,
+    }
+    assert data["verdict"]["status"] == verdict.status and data["verdict"]["limit"] == verdict.limit
+
+
+def test_a_baseline_measured_another_way_is_not_compared():
+    entry = {"value": 20.0, "unit": "tok/s", "params": {"new_tokens": 128}}
+    assert judging.incomparable(figure(), entry) is None
+    assert "64 new tokens, this run 128" in judging.incomparable(figure(), {**entry, "params": {"new_tokens": 64}})
+    turns = {"turn_keys": ["a"], "new_tokens": 128}
+    assert "other agent queries" in judging.incomparable(figure({"turn_keys": ["b"]}), {**entry, "params": turns})
+    ratio = figure({"interval": [0.9, 1.1], "estimator": "fast-state p10/p10"})
+    assert "measured another way (mean rates" in judging.incomparable(ratio, entry)
+
+
+def test_an_incomparable_entry_leaves_the_figure_without_a_baseline(tmp_path):
+    key = "hf-fp16/decode[ctx1024]/decode_tok_per_s"
+    entry = {"value": 40.0, "unit": "tok/s", "better": "higher", "params": {"new_tokens": 64}, "samples": [40.0]}
+    baseline = baselines.Baseline(tmp_path / "cpu.json", {"schema": 1, "models": {"m": {"entries": {key: entry}}}})
+    judge = judging.Judge(baseline, "m", "hf-fp16", {}, {"gpu": "cpu"})
+    [judged] = judge.judge([figure()])
+    assert judged.verdict.status == gate.NO_BASELINE and "not comparable" in judged.note
+    assert judge.failures([judged]) == []
+    judge.strict = True  # --perf-strict: a figure without a baseline fails, saying why
+    assert len(judge.failures([judged])) == 1
