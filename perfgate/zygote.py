@@ -124,6 +124,10 @@ class Zygote:
             reply = self.sock.recv(32)
             if not reply:
                 raise OSError(f"the zygote exited (code {self.proc.poll()}); its log: {self.log_path}")
+        except BaseException:  # Ctrl-C or SIGTERM while the zygote was still importing: a worker forked for this
+            for fd in (to_child, from_child, status_r):  # request later finds its stdin closed and exits
+                os.close(fd)
+            raise
         finally:
             for fd in (child_in, child_out, status_w):
                 os.close(fd)
@@ -131,13 +135,10 @@ class Zygote:
         stdout = os.fdopen(from_child, "r", encoding="utf-8")
         return ForkedProcess(int(reply), stdin, stdout, status_r)
 
-    def close(self, timeout_s: float = 10) -> None:
-        """The zygote exits once its workers have (they exit when their stdin closes)."""
+    def close(self) -> None:
+        """The zygote exits once its workers have (they exit when their stdin closes). Not waited for: a run
+        interrupted while the zygote was still importing must write its run file at once."""
         self.sock.close()
-        try:
-            self.proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            pass  # workers still running: it reaps them and exits after them
 
 
 def _receive(sock: socket.socket) -> list[int] | None:

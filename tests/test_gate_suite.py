@@ -53,10 +53,20 @@ def baseline_file(run_perf, written):
     return baseline_in(run_perf, written.fp16)
 
 
+# Wall times the tests of hf-nf4's ratio leave out of its baseline: the micro model's first token takes 4 ms, and under
+# two pytest workers on two cores it came out 154 % above its baseline once, beyond any tolerance a latency can have
+# (below 100 %); what those tests are about is the ratio's entry.
+WALL_TIMES = ("decode_tok_per_s", "ttft_s")
+
+
 @pytest.fixture
 def nf4_baseline_file(run_perf, written):
-    """hf-fp16's and hf-nf4's baseline, in run_perf's results."""
-    return baseline_in(run_perf, written.with_nf4)
+    """hf-fp16's and hf-nf4's baseline without hf-nf4's WALL_TIMES, in run_perf's results."""
+    data = json.loads(written.with_nf4)
+    entries = data["models"]["synthetic:qwen3-micro"]["entries"]
+    for key in [k for k in entries if k.startswith("hf-nf4/") and k.rsplit("/", 1)[1] in WALL_TIMES]:
+        del entries[key]
+    return baseline_in(run_perf, json.dumps(data))
 
 
 def test_update_writes_the_baseline_with_its_spread(written):
