@@ -109,9 +109,13 @@ class WorkerHandle:
         self._log = log_path.open("w", encoding="utf-8")
         child_env = worker_env(env, code_root, pythonpath)
         ours = python is None and code_root is None and pythonpath is None and cwd is None
+        self.proc: subprocess.Popen | ForkedProcess | None = None
         if zygote is not None and ours and tuple(prefix) == zygote.prefix and zygote.fits(child_env):
-            self.proc: subprocess.Popen | ForkedProcess = zygote.spawn(self._log)
-        else:
+            try:
+                self.proc = zygote.spawn(self._log)
+            except OSError as exc:  # the zygote is gone or hung: this worker and the next are started instead
+                print(f"perfgate: worker {name} started on its own: {exc}", file=self._log, flush=True)
+        if self.proc is None:
             self.proc = self._start(prefix, python, child_env, cwd)
         self._replies: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._read, name=f"perfgate-worker-{name}", daemon=True).start()

@@ -62,8 +62,11 @@ class Loaded:
 def detect_device(requested: str) -> str:
     if requested == "cpu":
         return "cpu"
-    has_cuda = machine.may_have_cuda()
-    if has_cuda:  # a driver is here: torch decides (a CPU build of torch sees no GPU)
+    # 'auto' where no NVIDIA driver is: the CPU, without importing torch; otherwise torch decides (a CPU build of
+    # torch sees no GPU; a GPU that torch reaches without an NVIDIA driver's files, ROCm or Jetson, is asked for
+    # with --perf-device cuda)
+    has_cuda = requested == "cuda" or machine.may_have_cuda()
+    if has_cuda:
         import torch
 
         has_cuda = torch.cuda.is_available()
@@ -76,8 +79,9 @@ def detect_device(requested: str) -> str:
 
 class PerfSession:
     def __init__(self, opts: dict[str, Any], parallel: dict[str, Any] | None = None, root: Path | None = None) -> None:
-        """parallel: under pytest-xdist, {"role": "worker", "worker": "gw0", "gpu": "0"} in a worker or
-        {"role": "controller"} in the controller (perfgate.parallel); None in a plain run. root: the repository
+        """parallel: under pytest-xdist, {"role": "worker", "worker": "gw0", "gpu": "0", "run": RUN} in a worker or
+        {"role": "controller", "run": RUN} in the controller, RUN naming the run's parts (perfgate.parallel,
+        perfgate.state); None in a plain run. root: the repository
         measured (pytest's rootdir): relative results folders are under it, and its git commit is the run's."""
         self.clock = phases.start()  # where the run's time goes, from here to the run file's last write
         self.opts = opts
@@ -139,6 +143,9 @@ class PerfSession:
                 "timings and the device-level memory figures"
             )
         self.layout = worker_layout(opts["worker_layout"])  # how every worker is started
+        if self.device == "cpu" and opts["worker_layout"] == "fixed" and self.base is None:  # (self.zygote)
+            prefix, env, what = self.layout
+            self.layout = (prefix, env, f"{what}; each worker forked from one process started so (perfgate.zygote)")
         self.baseline_path = baselines.path_for(self.results_dir, self.machine["gpu_slug"])
         # a file for another GPU or model is named in the summary and the report (baseline_problem)
         self.baseline, self.baseline_problem = open_baseline(
@@ -437,13 +444,16 @@ class PerfSession:
 
     def zygote(self, prefix: tuple[str, ...], env: dict[str, str]) -> Zygote | None:
         """On the CPU, where a worker's start is mostly imports, the zygote its workers are forked from, started
-        with the first (perfgate.zygote); None on a GPU."""
-        if self.device != "cpu":
+        with the first (perfgate.zygote). None on a GPU; with --perf-worker-layout random, where each worker must
+        draw a layout of its own; and in an A/B run, whose two sides must start alike (the base side cannot be
+        forked from this perfgate)."""
+        if self.device != "cpu" or self.opts["worker_layout"] != "fixed" or self.base is not None:
             return None
         if self._zygote is None:
             model_type = self.model.config.get("model_type", "")
             preload = (f"transformers.models.{model_type}.modeling_{model_type}",) if model_type.isidentifier() else ()
-            self._zygote = start_zygote(prefix, env, self.cache / "logs" / "zygote.log", preload)
+            log = self.cache / "logs" / f"zygote-{os.getpid()}.log"  # one per pytest process (xdist workers)
+            self._zygote = start_zygote(prefix, env, log, preload)
         return self._zygote
 
     def release(self, name: str | None = None) -> None:

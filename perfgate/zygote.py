@@ -25,6 +25,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import TextIO
@@ -105,6 +106,7 @@ class Zygote:
         theirs.close()
         self.sock = ours
         self.log_path = log_path
+        self.broken = False  # a request failed: no more from here (spawn)
 
     def fits(self, env: dict[str, str]) -> bool:
         """Whether a worker with this whole environment can come from here: only with the zygote's own, since much
@@ -112,21 +114,35 @@ class Zygote:
         OMP_NUM_THREADS, HF_HUB_OFFLINE). Every worker of a run on the CPU has the same, but for what pytest
         says of the test it is in (VOLATILE), which no worker reads."""
         ours = {k: v for k, v in self.env.items() if k not in VOLATILE}
-        return self.proc.poll() is None and {k: v for k, v in env.items() if k not in VOLATILE} == ours
+        alive = not self.broken and self.proc.poll() is None
+        return alive and {k: v for k, v in env.items() if k not in VOLATILE} == ours
 
-    def spawn(self, stderr: TextIO) -> ForkedProcess:
-        """A worker, its stderr to `stderr`; its stdin and stdout are pipes of ours."""
+    def spawn(self, stderr: TextIO, timeout_s: float = 600) -> ForkedProcess:
+        """A worker, its stderr to `stderr`; its stdin and stdout are pipes of ours. OSError if the zygote cannot
+        give one within timeout_s (its imports included); from then on it gives none (fits is False) and workers
+        are started on their own."""
         child_in, to_child = os.pipe()  # the child reads its requests from child_in, we write them to to_child
         from_child, child_out = os.pipe()
         status_r, status_w = os.pipe()
         try:
+            self.sock.settimeout(timeout_s)
             socket.send_fds(self.sock, [b"w"], [child_in, child_out, stderr.fileno(), status_w])
-            reply = self.sock.recv(32)
-            if not reply:
+            reply = b""
+            while not reply.endswith(b"\n"):  # the pid, one line
+                chunk = self.sock.recv(32)
+                if not chunk:
+                    break
+                reply += chunk
+            if not reply.strip():
                 raise OSError(f"the zygote exited (code {self.proc.poll()}); its log: {self.log_path}")
-        except BaseException:  # Ctrl-C or SIGTERM while the zygote was still importing: a worker forked for this
-            for fd in (to_child, from_child, status_r):  # request later finds its stdin closed and exits
+        except BaseException:
+            # Ctrl-C, SIGTERM or a time limit while the zygote was still importing, or the zygote gone: a worker
+            # forked for this request later finds its stdin closed and exits, and no later request may read this
+            # one's reply as its own
+            for fd in (to_child, from_child, status_r):
                 os.close(fd)
+            self.broken = True
+            self.sock.close()
             raise
         finally:
             for fd in (child_in, child_out, status_w):
@@ -137,8 +153,9 @@ class Zygote:
 
     def close(self) -> None:
         """The zygote exits once its workers have (they exit when their stdin closes). Not waited for: a run
-        interrupted while the zygote was still importing must write its run file at once."""
+        interrupted while the zygote was still importing must write its run file at once; a thread reaps it."""
         self.sock.close()
+        threading.Thread(target=self.proc.wait, name="perfgate-zygote-reaper", daemon=True).start()
 
 
 def _receive(sock: socket.socket) -> list[int] | None:
@@ -152,7 +169,10 @@ def _reap(children: dict[int, int]) -> None:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
             fd = children.pop(pid)
-            os.write(fd, str(os.waitstatus_to_exitcode(status)).encode())
+            try:
+                os.write(fd, str(os.waitstatus_to_exitcode(status)).encode())
+            except OSError:  # the controller no longer listens (its spawn was interrupted): nobody to tell
+                pass
             os.close(fd)
 
 
@@ -172,14 +192,22 @@ def _become_worker(sock: socket.socket, fds: list[int], children: dict[int, int]
         from perfgate import worker
 
         code = worker.main()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
+    except SystemExit as exc:  # as the interpreter would exit: None is 0, a message is printed and is 1
+        code = 0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1
+        if not isinstance(exc.code, (int, type(None))):
+            print(exc.code, file=sys.stderr)
+    except KeyboardInterrupt:
+        code = -signal.SIGINT
     except BaseException:
         import traceback
 
         traceback.print_exc()
     finally:
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        if code < 0:  # killed by a signal, as a started process would be
+            signal.signal(-code, signal.SIG_DFL)
+            os.kill(os.getpid(), -code)
         os._exit(code)
 
 
@@ -188,7 +216,7 @@ def serve(sock: socket.socket, preload: tuple[str, ...] = ()) -> None:
     for name in (*PRELOAD, *preload):
         try:
             importlib.import_module(name)
-        except ImportError as exc:  # then the worker imports it itself, and says what is wrong where it matters
+        except Exception as exc:  # then the worker imports it itself, and says what is wrong where it matters
             print(f"perfgate zygote: {name} not preloaded: {exc}", file=sys.stderr)
     children: dict[int, int] = {}  # pid -> the write end of its status pipe
     open_ = True
@@ -211,7 +239,7 @@ def serve(sock: socket.socket, preload: tuple[str, ...] = ()) -> None:
         for fd in fds[:3]:
             os.close(fd)
         children[pid] = fds[3]
-        sock.sendall(str(pid).encode())
+        sock.sendall(f"{pid}\n".encode())
 
 
 def main() -> int:

@@ -72,3 +72,17 @@ def test_the_zygote_exits_after_its_last_worker(micro_checkpoint, tmp_path):
     assert started.proc.poll() is None  # its worker is still up: it waits for it
     worker.close()
     assert started.proc.wait(timeout=10) == 0
+
+
+def test_a_worker_is_started_on_its_own_once_the_zygote_fails(tmp_path):
+    prefix, env, _ = fixed_layout()
+    started = start_zygote(prefix, env, tmp_path / "zygote.log")
+    started.sock.close()  # as a request cut short by Ctrl-C or a time limit leaves it: it can answer no more
+    worker = WorkerHandle("after", tmp_path / "after.log", env, prefix, zygote=started)
+    try:
+        assert not isinstance(worker.proc, ForkedProcess) and parent_of(worker.pid) == os.getpid()
+        assert "perfgate: worker after started on its own: " in (tmp_path / "after.log").read_text()
+        assert not started.fits(env)  # and the next worker is started on its own at once
+    finally:
+        worker.close()
+        started.proc.kill()
