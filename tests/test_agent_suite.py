@@ -53,25 +53,30 @@ def test_replay_records_per_query_figures(run_perf):
 def test_the_gate_passes_the_reference_and_fails_a_slowed_canary(run_perf, tiny_checkpoint):
     # On the tiny model, not the micro one: the micro model's turns are mostly prefill, and a canary that doubles
     # every decode step made a query only a few per cent slower there. The CPU drifts by a quarter between runs, so
-    # the unchanged reference is held to a loose 60 % here; the canary (some 80 % slower a query) to 25 %. The
-    # baseline takes each turn's median over three passes (see reference_baseline).
+    # the unchanged reference is held to a loose 60 % here; the canary (some 80 % slower a query) to 10 % (below).
+    # The baseline takes each turn's median over three passes (see reference_baseline).
     tiny = ("--perf-model=synthetic:qwen3-tiny", *AGENT)
     run_perf("--perf-update-baselines", "--perf-variants=hf-fp16", "--perf-agent-rounds=3", *tiny).assert_outcomes(
         passed=1
     )
     same = run_perf("--perf-variants=hf-fp16", "--perf-tolerance=agent_query_*=60%", *tiny)
     same.assert_outcomes(passed=1)
+    # The paired sign test fails a query figure only when every one of its ten turns is beyond the limit (9 of 10:
+    # p = 0.011, above gate.ALPHA). A turn that is mostly prefill is slowed least: in one run the canary's turns came
+    # out 1.17-1.89 times the baseline's, and the 1.17 one kept a 25 % limit from failing. So the canary's turns are
+    # medians over three passes, as the baseline's, held to 10 %.
     result = run_perf(
         "--perf-variants=hf-fp16-slow",
         "--perf-canary-slowdown=100%",
         "--perf-reference=none",
-        "--perf-tolerance=agent_query_*=25%",
+        "--perf-tolerance=agent_query_*=10%",
+        "--perf-agent-rounds=3",
         *tiny,
     )
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "hf-fp16-slow agent[[]q3] agent_query_p50_s = * s is above the limit * s (baseline * + 25%): Δ +*%*"
+            "hf-fp16-slow agent[[]q3] agent_query_p50_s = * s is above the limit * s (baseline * + 10%): Δ +*%*"
             "one-sided paired sign test against the limit: p=*",
         ]
     )
