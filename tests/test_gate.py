@@ -97,3 +97,15 @@ def test_an_unclear_figure_already_beyond_its_limit_is_suspect():
     slower = gate.judge((0.125, 0.13), 0.127, "lower", 0.10, 0.2, baseline_samples=(0.10,) * 6)  # too few rounds
     assert slower.status == gate.PASS and not slower.clear and slower.suspect  # latency: beyond means above
     assert not gate.judge(STEADY, 100.0, "higher", 104.0, 0.10, baseline_samples=STEADY).suspect  # clear pass
+
+
+def test_an_agent_query_fails_only_when_every_one_of_its_ten_turns_is_beyond_the_limit():
+    # the per-turn paired sign test (perfgate.measure's agent figures): 10 of 10 turns beyond: p = 1/1024 < ALPHA;
+    # 9 of 10: p = 11/1024, above it, so beyond its limit but unclear (tests/test_agent_suite.py's canary)
+    then = (1.0,) * 10
+    slow = (1.8,) * 10
+    v = gate.judge(slow, 1.8, "lower", 1.0, 0.10, pairs=(slow, then))
+    assert (v.status, v.clear, v.test) == (gate.FAIL, True, "paired sign") and v.p_worse < gate.ALPHA
+    one_prefill_turn = (1.8,) * 9 + (1.02,)
+    v = gate.judge(one_prefill_turn, 1.8, "lower", 1.0, 0.10, pairs=(one_prefill_turn, then))
+    assert (v.status, v.clear, v.beyond) == (gate.PASS, False, True)
