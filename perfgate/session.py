@@ -143,7 +143,11 @@ class PerfSession:
                 "timings and the device-level memory figures"
             )
         self.layout = worker_layout(opts["worker_layout"])  # how every worker is started
-        if self.device == "cpu" and opts["worker_layout"] == "fixed" and self.base is None:  # (self.zygote)
+        # On the CPU, where a worker's start is mostly imports, workers are forked from a zygote (self.zygote); not
+        # with random layouts, where each worker must draw its own, nor in an A/B run, whose two sides must start
+        # alike (the base side cannot be forked from this perfgate)
+        self.forks_workers = self.device == "cpu" and opts["worker_layout"] == "fixed" and self.base is None
+        if self.forks_workers:
             prefix, env, what = self.layout
             self.layout = (prefix, env, f"{what}; each worker forked from one process started so (perfgate.zygote)")
         self.baseline_path = baselines.path_for(self.results_dir, self.machine["gpu_slug"])
@@ -330,7 +334,7 @@ class PerfSession:
                 "cwd": self.base.measured_root,
             }
         with phases.track("load"):
-            zygote = None if base else self.zygote(prefix, env)
+            zygote = self.zygote(prefix, env)
             return WorkerHandle(key, self.cache / "logs" / f"worker-{key}.log", env, prefix, **side, zygote=zygote)
 
     def _load_failed(self, key: str, variant: variants.Variant, exc: WorkerError) -> NoReturn:
@@ -443,11 +447,9 @@ class PerfSession:
         return None
 
     def zygote(self, prefix: tuple[str, ...], env: dict[str, str]) -> Zygote | None:
-        """On the CPU, where a worker's start is mostly imports, the zygote its workers are forked from, started
-        with the first (perfgate.zygote). None on a GPU; with --perf-worker-layout random, where each worker must
-        draw a layout of its own; and in an A/B run, whose two sides must start alike (the base side cannot be
-        forked from this perfgate)."""
-        if self.device != "cpu" or self.opts["worker_layout"] != "fixed" or self.base is not None:
+        """The zygote this run's workers are forked from, started with the first (perfgate.zygote); None where
+        they are not (self.forks_workers)."""
+        if not self.forks_workers:
             return None
         if self._zygote is None:
             model_type = self.model.config.get("model_type", "")

@@ -67,18 +67,12 @@ class ForkedProcess:
             raise subprocess.TimeoutExpired(f"worker {self.pid}", timeout or 0)
         return code
 
-    def send_signal(self, sig: int) -> None:
+    def kill(self) -> None:
         if self.returncode is None:
             try:
-                os.kill(self.pid, sig)
+                os.kill(self.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-
-    def kill(self) -> None:
-        self.send_signal(signal.SIGKILL)
-
-    def terminate(self) -> None:
-        self.send_signal(signal.SIGTERM)
 
 
 class Zygote:
