@@ -9,7 +9,7 @@ message per figure that failed; perfgate.gate decides each verdict, perfgate.ses
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,10 +112,12 @@ class Judge:
         machine: dict[str, Any],
         problem: str | None = None,
         strict: bool = False,
+        busy: Sequence[str] = (),
     ) -> None:
         """source: the model's, its key in the file; reference: the variant the ratios are to; tolerances:
         --perf-tolerance's; problem: why the file has nothing for this GPU and model (open_baseline); strict: a
-        figure without a baseline fails (--perf-strict)."""
+        figure without a baseline fails (--perf-strict); busy: the other processes on the GPU as the run started
+        (Session.other_gpu_processes), named in every failure."""
         self.baseline = baseline
         self.source = source
         self.reference = reference
@@ -123,6 +125,7 @@ class Judge:
         self.machine = machine
         self.problem = problem
         self.strict = strict
+        self.busy = list(busy)
 
     def entry(self, f: Figure) -> tuple[str, dict[str, Any] | None, str]:
         """(key, entry or None, note) of the baseline this figure is held against."""
@@ -201,6 +204,13 @@ class Judge:
                 model = self.baseline.model(self.source) or {}
                 entry = self.baseline.entry(self.source, j.baseline_key) if j.baseline_key else None
                 changes = baselines.machine_changes(baselines.entry_machine(model, entry), self.machine)
+                if self.busy:
+                    # Other processes' kernels share the GPU's time: on the H200 a matmul loop beside hf-fp16 raised
+                    # its device time per token by 8.7 % and its prefill's by 141 % (docs/experiments)
+                    changes.append(
+                        f"the GPU was not idle at the start ({'; '.join(self.busy)}): their work slows this run's, "
+                        "device time included; measure on an idle GPU (--perf-strict refuses a busy one)"
+                    )
                 messages.append(table.failure_message(j, self.baseline.path, model, changes, self.strict, entry))
         return messages
 

@@ -209,12 +209,18 @@ def _rows(table: dict[str, Any]) -> dict[str, dict[str, float]]:
 
 
 def diff_tables(
-    now: dict[str, dict[str, float]], then: dict[str, dict[str, float]], times: bool = True, limit: int = 8
+    now: dict[str, dict[str, float]],
+    then: dict[str, dict[str, float]],
+    times: bool = True,
+    limit: int = 8,
+    floor: float = 0.0,
 ) -> list[str]:
     """What changed between two kernel tables, by name: '+1/token `name`' for kernels added or run more often,
     '-2/token `name`' for fewer, then (with `times`) the largest changes of device time per token; at most `limit`
-    lines each."""
+    lines each. floor: a kernel's change of time is left out below this share of the whole table's device time
+    per token (counts are exact and always listed)."""
     now, then = _rows(now), _rows(then)
+    least = floor * sum(r.get("ms_per_token", 0.0) for r in then.values())
     counts = []
     for name in sorted(set(now) | set(then)):
         d = now.get(name, {}).get("per_token", 0.0) - then.get(name, {}).get("per_token", 0.0)
@@ -223,7 +229,7 @@ def diff_tables(
     slower = []
     for name in sorted(set(now) | set(then)) if times else ():
         a, b = now.get(name, {}).get("ms_per_token", 0.0), then.get(name, {}).get("ms_per_token", 0.0)
-        if abs(a - b) > 1e-6:
+        if abs(a - b) > max(1e-6, least):
             slower.append((abs(a - b), f"{a - b:+.4f} ms/token `{name}` ({b:.4f} → {a:.4f})"))
 
     def largest(rows: list[tuple[float, str]]) -> list[str]:

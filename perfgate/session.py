@@ -718,7 +718,8 @@ class PerfSession:
         if self.base is not None:
             return AbJudge(tolerances, self.base_figures, self.failed, self.kernel_changes, self.differences)
         source, problem = self.model.source, self.baseline_problem
-        return Judge(self.baseline, source, self.reference, tolerances, self.machine, problem, self.opts["strict"])
+        strict = self.opts["strict"]
+        return Judge(self.baseline, source, self.reference, tolerances, self.machine, problem, strict, self.gpu_busy)
 
     def judge(self, figures: list[Figure]) -> list[str]:
         """Judge and keep the verdicts; return one message per failure (none in a baseline run, which judges

@@ -65,6 +65,16 @@ def test_kernels_that_differ_are_listed_counts_first():
     assert ab.kernel_changes(head, None) == []
 
 
+def test_kernel_times_that_moved_by_noise_alone_are_not_listed():
+    # an A/A run on the H200: one kernel 0.015 ms faster of 11.3 ms a token, the counts equal
+    base = {"kernels_per_token": 2.0, "kernels": {"add": {"per_token": 1.0, "ms_per_token": 0.18}}}
+    base["kernels"]["gemm"] = {"per_token": 1.0, "ms_per_token": 11.12}
+    head = {"kernels_per_token": 2.0, "kernels": {**base["kernels"], "add": {"per_token": 1.0, "ms_per_token": 0.165}}}
+    assert ab.kernel_changes(head, base) == []
+    slower = {**head, "kernels": {**base["kernels"], "add": {"per_token": 1.0, "ms_per_token": 0.45}}}
+    assert ab.kernel_changes(slower, base) == ["+0.2700 ms/token `add` (0.1800 → 0.4500)"]
+
+
 @pytest.mark.parametrize(
     ("said", "message"),
     [

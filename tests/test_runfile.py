@@ -84,3 +84,18 @@ def test_an_incomparable_entry_leaves_the_figure_without_a_baseline(tmp_path):
     assert judge.failures([judged]) == []
     judge.strict = True  # --perf-strict: a figure without a baseline fails, saying why
     assert len(judge.failures([judged])) == 1
+
+
+def test_a_failure_names_the_other_processes_that_were_on_the_gpu(tmp_path):
+    key = "hf-fp16/decode[ctx1024]/decode_tok_per_s"
+    entry = {"value": 99.0, "unit": "tok/s", "better": "higher", "params": {"new_tokens": 128}, "samples": [99.0] * 5}
+    baseline = baselines.Baseline(tmp_path / "h200.json", {"schema": 1, "models": {"m": {"entries": {key: entry}}}})
+    busy = ["pid 1244 (python3) using 874 MiB"]
+    judge = judging.Judge(baseline, "m", "hf-fp16", {}, {"gpu": "cuda"}, busy=busy)
+    slow = fig.from_samples("hf-fp16", "decode", "ctx1024", "decode_tok_per_s", "tok/s", fig.HIGHER, True,
+                            (20.0, 22.0, 24.0) * 4, {"new_tokens": 128})  # fmt: skip
+    [judged] = judge.judge([slow])
+    [message] = judge.failures([judged])
+    assert "the GPU was not idle at the start (pid 1244 (python3) using 874 MiB)" in message
+    quiet = judging.Judge(baseline, "m", "hf-fp16", {}, {"gpu": "cuda"})
+    assert "not idle" not in quiet.failures(quiet.judge([slow]))[0]
