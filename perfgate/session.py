@@ -316,9 +316,9 @@ class PerfSession:
         environment."""
         base = key.endswith(ab.SUFFIX)
         env = worker_env(self.model.kind)
-        core = self.worker_core(key)
-        if core is not None:
-            env["PERFGATE_CPU_CORE"] = str(core)
+        pinned = self.core_env(key)
+        if pinned:
+            env.update(pinned)
             self.keep_off_worker_cores()
         if self.tracker.nvml is not None and self.tracker.nvml.ok:
             self.tracker.device_baseline_mib = self.tracker.nvml.device_used_mib()  # before this worker
@@ -394,6 +394,19 @@ class PerfSession:
         if self.cores is None:
             return None
         return self.cores[0] if name == self.reference or name.endswith(ab.SUFFIX) else self.cores[1]
+
+    def core_env(self, key: str) -> dict[str, str]:
+        """On a GPU machine, a worker's core (PERFGATE_CPU_CORE) and the cores its load may spread over
+        (PERFGATE_LOAD_CORES, perfgate.affinity.spread_while_loading); nothing on the CPU."""
+        core = self.worker_core(key)
+        if core is None:
+            return {}
+        env = {"PERFGATE_CPU_CORE": str(core)}
+        if not self.parallel:
+            # the cores this process keeps to itself are idle while a worker loads; under pytest-xdist another
+            # GPU's worker may be timed on them
+            env["PERFGATE_LOAD_CORES"] = ",".join(map(str, sorted(self.cores[2] | {core})))
+        return env
 
     def keep_off_worker_cores(self) -> None:
         """This process (pytest, its NVML sampler, the workers' reply readers) onto the cores the workers leave

@@ -12,6 +12,7 @@ or {"ok": false, "error": {"type", "kind", "message", "traceback"}}. Anything li
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
@@ -134,7 +135,8 @@ class Worker:
         self.device = device
         sync = generation.device_sync(device)
         start = time.perf_counter()
-        self.model, self.tokenizer = backends.load(self.variant, path, device, max_seq_length)
+        with load_cores():
+            self.model, self.tokenizer = backends.load(self.variant, path, device, max_seq_length)
         if fault in MODEL_DAMAGE:
             MODEL_DAMAGE[fault](self.model)
         sync()
@@ -358,6 +360,15 @@ def pin_to_core() -> None:
             problems = [str(exc)]
         for problem in problems:
             print(f"perfgate worker: cannot pin to core {core}: {problem}", file=sys.stderr)
+
+
+def load_cores() -> contextlib.AbstractContextManager:
+    """PERFGATE_LOAD_CORES=N,M,... (set by the session beside PERFGATE_CPU_CORE where no other worker is timed while
+    this one loads): the load runs on those cores, the worker's own included, and returns to its core after."""
+    cores, home = os.environ.get("PERFGATE_LOAD_CORES"), os.environ.get("PERFGATE_CPU_CORE")
+    if not cores or not home or not hasattr(os, "sched_setaffinity"):
+        return contextlib.nullcontext()
+    return affinity.spread_while_loading(affinity.parse_cpu_list(cores), int(home))
 
 
 def main() -> int:

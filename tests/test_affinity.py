@@ -1,3 +1,4 @@
+import contextlib
 import os
 import threading
 
@@ -77,6 +78,40 @@ def test_the_session_pins_its_own_threads_off_the_workers_cores_once(monkeypatch
     perf.keep_off_worker_cores()
     perf.keep_off_worker_cores()
     assert moved == [set(range(14))]  # once, before the first pinned worker
+    perf.parallel = {}
+    assert perf.core_env("hf-nf4") == {"PERFGATE_CPU_CORE": "14", "PERFGATE_LOAD_CORES": ",".join(map(str, range(15)))}
+    perf.parallel = {"role": "worker", "worker": "gw0", "gpu": "0"}  # another GPU's worker may be timed on the rest
+    assert perf.core_env("hf-nf4") == {"PERFGATE_CPU_CORE": "14"}
     perf.device = "cpu"
     del perf.cores  # chosen again, for a CPU run
     assert perf.worker_core("hf-fp16") is None  # on the CPU the cores compute: nothing is pinned
+
+
+def test_a_load_spreads_over_the_spare_cores_and_returns_to_its_own(monkeypatch):
+    torch = pytest.importorskip("torch")
+    before, threads = os.sched_getaffinity(0), torch.get_num_threads()
+    home = min(before)
+    try:
+        affinity.pin_process({home})
+        torch.set_num_threads(1)
+        with affinity.spread_while_loading(before, home):
+            assert os.sched_getaffinity(0) == before and torch.get_num_threads() == len(before)
+        assert os.sched_getaffinity(0) == {home} and torch.get_num_threads() == 1
+        with pytest.raises(RuntimeError), affinity.spread_while_loading(before, home):
+            raise RuntimeError("a failed load")
+        assert os.sched_getaffinity(0) == {home} and torch.get_num_threads() == 1  # back after a failure too
+    finally:
+        affinity.pin_process(before)
+        torch.set_num_threads(threads)
+
+
+def test_a_worker_spreads_its_load_only_when_the_session_says_where(monkeypatch):
+    from perfgate import worker
+
+    monkeypatch.delenv("PERFGATE_LOAD_CORES", raising=False)
+    monkeypatch.setenv("PERFGATE_CPU_CORE", "0")
+    assert isinstance(worker.load_cores(), contextlib.nullcontext)  # pinned, loading on its own core
+    monkeypatch.setenv("PERFGATE_LOAD_CORES", "0-1")
+    assert not isinstance(worker.load_cores(), contextlib.nullcontext)
+    monkeypatch.delenv("PERFGATE_CPU_CORE")  # not pinned at all (the CPU): nothing to spread or return to
+    assert isinstance(worker.load_cores(), contextlib.nullcontext)
