@@ -20,8 +20,8 @@ export PYTHONPATH=$PWD/.devsite:$PWD HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 UNS
 common=(perf_tests -p no:cacheprovider --perf-model synthetic:qwen3-14b --perf-variants "$variants"
         --perf-contexts 1024 --perf-new-tokens 32 ${ROUNDS:---perf-max-rounds 10 --perf-test-budget 150}
         --perf-agent-queries 3 -rs "${extra[@]}")
-# No test starts later than H200_MARGIN s before the deadline (the longest test: hf-int8's agent test, which 100 s did
-# not hold on 2026-11-29 22:38), so a run ends by itself, its run file, report and baseline written; `timeout`
+# No test starts later than H200_MARGIN s before the deadline (the longest test: hf-int8's agent test, for which 100 s
+# was once too little), so a run ends by itself, its run file, report and baseline written; `timeout`
 # (SIGTERM, which ends a run like Ctrl-C, the run file saying so) is the last word.
 pytest_until_deadline() {
   local left=$(( deadline - $(date +%s) ))
@@ -38,7 +38,7 @@ else
     pytest_until_deadline 2>&1 | tail -45
   done
 fi
-# One archive per call of this script: the device tool brings back at most 8 files (a 9th run file was lost on 2026-11-29).
+# One archive per call of this script: the device tool brings back at most 8 files (a 9th would be lost).
 find results/runs results/reports results/baselines results/steps -maxdepth 1 -newermt "@$start" -type f > /tmp/h200-new.txt
 # (named to the nanosecond, and none when nothing is new: a call that ran nothing once overwrote the one before it,
 # started in the same second)

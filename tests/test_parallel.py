@@ -94,10 +94,10 @@ def test_a_spread_run_stopped_before_any_test_finished_still_leaves_its_run_file
 
 @pytest.mark.parametrize("whom", ["process group", "controller"])
 def test_a_spread_run_interrupted_keeps_what_its_workers_measured(run_perf, monkeypatch, tmp_path, whom):
-    # seen on 2026-11-30: SIGTERM (from `timeout`, to the process group) in a run under -n left a run file without
-    # the two load tests that had passed: the workers, stopped, never handed their runs to the controller. And a
-    # SIGTERM to the controller alone lost the workers' rounds so far where SIGINT was ignored (a script's `cmd &`):
-    # pytest-xdist stops its workers with a SIGINT, which they then ignored until it killed them
+    # SIGTERM (from `timeout`, to the process group) in a run under -n must not lose the tests that passed: stopped
+    # workers must still hand their runs to the controller. And a SIGTERM to the controller alone must not lose the
+    # workers' rounds where SIGINT is ignored (a script's `cmd &`): pytest-xdist stops its workers with a SIGINT,
+    # which they would ignore until it killed them
     steps = tmp_path / "steps.jsonl"
     monkeypatch.setenv("PERFGATE_STEP_LOG", str(steps))  # one line per timed round
     proc = run_perf.popen(
@@ -127,7 +127,7 @@ def test_a_spread_run_interrupted_keeps_what_its_workers_measured(run_perf, monk
     assert not list((run_perf.results / "runs" / ".parts").glob("*")), output  # merged, removed
     stopped = run["interrupted"]
     assert sorted(stopped["during"]) == ["test_decode[hf-bf16-ctx32]", "test_decode[hf-fp32-ctx32]"], stopped
-    # each worker kept its rounds so far (until 2026-11-30 a signal to the controller alone lost them)
+    # each worker kept its rounds so far, also when the signal reached the controller alone
     assert sorted(m["variant"] for m in stopped["measured"]) == ["hf-bf16", "hf-fp32"], stopped
     assert "test_decode[hf-bf16-ctx32] stopped after" in output and not run["errors"], output
     assert "hf-bf16" in output.split("=== perfgate ===")[-1]  # the table shows what the workers measured

@@ -165,14 +165,14 @@ def test_sigterm_ends_the_run_like_ctrl_c_and_keeps_what_was_measured(run_perf):
 
 @pytest.mark.parametrize("hook", ["pytest_runtest_logstart", "pytest_runtest_logreport"])
 def test_perfgate_sees_a_test_start_and_end_before_the_terminal_says_so(pytestconfig, hook):
-    # CI on 2026-11-30: SIGTERM right after '-v' printed PASSED found the passed test still running; pluggy calls
-    # the hook implementations last to first, so perfgate's must come after the terminal reporter's in this list
+    # a SIGTERM right after '-v' printed PASSED must not find the passed test still running; pluggy calls the hook
+    # implementations last to first, so perfgate's must come after the terminal reporter's in this list
     order = [impl.plugin_name for impl in getattr(pytestconfig.pluginmanager.hook, hook).get_hookimpls()]
     assert order.index("perfgate-progress") > order.index("terminalreporter"), order
 
 
 def test_sigterm_before_any_test_finished_still_leaves_a_run_file_saying_so(run_perf):
-    # seen on the H200 on 2026-11-30 03:25: a run of one test stopped by its command's deadline left no run file
+    # a run of one test stopped by its command's deadline (as on the H200, by `timeout`) must still leave a run file
     proc = run_perf.popen("--perf-variants=hf-nf4", "--perf-reference=none", "-k", "load", "-v")
     seen = run_perf.read_until(proc, b"test_load[hf-nf4]")  # -v names the test as it starts: it is loading then
     proc.send_signal(signal.SIGTERM)
@@ -190,8 +190,8 @@ def test_sigterm_before_any_test_finished_still_leaves_a_run_file_saying_so(run_
 
 
 def test_an_interrupted_run_of_perfgates_own_tests_leaves_no_run_file(pytester, tmp_path):
-    # this conftest is loaded for tests/ too; seen on 2026-11-30: `make test` stopped by SIGTERM left a run file in
-    # results/runs/ that named none of perf_tests/
+    # this conftest is loaded for tests/ too: `make test` stopped by SIGTERM must not leave a run file in results/runs/
+    # that names none of perf_tests/
     from perfgate import paths
 
     pytester.makepyfile(interrupter='def pytest_runtest_call(item):\n    raise KeyboardInterrupt("signal SIGTERM")\n')

@@ -62,7 +62,7 @@ def test_the_same_config_reuses_the_cache(tiny_checkpoint, tiny_spec, perf_cache
 
 def test_processes_wanting_the_same_checkpoint_build_it_once(tiny_spec, tmp_path, monkeypatch):
     """Two GPUs' pytest workers start on a fresh machine at once: one builds, the other waits and loads it (without
-    the lock, both built and the second's rename failed: a test lost on the H200s, 2026-11-30)."""
+    the lock, both would build and the second's rename would fail, losing its test)."""
     cache = tmp_path / "cache"
     builds = []
     build_in_child = synthetic._build_in_child

@@ -58,8 +58,8 @@ def test_a_worker_started_after_this_one_is_not_counted_as_its_memory():
 
 def test_what_another_process_allocates_during_the_window_is_not_counted_as_this_ones():
     # The reference (pid 9, 28,690 MiB) runs its rounds beside the variant and its cache grows by 568 MiB while the
-    # variant's window is open (seen on the H200, 2026-11-29: the variant's device figure 366-568 MiB above its
-    # process figure); the variant itself grows from 10,434 to 10,774 MiB.
+    # variant's window is open (on the H200 the variant's device figure read 366-568 MiB above its process figure
+    # that way); the variant itself grows from 10,434 to 10,774 MiB.
     others = [{9: 28690}, {9: 28690}, {9: 29258}, {9: 29258}, {9: 28690}]
     nvml = FakeNvml([10434, 10434, 10774, 10600, 10500], [39130, 39130, 40038, 39864, 39196], others, pid=3)
     tracker = VramTracker(nvml, device_baseline_mib=0, interval_s=0.001)
