@@ -8,8 +8,11 @@
 # to results/steps/, through PERFGATE_STEP_LOG).
 # What each call wrote under results/ (runs, reports, the baseline when written) goes to $OUT as one archive. The workload
 # is cut to what fits the device time: ctx1024, 32 new tokens, the first 3 agent questions (docs/results.md).
-# Each device command starts from this tree's copy: a baseline written by one command is not there for the next.
-# Extract the archives here (tar -xzf), and rebuild the baseline from its runs with python -m perfgate.baselines.
+# Each device command starts from this tree's copy: a baseline written by one command is not there for the next, unless
+# H200_RESULTS names a folder outside the tree that stays while the machine is warm (/dev/shm/pgresults): results go
+# there, its baseline seeded from the committed one on first use, so that a baseline run and the gate runs against it
+# can be separate commands. Extract the archives here (tar -xzf), and rebuild the baseline from its runs with
+# python -m perfgate.baselines.
 set -u
 mode=$1 variants=$2 runs=${3:-1}
 deadline=${H200_DEADLINE:-$(( $(date +%s) + 560 ))}  # one device command may run 10 minutes
@@ -17,7 +20,11 @@ read -r -a extra <<< "${PYTEST_EXTRA:-}"
 [ -n "${PYTEST_K:-}" ] && extra+=(-k "$PYTEST_K")  # a -k expression may hold spaces
 export PYTHONPATH=$PWD/.devsite:$PWD HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 UNSLOTH_DISABLE_STATISTICS=1 \
        PYTHONUNBUFFERED=1 PERFGATE_CACHE=/dev/shm/pgcache PERFGATE_COMMIT=${PERFGATE_COMMIT:-unknown}
-common=(perf_tests -p no:cacheprovider --perf-model synthetic:qwen3-14b --perf-variants "$variants"
+results=${H200_RESULTS:-results}
+if [ "$results" != results ] && [ ! -e "$results/baselines/nvidia-h200.json" ]; then
+  mkdir -p "$results/baselines" && cp results/baselines/nvidia-h200.json "$results/baselines/"
+fi
+common=(perf_tests -p no:cacheprovider --perf-results-dir "$results" --perf-model synthetic:qwen3-14b --perf-variants "$variants"
         --perf-contexts 1024 --perf-new-tokens 32 ${ROUNDS:---perf-max-rounds 10 --perf-test-budget 150}
         --perf-agent-queries 3 -rs "${extra[@]}")
 # No test starts later than H200_MARGIN s before the deadline (the longest test: hf-int8's agent test, for which 100 s
@@ -26,7 +33,7 @@ common=(perf_tests -p no:cacheprovider --perf-model synthetic:qwen3-14b --perf-v
 pytest_until_deadline() {
   local left=$(( deadline - $(date +%s) ))
   if (( left - ${H200_MARGIN:-150} < 30 )); then echo "h200_session: ${left} s left before the deadline: no run"; return; fi
-  [ -n "${H200_STEPS:-}" ] && export PERFGATE_STEP_LOG=results/steps/$(date -u +%Y%m%dT%H%M%SZ)_nvidia-h200.steps.jsonl
+  [ -n "${H200_STEPS:-}" ] && export PERFGATE_STEP_LOG=$results/steps/$(date -u +%Y%m%dT%H%M%SZ)_nvidia-h200.steps.jsonl
   timeout "$left" python3 -m pytest "${common[@]}" --perf-session-budget $(( left - ${H200_MARGIN:-150} )) "$@"
 }
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv,noheader
@@ -39,7 +46,8 @@ else
   done
 fi
 # One archive per call of this script: the device tool brings back at most 8 files (a 9th would be lost).
-find results/runs results/reports results/baselines results/steps -maxdepth 1 -newermt "@$start" -type f > /tmp/h200-new.txt
+find "$results"/runs "$results"/reports "$results"/baselines "$results"/steps -maxdepth 1 -newermt "@$start" -type f \
+  2>/dev/null > /tmp/h200-new.txt
 # (named to the nanosecond, and none when nothing is new: a call that ran nothing once overwrote the one before it,
 # started in the same second)
 [ -s /tmp/h200-new.txt ] || exit 0
