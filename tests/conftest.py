@@ -112,18 +112,21 @@ def perf_args(results: Path) -> tuple[str, ...]:
 
 @pytest.fixture(scope="module")
 def run_perf_shared(tmp_path_factory: pytest.TempPathFactory, perf_cache: Path, micro_checkpoint: Path):
-    """run_perf_shared(*args): the child run of run_perf, for a module-scoped fixture whose results several tests
-    share (a baseline that each then copies); the same environment as pytester gives run_perf's. Results go to
+    """run_perf_shared(*args, **env): the child run of run_perf, for a module-scoped fixture whose results several
+    tests share (a baseline that each then copies, or one run whose parts several tests read); the same environment
+    as pytester gives run_perf's, with `env` added for this run (PERFGATE_FAULTS...). Results go to
     run_perf_shared.results, one folder for the module."""
     folder = tmp_path_factory.mktemp("shared-run")
     env = {k: v for k, v in os.environ.items() if k not in (*PERF_ENV, *XDIST_ENV, "PYTEST_ADDOPTS")}
     env.update(PERFGATE_CACHE=str(perf_cache), HOME=str(folder), PY_COLORS="0", PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
     results = folder / "results"
 
-    def run(*args: str) -> pytest.RunResult:
+    def run(*args: str, **extra: str) -> pytest.RunResult:
         started = time.monotonic()
         cmd = [sys.executable, "-m", "pytest", f"--basetemp={folder / 'basetemp'}", *perf_args(results), *args]
-        proc = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            cmd, cwd=folder, env={**env, **extra}, capture_output=True, text=True, stdin=subprocess.DEVNULL
+        )
         print(proc.stdout, proc.stderr)  # shown with the failure of a test that used it
         lines = (proc.stdout.splitlines(), proc.stderr.splitlines())
         return pytest.RunResult(proc.returncode, *lines, time.monotonic() - started)
