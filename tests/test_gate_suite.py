@@ -1,6 +1,8 @@
-"""The gate end to end on the micro model: baselines written by the suite, verdicts, the canary, strict mode."""
+"""The gate end to end on the micro model: baselines written by the suite, verdicts, the canary (and the report, step
+summary and JUnit XML of its run), strict mode."""
 
 import json
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -101,26 +103,36 @@ def test_a_variants_ratio_is_judged_with_the_baselines_own_noise(run_perf, nf4_b
     assert 0 < lo <= hi
 
 
-def test_a_ratio_baseline_estimated_another_way_is_not_compared(run_perf, nf4_baseline_file):
-    data = json.loads(nf4_baseline_file.read_text())
-    entry = data["models"]["synthetic:qwen3-micro"]["entries"]["hf-nf4/decode[ctx32]/decode_ratio_to_ref"]
-    del entry["params"]["estimator"]  # as an older perfgate wrote it: a ratio of round rates
-    nf4_baseline_file.write_text(json.dumps(data))
-    run_perf("--perf-variants=hf-nf4", LOOSE, *FAST).assert_outcomes(passed=2)
-    run = json.loads(sorted((run_perf.results / "runs").glob("*.json"))[-1].read_text())
-    ratio = next(r for r in run["results"] if r["metric"] == "decode_ratio_to_ref")
-    assert ratio["verdict"]["status"] == "no baseline"
-    assert "measured another way (mean rates, now fast-state p10/p10)" in ratio["baseline"]["note"]
-
-
-def test_the_reference_passes_and_the_canary_fails_with_its_reasons(run_perf, baseline_file):
-    data = json.loads(baseline_file.read_text())
+@pytest.fixture(scope="module")
+def canary(run_perf_shared, written, tmp_path_factory):
+    """The reference, the host canary and the GPU canary against hf-fp16's baseline, as if transformers had been
+    upgraded since it was written, run once for the module, as CI runs it: a GitHub step summary that an earlier step
+    wrote to, and JUnit XML. Its output, run file, report and the summary's and JUnit file's paths."""
+    data = json.loads(written.fp16)
     model = data["models"]["synthetic:qwen3-micro"]
     for machine in [model["machine"]] + [e["machine"] for e in model["entries"].values()]:
         machine["versions"]["transformers"] = "0.0.1"
-    baseline_file.write_text(json.dumps(data))  # as if transformers had been upgraded since
+    baseline_in(run_perf_shared, json.dumps(data))  # the updates' own file, read already by `written`
+    folder = tmp_path_factory.mktemp("canary")
+    summary, junit = folder / "step_summary.md", folder / "junit.xml"
+    summary.write_text("## an earlier step\n")
     variants = "--perf-variants=hf-fp16,hf-fp16-slow,hf-fp16-gpuslow"  # the host canary and the GPU canary
-    result = run_perf(variants, "--perf-canary-slowdown=100%", LOOSE, *FAST)
+    result = run_perf_shared(
+        variants, "--perf-canary-slowdown=100%", LOOSE, *FAST, f"--junitxml={junit}", GITHUB_STEP_SUMMARY=str(summary)
+    )
+    run_file = sorted((run_perf_shared.results / "runs").glob("*.json"))[-1]
+    return SimpleNamespace(
+        result=result,
+        run=json.loads(run_file.read_text()),
+        report=run_perf_shared.results / "reports" / f"{run_file.stem}.md",
+        plots=run_perf_shared.results / "reports" / run_file.stem,
+        summary=summary,
+        junit=junit,
+    )
+
+
+def test_the_reference_passes_and_the_canary_fails_with_its_reasons(canary):
+    result = canary.result
     result.assert_outcomes(passed=4, failed=2)
     result.stdout.fnmatch_lines(["*_ test_decode[[]hf-fp16-slow-ctx32] _*"])
     result.stdout.fnmatch_lines(  # on a CPU the GPU canary's work is operators: the exact count names them
@@ -143,7 +155,7 @@ def test_the_reference_passes_and_the_canary_fails_with_its_reasons(run_perf, ba
         ]
     )
     result.stdout.fnmatch_lines(["gate against *cpu.json:", "*hf-fp16  *ctx32*decode_tok_per_s*pass*"])
-    run = json.loads(sorted((run_perf.results / "runs").glob("*.json"))[-1].read_text())
+    run = canary.run
     verdicts = {(r["variant"], r["metric"]): r["verdict"]["status"] for r in run["results"] if "verdict" in r}
     assert verdicts[("hf-fp16", "decode_tok_per_s")] == "pass"
     assert verdicts[("hf-fp16-slow", "decode_ratio_to_ref")] == "fail"
@@ -153,6 +165,31 @@ def test_the_reference_passes_and_the_canary_fails_with_its_reasons(run_perf, ba
     assert [p["value"] < 0.95 for p in ratio["params"]["process_pairs"]] == [True, True]  # failed, restarted, failed
     assert run["errors"] == []  # the gate's failure is in the verdicts, not among the tests that recorded nothing
     assert run["options"]["suspect_rounds"] == 2 * run["options"]["max_rounds"] == 24  # the CPU's defaults
+
+
+def test_the_canary_run_writes_its_report_plots_summary_and_junit_properties(canary):
+    """Where users look (see also tests/test_report.py): the Markdown report and its plots, GitHub's step summary
+    and JUnit XML properties."""
+    canary.result.stdout.fnmatch_lines(["report: *reports*_cpu.md (* plots)"])
+    text = canary.report.read_text()
+    assert "perfgate: " in text and "2 **FAILED**" in text and "transformers" in text
+    assert "| hf-fp16-slow | ctx32 | decode_ratio_to_ref |" in text and "| FAIL |" in text
+    tok_s = next(r for r in canary.run["results"] if r["variant"] == "hf-fp16" and r["metric"] == "decode_tok_per_s")
+    assert f"| hf-fp16 | ctx32 | decode_tok_per_s | {tok_s['value']:,.1f} tok/s |" in text  # the run's figures
+    summary = canary.summary.read_text()  # appended to what the earlier step wrote
+    assert summary.startswith("## an earlier step\n") and summary.count("## perfgate:") == 1
+
+    plots = {p.name: p for p in canary.plots.glob("*.png")}
+    assert {"decode_ratio_to_ref.png", "decode_tok_per_s.png", "history.png"} <= set(plots)
+    from matplotlib.image import imread
+
+    assert all(imread(p).shape[0] > 100 for p in plots.values())  # real images that parse
+
+    cases = {c.get("name"): c for c in ET.parse(canary.junit).getroot().iter("testcase")}
+    props = {p.get("name"): p.get("value") for p in cases["test_decode[hf-fp16-slow-ctx32]"].iter("property")}
+    assert props["decode_ratio_to_ref[ctx32]_verdict"] == "FAIL"
+    assert props["decode_tok_per_s[ctx32]"].endswith(" tok/s")
+    assert props["peak_vram_mib[ctx32]"].startswith("n/a: ")  # unavailable on the CPU, never 0
 
 
 def test_a_ratio_beyond_its_limit_but_unproven_gets_the_suspect_rounds_and_says_so(run_perf, baseline_file):
@@ -171,12 +208,9 @@ def test_a_ratio_beyond_its_limit_but_unproven_gets_the_suspect_rounds_and_says_
     assert (v["status"], v["clear"], v["beyond_limit"]) == ("pass", False, True)
 
 
-def test_without_a_baseline_it_records_only_unless_strict(run_perf):
-    result = run_perf("--perf-variants=hf-fp32", *FAST)
-    result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines(
-        ["perfgate: * no baseline*; no baseline for cpu / synthetic:qwen3-micro: run `make baseline` and commit *"]
-    )
+def test_strict_fails_a_figure_without_a_baseline_and_still_records_it(run_perf):
+    # without --perf-strict such a run records only and passes: tests/test_setup_errors.py (a fresh clone) and the
+    # tiny run of tests/test_perf_suite.py, which has no baseline either
     strict = run_perf("--perf-variants=hf-fp32", *FAST, "--perf-strict", "--perf-reference=none")
     strict.assert_outcomes(failed=1, passed=1)  # load has no available gated figure on the CPU
     strict.stdout.fnmatch_lines(["hf-fp32 decode[[]ctx32] decode_tok_per_s = * tok/s: no baseline in *cpu.json*"])

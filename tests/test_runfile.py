@@ -7,7 +7,7 @@ recorded, the parts of a run spread over GPUs, and which baseline entries a figu
 import json
 from datetime import datetime, timezone
 
-from perfgate import baselines, gate, judging, runfile
+from perfgate import baselines, gate, judging, measure, runfile
 from perfgate import figures as fig
 
 STARTED = datetime(2026, 11, 29, 9, 18, 4, tzinfo=timezone.utc)
@@ -99,3 +99,33 @@ def test_a_failure_names_the_other_processes_that_were_on_the_gpu(tmp_path):
     assert "the GPU was not idle at the start (pid 1244 (python3) using 874 MiB)" in message
     quiet = judging.Judge(baseline, "m", "hf-fp16", {}, {"gpu": "cuda"})
     assert "not idle" not in quiet.failures(quiet.judge([slow]))[0]
+
+
+def test_a_ratio_or_agent_entry_measured_another_way_is_recorded_without_a_baseline_and_why(tmp_path):
+    # a ratio whose entry an older perfgate wrote (a ratio of mean rates), an agent query whose traces were rebuilt
+    # since the entry was written; a real run's figures carry these params (tests/test_gate_suite.py: a subset update
+    # writes the ratio's estimator; tests/test_agent_suite.py: the agent's turn keys)
+    ratio = fig.series("hf-nf4", "decode", "ctx32", judging.RATIO, (0.9, 0.95, 1.0),
+                       {"new_tokens": 6, "interval": [0.9, 1.0], "estimator": measure.RATIO_ESTIMATOR})  # fmt: skip
+    agent = fig.series("hf-fp16", "agent", "q3", "agent_query_p50_s", (1.0, 1.1, 1.2),
+                       {"turn_keys": ["q01/1", "q01/2"], "turn_latency_s": [0.5, 0.6]})  # fmt: skip
+    entries = {
+        "hf-nf4/decode[ctx32]/decode_ratio_to_ref": {
+            "value": 0.95, "unit": "x", "better": "higher", "samples": [0.95], "params": {"new_tokens": 6}
+        },
+        "hf-fp16/agent[q3]/agent_query_p50_s": {
+            "value": 1.1, "unit": "s", "better": "lower", "samples": [1.1],
+            "params": {"turn_keys": ["q01/9", "q01/2"], "turn_latency_s": [0.5, 0.6]},
+        },
+    }  # fmt: skip
+    baseline = baselines.Baseline(tmp_path / "cpu.json", {"schema": 1, "models": {"m": {"entries": entries}}})
+    judge = judging.Judge(baseline, "m", "hf-fp16", {}, {"gpu": "cpu"})
+    judged = judge.judge([ratio, agent])
+    recorded = [runfile.result_dict(j.figure, j) for j in judged]
+    assert [r["verdict"]["status"] for r in recorded] == [gate.NO_BASELINE, gate.NO_BASELINE]
+    assert recorded[0]["baseline"]["note"] == (
+        "baseline's ratio measured another way (mean rates, now fast-state p10/p10): not comparable; "
+        "update the baseline"
+    )
+    assert recorded[1]["baseline"]["note"] == "baseline measured on other agent queries or traces: not comparable"
+    assert judge.failures(judged) == []  # recorded only: the run passes
