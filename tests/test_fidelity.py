@@ -9,6 +9,10 @@ from perfgate import fidelity
 FAST = ("--perf-contexts=32", "--perf-new-tokens=4", "--benchmark-disable", "-k", "fidelity")
 
 
+def last_run(run_perf) -> dict:
+    return json.loads(sorted((run_perf.results / "runs").glob("*.json"))[-1].read_text())
+
+
 def test_committed_inputs_are_what_the_script_writes(tmp_path, monkeypatch):
     committed = fidelity.INPUTS.read_text()
     monkeypatch.setattr(fidelity, "INPUTS", tmp_path / "inputs.json")
@@ -61,9 +65,14 @@ def test_a_lower_precision_differs_a_little_and_nan_is_counted(fp32_model, tiny_
 
 def test_a_broken_variant_fails_the_fidelity_gate_and_the_others_pass(run_perf, monkeypatch):
     run_perf("--perf-update-baselines", "--perf-variants=hf-fp16,hf-nf4", *FAST).assert_outcomes(passed=2)
-    monkeypatch.setenv("PERFGATE_FAULTS", "hf-nf4@load=corrupt")
-    result = run_perf("--perf-variants=hf-fp16,hf-nf4", *FAST)
-    result.assert_outcomes(passed=1, failed=1)
+    # a synthetic model says why it has no perplexity (its weights are random), in the baseline run as in any
+    ppl = next(r for r in last_run(run_perf)["results"] if r["metric"] == "perplexity")
+    assert ppl["value"] is None and "random weights" in ppl["unavailable"]
+
+    # hf-bf16, which has no baseline entry, with NaN logits
+    monkeypatch.setenv("PERFGATE_FAULTS", "hf-nf4@load=corrupt,hf-bf16@load=nan")
+    result = run_perf("--perf-variants=hf-fp16,hf-bf16,hf-nf4", *FAST)
+    result.assert_outcomes(passed=1, failed=2)
     result.stdout.fnmatch_lines(
         [
             "*_ test_fidelity[[]hf-nf4] _*",
@@ -71,18 +80,17 @@ def test_a_broken_variant_fails_the_fidelity_gate_and_the_others_pass(run_perf, 
         ]
     )
     result.stdout.fnmatch_lines(["hf-nf4 fidelity top1_agreement_pct = * % is below the limit * % (baseline *"])
-
-
-def test_nan_logits_always_fail_even_without_a_baseline(run_perf, monkeypatch):
-    monkeypatch.setenv("PERFGATE_FAULTS", "hf-fp16@load=nan")
-    result = run_perf("--perf-variants=hf-fp16", *FAST)
-    result.assert_outcomes(failed=1)
+    # NaN logits always fail, even without a baseline
     result.stdout.fnmatch_lines(
         [
-            "hf-fp16 fidelity nonfinite_logits = * count is above the limit 0 count (baseline 0 + 0%): Δ n/a*",
-            "  baseline: hf-fp16/fidelity/nonfinite_logits in * (no logit may be NaN or infinite)*",
+            "*_ test_fidelity[[]hf-bf16] _*",
+            "hf-bf16 fidelity nonfinite_logits = * count is above the limit 0 count (baseline 0 + 0%): Δ n/a*",
+            "  baseline: hf-bf16/fidelity/nonfinite_logits in * (no logit may be NaN or infinite)*",
         ]
     )
+    verdicts = {(r["variant"], r["metric"]): r["verdict"]["status"] for r in last_run(run_perf)["results"]
+                if "verdict" in r}  # fmt: skip
+    assert verdicts[("hf-bf16", "kl_nats")] == "no baseline" and verdicts[("hf-bf16", "nonfinite_logits")] == "fail"
 
 
 def test_greedy_agreement_counts_the_shared_start_of_each_reply():
@@ -98,16 +106,9 @@ def test_a_real_model_gets_perplexity_and_greedy_agreement(run_perf, micro_check
     folder = f"--perf-model={micro_checkpoint}"
     result = run_perf(folder, "--perf-variants=hf-fp32,hf-bf16", "--perf-agent-queries=2", "-k", "fidelity")
     result.assert_outcomes(passed=2)
-    run = json.loads(sorted((run_perf.results / "runs").glob("*.json"))[-1].read_text())
+    run = last_run(run_perf)
     fig = {(r["variant"], r["metric"]): r for r in run["results"]}
     assert fig[("hf-fp32", "greedy_agreement_pct")]["value"] == 100.0  # the reference against itself
     assert fig[("hf-fp32", "perplexity")]["params"]["tokens"] > 1000
     assert 0 <= fig[("hf-bf16", "greedy_agreement_pct")]["value"] <= 100
     assert fig[("hf-bf16", "perplexity")]["value"] == pytest.approx(fig[("hf-fp32", "perplexity")]["value"], rel=0.01)
-
-
-def test_a_synthetic_model_says_why_it_has_no_perplexity(run_perf):
-    run_perf("--perf-variants=hf-fp32", "-k", "fidelity").assert_outcomes(passed=1)
-    run = json.loads(sorted((run_perf.results / "runs").glob("*.json"))[-1].read_text())
-    ppl = next(r for r in run["results"] if r["metric"] == "perplexity")
-    assert ppl["value"] is None and "random weights" in ppl["unavailable"]
