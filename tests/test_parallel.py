@@ -60,16 +60,41 @@ def test_two_workers_measure_each_variant_once_and_merge_into_one_run(spread_upd
     result.stdout.fnmatch_lines(["time: * s summed over 2 workers (* s of wall time), most in *"])
 
 
-def test_a_workers_error_is_kept_once_in_the_merged_run(run_perf, monkeypatch):
+CORRUPT_PART = """
+import pytest
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session):
+    if not hasattr(session.config, "workerinput"):  # the controller, before it merges: a part it cannot read
+        perf = session.config.pluginmanager.get_plugin("perfgate-progress").perf
+        folder = perf.results_dir / "runs" / ".parts"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / (perf.parallel["run"] + "_gw7.json")).write_text('{"results": [')
+"""
+
+
+def test_a_workers_error_is_kept_once_and_a_part_the_controller_cannot_read_is_named(run_perf, pytester, monkeypatch):
+    # one run: a worker's error, and a part of the run (as if from a worker gw7) that the controller cannot read
+    pytester.makepyfile(corrupt_part=CORRUPT_PART)
     monkeypatch.setenv("PERFGATE_FAULTS", "hf-bf16@load=oom")
-    result = run_perf("--perf-variants=hf-fp32,hf-bf16", "--perf-contexts=32", "-k", "load", *SPREAD)
-    result.assert_outcomes(passed=1, errors=1)
+    load = ("--perf-contexts=32", "-k", "load", *SPREAD)
+    result = run_perf("--perf-variants=hf-fp32,hf-bf16", *load, "-p", "corrupt_part")
+    result.assert_outcomes(passed=1, errors=1)  # the tests' verdicts stand; the run file says what it could not merge
     [run] = [json.loads(p.read_text()) for p in (run_perf.results / "runs").glob("*.json")]
-    [error] = run["errors"]  # the controller's record: the worker's own report is not counted again
+    assert {r["variant"] for r in run["results"]} == {"hf-fp32"}  # the readable parts were merged
+    # the controller's record of the worker's error: the worker's own report is not counted again
+    [error, unread] = run["errors"]
     assert (error["test"], error["phase"]) == ("test_load[hf-bf16]", "setup")
     assert error["message"].startswith("hf-bf16: out of memory while loading")
+    assert unread["test"].endswith("_gw7.json") and unread["phase"] == "merge", unread
+    assert (
+        unread["message"].startswith("could not read this worker's part of the run (")
+        and "JSONDecodeError" in (unread["message"])
+    )
+    assert [p.name for p in (run_perf.results / "runs" / ".parts").glob("*")] == [unread["test"]]  # left there
+    result.stdout.fnmatch_lines(["*_gw7.json: error in its merge: could not read this worker's part*"])
     # every worker failed: the controller still writes the run file, with the errors and no figures
-    result = run_perf("--perf-variants=hf-bf16", "--perf-contexts=32", "-k", "load", *SPREAD)
+    result = run_perf("--perf-variants=hf-bf16", *load)
     result.assert_outcomes(errors=1)
     runs = sorted((run_perf.results / "runs").glob("*.json"))
     assert len(runs) == 2, runs
@@ -131,35 +156,6 @@ def test_a_spread_run_interrupted_keeps_what_its_workers_measured(run_perf, monk
     assert sorted(m["variant"] for m in stopped["measured"]) == ["hf-bf16", "hf-fp32"], stopped
     assert "test_decode[hf-bf16-ctx32] stopped after" in output and not run["errors"], output
     assert "hf-bf16" in output.split("=== perfgate ===")[-1]  # the table shows what the workers measured
-
-
-CORRUPT_PART = """
-import pytest
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_sessionfinish(session):
-    if not hasattr(session.config, "workerinput"):  # the controller, before it merges: a part it cannot read
-        perf = session.config.pluginmanager.get_plugin("perfgate-progress").perf
-        folder = perf.results_dir / "runs" / ".parts"
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / (perf.parallel["run"] + "_gw7.json")).write_text('{"results": [')
-"""
-
-
-def test_a_part_the_controller_cannot_read_is_named_and_left_in_place(run_perf, pytester):
-    pytester.makepyfile(corrupt_part=CORRUPT_PART)
-    result = run_perf("--perf-variants=hf-fp32", "--perf-contexts=32", "-k", "load", "-p", "corrupt_part", *SPREAD)
-    result.assert_outcomes(passed=1)  # the tests' verdicts stand; the run file says what it could not merge
-    [run] = [json.loads(p.read_text()) for p in (run_perf.results / "runs").glob("*.json")]
-    assert {r["variant"] for r in run["results"]} == {"hf-fp32"}  # the readable part was merged
-    [error] = run["errors"]
-    assert error["test"].endswith("_gw7.json") and error["phase"] == "merge", error
-    assert (
-        error["message"].startswith("could not read this worker's part of the run (")
-        and "JSONDecodeError" in (error["message"])
-    )
-    assert [p.name for p in (run_perf.results / "runs" / ".parts").glob("*")] == [error["test"]]  # left there
-    result.stdout.fnmatch_lines(["*_gw7.json: error in its merge: could not read this worker's part*"])
 
 
 @SHARED_RUN
