@@ -60,7 +60,7 @@ def test_the_same_config_reuses_the_cache(tiny_checkpoint, tiny_spec, perf_cache
     assert (tiny_checkpoint / synthetic.MANIFEST).stat().st_mtime_ns == before
 
 
-def test_processes_wanting_the_same_checkpoint_build_it_once(tiny_spec, tmp_path, monkeypatch):
+def test_processes_wanting_the_same_checkpoint_build_it_once(micro_spec, tmp_path, monkeypatch):
     """Two GPUs' pytest workers start on a fresh machine at once: one builds, the other waits and loads it (without
     the lock, both would build and the second's rename would fail, losing its test)."""
     cache = tmp_path / "cache"
@@ -71,22 +71,22 @@ def test_processes_wanting_the_same_checkpoint_build_it_once(tiny_spec, tmp_path
 
     def want() -> Path:
         start.wait()
-        return synthetic.ensure_checkpoint(tiny_spec, "cpu", cache)
+        return synthetic.ensure_checkpoint(micro_spec, "cpu", cache)  # the smallest: any model's build locks alike
 
     with ThreadPoolExecutor(2) as pool:
         folders = [f.result() for f in [pool.submit(want), pool.submit(want)]]
-    assert folders == [synthetic.checkpoint_dir(tiny_spec, cache)] * 2
+    assert folders == [synthetic.checkpoint_dir(micro_spec, cache)] * 2
     assert len(builds) == 1 and synthetic.is_complete(folders[0])
 
 
-def test_half_written_checkpoint_is_rebuilt_not_loaded(tiny_checkpoint, tiny_spec, tmp_path):
+def test_half_written_checkpoint_is_rebuilt_not_loaded(micro_checkpoint, micro_spec, tmp_path):
     cache = tmp_path / "cache"
-    folder = synthetic.checkpoint_dir(tiny_spec, cache)
-    shutil.copytree(tiny_checkpoint, folder)
+    folder = synthetic.checkpoint_dir(micro_spec, cache)
+    shutil.copytree(micro_checkpoint, folder)
     weights = folder / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])  # as if the build had been killed while saving
     assert not synthetic.is_complete(folder)
-    assert synthetic.ensure_checkpoint(tiny_spec, "cpu", cache) == folder
+    assert synthetic.ensure_checkpoint(micro_spec, "cpu", cache) == folder
     assert synthetic.is_complete(folder)
 
 
