@@ -27,6 +27,10 @@ def figures_of(results, variant):
     return {(r["test"], r["metric"]): r["value"] for r in run["results"] if r["variant"] == variant}
 
 
+# the tests that read the module-scoped run below: on one pytest-xdist worker (make test: --dist loadgroup), so that
+# the run is made once
+SHARED_RUN = pytest.mark.xdist_group("faults")
+
 # One run with a fault in each variant but the last (variants run in registry order, each in a worker of its own),
 # which the tests below read, each its own variant's part: the session goes on after each fault. The baselines
 # folder holds another GPU's file only.
@@ -79,6 +83,7 @@ def errors_of(faulty, variant: str) -> list[dict]:
     return [e for e in faulty.run["errors"] if e["test"] in (f"test_load[{variant}]", f"test_decode[{variant}-ctx32]")]
 
 
+@SHARED_RUN
 def test_the_variants_after_the_faults_are_measured_and_each_error_is_recorded_once(faulty):
     assert len(faulty.outcomes) == 2 * len(FAULTS), faulty.outcomes
     assert outcomes_of(faulty, "hf-bf16-static") == ("PASSED", "PASSED")
@@ -94,6 +99,7 @@ def test_the_variants_after_the_faults_are_measured_and_each_error_is_recorded_o
     ]
 
 
+@SHARED_RUN
 def test_out_of_memory_while_loading_fails_that_variant_only(faulty):
     assert outcomes_of(faulty, "hf-nf4") == ("ERROR", "ERROR")  # the loading fixture fails, so pytest counts errors
     faulty.result.stdout.fnmatch_lines(
@@ -127,6 +133,7 @@ def test_a_run_where_every_test_failed_still_leaves_its_run_file_and_report(run_
     result.stdout.fnmatch_lines(["not measured: hf-nf4: out of memory while loading*", "run file: *_cpu.json"])
 
 
+@SHARED_RUN
 def test_out_of_memory_while_generating(faulty):
     assert outcomes_of(faulty, "hf-bf16") == ("PASSED", "FAILED")
     faulty.result.stdout.fnmatch_lines(["hf-bf16 ctx32 (32 prompt + 6 new tokens): out of memory while generating*"])
@@ -135,6 +142,7 @@ def test_out_of_memory_while_generating(faulty):
     assert "out of memory while generating" in error["message"]
 
 
+@SHARED_RUN
 def test_a_package_that_fails_to_import_skips_its_variant(faulty):
     assert outcomes_of(faulty, "hf-int8") == ("SKIPPED", "SKIPPED")
     faulty.result.stdout.fnmatch_lines(
@@ -148,11 +156,12 @@ def test_a_package_that_fails_to_import_skips_its_variant(faulty):
 @pytest.mark.parametrize(
     ("limit", "message"),
     [
-        (
-            "--perf-timeout=15",
-            "hf-fp32 ctx32 *: worker hf-fp32: 'generate' gave no answer within 15 s; the worker was killed*",
+        (  # per worker call, once the worker is up (a forked one waits for the zygote's imports outside it)
+            "--perf-timeout=8",
+            "hf-fp32 ctx32 *: worker hf-fp32: 'generate' gave no answer within 8 s; the worker was killed*",
         ),
-        ("--timeout=20", "*Failed: Timeout (>20.0s) from pytest-timeout.*"),  # pytest-timeout, per test
+        # pytest-timeout, per test: the first test_load's time holds the zygote's imports
+        ("--timeout=20", "*Failed: Timeout (>20.0s) from pytest-timeout.*"),
     ],
     ids=["perf-timeout", "pytest-timeout"],
 )
@@ -164,11 +173,13 @@ def test_a_hung_generation_fails_its_test_and_the_session_goes_on(run_perf, monk
     assert figures_of(run_perf.results, "hf-bf16")[("decode", "decode_tok_per_s")] > 0
 
 
+@SHARED_RUN
 def test_a_crashed_worker_is_reported(faulty):
     assert outcomes_of(faulty, "hf-fp32") == ("PASSED", "FAILED")
     faulty.result.stdout.fnmatch_lines(["hf-fp32 ctx32 *: worker hf-fp32 died during 'generate' (exit code 3)*"])
 
 
+@SHARED_RUN
 def test_a_model_that_stops_early_fails_with_the_counts(faulty):
     assert outcomes_of(faulty, "hf-fp16") == ("PASSED", "FAILED")
     faulty.result.stdout.fnmatch_lines(
@@ -188,6 +199,7 @@ def test_an_unwritable_results_folder_does_not_change_the_outcome(run_perf, tmp_
     result.stdout.fnmatch_lines([f"could not write the run file {blocker}/runs/*_cpu.json: *"])
 
 
+@SHARED_RUN
 def test_a_baseline_of_another_gpu_is_never_used(faulty):
     assert faulty.run["baseline_check"]["problem"] == "results/baselines/cpu.json does not exist"
     gated = [r for r in faulty.run["results"] if r.get("verdict", {}).get("status") not in (None, "unavailable")]

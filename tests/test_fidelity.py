@@ -1,4 +1,5 @@
-"""Fidelity figures on the tiny model, and the fidelity gate end to end with a variant broken on purpose."""
+"""Fidelity figures on the micro model in this process (the tiny model's, end to end: tests/test_perf_suite.py), and
+the fidelity gate end to end with a variant broken on purpose."""
 
 import json
 
@@ -22,23 +23,23 @@ def test_committed_inputs_are_what_the_script_writes(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def fp32_model(tiny_checkpoint):
-    """The tiny model in fp32, after one forward pass over the fidelity inputs. The first forward pass of a process
-    can differ from every later one in its last bits (max |Δlogit| up to 3.8e-5), while later passes are
-    bit-identical to each other; so the reference is saved after that first pass, and the exact comparison compares
-    the model with itself."""
+def fp32_model(micro_checkpoint):
+    """The micro model in fp32, after one forward pass over the fidelity inputs. The first forward pass of a process
+    can differ from every later one in its last bits (max |Δlogit| up to 3.8e-5 on the tiny model), while later
+    passes are bit-identical to each other; so the reference is saved after that first pass, and the exact comparison
+    compares the model with itself."""
     import torch
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(tiny_checkpoint, dtype=torch.float32).eval()
+    model = AutoModelForCausalLM.from_pretrained(micro_checkpoint, dtype=torch.float32).eval()
     for sequence in fidelity.inputs():
         fidelity._logits(model, sequence)  # the warm-up pass the docstring explains
     return model
 
 
-def test_a_model_against_itself_is_exact(fp32_model, tmp_path):
+def test_a_model_against_itself_is_exact(fp32_model, micro_spec, tmp_path):
     path = tmp_path / "ref.pt"
-    assert fidelity.save_reference(fp32_model, str(path))["shape"] == [3, 128, 151936]
+    assert fidelity.save_reference(fp32_model, str(path))["shape"] == [3, 128, micro_spec.config["vocab_size"]]
     result = fidelity.compare(fp32_model, str(path))
     assert result == {
         "kl_nats": 0.0,
@@ -49,13 +50,13 @@ def test_a_model_against_itself_is_exact(fp32_model, tmp_path):
     }
 
 
-def test_a_lower_precision_differs_a_little_and_nan_is_counted(fp32_model, tiny_checkpoint, tmp_path):
+def test_a_lower_precision_differs_a_little_and_nan_is_counted(fp32_model, micro_checkpoint, tmp_path):
     import torch
     from transformers import AutoModelForCausalLM
 
     path = tmp_path / "ref.pt"
     fidelity.save_reference(fp32_model, str(path))
-    bf16 = AutoModelForCausalLM.from_pretrained(tiny_checkpoint, dtype=torch.bfloat16).eval()
+    bf16 = AutoModelForCausalLM.from_pretrained(micro_checkpoint, dtype=torch.bfloat16).eval()
     result = fidelity.compare(bf16, str(path))
     assert 0 < result["kl_nats"] < 0.01 and 0 < result["max_abs_logit_diff"] < 0.5
     with torch.no_grad():

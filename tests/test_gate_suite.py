@@ -29,8 +29,8 @@ LOOSE = "--perf-tolerance=decode_tok_per_s=75%,ttft_s=90%"
 @pytest.fixture(scope="module")
 def written(run_perf_shared):
     """hf-fp16's baseline (measured to --perf-max-rounds 8), then hf-nf4's added to it by a subset update, measured
-    once for the module: the first update's output and the file after each update. Each test below gates against
-    its own copy."""
+    once for the module: the first update's output and the file after each update. The module's gate runs below
+    (canary, ratios) each write the file they gate against anew, from these."""
     path = run_perf_shared.results / "baselines" / "cpu.json"
     first = run_perf_shared("--perf-update-baselines", "--perf-variants=hf-fp16", *FAST, "--perf-max-rounds=8")
     first.assert_outcomes(passed=2)
@@ -41,18 +41,12 @@ def written(run_perf_shared):
     return SimpleNamespace(first=first, fp16=fp16, with_nf4=path.read_text())
 
 
-def baseline_in(run_perf, text: str) -> Path:
-    """The baseline file of run_perf's results, written with `text`."""
-    path = run_perf.results / "baselines" / "cpu.json"
+def baseline_in(run_perf_shared, text: str) -> Path:
+    """The baseline file of the module's results, written with `text` (written has read its own already)."""
+    path = run_perf_shared.results / "baselines" / "cpu.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
-
-
-@pytest.fixture
-def baseline_file(run_perf, written):
-    """hf-fp16's baseline, in run_perf's results."""
-    return baseline_in(run_perf, written.fp16)
 
 
 # Wall times the tests of hf-nf4's ratio leave out of its baseline: the micro model's first token takes 4 ms, and under
@@ -61,14 +55,13 @@ def baseline_file(run_perf, written):
 WALL_TIMES = ("decode_tok_per_s", "ttft_s")
 
 
-@pytest.fixture
-def nf4_baseline_file(run_perf, written):
-    """hf-fp16's and hf-nf4's baseline without hf-nf4's WALL_TIMES, in run_perf's results."""
-    data = json.loads(written.with_nf4)
+def without_nf4_wall_times(text: str) -> str:
+    """hf-fp16's and hf-nf4's baseline without hf-nf4's WALL_TIMES."""
+    data = json.loads(text)
     entries = data["models"]["synthetic:qwen3-micro"]["entries"]
     for key in [k for k in entries if k.startswith("hf-nf4/") and k.rsplit("/", 1)[1] in WALL_TIMES]:
         del entries[key]
-    return baseline_in(run_perf, json.dumps(data))
+    return json.dumps(data)
 
 
 def test_update_writes_the_baseline_with_its_spread(written):
@@ -94,13 +87,39 @@ def test_subset_update_changes_only_those_entries(written):
     assert after["hf-nf4/decode[ctx32]/decode_ratio_to_ref"]["params"]["estimator"] == "fast-state p10/p10"
 
 
-def test_a_variants_ratio_is_judged_with_the_baselines_own_noise(run_perf, nf4_baseline_file):
-    run_perf("--perf-variants=hf-nf4", LOOSE, *FAST, "--perf-process-pairs=1")  # pass or fail: the CPU is noisy
-    run = json.loads(sorted((run_perf.results / "runs").glob("*.json"))[-1].read_text())
-    ratio = next(r for r in run["results"] if r["metric"] == "decode_ratio_to_ref")
+@pytest.fixture(scope="module")
+def ratios(run_perf_shared, written):
+    """One run for the two tests of a ratio's verdict below, against hf-fp16's and hf-nf4's baseline (without
+    hf-nf4's WALL_TIMES), made once for the module: hf-nf4's ratio, and the canary's, twice as slow but measured
+    fewer rounds than a ratio needs to fail (gate.MIN_INTERVAL_SAMPLES_TO_FAIL = 8). Its output and run file."""
+    baseline_in(run_perf_shared, without_nf4_wall_times(written.with_nf4))
+    loose = "--perf-tolerance=decode_tok_per_s=90%,ttft_s=90%"  # the ratios alone decide here
+    bounds = ("--perf-max-rounds=3", "--perf-suspect-rounds=6", "--perf-process-pairs=1")
+    result = run_perf_shared("--perf-variants=hf-fp16,hf-fp16-slow,hf-nf4", "--perf-canary-slowdown=100%", loose,
+                             *FAST, *bounds, "-v", "-k", "test_decode and (slow or nf4)")  # fmt: skip
+    run = json.loads(sorted((run_perf_shared.results / "runs").glob("*.json"))[-1].read_text())
+    return SimpleNamespace(result=result, run=run)
+
+
+def ratio_of(run: dict, variant: str) -> dict:
+    return next(r for r in run["results"] if r["metric"] == "decode_ratio_to_ref" and r["variant"] == variant)
+
+
+def test_a_variants_ratio_is_judged_with_the_baselines_own_noise(ratios):
+    ratio = ratio_of(ratios.run, "hf-nf4")  # its verdict pass or fail: the CPU is noisy
     assert ratio["verdict"]["test"] == "bootstrap with the baseline's rounds"  # the baseline kept its rounds
     lo, hi = ratio["verdict"]["interval"]
     assert 0 < lo <= hi
+
+
+def test_a_ratio_beyond_its_limit_but_unproven_gets_the_suspect_rounds_and_says_so(ratios):
+    # unclear after --perf-max-rounds with its value far below the limit, it is measured to --perf-suspect-rounds
+    ratios.result.stdout.fnmatch_lines(["*::test_decode[[]hf-fp16-slow-ctx32] PASSED*"])
+    ratios.result.stdout.fnmatch_lines(["*hf-fp16-slow *ctx32 *decode_ratio_to_ref*pass (unclear, beyond limit)"])
+    ratio = ratio_of(ratios.run, "hf-fp16-slow")
+    v = ratio["verdict"]
+    assert ratio["value"] < 0.95 and len(ratio["samples"]) == 6  # 3 without the suspect rounds
+    assert (v["status"], v["clear"], v["beyond_limit"]) == ("pass", False, True)
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +131,7 @@ def canary(run_perf_shared, written, tmp_path_factory):
     model = data["models"]["synthetic:qwen3-micro"]
     for machine in [model["machine"]] + [e["machine"] for e in model["entries"].values()]:
         machine["versions"]["transformers"] = "0.0.1"
-    baseline_in(run_perf_shared, json.dumps(data))  # the updates' own file, read already by `written`
+    baseline_in(run_perf_shared, json.dumps(data))
     folder = tmp_path_factory.mktemp("canary")
     summary, junit = folder / "step_summary.md", folder / "junit.xml"
     summary.write_text("## an earlier step\n")
@@ -190,22 +209,6 @@ def test_the_canary_run_writes_its_report_plots_summary_and_junit_properties(can
     assert props["decode_ratio_to_ref[ctx32]_verdict"] == "FAIL"
     assert props["decode_tok_per_s[ctx32]"].endswith(" tok/s")
     assert props["peak_vram_mib[ctx32]"].startswith("n/a: ")  # unavailable on the CPU, never 0
-
-
-def test_a_ratio_beyond_its_limit_but_unproven_gets_the_suspect_rounds_and_says_so(run_perf, baseline_file):
-    # a canary twice as slow, but fewer rounds than a ratio needs to fail (gate.MIN_INTERVAL_SAMPLES_TO_FAIL = 8):
-    # unclear after --perf-max-rounds with its value far below the limit, it is measured to --perf-suspect-rounds
-    loose = "--perf-tolerance=decode_tok_per_s=90%,ttft_s=90%"  # the ratio alone decides here
-    bounds = ("--perf-max-rounds=3", "--perf-suspect-rounds=6")
-    result = run_perf("--perf-variants=hf-fp16,hf-fp16-slow", "--perf-canary-slowdown=100%", loose, *FAST, *bounds,
-                      "-k", "test_decode and slow")  # fmt: skip
-    result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*hf-fp16-slow *ctx32 *decode_ratio_to_ref*pass (unclear, beyond limit)"])
-    run = json.loads(sorted((run_perf.results / "runs").glob("*.json"))[-1].read_text())
-    ratio = next(r for r in run["results"] if r["metric"] == "decode_ratio_to_ref")
-    v = ratio["verdict"]
-    assert ratio["value"] < 0.95 and len(ratio["samples"]) == 6  # 3 without the suspect rounds
-    assert (v["status"], v["clear"], v["beyond_limit"]) == ("pass", False, True)
 
 
 def test_strict_fails_a_figure_without_a_baseline_and_still_records_it(run_perf):

@@ -6,6 +6,9 @@ import pytest
 
 from perfgate.runner import WorkerError, WorkerHandle, fixed_layout, no_aslr_prefix
 
+# on one pytest-xdist worker (make test: --dist loadgroup), so that the module-scoped worker loads the model once
+pytestmark = pytest.mark.xdist_group("worker")
+
 
 @pytest.fixture(scope="module")
 def fp32_worker(tiny_checkpoint, tmp_path_factory):

@@ -13,6 +13,9 @@ from perfgate.runner import WorkerError, WorkerHandle, fixed_layout, start_zygot
 from perfgate.variants import REGISTRY
 from perfgate.zygote import ForkedProcess
 
+# on one pytest-xdist worker (make test: --dist loadgroup), so that the module-scoped zygote imports torch once
+pytestmark = pytest.mark.xdist_group("zygote")
+
 # read by the worker at each call (os._exit(3)); the variant "crash" is hf-fp32 under another name
 CRASH = {"PERFGATE_FAULTS": "crash@generate=crash"}
 
