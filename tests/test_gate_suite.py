@@ -28,17 +28,21 @@ LOOSE = "--perf-tolerance=decode_tok_per_s=75%,ttft_s=90%"
 
 @pytest.fixture(scope="module")
 def written(run_perf_shared):
-    """hf-fp16's baseline (measured to --perf-max-rounds 8), then hf-nf4's added to it by a subset update, measured
-    once for the module: the first update's output and the file after each update. The module's gate runs below
+    """hf-fp16's baseline (measured to --perf-max-rounds 8), then hf-nf4's and hf-bf16's added to it by a subset
+    update, measured once for the module: each update's output and the file after each. The module's gate runs below
     (canary, ratios) each write the file they gate against anew, from these."""
     path = run_perf_shared.results / "baselines" / "cpu.json"
     first = run_perf_shared("--perf-update-baselines", "--perf-variants=hf-fp16", *FAST, "--perf-max-rounds=8")
     first.assert_outcomes(passed=2)
     fp16 = path.read_text()
-    # a tolerance the CPU's noise stays within: an entry too noisy for its own is held to its floor instead
-    wide = "--perf-tolerance=decode_ratio_to_ref=50%"
-    run_perf_shared("--perf-update-baselines", "--perf-variants=hf-nf4", wide, *FAST).assert_outcomes(passed=2)
-    return SimpleNamespace(first=first, fp16=fp16, with_nf4=path.read_text())
+    # hf-nf4's ratio: a tolerance the CPU's noise stays within (an entry too noisy for its own is held to its floor
+    # instead); hf-bf16's: 0.1 %, which no CPU run of a few rounds is steady enough for, so the entry stays too noisy
+    # (measured to twice --perf-max-rounds, within a test budget long enough for that)
+    tolerances = "--perf-tolerance=decode_ratio_to_ref=50%,hf-bf16/decode_ratio_to_ref=0.1%"
+    rounds = ("--perf-max-rounds=4", "--perf-test-budget=600")
+    subset = run_perf_shared("--perf-update-baselines", "--perf-variants=hf-nf4,hf-bf16", tolerances, *FAST, *rounds)
+    subset.assert_outcomes(passed=4)
+    return SimpleNamespace(first=first, fp16=fp16, subset=subset, with_subset=path.read_text())
 
 
 def baseline_in(run_perf_shared, text: str) -> Path:
@@ -56,7 +60,7 @@ WALL_TIMES = ("decode_tok_per_s", "ttft_s")
 
 
 def without_nf4_wall_times(text: str) -> str:
-    """hf-fp16's and hf-nf4's baseline without hf-nf4's WALL_TIMES."""
+    """The baseline without hf-nf4's WALL_TIMES."""
     data = json.loads(text)
     entries = data["models"]["synthetic:qwen3-micro"]["entries"]
     for key in [k for k in entries if k.startswith("hf-nf4/") and k.rsplit("/", 1)[1] in WALL_TIMES]:
@@ -82,21 +86,23 @@ def test_update_writes_the_baseline_with_its_spread(written):
 
 def test_subset_update_changes_only_those_entries(written):
     before = json.loads(written.fp16)["models"]["synthetic:qwen3-micro"]["entries"]
-    after = json.loads(written.with_nf4)["models"]["synthetic:qwen3-micro"]["entries"]
+    after = json.loads(written.with_subset)["models"]["synthetic:qwen3-micro"]["entries"]
     assert {k: v for k, v in after.items() if k.startswith("hf-fp16/")} == before
     assert after["hf-nf4/decode[ctx32]/decode_ratio_to_ref"]["params"]["estimator"] == "fast-state p10/p10"
 
 
 @pytest.fixture(scope="module")
 def ratios(run_perf_shared, written):
-    """One run for the two tests of a ratio's verdict below, against hf-fp16's and hf-nf4's baseline (without
-    hf-nf4's WALL_TIMES), made once for the module: hf-nf4's ratio, and the canary's, twice as slow but measured
-    fewer rounds than a ratio needs to fail (gate.MIN_INTERVAL_SAMPLES_TO_FAIL = 8). Its output and run file."""
-    baseline_in(run_perf_shared, without_nf4_wall_times(written.with_nf4))
+    """One run for the tests of a ratio's verdict below, against the subset update's baseline (without hf-nf4's
+    WALL_TIMES), made once for the module: hf-nf4's ratio; hf-bf16's, its entry too noisy; and the canary's, twice as
+    slow but measured fewer rounds than a ratio needs to fail (gate.MIN_INTERVAL_SAMPLES_TO_FAIL = 8). Its output and
+    run file."""
+    baseline_in(run_perf_shared, without_nf4_wall_times(written.with_subset))
     loose = "--perf-tolerance=decode_tok_per_s=90%,ttft_s=90%"  # the ratios alone decide here
     bounds = ("--perf-max-rounds=3", "--perf-suspect-rounds=6", "--perf-process-pairs=1")
-    result = run_perf_shared("--perf-variants=hf-fp16,hf-fp16-slow,hf-nf4", "--perf-canary-slowdown=100%", loose,
-                             *FAST, *bounds, "-v", "-k", "test_decode and (slow or nf4)")  # fmt: skip
+    variants = "--perf-variants=hf-fp16,hf-fp16-slow,hf-nf4,hf-bf16"
+    result = run_perf_shared(variants, "--perf-canary-slowdown=100%", loose, *FAST, *bounds, "-v",
+                             "-k", "test_decode and (slow or nf4 or bf16)")  # fmt: skip
     run = json.loads(sorted((run_perf_shared.results / "runs").glob("*.json"))[-1].read_text())
     return SimpleNamespace(result=result, run=run)
 
@@ -231,21 +237,19 @@ def test_a_corrupt_baseline_stops_the_run_and_is_left_alone(run_perf):
     assert path.read_text() == '{"schema": 1, "models": '
 
 
-def test_a_baseline_too_noisy_for_its_tolerance_is_measured_further_marked_and_held_to_its_floor(run_perf):
-    # a 0.1 % tolerance on the ratio: no CPU run of a few rounds is that steady, so the entry stays too noisy
-    tight = ("--perf-variants=hf-nf4", "--perf-tolerance=decode_ratio_to_ref=0.1%", "-k", "decode")
-    result = run_perf("--perf-update-baselines", *tight, *FAST[:-2], "--perf-max-rounds=4", "--perf-test-budget=600")
-    result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["warning: hf-nf4/decode[[]ctx32]/decode_ratio_to_ref = *written marked too noisy*"])
-    data = json.loads((run_perf.results / "baselines" / "cpu.json").read_text())
-    entry = data["models"]["synthetic:qwen3-micro"]["entries"]["hf-nf4/decode[ctx32]/decode_ratio_to_ref"]
+def test_a_baseline_too_noisy_for_its_tolerance_is_measured_further_marked_and_held_to_its_floor(written, ratios):
+    written.subset.stdout.fnmatch_lines(
+        ["warning: hf-bf16/decode[[]ctx32]/decode_ratio_to_ref = *written marked too noisy*"]
+    )
+    data = json.loads(written.with_subset)
+    entry = data["models"]["synthetic:qwen3-micro"]["entries"]["hf-bf16/decode[ctx32]/decode_ratio_to_ref"]
     assert len(entry["samples"]) == 8  # twice --perf-max-rounds, while it was too noisy
     floor = entry["too_noisy"]["floor"]
     assert floor > 0.001
 
-    result = run_perf("--perf-variants=hf-nf4", "-k", "decode", *FAST[:-2], "--perf-process-pairs=1")
-    result.stdout.fnmatch_lines(["baseline too noisy: hf-nf4/decode[[]ctx32]/decode_ratio_to_ref cannot catch a*"])
-    run = json.loads(sorted((run_perf.results / "runs").glob("*.json"))[-1].read_text())
-    ratio = next(r for r in run["results"] if r["metric"] == "decode_ratio_to_ref")
+    ratios.result.stdout.fnmatch_lines(
+        ["baseline too noisy: hf-bf16/decode[[]ctx32]/decode_ratio_to_ref cannot catch a*"]
+    )
+    ratio = ratio_of(ratios.run, "hf-bf16")
     assert ratio["baseline"]["tolerance"] == pytest.approx(floor)  # held to its floor, not to 0.1 %
     assert ratio["verdict"]["test"] == "bootstrap"  # this run's rounds alone: the floor counts the entry's noise
