@@ -56,14 +56,16 @@ def test_the_gate_passes_the_reference_and_fails_a_slowed_canary(run_perf, tiny_
     # 11/1024, above gate.ALPHA; tests/test_gate.py). The canary slows decode steps, and a turn that is mostly prefill
     # is slowed least: beside the other pytest worker, one came out 1.02 times the baseline's while the rest were
     # 1.3-2.1. So the canary must never pass clearly: it fails, or passes unclear with its figure beyond the limit,
-    # and most of its turns are beyond it.
+    # and most of its turns are slowed as much. Those turns are held to the reference's of the same run: the baseline
+    # run may have met the other pytest worker busy and the gate run idle (a baseline p50 of 2.57 s where the
+    # unchanged reference then took 2.29), which left only 5 of the canary's turns 1.25 times the baseline's.
     results = last_run(run_perf)["results"]
-    [p50] = [r for r in results if r["metric"] == "agent_query_p50_s" and r["variant"] == "hf-fp16-slow"]
+    p50s = {r["variant"]: r for r in results if r["metric"] == "agent_query_p50_s"}
+    p50 = p50s["hf-fp16-slow"]
     verdict = p50["verdict"]
     assert verdict["status"] == "fail" or (not verdict["clear"] and verdict["beyond_limit"]), verdict
-    then = json.loads((run_perf.results / "baselines" / "cpu.json").read_text())["models"]["synthetic:qwen3-tiny"]
-    base_turns = then["entries"]["hf-fp16/agent[q3]/agent_query_p50_s"]["params"]["turn_latency_s"]
-    ratios = [now / before for now, before in zip(p50["params"]["turn_latency_s"], base_turns, strict=True)]
+    beside = p50s["hf-fp16"]["params"]["turn_latency_s"]
+    ratios = [now / before for now, before in zip(p50["params"]["turn_latency_s"], beside, strict=True)]
     assert sum(r > 1.25 for r in ratios) >= 7, ratios
     if verdict["status"] == "fail":
         result.assert_outcomes(passed=1, failed=1)
