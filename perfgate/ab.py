@@ -37,9 +37,9 @@ RATIOS = (RATIO, TTFT_RATIO, AGENT_RATIO)  # judged against 1 exactly: both side
 # kept in the run file with no verdict, and the committed baseline is not read.
 GATED = (*RATIOS, "*vram*", "device_ms_per_token", "prefill_device_ms", "nonfinite_logits")
 COUNTS = ("kernels_per_token", "launches_per_token", "syncs_per_token", "ops_per_token")
-# A kernel's change of time between the sides is reported from this share of the base's device time per token: in
-# three A/A runs of hf-fp16 on the H200 (identical stacks) single kernels moved by up to 0.015 ms of 11.3 ms
-# (0.13 %), and a real change of one compiled kernel between machine starts was 0.27 ms of 9.4 (2.9 %)
+# A kernel's change of time between the sides is reported from this share of the base's device time per token: two
+# sides running identical stacks on the H200 differed by up to 0.015 ms a kernel of 11.3 ms a token (0.13 %), where
+# a change worth naming, one compiled kernel between two machine starts, was 0.27 ms of 9.4 (2.9 %)
 KERNEL_TIME_FLOOR = 0.005
 PROBE_TIMEOUT_S = 300  # a cold import of torch and transformers on a loaded machine takes tens of seconds
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -87,4 +88,5 @@ def spread_while_loading(cores: set[int], home: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(threads)
-        pin_process({home})  # the threads the load started too
+        for problem in pin_process({home}):  # the threads the load started too
+            print(f"perfgate worker: cannot return to core {home} after loading: {problem}", file=sys.stderr)

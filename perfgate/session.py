@@ -402,10 +402,12 @@ class PerfSession:
         if core is None:
             return {}
         env = {"PERFGATE_CPU_CORE": str(core)}
-        if not self.parallel:
-            # the cores this process keeps to itself are idle while a worker loads; under pytest-xdist another
-            # GPU's worker may be timed on them
-            env["PERFGATE_LOAD_CORES"] = ",".join(map(str, sorted(self.cores[2] | {core})))
+        spare = sorted(self.cores[2])
+        if not self.parallel and len(spare) > 1:
+            # The cores this process keeps to itself idle while a worker loads, but for its VRAM sampler, which
+            # measures the load's peak: the lowest is left to it. Under pytest-xdist another GPU's worker may be
+            # timed on them.
+            env["PERFGATE_LOAD_CORES"] = ",".join(map(str, sorted({*spare[1:], core})))
         return env
 
     def keep_off_worker_cores(self) -> None:

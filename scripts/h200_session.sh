@@ -22,7 +22,8 @@ export PYTHONPATH=$PWD/.devsite:$PWD HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 UNS
        PYTHONUNBUFFERED=1 PERFGATE_CACHE=/dev/shm/pgcache PERFGATE_COMMIT=${PERFGATE_COMMIT:-unknown}
 results=${H200_RESULTS:-results}
 if [ "$results" != results ] && [ ! -e "$results/baselines/nvidia-h200.json" ]; then
-  mkdir -p "$results/baselines" && cp results/baselines/nvidia-h200.json "$results/baselines/"
+  # (seeded once: a baseline committed meanwhile does not reach a warm machine's copy; -p keeps it out of the archive)
+  mkdir -p "$results/baselines" && cp -p results/baselines/nvidia-h200.json "$results/baselines/"
 fi
 common=(perf_tests -p no:cacheprovider --perf-results-dir "$results" --perf-model synthetic:qwen3-14b --perf-variants "$variants"
         --perf-contexts 1024 --perf-new-tokens 32 ${ROUNDS:---perf-max-rounds 10 --perf-test-budget 150}
@@ -52,4 +53,5 @@ find "$results"/runs "$results"/reports "$results"/baselines "$results"/steps -m
 # started in the same second)
 [ -s /tmp/h200-new.txt ] || exit 0
 archive="$OUT/results-$(date +%s%N).tgz"
-tar -czf "$archive" -T /tmp/h200-new.txt && tar -tzf "$archive" | tail -20
+# stored as results/..., wherever H200_RESULTS put them, so that `tar -xzf` here unpacks into results/
+tar -czf "$archive" --transform "s|^${results#/}/|results/|" -T /tmp/h200-new.txt && tar -tzf "$archive" | tail -20

@@ -79,7 +79,8 @@ def test_the_session_pins_its_own_threads_off_the_workers_cores_once(monkeypatch
     perf.keep_off_worker_cores()
     assert moved == [set(range(14))]  # once, before the first pinned worker
     perf.parallel = {}
-    assert perf.core_env("hf-nf4") == {"PERFGATE_CPU_CORE": "14", "PERFGATE_LOAD_CORES": ",".join(map(str, range(15)))}
+    spread = ",".join(map(str, range(1, 15)))  # core 0 stays with the session's VRAM sampler
+    assert perf.core_env("hf-nf4") == {"PERFGATE_CPU_CORE": "14", "PERFGATE_LOAD_CORES": spread}
     perf.parallel = {"role": "worker", "worker": "gw0", "gpu": "0"}  # another GPU's worker may be timed on the rest
     assert perf.core_env("hf-nf4") == {"PERFGATE_CPU_CORE": "14"}
     perf.device = "cpu"

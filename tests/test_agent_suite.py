@@ -57,8 +57,8 @@ def test_the_gate_passes_the_reference_and_fails_a_slowed_canary(run_perf, tiny_
     # is slowed least: beside the other pytest worker, one came out 1.02 times the baseline's while the rest were
     # 1.3-2.1. So the canary must never pass clearly: it fails, or passes unclear with its figure beyond the limit,
     # and most of its turns are slowed as much. Those turns are held to the reference's of the same run: the baseline
-    # run may have met the other pytest worker busy and the gate run idle (a baseline p50 of 2.57 s where the
-    # unchanged reference then took 2.29), which left only 5 of the canary's turns 1.25 times the baseline's.
+    # run may meet the other pytest worker busy and the gate run idle, and a baseline a tenth slow leaves too few of
+    # the canary's turns 1.25 times its own.
     results = last_run(run_perf)["results"]
     p50s = {r["variant"]: r for r in results if r["metric"] == "agent_query_p50_s"}
     p50 = p50s["hf-fp16-slow"]
