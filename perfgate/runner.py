@@ -66,7 +66,7 @@ def fixed_layout() -> tuple[tuple[str, ...], dict[str, str], str]:
     return prefix, env, what
 
 
-def worker_env(env: dict[str, str] | None = None, code_root: Path | None = None, pythonpath: str | None = None):
+def process_env(env: dict[str, str] | None = None, code_root: Path | None = None, pythonpath: str | None = None):
     """A worker's whole environment: ours, with `env` over it, and perfgate (code_root's, else this one) first on
     the Python path."""
     child_env = dict(os.environ)
@@ -80,7 +80,7 @@ def worker_env(env: dict[str, str] | None = None, code_root: Path | None = None,
 
 def start_zygote(prefix: tuple[str, ...], env: dict[str, str], log_path: Path, preload: tuple[str, ...] = ()):
     """The zygote that workers started with `prefix` and `env` over ours (perfgate's own) can be forked from."""
-    return Zygote(prefix, worker_env(env), log_path, preload)
+    return Zygote(prefix, process_env(env), log_path, preload)
 
 
 class WorkerHandle:
@@ -107,7 +107,7 @@ class WorkerHandle:
         self.log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = log_path.open("w", encoding="utf-8")
-        child_env = worker_env(env, code_root, pythonpath)
+        child_env = process_env(env, code_root, pythonpath)
         ours = python is None and code_root is None and pythonpath is None and cwd is None
         self.proc: subprocess.Popen | ForkedProcess | None = None
         if zygote is not None and ours and tuple(prefix) == zygote.prefix and zygote.fits(child_env):
