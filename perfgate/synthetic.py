@@ -27,7 +27,7 @@ from perfgate import paths
 from perfgate.models import ModelSpec
 from perfgate.storage import read_json, write_json_atomic
 
-BUILDER_VERSION = 1  # bump when the layout or the weights' recipe changes: old cache folders are then unused
+BUILDER_VERSION = 2  # bump when the layout or the weights' recipe changes: old cache folders are then unused
 MANIFEST = "perfgate-synthetic.json"
 SEED = 0
 
@@ -110,7 +110,7 @@ def build(config: dict, out: Path, device: str) -> None:
     model.generation_config.do_sample = False
     model.save_pretrained(tmp, max_shard_size="4GB", safe_serialization=True)
     del model
-    build_tokenizer(config).save_pretrained(tmp)
+    save_tokenizer(build_tokenizer(config), tmp)
     files = {p.name: p.stat().st_size for p in sorted(tmp.iterdir()) if p.is_file()}
     manifest = {
         "builder_version": BUILDER_VERSION,
@@ -123,6 +123,17 @@ def build(config: dict, out: Path, device: str) -> None:
     }
     write_json_atomic(tmp / MANIFEST, manifest)
     os.replace(tmp, out)
+
+
+def save_tokenizer(tok, folder: Path) -> None:
+    """Save so that transformers 4.x loads it too: transformers 5 names its class TokenizersBackend in
+    tokenizer_config.json, which 4.x does not know; PreTrainedTokenizerFast is the same class under the name that
+    both read (an A/B run may put another release on the base side)."""
+    tok.save_pretrained(folder)
+    path = folder / "tokenizer_config.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["tokenizer_class"] = "PreTrainedTokenizerFast"
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def build_tokenizer(config: dict):
