@@ -174,7 +174,7 @@ class Judge:
             then = measure.ratio_rounds(entry.get("params", {}))
             now = measure.ratio_rounds(f.params)
             if len(then) == 1 and now:  # a baseline run measures in one pair of processes
-                interval = measure.ratio_interval_against(now, then[0], base)
+                interval = measure.ratio_interval_against(now, then[0], base, f.value)
                 interval_test = gate.BOOTSTRAP_BOTH
         verdict = gate.judge(
             f.samples,

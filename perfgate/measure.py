@@ -155,13 +155,13 @@ class DecodeMeasurement:
 
     def ratio_over_processes(self) -> tuple[float, tuple[float, float], list[tuple[float, tuple[float, float]]]]:
         """(the ratio, its interval, each pair's (ratio, interval)) over every pair of worker processes: the
-        geometric mean of their fast-state ratios, and the span of their intervals. Two processes running identical
-        code can differ by more than a regression to be caught (24 % on the H200: docs/experiments/h200-runs.md), so
-        a ratio that failed is measured again in fresh processes, and it fails only when all of the span is beyond the
-        limit: when it failed in each pair. Pairs that disagree leave it unclear."""
+        geometric mean of their fast-state ratios, and the interval over_pairs makes of theirs. Two processes running
+        identical code can differ by more than a regression to be caught (24 % on the H200:
+        docs/experiments/h200-runs.md), so a ratio that failed is measured again in fresh processes, and it fails only
+        when it failed in two pairs."""
         each = [(m.fast_ratio(), m.fast_ratio_interval()) for m in self.process_pairs]
         value = math.exp(sum(math.log(ratio) for ratio, _ in each) / len(each))
-        return value, span([interval for _, interval in each]), each
+        return value, over_pairs([interval for _, interval in each], value), each
 
 
 RATIO_ESTIMATOR = "fast-state p10/p10"  # kept with the figure: a baseline measured otherwise is not comparable
@@ -188,16 +188,18 @@ def ratio_rounds(params: dict[str, Any]) -> list[RatioRounds]:
     return out if usable else []
 
 
-def ratio_interval_against(now: list[RatioRounds], then: RatioRounds, baseline: float) -> tuple[float, float]:
+def ratio_interval_against(
+    now: list[RatioRounds], then: RatioRounds, baseline: float, value: float | None = None
+) -> tuple[float, float]:
     """The ratio's 98 % bootstrap interval with the baseline's own noise counted: for each pair of worker
     processes of this run, the interval of (this run's fast-state ratio) / (the baseline run's), this run's pairs
-    of rounds and the baseline's resampled independently, times the baseline's value; spanning the pairs of
-    processes (as DecodeMeasurement.ratio_over_processes does).
+    of rounds and the baseline's resampled independently, times the baseline's value; over the pairs of processes
+    as DecodeMeasurement.ratio_over_processes combines them (over_pairs, holding the figure's `value`).
 
     A baseline is one run of ten or so pairs of rounds; its fast-state ratio carries that run's noise (one of hf-nf4's
     H200 baselines: 0.810, its own interval 0.552-0.876), which an interval of this run alone
     would hold as exact. The reference's ratio to itself (the canary's baseline) is exact and has no rounds."""
-    lo, hi = span([_quotient_interval(pair, then) for pair in now])
+    lo, hi = over_pairs([_quotient_interval(pair, then) for pair in now], None if value is None else value / baseline)
     return lo * baseline, hi * baseline
 
 
@@ -211,10 +213,22 @@ def ratio_interval_at(value: float, then: RatioRounds, baseline: float) -> tuple
     return value / hi * baseline, value / lo * baseline
 
 
-def span(intervals: Sequence[tuple[float, float]]) -> tuple[float, float]:
-    """The interval covering all of these: a ratio measured in several pairs of worker processes fails only where
-    all of it is beyond the limit, i.e. where it failed in each."""
-    return min(lo for lo, _ in intervals), max(hi for _, hi in intervals)
+def over_pairs(intervals: Sequence[tuple[float, float]], value: float | None = None) -> tuple[float, float]:
+    """The interval that a ratio measured in several pairs of worker processes is judged by: from the lowest lower
+    bound to the second-lowest upper bound (one pair: its own interval; two: the span of both), widened to hold the
+    pairs' combined `value`. All of it lies below a limit where at least two pairs' intervals did and the value
+    does: the ratio fails when it failed in two pairs of processes. A pair whose interval straddles the limit
+    neither confirms nor clears a failure: on the H200 the 10 % whole-stack canary failed clearly in the first pair
+    of each of three A/B runs and came out unclear in the second, which under a rule of failing in every pair
+    passed it (docs/experiments/2026-12-01-h200-third-start.md). The session stops measuring pairs at the first
+    that passes clearly (perfgate.session.PerfSession.measure_decode), so one that did never sits beside two that
+    failed."""
+    lo = min(low for low, _ in intervals)
+    highs = sorted(high for _, high in intervals)
+    hi = highs[min(1, len(highs) - 1)]
+    if value is not None:
+        lo, hi = min(lo, value), max(hi, value)
+    return lo, hi
 
 
 def _quotient_interval(now: RatioRounds, then: RatioRounds) -> tuple[float, float]:

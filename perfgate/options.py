@@ -278,11 +278,11 @@ OPTIONS: tuple[Opt, ...] = (
     Opt(
         "process-pairs",
         positive_int,
-        "2",
-        "pairs of worker processes a failing ratio to the reference is measured in: when it fails, the variant's "
-        "and the reference's workers are restarted and it is measured again, and it fails only if it fails in each "
-        "pair (two processes running identical code have differed by 24 % on the H200); 1 judges the first pair "
-        "alone",
+        "3",
+        "pairs of worker processes a failing ratio to the reference (or the base) may be measured in: when it fails, "
+        "the variant's and the reference's workers are restarted and it is measured again, until it has failed in "
+        "two pairs (it fails), passed clearly in one (it passes) or this many were measured (it passes, unclear); "
+        "two processes running identical code have differed by 24 % on the H200. 1 judges the first pair alone",
     ),
     Opt(
         "session-budget",

@@ -502,16 +502,17 @@ class PerfSession:
         return measure.RoundPlan(o["rounds"], o["max_rounds"], o["test_budget"], o["warmup"], o["suspect_rounds"])
 
     def measure_decode(self, loaded: Loaded, workload: DecodeWorkload, benchmark=None) -> measure.DecodeMeasurement:
-        """The decode test's measurement. A ratio to the reference that fails is measured again with both workers
-        restarted, up to --perf-process-pairs pairs of processes, and fails only if it fails in each (see
-        measure.DecodeMeasurement.ratio_over_processes); a baseline run is measured in one pair."""
+        """The decode test's measurement. A ratio to the reference (or to the base) that fails is measured again
+        with both workers restarted, until it has failed in two pairs of processes, passed clearly in one, or
+        --perf-process-pairs pairs were measured; it fails only when it failed in two (see measure.over_pairs). A
+        baseline run is measured in one pair."""
         earlier: list[measure.DecodeMeasurement] = []
         try:
             measured = self._measure_decode_once(loaded, workload, benchmark)
             while (
                 not self.opts["update_baselines"]
                 and len(earlier) + 1 < self.opts["process_pairs"]
-                and self._ratio_fails(loaded.variant.name, measured)
+                and self._measure_again(loaded.variant.name, [*earlier, measured])
             ):
                 earlier.append(measured)
                 loaded = self.restart_with_reference(loaded.variant.name)
@@ -530,10 +531,19 @@ class PerfSession:
             self.kernel_changes[test] = ab.kernel_changes(measured.profile, measured.reference_profile)
         return replace(measured, earlier=tuple(earlier))
 
-    def _ratio_fails(self, name: str, measured: measure.DecodeMeasurement) -> bool:
+    def _measure_again(self, name: str, pairs: list[measure.DecodeMeasurement]) -> bool:
+        """Whether another pair of processes can decide the ratio: it failed in one pair so far, and no pair passed
+        it clearly (each pair judged alone)."""
+        verdicts = [self._ratio_verdict(name, m) for m in pairs]
+        failed = sum(1 for v in verdicts if v is not None and v.status == gate.FAIL)
+        cleared = any(v is not None and v.status == gate.PASS and v.clear for v in verdicts)
+        return failed == 1 and not cleared
+
+    def _ratio_verdict(self, name: str, measured: measure.DecodeMeasurement) -> gate.Verdict | None:
+        """The ratio's verdict in this one pair of processes (None: no ratio measured)."""
         metric = ab.RATIO if self.base is not None else RATIO
         figures = [f for f in measure.decode_figures(name, measured) if f.metric == metric]
-        return any(j.verdict.status == gate.FAIL for j in self.referee.judge(figures))
+        return next((j.verdict for j in self.referee.judge(figures)), None)
 
     def restart_with_reference(self, name: str) -> Loaded:
         """The variant and the reference in fresh worker processes (the reference first, as a run starts); in an A/B

@@ -340,7 +340,7 @@ def test_a_decode_test_stopped_while_its_second_pair_of_processes_starts_keeps_t
     perf = object.__new__(PerfSession)  # only measure_decode's own logic: the measuring and restarting are stubbed
     perf.opts = {"update_baselines": False, "process_pairs": 2}
     monkeypatch.setattr(perf, "_measure_decode_once", lambda loaded, workload, benchmark: first, raising=False)
-    monkeypatch.setattr(perf, "_ratio_fails", lambda name, measured: True, raising=False)
+    monkeypatch.setattr(perf, "_measure_again", lambda name, pairs: True, raising=False)
 
     def restart(name):
         raise KeyboardInterrupt("signal SIGTERM")
@@ -349,3 +349,54 @@ def test_a_decode_test_stopped_while_its_second_pair_of_processes_starts_keeps_t
     with pytest.raises(measure.MeasurementInterrupted) as stopped:
         perf.measure_decode(SimpleNamespace(variant=SimpleNamespace(name="hf-nf4")), WORKLOAD)
     assert stopped.value.partial == first and str(stopped.value) == "signal SIGTERM"
+
+
+def test_a_ratio_over_pairs_of_processes_fails_when_two_pairs_failed():
+    def judged(intervals, value):
+        interval = measure.over_pairs(intervals, value)
+        return gate.judge((value,) * 8, value, "higher", 1.0, 0.05, interval=interval)
+
+    assert measure.over_pairs([(0.85, 0.90)]) == (0.85, 0.90)  # one pair: its own interval
+    assert measure.over_pairs([(0.85, 0.90), (0.93, 1.02)]) == (0.85, 1.02)  # two: the span of both
+    # failed, unclear, failed: the unclear pair neither clears nor confirms; two failures fail it
+    assert judged([(0.85, 0.90), (0.90, 1.02), (0.86, 0.92)], 0.89).failed
+    # failed, unclear, unclear: one failure is no evidence against the code (two processes can differ that much)
+    three = judged([(0.85, 0.90), (0.90, 1.02), (0.93, 1.01)], 0.92)
+    assert three.status == gate.PASS and not three.clear
+    # two failures, but the third pair far above them pulls the value past the limit: the interval holds the value
+    assert measure.over_pairs([(0.85, 0.90), (0.86, 0.91), (0.90, 1.60)], 0.97) == (0.85, 0.97)
+    assert not judged([(0.85, 0.90), (0.86, 0.91), (0.90, 1.60)], 0.97).failed
+
+
+@pytest.mark.parametrize(
+    ("verdicts", "pairs"),
+    [
+        (["pass"], 1),  # passed: no second pair
+        (["fail", "fail"], 2),  # failed twice: decided
+        (["fail", "clear pass"], 2),  # a fresh pair runs alike: the first pair was the processes
+        (["fail", "unclear", "fail"], 3),  # the third pair decides
+        (["fail", "unclear", "unclear"], 3),  # --perf-process-pairs reached
+        (["unclear"], 1),  # unclear but not failed: more rounds were its remedy, not more processes
+    ],
+)
+def test_a_failing_ratio_is_measured_in_pairs_of_processes_until_decided(monkeypatch, verdicts, pairs):
+    from perfgate.session import PerfSession
+
+    perf = object.__new__(PerfSession)  # only measure_decode's own logic: the measuring and restarting are stubbed
+    perf.opts = {"update_baselines": False, "process_pairs": 3}
+    perf.base = None
+    measured = [run([20.0 + n], [25.0])[0] for n in range(len(verdicts))]
+    calls = iter(measured)
+    monkeypatch.setattr(perf, "_measure_decode_once", lambda loaded, workload, benchmark: next(calls), raising=False)
+    status = {
+        "pass": SimpleNamespace(status=gate.PASS, clear=False),
+        "clear pass": SimpleNamespace(status=gate.PASS, clear=True),
+        "unclear": SimpleNamespace(status=gate.PASS, clear=False),
+        "fail": SimpleNamespace(status=gate.FAIL, clear=True),
+    }
+    by_pair = {id(m): status[v] for m, v in zip(measured, verdicts, strict=True)}
+    monkeypatch.setattr(perf, "_ratio_verdict", lambda name, m: by_pair[id(m)], raising=False)
+    loaded = SimpleNamespace(variant=SimpleNamespace(name="hf-nf4"))
+    monkeypatch.setattr(perf, "restart_with_reference", lambda name: loaded, raising=False)
+    result = perf.measure_decode(loaded, WORKLOAD)
+    assert len(result.process_pairs) == pairs
