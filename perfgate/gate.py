@@ -25,7 +25,7 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass
 
-from perfgate import metrics
+from perfgate import metrics, variants
 from perfgate.stats import mann_whitney_less, median_ci, sign_test_less
 
 PASS = "pass"
@@ -76,11 +76,11 @@ def parse_tolerances(text: str) -> dict[str, float]:
 def tolerance_for(
     metric: str, overrides: dict[str, float], stored: float | None = None, variant: str | None = None
 ) -> float:
-    """The command line (or ini) wins, then the tolerance stored with the baseline, then the metric's default
-    (perfgate.metrics.default_tolerance). Among the overrides, a pattern naming the variant (VARIANT/METRIC, both
-    fnmatch patterns) wins over one naming the metric alone: how far a variant's figure moves between machines
-    depends on the variant (docs/method.md, Variants bound unlike the reference: the static cache's ratio to hf-fp16
-    moves with the CPU's speed, hf-fp16's own does not)."""
+    """The command line (or ini) wins, then the tolerance stored with the baseline, then the variant's own
+    (perfgate.variants.Variant.tolerances), then the metric's default (perfgate.metrics.default_tolerance). Among the
+    overrides, a pattern naming the variant (VARIANT/METRIC, both fnmatch patterns) wins over one naming the metric
+    alone: how far a variant's figure moves between machines depends on the variant (docs/method.md, Variants bound
+    unlike the reference: the static cache's ratio to hf-fp16 moves with the CPU's speed, hf-fp16's own does not)."""
     qualified = [(p, v) for p, v in overrides.items() if "/" in p]
     plain = [(p, v) for p, v in overrides.items() if "/" not in p]
     for pattern, value in qualified:
@@ -91,7 +91,8 @@ def tolerance_for(
             return value
     if stored is not None:
         return stored
-    return metrics.default_tolerance(metric)
+    own = dict(variants.REGISTRY[variant].tolerances) if variant in variants.REGISTRY else {}
+    return own.get(metric, metrics.default_tolerance(metric))
 
 
 @dataclass(frozen=True)

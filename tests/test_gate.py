@@ -67,6 +67,11 @@ def test_tolerance_rules():
     assert gate.tolerance_for("decode_ratio_to_ref", per_variant, variant="hf-nf4") == 0.05
     assert gate.tolerance_for("ttft_s", per_variant, stored=0.7, variant="unsloth-4bit") == 0.09
     assert gate.tolerance_for("ttft_s", per_variant, stored=0.7, variant="hf-nf4") == 0.7
+    # a variant's own (perfgate.variants): below the command line and the baseline's stored one, above the default
+    assert gate.tolerance_for("device_ms_per_token", {}, variant="hf-bf16-static") == 0.08
+    assert gate.tolerance_for("device_ms_per_token", {}, variant="hf-bf16") == 0.03
+    assert gate.tolerance_for("device_ms_per_token", {}, stored=0.03, variant="hf-bf16-static") == 0.03
+    assert gate.tolerance_for("device_ms_per_token", {"*": 0.05}, variant="hf-bf16-static") == 0.05
     with pytest.raises(ValueError, match="METRIC=PERCENT"):
         gate.parse_tolerances("20%")
     with pytest.raises(ValueError, match="below 100 %"):
