@@ -15,6 +15,12 @@ def test_checkpoint_is_complete_with_shards_and_tokenizer(tiny_checkpoint):
     assert synthetic.is_complete(tiny_checkpoint)
 
 
+def test_the_tokenizer_names_a_class_that_transformers_4_loads_too(tiny_checkpoint):
+    # transformers 5 writes TokenizersBackend, which 4.x (an A/B run's base side, say) does not know
+    config = json.loads((tiny_checkpoint / "tokenizer_config.json").read_text(encoding="utf-8"))
+    assert config["tokenizer_class"] == "PreTrainedTokenizerFast"
+
+
 def test_loads_through_the_ordinary_from_pretrained(tiny_checkpoint, tiny_spec):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
