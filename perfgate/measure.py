@@ -220,7 +220,7 @@ def over_pairs(intervals: Sequence[tuple[float, float]], value: float | None = N
     does: the ratio fails when it failed in two pairs of processes. A pair whose interval straddles the limit
     neither confirms nor clears a failure: on the H200 the 10 % whole-stack canary failed clearly in the first pair
     of each of three A/B runs and came out unclear in the second, which under a rule of failing in every pair
-    passed it (docs/experiments/2026-12-01-h200-third-start.md). The session stops measuring pairs at the first
+    passed it (docs/method.md, "A failing ratio is measured again"). The session stops measuring pairs at the first
     that passes clearly (perfgate.session.PerfSession.measure_decode), so one that did never sits beside two that
     failed."""
     lo = min(low for low, _ in intervals)

@@ -57,9 +57,9 @@ def no_aslr_prefix() -> tuple[tuple[str, ...], str | None]:
 def fixed_layout() -> tuple[tuple[str, ...], dict[str, str], str]:
     """--perf-worker-layout fixed: (command prefix, environment, what was fixed). On the CPU the fast-state ratio
     of two identical workers (the 0 % canary against hf-fp16) came out 0.922-1.139 in six runs with random layouts
-    and 0.970-1.006 in six with fixed ones (docs/experiments/2026-11-29-cpu-worker-layout.md): where a process's
-    memory and hash tables fall can move a launch-bound decoder by several per cent (on the H200 one such pair
-    of processes differed by 9 %)."""
+    and 0.970-1.006 in six with fixed ones (docs/method.md, on --perf-worker-layout): where a process's memory and
+    hash tables fall can move a launch-bound decoder by several per cent (on the H200 one such pair of processes
+    differed by 9 %)."""
     prefix, why = no_aslr_prefix()
     env = {"PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED", FIXED_HASH_SEED)}
     what = f"PYTHONHASHSEED={env['PYTHONHASHSEED']}, " + (why or "no address-space randomisation")
