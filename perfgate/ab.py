@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -316,9 +317,10 @@ def _git(repository: Path, *args: str) -> str | None:
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
-def failure_message(judged: Any, differs: list[str], kernels: list[str]) -> str:
+def failure_message(judged: Any, differs: list[str], kernels: list[str], busy: Sequence[str] = ()) -> str:
     """A figure that failed against the base (judged: perfgate.judging.Judged): head, base, limit and interval,
-    then what differs between the sides and the kernels that differ (reported, never failed)."""
+    then what differs between the sides, the kernels that differ (reported, never failed), and the other processes
+    that were on the GPU as the run started (busy), whose work lands on either side unevenly."""
     f, v = judged.figure, judged.verdict
     where = " ".join(p for p in (f.variant, f.workload) if p)
     against = "1 (the base)" if f.metric in RATIOS else f"the base's {v.baseline:.4g} {f.unit}"
@@ -331,6 +333,11 @@ def failure_message(judged: Any, differs: list[str], kernels: list[str]) -> str:
     lines.append("differs, base → head: " + ("; ".join(differs) if differs else "nothing the workers report"))
     if kernels:
         lines.append("kernels that differ (reported, not gated): " + "; ".join(kernels))
+    if busy:
+        lines.append(
+            f"the GPU was not idle at the start ({'; '.join(busy)}): their work slows whichever side runs beside it, "
+            "device time included; measure on an idle GPU (--perf-strict refuses a busy one)"
+        )
     return "\n".join(lines)
 
 

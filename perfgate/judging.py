@@ -226,15 +226,18 @@ class AbJudge:
         failed: dict[str, str],
         kernel_changes: dict[str, list[str]],
         differences: Callable[[], list[str]],
+        busy: Sequence[str] = (),
     ) -> None:
         """The session's own records, which it fills as the run goes: base_figures, the base side's figures by the
         head's key; failed, why a variant ('NAME@base' on the base side) failed; kernel_changes, per decode test the
-        kernels that differ. differences: what differs between the sides (package versions, commit, Python)."""
+        kernels that differ. differences: what differs between the sides (package versions, commit, Python). busy:
+        the other processes on the GPU as the run started, named in each failure."""
         self.tolerances = tolerances
         self.base_figures = base_figures
         self.failed = failed
         self.kernel_changes = kernel_changes
         self.differences = differences
+        self.busy = list(busy)
 
     def judge(self, figures: Iterable[Figure]) -> list[Judged]:
         return [self.judge_one(f) for f in figures if f.gated and ab.is_gated(f.metric)]
@@ -278,7 +281,8 @@ class AbJudge:
             f = j.figure
             test = f"test_{f.test}[{f.variant}-{f.workload}]" if f.workload else f"test_{f.test}[{f.variant}]"
             if j.verdict.failed:
-                messages.append(ab.failure_message(j, self.differences(), self.kernel_changes.get(test, [])))
+                kernels = self.kernel_changes.get(test, [])
+                messages.append(ab.failure_message(j, self.differences(), kernels, self.busy))
             why = self.failed.get(f.variant + ab.SUFFIX)
             if why and j.verdict.status in (gate.NO_BASELINE, gate.UNAVAILABLE) and f.variant not in failed_base:
                 failed_base.add(f.variant)

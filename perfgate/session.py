@@ -741,7 +741,9 @@ class PerfSession:
         """Who judges this run's figures: against the base side of this run in an A/B run, else the baseline file."""
         tolerances = self.opts["tolerance"]
         if self.base is not None:
-            return AbJudge(tolerances, self.base_figures, self.failed, self.kernel_changes, self.differences)
+            return AbJudge(
+                tolerances, self.base_figures, self.failed, self.kernel_changes, self.differences, self.gpu_busy
+            )
         source, problem = self.model.source, self.baseline_problem
         strict = self.opts["strict"]
         return Judge(self.baseline, source, self.reference, tolerances, self.machine, problem, strict, self.gpu_busy)

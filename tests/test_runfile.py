@@ -99,6 +99,16 @@ def test_a_failure_names_the_other_processes_that_were_on_the_gpu(tmp_path):
     assert "the GPU was not idle at the start (pid 1244 (python3) using 874 MiB)" in message
     quiet = judging.Judge(baseline, "m", "hf-fp16", {}, {"gpu": "cuda"})
     assert "not idle" not in quiet.failures(quiet.judge([slow]))[0]
+    # an A/B run's failure too: the head's device time against the base side's of this run
+    head = fig.from_samples("hf-fp16", "decode", "ctx1024", "device_ms_per_token", "ms", fig.LOWER, True,
+                            (12.2, 12.3, 12.2) * 4, {"new_tokens": 128})  # fmt: skip
+    base = fig.from_samples("hf-fp16", "decode", "ctx1024", "device_ms_per_token", "ms", fig.LOWER, True,
+                            (11.2, 11.3, 11.2) * 4, {"new_tokens": 128})  # fmt: skip
+    ab_judge = judging.AbJudge({}, {head.key: base}, {}, {}, lambda: [], busy)
+    [ab_message] = ab_judge.failures(ab_judge.judge([head]))
+    assert "the GPU was not idle at the start (pid 1244 (python3) using 874 MiB)" in ab_message
+    ab_quiet = judging.AbJudge({}, {head.key: base}, {}, {}, lambda: [])
+    assert "not idle" not in ab_quiet.failures(ab_quiet.judge([head]))[0]
 
 
 def test_a_ratio_or_agent_entry_measured_another_way_is_recorded_without_a_baseline_and_why(tmp_path):
