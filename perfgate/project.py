@@ -36,6 +36,7 @@ ALIASES = {"tolerances": "tolerance"}
 VARIANT_KEYS = {"base", "description", "backend", "dtype", "quantization", "cache", "devices", "packages", "loader"}
 VARIANT_KEYS |= {"default"}  # false: measured only when named in --perf-variants
 DTYPES = ("float32", "float16", "bfloat16")
+HOW_IT_RUNS = ("backend", "dtype", "quantization", "cache", "loader")  # a variant changing one is not its base
 
 
 class ProjectError(ValueError):
@@ -121,6 +122,9 @@ def _variant(name: str, spec: Any, path: Path, root: Path) -> variants.Variant:
             if not isinstance(spec[key], str):
                 raise ProjectError(f"{where}: {key} = {spec[key]!r} must be a string")
             fields[key] = spec[key]
+    if base_name is not None and any(spec.get(k, fields[k]) != getattr(base, k) for k in HOW_IT_RUNS):
+        # the base's own tolerances say how far its figures move; a variant that runs otherwise has the defaults
+        fields["tolerances"] = ()
     if fields["dtype"] not in DTYPES:
         raise ProjectError(f"{where}: dtype = {fields['dtype']!r} must be one of {', '.join(DTYPES)}")
     if fields.get("loader") and (":" not in fields["loader"] or fields["loader"].startswith(":")):

@@ -9,7 +9,7 @@ are registered beside these for the run, and each worker is handed its variant's
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from typing import Any
 
 from perfgate import models
@@ -50,21 +50,26 @@ class Variant:
         return {None: _DTYPE_BYTES[self.dtype], "int8": 1.02, "torchao-int8": 1.02, "nf4": 0.53}[self.quantization]
 
     def spec(self) -> dict[str, Any]:
-        """The whole variant as JSON, for the worker process (which may not know a declared variant's name)."""
-        return {f.name: sorted(v) if isinstance(v := getattr(self, f.name), frozenset) else v for f in fields(self)}
+        """The variant as JSON, for the worker process (which may not know a declared variant's name): the fields
+        it needs, each left out where it has its default, so that a worker running an older perfgate (an A/B run's
+        base at another commit, whose Variant may lack a newer field) is handed only what it knows unless the
+        variant uses it. The gate's own fields (tolerances) stay here."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in _GATE_ONLY or (f.default is not MISSING and value == f.default):
+                continue
+            out[f.name] = sorted(value) if isinstance(value, frozenset) else value
+        return out
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> Variant:
-        def field_value(key: str, value: Any) -> Any:
-            if key == "tolerances":
-                return tuple((metric, float(tolerance)) for metric, tolerance in value)
-            return frozenset(value) if key in _SETS else tuple(value) if key in _TUPLES else value
-
-        return cls(**{k: field_value(k, v) for k, v in spec.items()})
+        return cls(**{k: frozenset(v) if k in _SETS else tuple(v) if k in _TUPLES else v for k, v in spec.items()})
 
 
 _SETS = ("devices", "default_on")  # the fields that JSON carries as lists
 _TUPLES = ("packages", "import_path")
+_GATE_ONLY = ("tolerances",)  # read by the judging in the pytest process, never by a worker
 _DTYPE_BYTES = {"float32": 4.0, "float16": 2.0, "bfloat16": 2.0}
 _BNB = ("bitsandbytes", "accelerate")
 _TORCHAO = ("torchao",)

@@ -1,5 +1,6 @@
 """[tool.perfgate]: a repository's own settings and variants, and what a bad entry says."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,28 @@ def test_settings_as_option_text_and_a_declared_variant_inherits_its_base(tmp_pa
     assert mine.devices == base.devices and mine.default_on == base.devices
     assert mine.import_path == (str(tmp_path),)
     assert variants.Variant.from_spec(mine.spec()) == mine  # what the worker is handed
+
+
+def test_a_declared_variant_keeps_its_bases_tolerances_only_while_it_runs_as_the_base_does(tmp_path):
+    found = project.read(
+        write(
+            tmp_path,
+            '[tool.perfgate.variants.my-static]\nbase = "hf-bf16-static"\ndescription = "ours"\n'
+            '[tool.perfgate.variants.my-dynamic]\nbase = "hf-bf16-static"\ncache = "dynamic"\n',
+        )
+    )
+    mine = {v.name: v for v in found.variants}
+    assert mine["my-static"].tolerances == variants.REGISTRY["hf-bf16-static"].tolerances != ()
+    assert mine["my-dynamic"].tolerances == ()  # an eager step moves as the metric's defaults allow
+
+
+def test_a_worker_is_handed_only_the_fields_a_variant_sets_and_never_the_gates_tolerances():
+    # an A/B run's base may run an older perfgate (--perf-base-ref), whose Variant lacks newer fields
+    static = variants.REGISTRY["hf-bf16-static"]
+    spec = static.spec()
+    assert "tolerances" not in spec and "step_delay" not in spec and spec["cache"] == "static"
+    assert variants.Variant.from_spec(spec) == dataclasses.replace(static, tolerances=())
+    assert set(variants.REGISTRY["hf-fp16"].spec()) == {"name", "description", "backend", "dtype"}
 
 
 def test_no_pyproject_or_no_table_is_nothing(tmp_path):
