@@ -77,7 +77,8 @@ class Baseline:
         self, source: str, figures: list[Figure], machine: dict[str, Any], overrides: dict[str, float], when: str
     ) -> dict[str, Any]:
         """A new document with these figures' entries replaced (or added); every other entry is kept. Each entry
-        keeps the tolerance it gets now: `overrides` (--perf-tolerance), else the default."""
+        keeps the tolerance it gets now: `overrides` (--perf-tolerance), else the variant's own, else the metric's
+        default (perfgate.gate.tolerance_for)."""
         models = {k: dict(v) for k, v in self.data["models"].items()}
         model = models.setdefault(source, {"entries": {}})
         entries = dict(model.get("entries", {}))

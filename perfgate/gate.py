@@ -23,6 +23,7 @@ One slow round moves a rank test little; a real regression moves every round.
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from perfgate import metrics, variants
@@ -133,10 +134,14 @@ def judge(
     pairs: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
     interval: tuple[float, float] | None = None,
     interval_test: str = BOOTSTRAP,
+    pair_intervals: Sequence[tuple[float, float, int]] = (),
 ) -> Verdict:
     """With `interval` (the figure's own two-sided 1 - 2 * alpha interval, such as the bootstrap interval of the
     ratio to the reference), the figure fails when the whole interval is beyond the limit, passes clearly when the
-    whole interval is within it, and is unclear otherwise.
+    whole interval is within it, and is unclear otherwise. With `pair_intervals` too (a ratio measured in several
+    pairs of worker processes: each pair's interval and number of pairs of rounds, perfgate.measure.pair_intervals),
+    it fails when two pairs fail by that rule and its value is beyond the limit; `interval` is then what is shown
+    (perfgate.measure.over_pairs).
 
     With `pairs` (this run's and the baseline's measurements of the same items in the same order, such as the
     agent's turns), the decision is a sign test over the items, each against its own baseline moved to the
@@ -188,7 +193,16 @@ def judge(
         )
     if interval is not None:
         worse_end, better_end = interval[::-1] if higher else interval
-        fails = (worse_end < limit if higher else worse_end > limit) and len(samples) >= MIN_INTERVAL_SAMPLES_TO_FAIL
+
+        def wholly_beyond(worse: float, n: int) -> bool:
+            return (worse < limit if higher else worse > limit) and n >= MIN_INTERVAL_SAMPLES_TO_FAIL
+
+        if len(pair_intervals) > 1:
+            # a pair fails as it would alone; one failed pair is what two identical processes can do (24 % apart)
+            failed = sum(1 for lo, hi, n in pair_intervals if wholly_beyond(hi if higher else lo, n))
+            fails = failed >= 2 and beyond
+        else:
+            fails = wholly_beyond(worse_end, len(samples))
         clear = fails or (better_end > limit if higher else better_end < limit)
         return Verdict(
             FAIL if fails else PASS,

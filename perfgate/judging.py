@@ -169,12 +169,13 @@ class Judge:
         if "turn_keys" in f.params:  # an agent query's turns, each against the baseline's same turn
             pairs = (tuple(f.params["turn_latency_s"]), tuple(entry["params"]["turn_latency_s"]))
         interval = tuple(f.params["interval"]) if "interval" in f.params else None
-        interval_test, then = gate.BOOTSTRAP, ()
+        interval_test, then, each = gate.BOOTSTRAP, (), measure.pair_intervals(f.params)
         if interval and not noisy:
             then = measure.ratio_rounds(entry.get("params", {}))
             now = measure.ratio_rounds(f.params)
             if len(then) == 1 and now:  # a baseline run measures in one pair of processes
                 interval = measure.ratio_interval_against(now, then[0], base, f.value)
+                each = measure.pair_intervals_against(now, then[0], base) if len(now) > 1 else []
                 interval_test = gate.BOOTSTRAP_BOTH
         verdict = gate.judge(
             f.samples,
@@ -187,6 +188,7 @@ class Judge:
             pairs=pairs,
             interval=interval,
             interval_test=interval_test,
+            pair_intervals=each,
         )
         floor = None
         if verdict.suspect and interval_test == gate.BOOTSTRAP_BOTH:
@@ -245,9 +247,11 @@ class AbJudge:
     def judge_one(self, f: Figure) -> Judged:
         tolerance = gate.tolerance_for(f.metric, self.tolerances, variant=f.variant)
         interval, base_samples, note = None, (), "head over base, both measured in this run"
+        each: list[measure.PairInterval] = []
         if f.metric in ab.RATIOS:
             value = 1.0
             interval = tuple(f.params["interval"]) if "interval" in f.params else None
+            each = measure.pair_intervals(f.params)
         elif f.metric == NONFINITE:
             value, tolerance, note = 0.0, 0.0, "no logit may be NaN or infinite"
         else:
@@ -268,6 +272,7 @@ class AbJudge:
             base_samples,
             slack=gate.slack_for(f.metric),
             interval=interval,
+            pair_intervals=each,
         )
         return Judged(f, verdict, f"base/{f.metric}", note)
 

@@ -87,8 +87,8 @@ class DecodeMeasurement:
     no_energy: str | None = "no NVML energy counter on this device"
     bandwidth: dict[str, Any] | None = None  # the device's copy bandwidth and this model's weight bytes
     cores: tuple[int, ...] = ()  # per timed round: the CPU core the variant ran on (the reference had the other)
-    # the same test measured before in other pairs of worker processes, each ratio of which failed (perfgate.session
-    # restarts both workers then): this measurement's ratio counts as failed only if it fails too
+    # the same test measured before in other pairs of worker processes (perfgate.session restarts both workers
+    # while the ratio is undecided: failed in one pair, passed clearly in none): its ratio fails when two pairs fail
     earlier: tuple[DecodeMeasurement, ...] = ()
     # the profiled round after the timed ones (perfgate.profiling.summarize, or {"unavailable": why}); None: not asked
     profile: dict[str, Any] | None = None
@@ -168,6 +168,7 @@ RATIO_ESTIMATOR = "fast-state p10/p10"  # kept with the figure: a baseline measu
 FAST_PCT = 10  # the fast state of a process: this percentile over its rounds (see DecodeMeasurement.fast_ratio)
 
 RatioRounds = tuple[Sequence[float], Sequence[float]]  # per pair of rounds: (the reference's, the variant's) p10 step
+PairInterval = tuple[float, float, int]  # one pair of worker processes: its interval's bounds, its pairs of rounds
 
 
 def fast_state_ratio(
@@ -199,8 +200,29 @@ def ratio_interval_against(
     A baseline is one run of ten or so pairs of rounds; its fast-state ratio carries that run's noise (one of hf-nf4's
     H200 baselines: 0.810, its own interval 0.552-0.876), which an interval of this run alone
     would hold as exact. The reference's ratio to itself (the canary's baseline) is exact and has no rounds."""
-    lo, hi = over_pairs([_quotient_interval(pair, then) for pair in now], None if value is None else value / baseline)
-    return lo * baseline, hi * baseline
+    each = [(lo, hi) for lo, hi, _ in pair_intervals_against(now, then, baseline)]
+    return over_pairs(each, value)
+
+
+def pair_intervals_against(now: list[RatioRounds], then: RatioRounds, baseline: float) -> list[PairInterval]:
+    """Per pair of worker processes of this run, its interval as ratio_interval_against computes it, widened to
+    hold that pair's own estimate, and its number of pairs of rounds: what gate.judge decides a ratio measured in
+    several pairs by (each pair failing or not as it would alone)."""
+    out = []
+    for pair in now:
+        lo, hi = _quotient_interval(pair, then)
+        own = fast_state_ratio(*pair) / fast_state_ratio(*then)
+        out.append((min(lo, own) * baseline, max(hi, own) * baseline, len(pair[1])))
+    return out
+
+
+def pair_intervals(params: dict[str, Any]) -> list[PairInterval]:
+    """Per pair of worker processes a ratio figure was measured in (its params' process_pairs), the pair's own
+    interval widened to hold its value, and its number of pairs of rounds; none for a figure of one pair."""
+    return [
+        (min(p["interval"][0], p["value"]), max(p["interval"][1], p["value"]), len(p["step_p10_s"]))
+        for p in params.get("process_pairs") or ()
+    ]
 
 
 def ratio_interval_at(value: float, then: RatioRounds, baseline: float) -> tuple[float, float]:
@@ -214,15 +236,12 @@ def ratio_interval_at(value: float, then: RatioRounds, baseline: float) -> tuple
 
 
 def over_pairs(intervals: Sequence[tuple[float, float]], value: float | None = None) -> tuple[float, float]:
-    """The interval that a ratio measured in several pairs of worker processes is judged by: from the lowest lower
-    bound to the second-lowest upper bound (one pair: its own interval; two: the span of both), widened to hold the
-    pairs' combined `value`. All of it lies below a limit where at least two pairs' intervals did and the value
-    does: the ratio fails when it failed in two pairs of processes. A pair whose interval straddles the limit
-    neither confirms nor clears a failure: on the H200 the 10 % whole-stack canary failed clearly in the first pair
-    of each of three A/B runs and came out unclear in the second, which under a rule of failing in every pair
-    passed it (docs/method.md, "A failing ratio is measured again"). The session stops measuring pairs at the first
-    that passes clearly (perfgate.session.PerfSession.measure_decode), so one that did never sits beside two that
-    failed."""
+    """The interval shown for a ratio measured in several pairs of worker processes: from the lowest lower bound to
+    the second-lowest upper bound (one pair: its own interval; two: the span of both), widened to hold the pairs'
+    combined `value`. All of it lies beyond a limit where two pairs' intervals and the value do, which is when the
+    ratio fails (gate.judge, pair_intervals: each pair judged as it would be alone). A pair whose interval
+    straddles the limit neither confirms nor clears a failure (docs/method.md, "A failing ratio is measured
+    again")."""
     lo = min(low for low, _ in intervals)
     highs = sorted(high for _, high in intervals)
     hi = highs[min(1, len(highs) - 1)]

@@ -281,8 +281,9 @@ OPTIONS: tuple[Opt, ...] = (
         "3",
         "pairs of worker processes a failing ratio to the reference (or the base) may be measured in: when it fails, "
         "the variant's and the reference's workers are restarted and it is measured again, until it has failed in "
-        "two pairs (it fails), passed clearly in one (it passes) or this many were measured (it passes, unclear); "
-        "two processes running identical code have differed by 24 % on the H200. 1 judges the first pair alone",
+        "two pairs (it fails, where the pairs' geometric mean is beyond the limit too), passed clearly in one (it "
+        "passes) or this many were measured (it passes, unclear); two processes running identical code have "
+        "differed by 24 % on the H200. 1 judges the first pair alone",
     ),
     Opt(
         "session-budget",

@@ -504,8 +504,8 @@ class PerfSession:
     def measure_decode(self, loaded: Loaded, workload: DecodeWorkload, benchmark=None) -> measure.DecodeMeasurement:
         """The decode test's measurement. A ratio to the reference (or to the base) that fails is measured again
         with both workers restarted, until it has failed in two pairs of processes, passed clearly in one, or
-        --perf-process-pairs pairs were measured; it fails only when it failed in two (see measure.over_pairs). A
-        baseline run is measured in one pair."""
+        --perf-process-pairs pairs were measured; it fails only when it failed in two and the pairs' geometric mean
+        is beyond the limit (gate.judge, pair_intervals). A baseline run is measured in one pair."""
         earlier: list[measure.DecodeMeasurement] = []
         try:
             measured = self._measure_decode_once(loaded, workload, benchmark)

@@ -415,8 +415,8 @@ def failure_message(
     elif is_bootstrap(v.test):
         clarity = f"all of the interval is {side} the limit: each process's fast state, alternating rounds"
         if processes > 1:
-            # (a ratio measured in several pairs fails when it failed in two: perfgate.measure.over_pairs)
-            clarity += f"; it failed in 2 of {processes} pairs of worker processes, restarted after a failure"
+            # (a ratio measured in several pairs fails when it failed in two: perfgate.gate.judge, pair_intervals)
+            clarity += f"; it failed in 2 of {processes} pairs of worker processes, restarted while undecided"
     else:
         against = "the baseline's samples moved to the limit" if v.test == "mann-whitney" else "the limit"
         clarity = f"one-sided {v.test} test against {against}: p={v.p_worse:.2g}"

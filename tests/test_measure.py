@@ -249,7 +249,7 @@ def ratio_of_pairs(*pairs):
     return ratio, verdict
 
 
-def test_a_ratio_fails_only_when_it_fails_in_each_pair_of_processes():
+def test_a_ratio_measured_in_two_pairs_of_processes_fails_when_it_fails_in_both():
     ratio, verdict = ratio_of_pairs(([40.0], [50.0]), ([45.0], [50.0]))
     assert verdict.failed and verdict.clear  # 0.80 and 0.90: both pairs below the limit of 0.95
     assert abs(ratio.value - (0.8 * 0.9) ** 0.5) < 1e-9  # the geometric mean of the pairs' ratios
@@ -352,20 +352,41 @@ def test_a_decode_test_stopped_while_its_second_pair_of_processes_starts_keeps_t
 
 
 def test_a_ratio_over_pairs_of_processes_fails_when_two_pairs_failed():
-    def judged(intervals, value):
-        interval = measure.over_pairs(intervals, value)
-        return gate.judge((value,) * 8, value, "higher", 1.0, 0.05, interval=interval)
+    def judged(pairs, value):  # each pair: (lower, upper bound, pairs of rounds)
+        interval = measure.over_pairs([(lo, hi) for lo, hi, _ in pairs], value)
+        return gate.judge((value,) * 24, value, "higher", 1.0, 0.05, interval=interval, pair_intervals=pairs)
 
     assert measure.over_pairs([(0.85, 0.90)]) == (0.85, 0.90)  # one pair: its own interval
     assert measure.over_pairs([(0.85, 0.90), (0.93, 1.02)]) == (0.85, 1.02)  # two: the span of both
-    # failed, unclear, failed: the unclear pair neither clears nor confirms; two failures fail it
-    assert judged([(0.85, 0.90), (0.90, 1.02), (0.86, 0.92)], 0.89).failed
+    # failed, unclear, failed: the unclear pair neither clears nor confirms; two failures fail it, and what is shown
+    # lies below the limit
+    failed = judged([(0.85, 0.90, 8), (0.90, 1.02, 8), (0.86, 0.92, 8)], 0.89)
+    assert failed.failed and failed.ci == (0.85, 0.92)
     # failed, unclear, unclear: one failure is no evidence against the code (two processes can differ that much)
-    three = judged([(0.85, 0.90), (0.90, 1.02), (0.93, 1.01)], 0.92)
+    three = judged([(0.85, 0.90, 8), (0.90, 1.02, 8), (0.93, 1.01, 8)], 0.92)
     assert three.status == gate.PASS and not three.clear
+    # a pair cut short (7 pairs of rounds) fails nothing alone, nor as the second failure
+    assert not judged([(0.85, 0.90, 8), (0.88, 0.94, 7), (0.96, 1.05, 8)], 0.93).failed
     # two failures, but the third pair far above them pulls the value past the limit: the interval holds the value
     assert measure.over_pairs([(0.85, 0.90), (0.86, 0.91), (0.90, 1.60)], 0.97) == (0.85, 0.97)
-    assert not judged([(0.85, 0.90), (0.86, 0.91), (0.90, 1.60)], 0.97).failed
+    assert not judged([(0.85, 0.90, 8), (0.86, 0.91, 8), (0.90, 1.60, 8)], 0.97).failed
+
+
+def test_each_pair_of_processes_interval_holds_its_own_value():
+    params = {
+        "process_pairs": [
+            {"value": 0.86, "interval": [0.87, 0.93], "step_p10_s": [0.04] * 8},
+            {"value": 0.95, "interval": [0.90, 0.99], "step_p10_s": [0.04] * 7},
+        ]
+    }
+    assert measure.pair_intervals(params) == [(0.86, 0.93, 8), (0.90, 0.99, 7)]
+    assert measure.pair_intervals({"interval": [0.9, 1.0]}) == []  # one pair: the figure's own interval decides
+    now = [([0.04] * 8, [0.05] * 8), ([0.04] * 8, [0.048] * 8)]
+    exact = ([0.05] * 10, [0.05] * 10)
+    assert measure.pair_intervals_against(now, exact, 1.0) == [
+        pytest.approx((0.8, 0.8, 8)),
+        pytest.approx((0.8333, 0.8333, 8), abs=1e-4),
+    ]
 
 
 @pytest.mark.parametrize(
