@@ -217,8 +217,8 @@ def diff_tables(
 ) -> list[str]:
     """What changed between two kernel tables, by name: '+1/token `name`' for kernels added or run more often,
     '-2/token `name`' for fewer, then (with `times`) the largest changes of device time per token; at most `limit`
-    lines each. floor: a kernel's change of time is left out below this share of the whole table's device time
-    per token (counts are exact and always listed)."""
+    lines each, then how many more were left out. floor: a kernel's change of time is left out below this share of
+    the whole table's device time per token (counts are exact and always listed)."""
     now, then = _rows(now), _rows(then)
     least = floor * sum(r.get("ms_per_token", 0.0) for r in then.values())
     counts = []
@@ -233,7 +233,8 @@ def diff_tables(
             slower.append((abs(a - b), f"{a - b:+.4f} ms/token `{name}` ({b:.4f} → {a:.4f})"))
 
     def largest(rows: list[tuple[float, str]]) -> list[str]:
-        return [line for _, line in sorted(rows, key=lambda r: (-r[0], r[1]))[:limit]]
+        lines = [line for _, line in sorted(rows, key=lambda r: (-r[0], r[1]))]
+        return lines[:limit] + ([f"… and {len(lines) - limit} more"] if len(lines) > limit else [])
 
     return largest(counts) + largest(slower)
 

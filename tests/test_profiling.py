@@ -100,6 +100,8 @@ def test_diff_tables_names_kernels_added_removed_and_slower():
     assert profiling.diff_tables({"cudaLaunchKernel": 2.0}, {"cudaLaunchKernel": 1.0}) == [
         "+1/token `cudaLaunchKernel`"
     ]
+    many = {f"k{i}": {"per_token": 1.0, "ms_per_token": 0.1} for i in range(5)}
+    assert profiling.diff_tables(many, {}, times=False, limit=3)[3:] == ["… and 2 more"]  # never cut silently
 
 
 def test_a_count_fails_on_any_change_either_way_and_passes_when_equal():
