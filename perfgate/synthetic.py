@@ -27,7 +27,7 @@ from perfgate import paths
 from perfgate.models import ModelSpec
 from perfgate.storage import read_json, write_json_atomic
 
-BUILDER_VERSION = 2  # bump when the layout or the weights' recipe changes: old cache folders are then unused
+BUILDER_VERSION = 2  # bump when any file the builder writes changes: old cache folders are then unused
 MANIFEST = "perfgate-synthetic.json"
 SEED = 0
 
