@@ -325,8 +325,19 @@ def from_run(
     return old, old.updated(source, fresh, machine, options.get("tolerance") or {}, run["started_at"])
 
 
+def declare_project_variants(root: Path) -> None:
+    """Register the variants of [tool.perfgate] in root/pyproject.toml, as a run there does, so that an entry of one
+    keeps the tolerance the run would give it (a variant's own, perfgate.gate.tolerance_for). Variants of a
+    pytest_perfgate_variants hook exist only inside pytest: theirs get the metric's default here."""
+    from perfgate import project, variants
+
+    for variant in project.read(root).variants:
+        if variant.name not in variants.REGISTRY:
+            variants.register(variant)
+
+
 def main(argv: list[str]) -> int:
-    from perfgate import table  # the diff's rendering, for this command line only
+    from perfgate import project, table  # the diff's rendering, for this command line only
 
     variants = None
     metrics: tuple[str, ...] = ()
@@ -339,6 +350,11 @@ def main(argv: list[str]) -> int:
         argv = argv[2:]
     if not argv or argv[0].startswith("-") or variants == set() or metrics == ("",):
         print(__doc__, file=sys.stderr)
+        return 2
+    try:
+        declare_project_variants(Path.cwd())
+    except (project.ProjectError, ValueError) as exc:
+        print(f"perfgate.baselines: {exc}", file=sys.stderr)
         return 2
     for name in argv:
         try:

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from perfgate import baselines, metrics, table
+from perfgate import baselines, metrics, table, variants
 from perfgate import figures as fig
 
 MACHINE = {
@@ -157,6 +157,20 @@ def test_baseline_runs_are_written_again_in_order_as_they_wrote_them(tmp_path, c
     assert all(e["machine"] == MACHINE for e in entries.values())  # each entry keeps the machine it came from
     out = capsys.readouterr().out
     assert ["hf-nf4/decode[ctx1024]/decode_tok_per_s", "22.0", "30.5", "+38.6"] in [x.split() for x in out.splitlines()]
+
+
+def test_a_declared_variant_keeps_its_own_tolerance_when_written_from_the_command_line(tmp_path, monkeypatch):
+    (tmp_path / "pyproject.toml").write_text('[tool.perfgate.variants.my-static]\nbase = "hf-bf16-static"\n')
+    monkeypatch.chdir(tmp_path)  # the repository whose [tool.perfgate] declares it
+    monkeypatch.setattr(variants, "REGISTRY", dict(variants.REGISTRY))  # registered for this test only
+    device = fig.from_samples("my-static", "decode", "ctx1024", "device_ms_per_token", "ms", fig.LOWER, True,
+                              (9.6, 9.6, 9.7), {"new_tokens": 128})  # fmt: skip
+    run = write_run(tmp_path / "results", "a.json", [device])
+    assert baselines.main([str(run)]) == 0
+    model = baselines.Baseline.load(tmp_path / "results" / "baselines" / "nvidia-h200.json").model(
+        "synthetic:qwen3-14b"
+    )
+    assert model["entries"]["my-static/decode[ctx1024]/device_ms_per_token"]["tolerance"] == 0.08
 
 
 def test_only_the_named_variants_entries_are_taken(tmp_path, capsys):
