@@ -77,7 +77,24 @@ def ensure_checkpoint(spec: ModelSpec, device: str, cache: Path | None = None, t
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not is_complete(folder):
             _build_in_child(spec, folder, device, timeout_s)
+            remove_older_builds(spec, folder)
     return folder
+
+
+def remove_older_builds(spec: ModelSpec, kept: Path) -> None:
+    """Delete this model's checkpoints that an older builder wrote: nothing of this perfgate loads them again, and
+    a Qwen3-14B-shaped one holds 28 GB of a cache that a GPU runner keeps between jobs. Checkpoints of other
+    configurations (another model, or this one changed) stay."""
+    for folder in kept.parent.glob(f"{spec.name}-*"):
+        if folder == kept or not folder.is_dir():
+            continue
+        try:
+            version = read_json(folder / MANIFEST)["builder_version"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # not a finished build (or not ours): another process may be writing it
+        if isinstance(version, int) and version < BUILDER_VERSION:
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.with_name(f"{folder.name}.lock").unlink(missing_ok=True)
 
 
 def _build_in_child(spec: ModelSpec, folder: Path, device: str, timeout_s: float) -> None:

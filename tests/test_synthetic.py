@@ -96,6 +96,18 @@ def test_half_written_checkpoint_is_rebuilt_not_loaded(micro_checkpoint, micro_s
     assert synthetic.is_complete(folder)
 
 
+def test_a_new_builder_version_removes_the_checkpoints_the_older_one_wrote(micro_checkpoint, micro_spec, tmp_path):
+    cache = tmp_path / "cache"
+    older = synthetic.checkpoint_dir(micro_spec, cache).with_name(f"{micro_spec.name}-0123456789ab")
+    shutil.copytree(micro_checkpoint, older)  # as the previous builder version left it
+    manifest = json.loads((older / synthetic.MANIFEST).read_text())
+    (older / synthetic.MANIFEST).write_text(json.dumps({**manifest, "builder_version": synthetic.BUILDER_VERSION - 1}))
+    other = older.with_name(f"{micro_spec.name}-ba9876543210")  # another configuration, same builder: kept
+    shutil.copytree(micro_checkpoint, other)
+    folder = synthetic.ensure_checkpoint(micro_spec, "cpu", cache)
+    assert synthetic.is_complete(folder) and not older.exists() and synthetic.is_complete(other)
+
+
 def test_folder_without_manifest_is_incomplete(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     assert not synthetic.is_complete(tmp_path)
