@@ -81,6 +81,8 @@ PERF_ENV = (
     "MAX_SEQ_LENGTH",
     "PERF_MAX_SEQ_LENGTH",
     "PERFGATE_FAULTS",
+    # a CI job's step summary: every child run would append its report to the job's page
+    "GITHUB_STEP_SUMMARY",
 )
 # What pytest-xdist tells its workers; a child run is a session of its own (under `make test -n`, pytest-benchmark
 # would otherwise take the child for an xdist worker and turn its benchmarks off).
