@@ -338,6 +338,7 @@ def declare_project_variants(root: Path) -> None:
 
 def main(argv: list[str]) -> int:
     from perfgate import project, table  # the diff's rendering, for this command line only
+    from perfgate import variants as registry
 
     variants = None
     metrics: tuple[str, ...] = ()
@@ -364,6 +365,12 @@ def main(argv: list[str]) -> int:
             print(f"perfgate.baselines: {exc}", file=sys.stderr)
             return 2
         print(f"{old.path} <- {name}")
+        for variant in sorted({f.variant for f in figures_of(read_json(Path(name)))} - set(registry.REGISTRY)):
+            print(
+                f"perfgate.baselines: {variant} is declared nowhere here (run this from the root of the repository "
+                "whose [tool.perfgate] declares it): its entries got the metrics' default tolerances",
+                file=sys.stderr,
+            )
         rows = diff(old, document)
         print(table.render_diff(rows))
         for line in table.render_noisy(too_noisy(document, rows)):

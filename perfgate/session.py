@@ -532,12 +532,18 @@ class PerfSession:
         return replace(measured, earlier=tuple(earlier))
 
     def _measure_again(self, name: str, pairs: list[measure.DecodeMeasurement]) -> bool:
-        """Whether another pair of processes can decide the ratio: it failed in one pair so far, and no pair passed
-        it clearly (each pair judged alone)."""
+        """Whether another pair of processes can decide the ratio: it failed in a pair so far, no pair passed it
+        clearly (each pair judged alone), and all of them together have not failed it yet (two failed pairs do,
+        unless an unclear one pulls their mean back within the limit)."""
         verdicts = [self._ratio_verdict(name, m) for m in pairs]
-        failed = sum(1 for v in verdicts if v is not None and v.status == gate.FAIL)
+        failed = any(v is not None and v.status == gate.FAIL for v in verdicts)
         cleared = any(v is not None and v.status == gate.PASS and v.clear for v in verdicts)
-        return failed == 1 and not cleared
+        if not failed or cleared:
+            return False
+        if len(pairs) == 1:  # one pair's failure is what two identical processes can do
+            return True
+        together = self._ratio_verdict(name, replace(pairs[-1], earlier=tuple(pairs[:-1])))
+        return together is None or together.status != gate.FAIL
 
     def _ratio_verdict(self, name: str, measured: measure.DecodeMeasurement) -> gate.Verdict | None:
         """The ratio's verdict in this one pair of processes (None: no ratio measured)."""

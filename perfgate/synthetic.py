@@ -17,6 +17,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -84,17 +85,23 @@ def ensure_checkpoint(spec: ModelSpec, device: str, cache: Path | None = None, t
 def remove_older_builds(spec: ModelSpec, kept: Path) -> None:
     """Delete this model's checkpoints that an older builder wrote: nothing of this perfgate loads them again, and
     a Qwen3-14B-shaped one holds 28 GB of a cache that a GPU runner keeps between jobs. Checkpoints of other
-    configurations (another model, or this one changed) stay."""
-    for folder in kept.parent.glob(f"{spec.name}-*"):
-        if folder == kept or not folder.is_dir():
+    configurations (another model, or this one changed) stay, and so do builds under way. An older perfgate sharing
+    the cache at the same time (another branch's job on one runner) would rebuild its own; the workflow runs one GPU
+    job at a time. The cleanup never fails the run that built."""
+    own = re.compile(rf"{re.escape(spec.name)}-[0-9a-f]{{12}}")
+    for folder in kept.parent.iterdir():
+        if folder == kept or not own.fullmatch(folder.name) or not folder.is_dir():
             continue
         try:
             version = read_json(folder / MANIFEST)["builder_version"]
         except (OSError, ValueError, KeyError, TypeError):
-            continue  # not a finished build (or not ours): another process may be writing it
+            continue  # not a finished build (or not ours)
         if isinstance(version, int) and version < BUILDER_VERSION:
             shutil.rmtree(folder, ignore_errors=True)
-            folder.with_name(f"{folder.name}.lock").unlink(missing_ok=True)
+            try:
+                folder.with_name(f"{folder.name}.lock").unlink(missing_ok=True)
+            except OSError:
+                pass
 
 
 def _build_in_child(spec: ModelSpec, folder: Path, device: str, timeout_s: float) -> None:

@@ -3,7 +3,8 @@
 Adding a variant is one entry here; its backend (perfgate.backends) turns an entry into a loaded model in the
 worker process, and everything else reads only these fields. A repository measured with perfgate declares its own
 variants in [tool.perfgate] (perfgate.project) or through the pytest_perfgate_variants hook (perfgate.hooks); they
-are registered beside these for the run, and each worker is handed its variant's whole spec (Variant.spec).
+are registered beside these for the run, and each worker is handed its variant's spec (Variant.spec: the fields it
+sets).
 """
 
 from __future__ import annotations

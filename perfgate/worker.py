@@ -123,7 +123,7 @@ class Worker:
         self._prompts: dict[int, Any] = {}
 
     def op_load(self, variant: dict[str, Any] | str, path: str, device: str, max_seq_length: int) -> dict[str, Any]:
-        """variant: its whole spec (Variant.spec), as the session sends it; a built-in variant's name also does."""
+        """variant: its spec (Variant.spec), as the session sends it; a built-in variant's name also does."""
         self.variant = REGISTRY[variant] if isinstance(variant, str) else Variant.from_spec(variant)
         fault = injected_fault(self.variant.name, "load")
         if fault and fault.startswith("memory:"):

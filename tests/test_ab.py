@@ -184,7 +184,7 @@ def test_an_a_a_run_on_another_venv_at_another_commit_passes_and_removes_its_wor
 ):
     root = Path(repository["root"])
     results = tmp_path / "results"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PERF_", "PERFGATE_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PERF_", "PERFGATE_", "GITHUB_STEP_SUMMARY"))}
     env.update(PYTHONPATH=str(root), PERFGATE_CACHE=str(perf_cache))
     cmd = [sys.executable, "-m", "pytest", "perf_tests", f"--rootdir={root}", "-p", "no:cacheprovider"]
     cmd += [

@@ -159,7 +159,7 @@ def test_baseline_runs_are_written_again_in_order_as_they_wrote_them(tmp_path, c
     assert ["hf-nf4/decode[ctx1024]/decode_tok_per_s", "22.0", "30.5", "+38.6"] in [x.split() for x in out.splitlines()]
 
 
-def test_a_declared_variant_keeps_its_own_tolerance_when_written_from_the_command_line(tmp_path, monkeypatch):
+def test_a_declared_variant_keeps_its_own_tolerance_when_written_from_the_command_line(tmp_path, monkeypatch, capsys):
     (tmp_path / "pyproject.toml").write_text('[tool.perfgate.variants.my-static]\nbase = "hf-bf16-static"\n')
     monkeypatch.chdir(tmp_path)  # the repository whose [tool.perfgate] declares it
     monkeypatch.setattr(variants, "REGISTRY", dict(variants.REGISTRY))  # registered for this test only
@@ -171,6 +171,10 @@ def test_a_declared_variant_keeps_its_own_tolerance_when_written_from_the_comman
         "synthetic:qwen3-14b"
     )
     assert model["entries"]["my-static/decode[ctx1024]/device_ms_per_token"]["tolerance"] == 0.08
+    monkeypatch.setattr(variants, "REGISTRY", {n: v for n, v in variants.REGISTRY.items() if n in variants.BUILTIN})
+    monkeypatch.chdir(tmp_path / "results")  # elsewhere: the variant is unknown, and the command says so
+    assert baselines.main([str(run)]) == 0
+    assert "my-static is declared nowhere here" in capsys.readouterr().err
 
 
 def test_only_the_named_variants_entries_are_taken(tmp_path, capsys):

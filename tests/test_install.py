@@ -72,7 +72,7 @@ def venv(tmp_path_factory: pytest.TempPathFactory, make_venv) -> Path:
 def _clean_env(**extra: str) -> dict[str, str]:
     """No PYTHONPATH (the installed perfgate, not this tree's) and no perfgate settings of the caller's."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith(("PERF_", "PERFGATE_"))}
-    for name in ("MODEL_NAME", "MAX_TOKENS", "MAX_SEQ_LENGTH", "TEST_SET_SIZE"):
+    for name in ("MODEL_NAME", "MAX_TOKENS", "MAX_SEQ_LENGTH", "TEST_SET_SIZE", "GITHUB_STEP_SUMMARY"):
         env.pop(name, None)
     return {**env, **extra}
 

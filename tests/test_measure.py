@@ -245,8 +245,40 @@ def ratio_of_pairs(*pairs):
     measured = [run(v, r, plan=plan)[0] for v, r in pairs]
     m = dataclasses.replace(measured[-1], earlier=tuple(measured[:-1]))
     ratio = next(f for f in measure.decode_figures("hf-nf4", m) if f.metric == "decode_ratio_to_ref")
-    verdict = gate.judge(ratio.samples, ratio.value, "higher", 1.0, 0.05, interval=tuple(ratio.params["interval"]))
+    interval, each = tuple(ratio.params["interval"]), measure.pair_intervals(ratio.params)  # as perfgate.judging does
+    verdict = gate.judge(ratio.samples, ratio.value, "higher", 1.0, 0.05, interval=interval, pair_intervals=each)
     return ratio, verdict
+
+
+def test_the_judges_decide_a_ratio_over_pairs_of_processes_by_two_failed_pairs(tmp_path):
+    from perfgate import baselines, judging
+
+    failing, unclear = ([40.0], [50.0], 8), ([45.0, 52.0, 47.0, 53.0], [50.0], 8)  # 0.80 a round; 0.87-1.06
+    short = ([40.0], [50.0], 7)  # 0.80 in 7 pairs of rounds: too few to fail on its own
+
+    def figure(*pairs):
+        plans = [measure.RoundPlan(rounds=n, max_rounds=n, budget_s=60.0, warmup=0) for _, _, n in pairs]
+        measured = [run(v, r, plan=plan)[0] for (v, r, _), plan in zip(pairs, plans, strict=True)]
+        m = dataclasses.replace(measured[-1], earlier=tuple(measured[:-1]))
+        return next(f for f in measure.decode_figures("hf-nf4", m) if f.metric == "decode_ratio_to_ref")
+
+    alone = figure(unclear)
+    # against a baseline run's rounds (its noise counted: the baseline gate's path), and against the base in an A/B run
+    params = {**alone.params, "reference_step_p10_s": alone.params["step_p10_s"]}  # the baseline run: 1.000 exactly
+    key = f"hf-nf4/decode[{alone.workload}]/decode_ratio_to_ref"
+    doc = {"value": 1.0, "unit": "x", "better": "higher", "samples": [1.0] * 8, "params": params}
+    baseline = baselines.Baseline(tmp_path / "cpu.json", {"schema": 1, "models": {"m": {"entries": {key: doc}}}})
+    judge = judging.Judge(baseline, "m", "hf-fp16", {}, {"gpu": "cpu"})
+    ab_judge = judging.AbJudge({}, {}, {}, {}, lambda: [])
+    cases = [((failing, unclear, failing), True), ((failing, unclear, unclear), False)]
+    cases.append(((failing, short, unclear), False))  # the shown interval lies below the limit; one pair failed
+    for verdicts, fails in cases:
+        f = figure(*verdicts)
+        [judged] = judge.judge([f])
+        assert judged.verdict.failed == fails, (verdicts, judged.verdict)
+        ab = dataclasses.replace(f, metric="decode_ratio_to_base")
+        [ab_judged] = ab_judge.judge([ab])
+        assert ab_judged.verdict.failed == fails
 
 
 def test_a_ratio_measured_in_two_pairs_of_processes_fails_when_it_fails_in_both():
@@ -390,21 +422,24 @@ def test_each_pair_of_processes_interval_holds_its_own_value():
 
 
 @pytest.mark.parametrize(
-    ("verdicts", "pairs"),
+    ("verdicts", "most", "pairs", "mean_within"),
     [
-        (["pass"], 1),  # passed: no second pair
-        (["fail", "fail"], 2),  # failed twice: decided
-        (["fail", "clear pass"], 2),  # a fresh pair runs alike: the first pair was the processes
-        (["fail", "unclear", "fail"], 3),  # the third pair decides
-        (["fail", "unclear", "unclear"], 3),  # --perf-process-pairs reached
-        (["unclear"], 1),  # unclear but not failed: more rounds were its remedy, not more processes
+        (["pass"], 3, 1, False),  # passed: no second pair
+        (["fail", "fail"], 3, 2, False),  # failed twice: decided
+        (["fail", "clear pass"], 3, 2, False),  # a fresh pair runs alike: the first pair was the processes
+        (["fail", "unclear", "fail"], 3, 3, False),  # the third pair decides
+        (["fail", "unclear", "unclear"], 3, 3, False),  # --perf-process-pairs reached
+        (["unclear"], 3, 1, False),  # unclear but not failed: more rounds were its remedy, not more processes
+        # two failed pairs whose mean an unclear one pulls back within the limit: not failed yet, so a fourth
+        (["fail", "unclear", "fail", "fail"], 4, 4, True),
+        (["fail", "unclear", "fail"], 4, 3, False),
     ],
 )
-def test_a_failing_ratio_is_measured_in_pairs_of_processes_until_decided(monkeypatch, verdicts, pairs):
+def test_a_failing_ratio_is_measured_in_pairs_until_decided(monkeypatch, verdicts, most, pairs, mean_within):
     from perfgate.session import PerfSession
 
     perf = object.__new__(PerfSession)  # only measure_decode's own logic: the measuring and restarting are stubbed
-    perf.opts = {"update_baselines": False, "process_pairs": 3}
+    perf.opts = {"update_baselines": False, "process_pairs": most}
     perf.base = None
     measured = [run([20.0 + n], [25.0])[0] for n in range(len(verdicts))]
     calls = iter(measured)
@@ -415,8 +450,16 @@ def test_a_failing_ratio_is_measured_in_pairs_of_processes_until_decided(monkeyp
         "unclear": SimpleNamespace(status=gate.PASS, clear=False),
         "fail": SimpleNamespace(status=gate.FAIL, clear=True),
     }
-    by_pair = {id(m): status[v] for m, v in zip(measured, verdicts, strict=True)}
-    monkeypatch.setattr(perf, "_ratio_verdict", lambda name, m: by_pair[id(m)], raising=False)
+    by_pair = {id(m.rounds): status[v] for m, v in zip(measured, verdicts, strict=True)}  # (copies share rounds)
+
+    def verdict(name, m):
+        if not m.earlier:
+            return by_pair[id(m.rounds)]
+        # all pairs together (gate.judge's rule): two failed pairs fail it, unless their mean is within the limit
+        failed = sum(by_pair[id(p.rounds)].status == gate.FAIL for p in m.process_pairs)
+        return status["fail"] if failed >= 2 and not mean_within else status["unclear"]
+
+    monkeypatch.setattr(perf, "_ratio_verdict", verdict, raising=False)
     loaded = SimpleNamespace(variant=SimpleNamespace(name="hf-nf4"))
     monkeypatch.setattr(perf, "restart_with_reference", lambda name: loaded, raising=False)
     result = perf.measure_decode(loaded, WORKLOAD)
