@@ -299,10 +299,13 @@ def from_run(
     results_dir: Path | None = None,
     variants: set[str] | None = None,
     metrics: tuple[str, ...] = (),
-) -> tuple[Baseline, dict[str, Any]]:
+) -> tuple[Baseline, dict[str, Any], list[str]]:
     """(the baseline file of the run's GPU as it is, the document with the run's entries written in: all of them, or
-    those of `variants`), for a run made with --perf-update-baselines. BaselineError, naming the file, for anything
+    those of `variants`, the variants among them that no registry here knows, whose entries got the metrics'
+    default tolerances), for a run made with --perf-update-baselines. BaselineError, naming the file, for anything
     else."""
+    from perfgate.variants import REGISTRY
+
     try:
         run = read_json(run_path)
         machine, source, options = run["machine"], run["model"]["source"], run["options"]
@@ -322,7 +325,8 @@ def from_run(
         raise BaselineError(f"run file {run_path}: holds no measured gated figure{which}")
     results_dir = results_dir or run_path.resolve().parent.parent
     old = Baseline.load(path_for(results_dir, machine["gpu_slug"]))
-    return old, old.updated(source, fresh, machine, options.get("tolerance") or {}, run["started_at"])
+    undeclared = sorted({f.variant for f in fresh} - set(REGISTRY))
+    return old, old.updated(source, fresh, machine, options.get("tolerance") or {}, run["started_at"]), undeclared
 
 
 def declare_project_variants(root: Path) -> None:
@@ -338,7 +342,6 @@ def declare_project_variants(root: Path) -> None:
 
 def main(argv: list[str]) -> int:
     from perfgate import project, table  # the diff's rendering, for this command line only
-    from perfgate import variants as registry
 
     variants = None
     metrics: tuple[str, ...] = ()
@@ -359,13 +362,13 @@ def main(argv: list[str]) -> int:
         return 2
     for name in argv:
         try:
-            old, document = from_run(Path(name), variants=variants, metrics=metrics)
+            old, document, undeclared = from_run(Path(name), variants=variants, metrics=metrics)
             old.write(document)
         except (BaselineError, OSError) as exc:
             print(f"perfgate.baselines: {exc}", file=sys.stderr)
             return 2
         print(f"{old.path} <- {name}")
-        for variant in sorted({f.variant for f in figures_of(read_json(Path(name)))} - set(registry.REGISTRY)):
+        for variant in undeclared:
             print(
                 f"perfgate.baselines: {variant} is declared nowhere here (run this from the root of the repository "
                 "whose [tool.perfgate] declares it): its entries got the metrics' default tolerances",
