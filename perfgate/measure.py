@@ -73,6 +73,18 @@ class RoundPlan:
         return done < (self.cap if state == SUSPECT else self.max_rounds)
 
 
+# passes over the agent's queries while a per-query latency is beyond its limit but not yet proven so, whatever
+# --perf-agent-max-rounds allows an unclear one: a regression gets the passes to show itself
+AGENT_SUSPECT_ROUNDS = 3
+
+
+def agent_plan(rounds: int, max_rounds: int, budget_s: float, warmup: int) -> RoundPlan:
+    """The agent's passes: `rounds`, up to `max_rounds` while a verdict is unclear, and up to AGENT_SUSPECT_ROUNDS
+    (or max_rounds, if more) while a per-query latency is already beyond its limit."""
+    most = max(rounds, max_rounds)
+    return RoundPlan(rounds, most, budget_s, warmup, max(most, AGENT_SUSPECT_ROUNDS))
+
+
 @dataclass(frozen=True)
 class DecodeMeasurement:
     workload: DecodeWorkload

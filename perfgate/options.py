@@ -205,7 +205,14 @@ OPTIONS: tuple[Opt, ...] = (
         "how many of the agent's questions to run, first first. Default: 10 on a GPU, 3 on the CPU",
         env_aliases=("TEST_SET_SIZE",),
     ),
-    Opt("agent-rounds", positive_int, "1", "passes over the agent's queries (at most 3 while a verdict is unclear)"),
+    Opt("agent-rounds", positive_int, "1", "passes over the agent's queries"),
+    Opt(
+        "agent-max-rounds",
+        positive_int,
+        "3",
+        "at most this many passes over the agent's queries while a verdict is unclear (at least 3 while a per-query "
+        "latency is already beyond its limit)",
+    ),
     Opt("agent-max-reply", positive_int, "512", "most tokens per reply in the live agent loop"),
     Opt("warmup", non_negative_int, "1", "untimed rounds before the timed ones, per test"),
     Opt("device", choice("auto", "cuda", "cpu"), "auto", "where the variants run"),
@@ -257,8 +264,14 @@ OPTIONS: tuple[Opt, ...] = (
         "max-rounds",
         positive_int,
         None,
-        "at most this many timed rounds per test while a verdict is unclear. Default: 20 on a GPU, 12 on the CPU; "
-        "a baseline is always measured to this many",
+        "at most this many timed rounds per test while a verdict is unclear. Default: 20 on a GPU, 12 on the CPU",
+    ),
+    Opt(
+        "baseline-rounds",
+        positive_int,
+        None,
+        "timed rounds a baseline is measured to (its noise enters every verdict against it), up to twice that while "
+        "an entry is too noisy to gate against. Default: --perf-max-rounds",
     ),
     Opt(
         "suspect-rounds",
@@ -372,7 +385,8 @@ DEVICE_DEFAULTS = {
 
 def complete(opts: dict[str, Any], device: str) -> None:
     """Fill in, once the device is known, the options whose defaults depend on it (DEVICE_DEFAULTS) or on other
-    options: --perf-max-rounds at least --perf-rounds, --perf-suspect-rounds twice --perf-max-rounds."""
+    options: --perf-max-rounds at least --perf-rounds, --perf-suspect-rounds twice --perf-max-rounds,
+    --perf-baseline-rounds --perf-max-rounds."""
     for name, value in DEVICE_DEFAULTS[device].items():
         if opts.get(name) is None:
             opts[name] = value
@@ -380,6 +394,9 @@ def complete(opts: dict[str, Any], device: str) -> None:
         opts["max_rounds"] = opts["rounds"]
     if opts.get("suspect_rounds") is None:
         opts["suspect_rounds"] = 2 * opts["max_rounds"]
+    if opts.get("baseline_rounds") is None:
+        opts["baseline_rounds"] = opts["max_rounds"]
+    opts["baseline_rounds"] = max(opts["baseline_rounds"], opts["rounds"])
 
 
 def help_text(opt: Opt) -> str:

@@ -95,7 +95,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     perf = state.session
     if perf is None:
         return
-    order = {v.name: i for i, v in enumerate(perf.variants)}
+    order = {name: i for i, name in enumerate(perf.test_order())}
     contexts = {w.id: i for i, w in enumerate(perf.workloads)}
 
     def key(item: pytest.Item) -> tuple[int, int, int]:

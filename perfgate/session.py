@@ -602,15 +602,17 @@ class PerfSession:
 
     @property
     def baseline_plan(self) -> measure.RoundPlan:
-        """A baseline's rounds: --perf-max-rounds, and up to twice that while an entry is too noisy to gate against."""
-        return replace(self.plan, suspect_rounds=2 * self.opts["max_rounds"])
+        """A baseline's rounds: --perf-baseline-rounds, and up to twice that while an entry is too noisy to gate
+        against."""
+        rounds = self.opts["baseline_rounds"]
+        return replace(self.plan, max_rounds=rounds, suspect_rounds=2 * rounds)
 
     def baseline_settled(self, name: str, partial: measure.DecodeMeasurement) -> str:
-        """A baseline is measured to --perf-max-rounds (its noise enters every verdict against it), and further,
+        """A baseline is measured to --perf-baseline-rounds (its noise enters every verdict against it), and further,
         up to baseline_plan's cap, while an entry it would write is too noisy for its tolerance (its own interval
         reaches further than that on the worse side: baselines.too_noisy_mark). Still too noisy then, it is written
         marked as such."""
-        if len(partial.rounds) < self.opts["max_rounds"]:
+        if len(partial.rounds) < self.opts["baseline_rounds"]:
             return measure.UNCLEAR
         noisy = too_noisy_to_write(measure.decode_figures(name, partial), self.opts["tolerance"])
         return measure.SUSPECT if noisy else measure.UNCLEAR
@@ -644,7 +646,7 @@ class PerfSession:
         first, then on the head's (not interleaved: perfgate.ab)."""
         name = loaded.variant.name
         o = self.opts
-        plan = measure.RoundPlan(o["agent_rounds"], max(o["agent_rounds"], 3), o["test_budget"], o["warmup"])
+        plan = measure.agent_plan(o["agent_rounds"], o["agent_max_rounds"], o["test_budget"], o["warmup"])
 
         def settled(partial: measure.AgentMeasurement) -> str:
             return settle_state(self.referee.judge(measure.agent_figures(name, partial)))
@@ -710,6 +712,12 @@ class PerfSession:
             except WorkerError as exc:
                 self._generation_failed(loaded, f"{loaded.variant.name} live agent, {q.id}", exc)
         return outcomes
+
+    def test_order(self) -> list[str]:
+        """The variants in the order their tests run: the fidelity reference first where it is selected, so that its
+        logits are saved from its own worker, not from one loaded for them alone before its turn (a 28 GB load and
+        release on the H200)."""
+        return first_of([v.name for v in self.variants], FIDELITY_REFERENCE[self.device])
 
     def measure_fidelity(self, loaded: Loaded) -> tuple[str, dict[str, Any]]:
         """(reference name, the fidelity comparison of this variant against the reference's saved logits)."""
@@ -887,6 +895,11 @@ class PerfSession:
             self.report_note = f"plots skipped: {exc} (pip install matplotlib)"
         except OSError as exc:
             self.report_note = f"could not write the report: {exc}"
+
+
+def first_of(names: list[str], first: str) -> list[str]:
+    """`names` with `first` moved to the front where it is among them, the rest in their order."""
+    return sorted(names, key=lambda name: name != first)
 
 
 def known_reference(name: str) -> str | None:

@@ -342,9 +342,9 @@ def render_noisy(rows: list[tuple[str, float, float, float, float, float]]) -> l
         lines.append(
             f"warning: {key} = {number(value, unit)}: its own 98% interval {number(lo, unit)}–{number(hi, unit)} "
             f"reaches {reach * 100:.0f}% to the worse side, beyond its {tolerance * 100:.0f}% tolerance, after up "
-            f"to twice --perf-max-rounds: written marked too noisy, a gate run holds it to the smallest regression "
+            f"to twice --perf-baseline-rounds: written marked too noisy, a gate run holds it to the smallest regression "
             f"it can catch, {(1 - (1 - reach) * (1 - tolerance)) * 100:.0f}%; measure it again with more rounds "
-            "(--perf-max-rounds)"
+            "(--perf-baseline-rounds)"
         )
     return lines
 

@@ -37,7 +37,7 @@ def written(run_perf_shared):
     fp16 = path.read_text()
     # hf-nf4's ratio: a tolerance the CPU's noise stays within (an entry too noisy for its own is held to its floor
     # instead); hf-bf16's: 0.1 %, which no CPU run of a few rounds is steady enough for, so the entry stays too noisy
-    # (measured to twice --perf-max-rounds, within a test budget long enough for that)
+    # (measured to twice --perf-baseline-rounds, within a test budget long enough for that)
     tolerances = "--perf-tolerance=decode_ratio_to_ref=50%,hf-bf16/decode_ratio_to_ref=0.1%"
     rounds = ("--perf-max-rounds=4", "--perf-test-budget=600")
     subset = run_perf_shared("--perf-update-baselines", "--perf-variants=hf-nf4,hf-bf16", tolerances, *FAST, *rounds)
@@ -245,7 +245,7 @@ def test_a_baseline_too_noisy_for_its_tolerance_is_measured_further_marked_and_h
     )
     data = json.loads(written.with_subset)
     entry = data["models"]["synthetic:qwen3-micro"]["entries"]["hf-bf16/decode[ctx32]/decode_ratio_to_ref"]
-    assert len(entry["samples"]) == 8  # twice --perf-max-rounds, while it was too noisy
+    assert len(entry["samples"]) == 8  # twice --perf-baseline-rounds (--perf-max-rounds here), while it was too noisy
     floor = entry["too_noisy"]["floor"]
     assert floor > 0.001
 

@@ -464,3 +464,42 @@ def test_a_failing_ratio_is_measured_in_pairs_until_decided(monkeypatch, verdict
     monkeypatch.setattr(perf, "restart_with_reference", lambda name: loaded, raising=False)
     result = perf.measure_decode(loaded, WORKLOAD)
     assert len(result.process_pairs) == pairs
+
+
+class ReplayWorker(ScriptedWorker):
+    """Answers 'agent_replay' with one round per turn at a fixed rate, counting the passes."""
+
+    def call(self, op, timeout_s, **params):
+        if op != "agent_replay":
+            return super().call(op, timeout_s, **params)
+        self.log.append((self.name, op))
+        return [
+            super(ReplayWorker, self).call("generate", timeout_s) | {"new_tokens": reply, "wall_s": reply / 50.0}
+            for _, reply, _ in params["turns"]
+        ]
+
+
+@pytest.mark.parametrize(
+    ("agent_rounds", "agent_max_rounds", "state", "passes"),
+    [
+        (1, 3, measure.UNCLEAR, 3),  # the built-in limits: an unclear verdict gets up to 3 passes
+        (1, 1, measure.UNCLEAR, 1),  # the pr profile: an unclear verdict passes after one
+        (1, 1, measure.SUSPECT, 3),  # ... and a latency beyond its limit still gets 3
+        (1, 5, measure.SUSPECT, 5),
+        (2, 1, measure.CLEAR, 2),  # --perf-agent-rounds passes are always taken
+    ],
+)
+def test_the_agent_gets_more_passes_only_as_far_as_its_limits_and_a_suspect_latency_allow(
+    agent_rounds, agent_max_rounds, state, passes
+):
+    from perfgate.agent import traces
+
+    queries = traces.select(traces.load(), 2)
+    log = []
+    plan = measure.agent_plan(agent_rounds, agent_max_rounds, budget_s=60.0, warmup=0)
+    measured = measure.agent(
+        ReplayWorker("v", [50.0], log), VramTracker(None, None), REGISTRY["hf-fp16"], "q2", queries, plan, 0.15, 10,
+        settled=lambda partial: state,
+    )
+    assert len(measured.rounds) == passes
+    assert sum(1 for _, op in log if op == "agent_replay") == passes * len(queries)
