@@ -13,6 +13,10 @@
 # there, its baseline seeded from the committed one on first use, so that a baseline run and the gate runs against it
 # can be separate commands. Extract the archives here (tar -xzf), and rebuild the baseline from its runs with
 # python -m perfgate.baselines.
+# The working tree and carried paths travel together, at most 64 MiB: after ../shared/gpu/make-devsite.sh, take out
+# what a run never imports on the machine's Python 3.12, `rm -rf .devsite/unsloth_cli
+# .devsite/torchao/_C_mxfp8.cpython-310-*.so` (2.6 MB), and check with
+# `du -cb --apparent-size .devsite $(git ls-files)`.
 set -u
 mode=$1 variants=$2 runs=${3:-1}
 deadline=${H200_DEADLINE:-$(( $(date +%s) + 560 ))}  # one device command may run 10 minutes
