@@ -39,9 +39,12 @@ BASE_REF ?=
 AB_ARGS := $(if $(BASE),--perf-base=$(BASE)) $(if $(BASE_ENV),--perf-base-env=$(BASE_ENV)) \
 	$(if $(BASE_REF),--perf-base-ref=$(BASE_REF))
 
+# The ab profile: pr's workload with the built-in round limits (the A/B ratio alone sees a whole-stack slowdown).
+AB_PROFILE ?= $(if $(filter pr,$(PROFILE)),ab,$(PROFILE))
+
 ab: $(STAMP)
 	$(if $(strip $(AB_ARGS)),,$(error make ab needs BASE=PYTHON, BASE_ENV=KEY=VALUE,... or BASE_REF=GITREF))
-	$(PY) -m pytest perf_tests --perf-profile $(PROFILE) $(AB_ARGS) $(PYTEST_ARGS)
+	$(PY) -m pytest perf_tests --perf-profile $(AB_PROFILE) $(AB_ARGS) $(PYTEST_ARGS)
 
 # Measure and write results/baselines/<gpu>.json (only the entries measured); review the printed diff, commit. The
 # same profile as the gate it is for: a baseline entry is kept per workload (ctx1024, q3).

@@ -317,10 +317,14 @@ def _git(repository: Path, *args: str) -> str | None:
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
-def failure_message(judged: Any, differs: list[str], kernels: list[str], busy: Sequence[str] = ()) -> str:
-    """A figure that failed against the base (judged: perfgate.judging.Judged): head, base, limit and interval,
-    then what differs between the sides, the kernels that differ (reported, never failed), and the other processes
-    that were on the GPU as the run started (busy), whose work lands on either side unevenly."""
+def failure_message(
+    judged: Any, differs: list[str], kernels: list[str], busy: Sequence[str] = (), rule: Any = None
+) -> str:
+    """A figure that failed against the base (judged: perfgate.judging.Judged): head, base, limit and interval;
+    for a ratio measured in several pairs of worker processes, each pair's value and the rule (rule: a
+    gate.PairRule) that failed it; then what differs between the sides, the kernels that differ (reported, never
+    failed), and the other processes that were on the GPU as the run started (busy), whose work lands on either
+    side unevenly."""
     f, v = judged.figure, judged.verdict
     where = " ".join(p for p in (f.variant, f.workload) if p)
     against = "1 (the base)" if f.metric in RATIOS else f"the base's {v.baseline:.4g} {f.unit}"
@@ -330,6 +334,11 @@ def failure_message(judged: Any, differs: list[str], kernels: list[str], busy: S
         + (f"; 98 % interval {v.ci[0]:.4g}-{v.ci[1]:.4g}" if v.ci else "")
         + f" [{v.test}]"
     ]
+    pairs = f.params.get("process_pairs") or ()
+    if len(pairs) > 1:
+        values = ", ".join(f"{p['value']:.3f}" for p in pairs)
+        why = f"; it fails at {rule.describe()}" if rule is not None else ""
+        lines.append(f"measured in {len(pairs)} pairs of worker processes, restarted while undecided: {values}{why}")
     lines.append("differs, base → head: " + ("; ".join(differs) if differs else "nothing the workers report"))
     if kernels:
         lines.append("kernels that differ (reported, not gated): " + "; ".join(kernels))

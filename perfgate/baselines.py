@@ -315,7 +315,7 @@ def from_run(
     if not options.get("update_baselines"):
         raise BaselineError(
             f"run file {run_path}: a gate run, not a baseline run (its rounds stopped once verdicts were clear, "
-            "and a baseline is measured to --perf-max-rounds); measure one with `make baseline`"
+            "and a baseline is measured to --perf-baseline-rounds); measure one with `make baseline`"
         )
     fresh = kept_figures(recorded, metrics)
     if variants is not None:

@@ -176,7 +176,7 @@ class Judge:
             if len(then) == 1 and now:  # a baseline run measures in one pair of processes
                 # (measure.ratio_interval_against, its pairs' intervals kept for the rule over pairs)
                 pairs_against = measure.pair_intervals_against(now, then[0], base)
-                interval = measure.over_pairs([(lo, hi) for lo, hi, _ in pairs_against], f.value)
+                interval = measure.over_pairs([(lo, hi) for lo, hi, *_ in pairs_against], f.value)
                 each = pairs_against if len(now) > 1 else []
                 interval_test = gate.BOOTSTRAP_BOTH
         verdict = gate.judge(
@@ -231,11 +231,14 @@ class AbJudge:
         kernel_changes: dict[str, list[str]],
         differences: Callable[[], list[str]],
         busy: Sequence[str] = (),
+        pair_rule: gate.PairRule = gate.AB_PAIRS,
     ) -> None:
         """The session's own records, which it fills as the run goes: base_figures, the base side's figures by the
         head's key; failed, why a variant ('NAME@base' on the base side) failed; kernel_changes, per decode test the
         kernels that differ. differences: what differs between the sides (package versions, commit, Python). busy:
-        the other processes on the GPU as the run started, named in each failure."""
+        the other processes on the GPU as the run started, named in each failure. pair_rule: how a ratio measured in
+        several pairs of processes is decided (gate.pair_rule, --perf-process-pairs)."""
+        self.pair_rule = pair_rule
         self.tolerances = tolerances
         self.base_figures = base_figures
         self.failed = failed
@@ -275,6 +278,7 @@ class AbJudge:
             slack=gate.slack_for(f.metric),
             interval=interval,
             pair_intervals=each,
+            pair_rule=self.pair_rule,
         )
         return Judged(f, verdict, f"base/{f.metric}", note)
 
@@ -289,7 +293,7 @@ class AbJudge:
             test = f"test_{f.test}[{f.variant}-{f.workload}]" if f.workload else f"test_{f.test}[{f.variant}]"
             if j.verdict.failed:
                 kernels = self.kernel_changes.get(test, [])
-                messages.append(ab.failure_message(j, self.differences(), kernels, self.busy))
+                messages.append(ab.failure_message(j, self.differences(), kernels, self.busy, self.pair_rule))
             why = self.failed.get(f.variant + ab.SUFFIX)
             if why and j.verdict.status in (gate.NO_BASELINE, gate.UNAVAILABLE) and f.variant not in failed_base:
                 failed_base.add(f.variant)

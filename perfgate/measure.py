@@ -100,7 +100,7 @@ class DecodeMeasurement:
     bandwidth: dict[str, Any] | None = None  # the device's copy bandwidth and this model's weight bytes
     cores: tuple[int, ...] = ()  # per timed round: the CPU core the variant ran on (the reference had the other)
     # the same test measured before in other pairs of worker processes (perfgate.session restarts both workers
-    # while the ratio is undecided: failed in one pair, passed clearly in none): its ratio fails when two pairs fail
+    # while the ratio is undecided): its ratio is decided over the pairs by gate.PairRule
     earlier: tuple[DecodeMeasurement, ...] = ()
     # the profiled round after the timed ones (perfgate.profiling.summarize, or {"unavailable": why}); None: not asked
     profile: dict[str, Any] | None = None
@@ -169,8 +169,8 @@ class DecodeMeasurement:
         """(the ratio, its interval, each pair's (ratio, interval)) over every pair of worker processes: the
         geometric mean of their fast-state ratios, and the interval over_pairs makes of theirs. Two processes running
         identical code can differ by more than a regression to be caught (24 % on the H200:
-        docs/experiments/h200-runs.md), so a ratio that failed is measured again in fresh processes, and it fails only
-        when it failed in two pairs."""
+        docs/experiments/h200-runs.md), so a ratio that points to a regression is measured again in fresh processes
+        and decided over the pairs (gate.PairRule)."""
         each = [(m.fast_ratio(), m.fast_ratio_interval()) for m in self.process_pairs]
         value = math.exp(sum(math.log(ratio) for ratio, _ in each) / len(each))
         return value, over_pairs([interval for _, interval in each], value), each
@@ -180,7 +180,8 @@ RATIO_ESTIMATOR = "fast-state p10/p10"  # kept with the figure: a baseline measu
 FAST_PCT = 10  # the fast state of a process: this percentile over its rounds (see DecodeMeasurement.fast_ratio)
 
 RatioRounds = tuple[Sequence[float], Sequence[float]]  # per pair of rounds: (the reference's, the variant's) p10 step
-PairInterval = tuple[float, float, int]  # one pair of worker processes: its interval's bounds, its pairs of rounds
+# one pair of worker processes: its interval's bounds, its pairs of rounds, its value (gate.PairRule decides by them)
+PairInterval = tuple[float, float, int, float]
 
 
 def fast_state_ratio(
@@ -212,7 +213,7 @@ def ratio_interval_against(
     A baseline is one run of ten or so pairs of rounds; its fast-state ratio carries that run's noise (one of hf-nf4's
     H200 baselines: 0.810, its own interval 0.552-0.876), which an interval of this run alone
     would hold as exact. The reference's ratio to itself (the canary's baseline) is exact and has no rounds."""
-    each = [(lo, hi) for lo, hi, _ in pair_intervals_against(now, then, baseline)]
+    each = [(lo, hi) for lo, hi, *_ in pair_intervals_against(now, then, baseline)]
     return over_pairs(each, value)
 
 
@@ -224,15 +225,16 @@ def pair_intervals_against(now: list[RatioRounds], then: RatioRounds, baseline: 
     for pair in now:
         lo, hi = _quotient_interval(pair, then)
         own = fast_state_ratio(*pair) / fast_state_ratio(*then)
-        out.append((min(lo, own) * baseline, max(hi, own) * baseline, len(pair[1])))
+        out.append((min(lo, own) * baseline, max(hi, own) * baseline, len(pair[1]), own * baseline))
     return out
 
 
 def pair_intervals(params: dict[str, Any]) -> list[PairInterval]:
     """Per pair of worker processes a ratio figure was measured in (its params' process_pairs), the pair's own
-    interval widened to hold its value, and its number of pairs of rounds; none for a figure of one pair."""
+    interval widened to hold its value, its number of pairs of rounds and its value; none for a figure of one
+    pair."""
     return [
-        (min(p["interval"][0], p["value"]), max(p["interval"][1], p["value"]), len(p["step_p10_s"]))
+        (min(p["interval"][0], p["value"]), max(p["interval"][1], p["value"]), len(p["step_p10_s"]), p["value"])
         for p in params.get("process_pairs") or ()
     ]
 
@@ -250,10 +252,10 @@ def ratio_interval_at(value: float, then: RatioRounds, baseline: float) -> tuple
 def over_pairs(intervals: Sequence[tuple[float, float]], value: float | None = None) -> tuple[float, float]:
     """The interval shown for a ratio measured in several pairs of worker processes: from the lowest lower bound to
     the second-lowest upper bound (one pair: its own interval; two: the span of both), widened to hold the pairs'
-    combined `value`. All of it lies beyond a limit where two pairs' intervals and the value do, which is when the
-    ratio fails (gate.judge, pair_intervals: each pair judged as it would be alone). A pair whose interval
-    straddles the limit neither confirms nor clears a failure (docs/method.md, "A failing ratio is measured
-    again")."""
+    combined `value`. All of it lies beyond a limit where two pairs' intervals and the value do, which is when a
+    ratio to the reference fails (gate.judge, gate.PairRule); an A/B ratio, decided by its pairs' values, may fail
+    with this interval straddling the limit, and its failure lists each pair's value (docs/method.md, "A failing
+    ratio is measured again")."""
     lo = min(low for low, _ in intervals)
     highs = sorted(high for _, high in intervals)
     hi = highs[min(1, len(highs) - 1)]

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from perfgate import gate
+
 
 def _int(text: str) -> int:
     try:
@@ -291,12 +293,15 @@ OPTIONS: tuple[Opt, ...] = (
     Opt(
         "process-pairs",
         positive_int,
-        "3",
-        "pairs of worker processes a failing ratio to the reference (or the base) may be measured in: when it fails, "
-        "the variant's and the reference's workers are restarted and it is measured again, until it has failed in "
-        "two pairs (it fails, where the pairs' geometric mean is beyond the limit too), passed clearly in one (it "
-        "passes) or this many were measured (it passes, unclear); two processes running identical code have "
-        "differed by 24 % on the H200. 1 judges the first pair alone",
+        None,
+        "pairs of worker processes a ratio to the reference may be measured in: when it fails, the variant's and "
+        "the reference's workers are restarted and it is measured again, until it has failed in two pairs (it fails, "
+        "where the pairs' geometric mean is beyond the limit too), passed clearly in one (it passes) or this many "
+        "were measured (it passes, unclear). In an A/B run, the ratio to the base: when its value is beyond the limit "
+        "in the first pair, it is measured again until that holds in all but one of this many (two of two at 2; fewer "
+        "than 5 make this laxer: docs/method.md), cannot any more, or a pair passes clearly. Two processes running "
+        "identical code have differed by 24 % on the H200. 1 judges the first pair alone. Default: 3; 5 in an A/B "
+        "run",
     ),
     Opt(
         "session-budget",
@@ -386,7 +391,7 @@ DEVICE_DEFAULTS = {
 def complete(opts: dict[str, Any], device: str) -> None:
     """Fill in, once the device is known, the options whose defaults depend on it (DEVICE_DEFAULTS) or on other
     options: --perf-max-rounds at least --perf-rounds, --perf-suspect-rounds twice --perf-max-rounds,
-    --perf-baseline-rounds --perf-max-rounds."""
+    --perf-baseline-rounds --perf-max-rounds, --perf-process-pairs 5 in an A/B run and 3 otherwise."""
     for name, value in DEVICE_DEFAULTS[device].items():
         if opts.get(name) is None:
             opts[name] = value
@@ -394,6 +399,9 @@ def complete(opts: dict[str, Any], device: str) -> None:
         opts["max_rounds"] = opts["rounds"]
     if opts.get("suspect_rounds") is None:
         opts["suspect_rounds"] = 2 * opts["max_rounds"]
+    if opts.get("process_pairs") is None:
+        ab = any(opts.get(name) for name in ("base", "base_env", "base_ref"))
+        opts["process_pairs"] = gate.PROCESS_PAIRS["ab" if ab else "reference"]
     if opts.get("baseline_rounds") is None:
         opts["baseline_rounds"] = opts["max_rounds"]
     opts["baseline_rounds"] = max(opts["baseline_rounds"], opts["rounds"])

@@ -502,10 +502,10 @@ class PerfSession:
         return measure.RoundPlan(o["rounds"], o["max_rounds"], o["test_budget"], o["warmup"], o["suspect_rounds"])
 
     def measure_decode(self, loaded: Loaded, workload: DecodeWorkload, benchmark=None) -> measure.DecodeMeasurement:
-        """The decode test's measurement. A ratio to the reference (or to the base) that fails is measured again
-        with both workers restarted, until it has failed in two pairs of processes, passed clearly in one, or
-        --perf-process-pairs pairs were measured; it fails only when it failed in two and the pairs' geometric mean
-        is beyond the limit (gate.judge, pair_intervals). A baseline run is measured in one pair."""
+        """The decode test's measurement. A ratio to the reference (or to the base) whose first pair of processes
+        counts against it is measured again with both workers restarted, while the run's gate.PairRule can still
+        fail it, no pair passed it clearly, and fewer than --perf-process-pairs pairs were measured (gate.judge,
+        pair_intervals). A baseline run is measured in one pair."""
         earlier: list[measure.DecodeMeasurement] = []
         try:
             measured = self._measure_decode_once(loaded, workload, benchmark)
@@ -532,18 +532,28 @@ class PerfSession:
         return replace(measured, earlier=tuple(earlier))
 
     def _measure_again(self, name: str, pairs: list[measure.DecodeMeasurement]) -> bool:
-        """Whether another pair of processes can decide the ratio: it failed in a pair so far, no pair passed it
-        clearly (each pair judged alone), and all of them together have not failed it yet (two failed pairs do,
-        unless an unclear one pulls their mean back within the limit)."""
+        """Whether another pair of processes can decide the ratio: the first pair counts against it (the pair rule:
+        its whole interval, or in an A/B run its value, beyond the limit), no pair passed it clearly (each judged
+        alone), all of them together have not failed it yet, and enough pairs are left to fail it."""
+        rule = self.pair_rule()
         verdicts = [self._ratio_verdict(name, m) for m in pairs]
-        failed = any(v is not None and v.status == gate.FAIL for v in verdicts)
-        cleared = any(v is not None and v.status == gate.PASS and v.clear for v in verdicts)
-        if not failed or cleared:
+        if any(v is None or v.limit is None for v in verdicts):  # no ratio, or nothing to hold it to
             return False
-        if len(pairs) == 1:  # one pair's failure is what two identical processes can do
-            return True
-        together = self._ratio_verdict(name, replace(pairs[-1], earlier=tuple(pairs[:-1])))
-        return together is None or together.status != gate.FAIL
+        if any(v.status == gate.PASS and v.clear for v in verdicts):
+            return False
+        # (a decode ratio: higher is better)
+        against = [rule.against(*(v.ci or (v.value, v.value)), v.n, v.value, v.limit, True) for v in verdicts]
+        if not against[0]:  # one pair alone decides unless it points to a regression
+            return False
+        if len(pairs) > 1:
+            together = self._ratio_verdict(name, replace(pairs[-1], earlier=tuple(pairs[:-1])))
+            if together is None or together.status == gate.FAIL:
+                return False
+        return sum(against) + rule.pairs - len(pairs) >= rule.to_fail
+
+    def pair_rule(self) -> gate.PairRule:
+        """How this run decides a ratio measured in several pairs of processes (gate.pair_rule)."""
+        return gate.pair_rule(ab=self.base is not None, pairs=self.opts["process_pairs"])
 
     def _ratio_verdict(self, name: str, measured: measure.DecodeMeasurement) -> gate.Verdict | None:
         """The ratio's verdict in this one pair of processes (None: no ratio measured)."""
@@ -756,7 +766,13 @@ class PerfSession:
         tolerances = self.opts["tolerance"]
         if self.base is not None:
             return AbJudge(
-                tolerances, self.base_figures, self.failed, self.kernel_changes, self.differences, self.gpu_busy
+                tolerances,
+                self.base_figures,
+                self.failed,
+                self.kernel_changes,
+                self.differences,
+                self.gpu_busy,
+                self.pair_rule(),
             )
         source, problem = self.model.source, self.baseline_problem
         strict = self.opts["strict"]

@@ -342,9 +342,9 @@ def render_noisy(rows: list[tuple[str, float, float, float, float, float]]) -> l
         lines.append(
             f"warning: {key} = {number(value, unit)}: its own 98% interval {number(lo, unit)}–{number(hi, unit)} "
             f"reaches {reach * 100:.0f}% to the worse side, beyond its {tolerance * 100:.0f}% tolerance, after up "
-            f"to twice --perf-baseline-rounds: written marked too noisy, a gate run holds it to the smallest regression "
-            f"it can catch, {(1 - (1 - reach) * (1 - tolerance)) * 100:.0f}%; measure it again with more rounds "
-            "(--perf-baseline-rounds)"
+            "to twice --perf-baseline-rounds: written marked too noisy, a gate run holds it to the smallest "
+            f"regression it can catch, {(1 - (1 - reach) * (1 - tolerance)) * 100:.0f}%; measure it again with more "
+            "rounds (--perf-baseline-rounds)"
         )
     return lines
 
@@ -415,8 +415,11 @@ def failure_message(
     elif is_bootstrap(v.test):
         clarity = f"all of the interval is {side} the limit: each process's fast state, alternating rounds"
         if processes > 1:
-            # (a ratio measured in several pairs fails when it failed in two: perfgate.gate.judge, pair_intervals)
-            clarity += f"; it failed in 2 of {processes} pairs of worker processes, restarted while undecided"
+            # (the ratio to the reference: gate.REFERENCE_PAIRS)
+            clarity += (
+                f"; measured in {processes} pairs of worker processes, restarted while undecided: it fails where "
+                "two of them failed so"
+            )
     else:
         against = "the baseline's samples moved to the limit" if v.test == "mann-whitney" else "the limit"
         clarity = f"one-sided {v.test} test against {against}: p={v.p_worse:.2g}"

@@ -43,11 +43,13 @@ def test_the_gate_passes_the_reference_and_fails_a_slowed_canary(run_perf, tiny_
     run_perf("--perf-update-baselines", "--perf-variants=hf-fp16", "--perf-agent-rounds=2", *tiny).assert_outcomes(
         passed=1
     )
+    # as the pr profile runs it: an unclear per-query verdict passes after one pass, one beyond its limit gets three
     result = run_perf(
         "--perf-variants=hf-fp16,hf-fp16-slow",
         "--perf-canary-slowdown=100%",
         "--perf-reference=none",
         "--perf-tolerance=agent_query_*=60%,hf-fp16-slow/agent_query_*=25%",
+        "--perf-agent-max-rounds=1",
         "-v",
         *tiny,
     )
@@ -64,6 +66,8 @@ def test_the_gate_passes_the_reference_and_fails_a_slowed_canary(run_perf, tiny_
     p50 = p50s["hf-fp16-slow"]
     verdict = p50["verdict"]
     assert verdict["status"] == "fail" or (not verdict["clear"] and verdict["beyond_limit"]), verdict
+    assert p50s["hf-fp16"]["params"]["rounds"] == 1  # unclear or clear, one pass
+    assert p50["params"]["rounds"] == 3 or verdict["clear"], p50["params"]["rounds"]  # beyond its limit: three
     beside = p50s["hf-fp16"]["params"]["turn_latency_s"]
     ratios = [now / before for now, before in zip(p50["params"]["turn_latency_s"], beside, strict=True)]
     assert sum(r > 1.25 for r in ratios) >= 7, ratios

@@ -219,7 +219,7 @@ def test_an_entry_noisier_than_its_tolerance_is_pointed_out(tmp_path):
     ]
     (line,) = table.render_noisy(noisy)
     assert line.startswith("warning: hf-nf4/decode[ctx1024]/decode_ratio_to_ref = 0.900: its own 98% interval")
-    assert "reaches 39% to the worse side, beyond its 5% tolerance" in line and "--perf-max-rounds" in line
+    assert "reaches 39% to the worse side, beyond its 5% tolerance" in line and "--perf-baseline-rounds" in line
 
 
 def test_an_entry_too_noisy_for_its_tolerance_is_written_marked_with_its_floor(tmp_path):

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import math
 import os
 from types import SimpleNamespace
 
@@ -269,7 +270,8 @@ def test_the_judges_decide_a_ratio_over_pairs_of_processes_by_two_failed_pairs(t
     doc = {"value": 1.0, "unit": "x", "better": "higher", "samples": [1.0] * 8, "params": params}
     baseline = baselines.Baseline(tmp_path / "cpu.json", {"schema": 1, "models": {"m": {"entries": {key: doc}}}})
     judge = judging.Judge(baseline, "m", "hf-fp16", {}, {"gpu": "cpu"})
-    ab_judge = judging.AbJudge({}, {}, {}, {}, lambda: [])
+    # an A/B run of --perf-process-pairs 3: two of three pairs with their values beyond the limit
+    ab_judge = judging.AbJudge({}, {}, {}, {}, lambda: [], pair_rule=gate.pair_rule(ab=True, pairs=3))
     cases = [((failing, unclear, failing), True), ((failing, unclear, unclear), False)]
     cases.append(((failing, short, unclear), False))  # the shown interval lies below the limit; one pair failed
     for verdicts, fails in cases:
@@ -279,6 +281,11 @@ def test_the_judges_decide_a_ratio_over_pairs_of_processes_by_two_failed_pairs(t
         ab = dataclasses.replace(f, metric="decode_ratio_to_base")
         [ab_judged] = ab_judge.judge([ab])
         assert ab_judged.verdict.failed == fails
+    # by default, four of five: three failed pairs are not yet enough, four are
+    default = judging.AbJudge({}, {}, {}, {}, lambda: [])
+    for pairs, fails in (((failing,) * 3, False), ((failing, unclear, failing, failing, failing), True)):
+        [judged] = default.judge([dataclasses.replace(figure(*pairs), metric="decode_ratio_to_base")])
+        assert judged.verdict.failed == fails
 
 
 def test_a_ratio_measured_in_two_pairs_of_processes_fails_when_it_fails_in_both():
@@ -384,9 +391,10 @@ def test_a_decode_test_stopped_while_its_second_pair_of_processes_starts_keeps_t
 
 
 def test_a_ratio_over_pairs_of_processes_fails_when_two_pairs_failed():
-    def judged(pairs, value):  # each pair: (lower, upper bound, pairs of rounds)
+    def judged(pairs, value):  # each pair: (lower, upper bound, pairs of rounds); its value: the interval's middle
         interval = measure.over_pairs([(lo, hi) for lo, hi, _ in pairs], value)
-        return gate.judge((value,) * 24, value, "higher", 1.0, 0.05, interval=interval, pair_intervals=pairs)
+        each = [(lo, hi, n, (lo + hi) / 2) for lo, hi, n in pairs]
+        return gate.judge((value,) * 24, value, "higher", 1.0, 0.05, interval=interval, pair_intervals=each)
 
     assert measure.over_pairs([(0.85, 0.90)]) == (0.85, 0.90)  # one pair: its own interval
     assert measure.over_pairs([(0.85, 0.90), (0.93, 1.02)]) == (0.85, 1.02)  # two: the span of both
@@ -411,53 +419,94 @@ def test_each_pair_of_processes_interval_holds_its_own_value():
             {"value": 0.95, "interval": [0.90, 0.99], "step_p10_s": [0.04] * 7},
         ]
     }
-    assert measure.pair_intervals(params) == [(0.86, 0.93, 8), (0.90, 0.99, 7)]
+    assert measure.pair_intervals(params) == [(0.86, 0.93, 8, 0.86), (0.90, 0.99, 7, 0.95)]
     assert measure.pair_intervals({"interval": [0.9, 1.0]}) == []  # one pair: the figure's own interval decides
     now = [([0.04] * 8, [0.05] * 8), ([0.04] * 8, [0.048] * 8)]
     exact = ([0.05] * 10, [0.05] * 10)
     assert measure.pair_intervals_against(now, exact, 1.0) == [
-        pytest.approx((0.8, 0.8, 8)),
-        pytest.approx((0.8333, 0.8333, 8), abs=1e-4),
+        pytest.approx((0.8, 0.8, 8, 0.8)),
+        pytest.approx((0.8333, 0.8333, 8, 0.8333), abs=1e-4),
     ]
 
 
+def test_an_ab_ratio_over_pairs_of_processes_fails_when_all_but_one_pair_has_its_value_beyond_the_limit():
+    def judged(values, n=8, pairs=5):  # each pair's value, with an interval 0.08 wide around it
+        each = [(v - 0.04, v + 0.04, n, v) for v in values]
+        value = math.exp(sum(math.log(v) for v in values) / len(values))
+        interval = measure.over_pairs([(lo, hi) for lo, hi, *_ in each], value)
+        rule = gate.pair_rule(ab=True, pairs=pairs)
+        return gate.judge(
+            (value,) * 40, value, "higher", 1.0, 0.05, interval=interval, pair_intervals=each, pair_rule=rule
+        )
+
+    # a 10 % slowdown: no pair's interval wholly below the limit (0.95), four values below it
+    assert judged([0.93, 0.92, 0.94, 0.91]).failed
+    assert not judged([0.93, 0.92, 0.94]).failed  # three of five: not yet
+    assert not judged([0.93, 0.92, 0.94, 0.91], n=7).failed  # pairs cut short count for nothing
+    assert not judged([0.93, 1.02, 0.94, 0.92, 0.99]).failed  # two of five above it
+    assert judged([0.93, 0.92], pairs=3).failed  # --perf-process-pairs 3: two of three
+    assert not judged([0.93, 0.92, 0.94, 0.91, 1.30]).failed  # four below, but the mean within the limit
+    # the reference's rule counts whole intervals: the same values fail nothing there
+    each = [(0.89, 0.97, 8, 0.93)] * 4
+    assert not gate.judge((0.93,) * 40, 0.93, "higher", 1.0, 0.05, interval=(0.89, 0.97), pair_intervals=each).failed
+
+
+VERDICTS = {  # a pair's decode ratio against 1 with a 5 % tolerance, its interval over 8 pairs of rounds
+    "pass": gate.Verdict(gate.PASS, False, 0.99, 1.0, 0.95, 0.05, -1.0, (0.94, 1.03), 8),
+    "clear pass": gate.Verdict(gate.PASS, True, 1.0, 1.0, 0.95, 0.05, 0.0, (0.97, 1.03), 8),
+    "unclear": gate.Verdict(gate.PASS, False, 0.97, 1.0, 0.95, 0.05, -3.0, (0.92, 1.02), 8),
+    "below": gate.Verdict(gate.PASS, False, 0.93, 1.0, 0.95, 0.05, -7.0, (0.89, 0.97), 8, beyond=True),
+    "fail": gate.Verdict(gate.FAIL, True, 0.88, 1.0, 0.95, 0.05, -12.0, (0.85, 0.91), 8, beyond=True),
+    "no baseline": gate.Verdict(gate.NO_BASELINE, True, 0.88, None, None, 0.05, None, (0.85, 0.91), 8),
+}
+
+
 @pytest.mark.parametrize(
-    ("verdicts", "most", "pairs", "mean_within"),
+    ("ab", "verdicts", "most", "pairs", "mean_within"),
     [
-        (["pass"], 3, 1, False),  # passed: no second pair
-        (["fail", "fail"], 3, 2, False),  # failed twice: decided
-        (["fail", "clear pass"], 3, 2, False),  # a fresh pair runs alike: the first pair was the processes
-        (["fail", "unclear", "fail"], 3, 3, False),  # the third pair decides
-        (["fail", "unclear", "unclear"], 3, 3, False),  # --perf-process-pairs reached
-        (["unclear"], 3, 1, False),  # unclear but not failed: more rounds were its remedy, not more processes
+        (False, ["pass"], 3, 1, False),  # passed: no second pair
+        (False, ["fail", "fail"], 3, 2, False),  # failed twice: decided
+        (False, ["fail", "clear pass"], 3, 2, False),  # a fresh pair runs alike: the first pair was the processes
+        (False, ["fail", "unclear", "fail"], 3, 3, False),  # the third pair decides
+        (False, ["fail", "unclear", "unclear"], 3, 3, False),  # --perf-process-pairs reached
+        (False, ["unclear"], 3, 1, False),  # unclear but not failed: more rounds were its remedy, not more processes
+        (False, ["below"], 3, 1, False),  # the reference's rule counts whole intervals
+        (False, ["no baseline"], 3, 1, False),  # nothing to hold it to: one pair
+        (True, ["no baseline"], 5, 1, False),
         # two failed pairs whose mean an unclear one pulls back within the limit: not failed yet, so a fourth
-        (["fail", "unclear", "fail", "fail"], 4, 4, True),
-        (["fail", "unclear", "fail"], 4, 3, False),
+        (False, ["fail", "unclear", "fail", "fail"], 4, 4, True),
+        (False, ["fail", "unclear", "fail"], 4, 3, False),
+        # an A/B run's rule: all but one of five pairs with their values beyond the limit
+        (True, ["unclear"], 5, 1, False),  # the first pair's value within the limit: it alone decides
+        (True, ["below", "below", "fail", "below"], 5, 4, False),  # four below: failed
+        (True, ["below", "unclear", "unclear"], 5, 3, False),  # two within the limit: four of five out of reach
+        (True, ["below", "below", "clear pass"], 5, 3, False),  # a clear pass ends it
+        (True, ["below", "below", "unclear", "below", "below"], 5, 5, False),
+        (True, ["below", "below", "below", "below", "below"], 5, 5, True),  # (the fifth pair is the last)
+        (True, ["below", "below"], 3, 2, False),  # --perf-process-pairs 3: two of three
     ],
 )
-def test_a_failing_ratio_is_measured_in_pairs_until_decided(monkeypatch, verdicts, most, pairs, mean_within):
+def test_a_ratio_is_measured_in_pairs_of_processes_until_decided(monkeypatch, ab, verdicts, most, pairs, mean_within):
     from perfgate.session import PerfSession
 
     perf = object.__new__(PerfSession)  # only measure_decode's own logic: the measuring and restarting are stubbed
     perf.opts = {"update_baselines": False, "process_pairs": most}
-    perf.base = None
+    perf.base = object() if ab else None
+    perf.base_figures, perf.kernel_changes = {}, {}  # an A/B run keeps the base side's figures
+    rule = gate.pair_rule(ab, most)
     measured = [run([20.0 + n], [25.0])[0] for n in range(len(verdicts))]
     calls = iter(measured)
     monkeypatch.setattr(perf, "_measure_decode_once", lambda loaded, workload, benchmark: next(calls), raising=False)
-    status = {
-        "pass": SimpleNamespace(status=gate.PASS, clear=False),
-        "clear pass": SimpleNamespace(status=gate.PASS, clear=True),
-        "unclear": SimpleNamespace(status=gate.PASS, clear=False),
-        "fail": SimpleNamespace(status=gate.FAIL, clear=True),
-    }
-    by_pair = {id(m.rounds): status[v] for m, v in zip(measured, verdicts, strict=True)}  # (copies share rounds)
+    by_pair = {id(m.rounds): VERDICTS[v] for m, v in zip(measured, verdicts, strict=True)}  # (copies share rounds)
 
     def verdict(name, m):
         if not m.earlier:
             return by_pair[id(m.rounds)]
-        # all pairs together (gate.judge's rule): two failed pairs fail it, unless their mean is within the limit
-        failed = sum(by_pair[id(p.rounds)].status == gate.FAIL for p in m.process_pairs)
-        return status["fail"] if failed >= 2 and not mean_within else status["unclear"]
+        # all pairs together (gate.judge's rule): enough pairs against it fail it, unless their mean is within
+        against = sum(
+            rule.against(*v.ci, v.n, v.value, v.limit, True) for v in (by_pair[id(p.rounds)] for p in m.process_pairs)
+        )
+        return VERDICTS["fail"] if against >= rule.to_fail and not mean_within else VERDICTS["unclear"]
 
     monkeypatch.setattr(perf, "_ratio_verdict", verdict, raising=False)
     loaded = SimpleNamespace(variant=SimpleNamespace(name="hf-nf4"))
@@ -498,7 +547,14 @@ def test_the_agent_gets_more_passes_only_as_far_as_its_limits_and_a_suspect_late
     log = []
     plan = measure.agent_plan(agent_rounds, agent_max_rounds, budget_s=60.0, warmup=0)
     measured = measure.agent(
-        ReplayWorker("v", [50.0], log), VramTracker(None, None), REGISTRY["hf-fp16"], "q2", queries, plan, 0.15, 10,
+        ReplayWorker("v", [50.0], log),
+        VramTracker(None, None),
+        REGISTRY["hf-fp16"],
+        "q2",
+        queries,
+        plan,
+        0.15,
+        10,
         settled=lambda partial: state,
     )
     assert len(measured.rounds) == passes

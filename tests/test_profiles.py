@@ -5,10 +5,11 @@ the load part. Run: pytest tests/test_profiles.py (one tiny run on the CPU, abou
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from perfgate import options, profiles, variants
+from perfgate import measure, options, profiles, variants
 
 
 class Config:
@@ -101,7 +102,8 @@ def test_a_profiled_run_prints_and_records_its_profile_and_where_its_time_went(r
     result = run_perf("--perf-profile=pr", *TINY)
     result.assert_outcomes(passed=4)
     wins = "variants=default (--perf-variants wins: hf-fp32,hf-bf16), contexts=1024 (--perf-contexts wins: 16)"
-    result.stdout.fnmatch_lines([f"perfgate profile pr (*): {wins}, *agent-queries=3, rounds=3 (--perf-rounds wins: 2), max-rounds=3*"])
+    rounds = "rounds=3 (--perf-rounds wins: 2), max-rounds=3"
+    result.stdout.fnmatch_lines([f"perfgate profile pr (*): {wins}, *agent-queries=3, {rounds}*"])
     run = run_file(run_perf.results)
     assert run["profile"] == {"name": "pr", "values": profiles.PROFILES["pr"].values}
     assert run["options"]["agent_queries"] == 3 and run["options"]["origins"]["agent_queries"] == "--perf-profile pr"
@@ -124,7 +126,7 @@ def test_a_baseline_is_measured_to_its_own_rounds_the_max_rounds_unless_set():
     pr = {name.replace("-", "_"): int(v) for name, v in profiles.PROFILES["pr"].values.items() if "rounds" in name}
     opts = {"rounds": None, "suspect_rounds": None, "baseline_rounds": None} | pr
     options.complete(opts, "cuda")
-    assert (opts["rounds"], opts["max_rounds"], opts["suspect_rounds"], opts["baseline_rounds"]) == (3, 3, 20, 12)
+    assert (opts["rounds"], opts["max_rounds"], opts["suspect_rounds"], opts["baseline_rounds"]) == (3, 3, 40, 12)
     opts = {"rounds": 15, "max_rounds": 3, "suspect_rounds": None, "baseline_rounds": 12}
     options.complete(opts, "cpu")
     assert opts["max_rounds"] == opts["baseline_rounds"] == 15  # never fewer than the rounds always taken
@@ -135,3 +137,28 @@ def test_the_fidelity_reference_runs_first_so_its_logits_come_from_its_own_worke
 
     assert first_of(["hf-fp16", "hf-bf16", "hf-int8"], "hf-bf16") == ["hf-bf16", "hf-fp16", "hf-int8"]
     assert first_of(["hf-fp16", "hf-int8"], "hf-bf16") == ["hf-fp16", "hf-int8"]
+
+
+def test_an_ab_run_measures_a_ratio_in_up_to_five_pairs_of_processes_by_default():
+    for given, pairs in (({}, 3), ({"base_env": {"X": "1"}}, 5), ({"base_ref": "main"}, 5), ({"base": "py"}, 5)):
+        opts = {"rounds": None, "max_rounds": None, "process_pairs": None, "baseline_rounds": None} | given
+        options.complete(opts, "cpu")
+        assert opts["process_pairs"] == pairs, given
+
+
+def test_a_baseline_run_measures_its_own_rounds(monkeypatch):
+    from perfgate.session import PerfSession
+
+    perf = object.__new__(PerfSession)
+    perf.opts = {"rounds": 3, "max_rounds": 3, "suspect_rounds": 40, "baseline_rounds": 12}
+    perf.opts |= {"test_budget": 300.0, "warmup": 1}
+    plan = perf.baseline_plan
+    assert (plan.rounds, plan.max_rounds, plan.suspect_rounds) == (3, 12, 24)
+    partial = SimpleNamespace(rounds=(None,) * 11)
+    assert perf.baseline_settled("hf-fp16", partial) == measure.UNCLEAR  # short of 12: on, whatever its noise
+
+
+def test_the_tests_run_in_the_session_s_order_the_fidelity_reference_first(run_perf):
+    result = run_perf("--perf-variants=hf-bf16,hf-fp32", "--perf-contexts=16", "--co", "-q")
+    first = [line for line in result.outlines if "::test_" in line][0]
+    assert "hf-fp32" in first, result.outlines  # the CPU's fidelity reference, named second
