@@ -66,7 +66,8 @@ class PairRule:
 
     def against(self, lo: float, hi: float, n: int, value: float, limit: float, higher: bool) -> bool:
         """Whether one pair (its interval, pairs of rounds and value) counts against the ratio. A pair of fewer
-        than MIN_INTERVAL_SAMPLES_TO_FAIL pairs of rounds never does: it stopped early, passing clearly."""
+        than MIN_INTERVAL_SAMPLES_TO_FAIL pairs of rounds never does: a few rounds in one slow state can put a
+        whole interval beyond the limit."""
         worse = value if self.by_value else (hi if higher else lo)
         return (worse < limit if higher else worse > limit) and n >= MIN_INTERVAL_SAMPLES_TO_FAIL
 
