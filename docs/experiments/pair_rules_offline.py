@@ -1,6 +1,6 @@
 """Offline comparison of rules over pairs of worker processes, on recorded H200 rounds (not a GPU run).
 
-Run from anywhere: `.venv/bin/python docs/experiments/pair_rules_offline.py` (numpy only, about half a minute).
+Run from anywhere: `.venv/bin/python docs/experiments/pair_rules_offline.py` (numpy only, about 40 s).
 What it reads, what it compares and what came out: docs/experiments/2026-12-01-h200-pair-rules-offline.md.
 
 The data and the derivation are estimators_offline.py's, imported from it: every real canary pair of processes,
@@ -440,6 +440,157 @@ def main() -> None:
             rest = p.take(np.array([i for i, x in enumerate(p.names) if x != name]))
             cells.append(f"{exact(r, rest).fail:.4f}")
         print(f"| {r.name} | " + " | ".join(cells) + " |")
+
+    truncated(figs)
+
+
+# ---------------------------------------------------------------------------------------------- truncated pairs
+# Would a rule keep its rates if each pair of processes stopped after its first m pairs of rounds? Every pair is
+# derived (or slowed) from its full recorded rounds exactly as above, and only then cut to its first m pairs of
+# rounds (a pair with fewer keeps all it has); its gate estimate and 98 % interval are recomputed on the cut rounds
+# with the gate's seeded bootstrap (seed = the cut number of pairs of rounds), and the ">= 8 pairs of rounds"
+# conditions (pool membership, failed, below) apply to the cut count.
+
+TRUNCATE = (8, 12, 20)
+TRUNCATED_RULES: list[Rule] = [Current("R0 current: two failed of up to 3", 3), Confirm(4, 5), Confirm(3, 4)]
+
+
+def first_rounds(pair: E.Pair, m: int | None) -> E.Pair:
+    """The pair's first m pairs of rounds (all of them for m None or m >= n), steps cut with their rounds."""
+    if m is None or pair.n <= m:
+        return pair
+
+    def cut(side: E.Side) -> E.Side:
+        return E.Side(side.p10[:m], None if side.steps is None else side.steps[:m])
+
+    return E.Pair(pair.label, cut(pair.ref), cut(pair.own))
+
+
+def truncated(figs: list[E.Figure]) -> None:
+    by_kind = {k: [f for f in figs if f.kind == k] for k in ("aa-ref", "aa-ab", "canary-ref", "canary-ab")}
+    canary_all = [(f, p) for f in by_kind["canary-ref"] + by_kind["canary-ab"] for p in f.pairs]
+    # derived first, on the full recorded rounds (the delay comes off every step and every round's p10, the same
+    # amount in each round); cut afterwards
+    derived_aa_full = [E.canary_to_share(f, p, 0.0) for f, p in canary_all]
+    derived_10_full = [E.canary_to_share(f, p, E.SHARE) for f, p in canary_all]
+    real_aa_full = [p for f in by_kind["aa-ref"] + by_kind["aa-ab"] for p in f.pairs]
+    # the simulated 10 % is sized on the full pair's first three rounds (E.simulated_delay), then cut
+    big_full = [p for p in real_aa_full if p.n >= MIN_PAIRS]
+    sim10_full = [E.slow_own(p) for p in big_full + [p.swapped() for p in big_full]]
+    c10_real_full = [p for f in by_kind["canary-ref"] if abs(f.share - E.SHARE) < 1e-9 for p in f.pairs] + [
+        p for f in by_kind["canary-ab"] for p in f.pairs
+    ]
+
+    def pools(m: int | None) -> dict[str, Pool]:
+        def cut(pairs: list[E.Pair]) -> list[E.Pair]:
+            return [first_rounds(p, m) for p in pairs]
+
+        def enough(pairs: list[E.Pair]) -> list[E.Pair]:  # >= 8 pairs of rounds after the cut
+            return [p for p in pairs if p.n >= MIN_PAIRS]
+
+        return {
+            "d10": pool_of("derived 10 %", enough(cut(derived_10_full))),
+            "daa": pool_of("derived A/A", enough(cut(derived_aa_full))),
+            "c10": pool_of("real 10 %", cut(c10_real_full)),
+            "sim10": pool_of("10 % on real A/A", enough(cut(sim10_full))),
+            "raa": pool_of("real A/A, all", cut(real_aa_full)),
+            "raa8": pool_of("real A/A, n >= 8", enough(cut(real_aa_full))),
+        }
+
+    # recorded pairs of rounds per pool (membership of the uncut pools; the same for every m >= 8)
+    full_n = {
+        "d10": [p.n for p in derived_10_full if p.n >= MIN_PAIRS],
+        "daa": [p.n for p in derived_aa_full if p.n >= MIN_PAIRS],
+        "c10": [p.n for p in c10_real_full],
+        "sim10": [p.n for p in sim10_full if p.n >= MIN_PAIRS],
+        "raa": [p.n for p in real_aa_full],
+        "raa8": [p.n for p in big_full],
+    }
+    ms: list[int | None] = [*TRUNCATE, None]
+    by_m = {m: pools(m) for m in ms}
+
+    def mname(m: int | None) -> str:
+        return "all recorded" if m is None else f"first {m}"
+
+    print("\n## Pairs of processes cut to their first m pairs of rounds\n")
+    print(
+        "Each pair derived from its full recorded rounds as above, then cut to its first m pairs of rounds (fewer: "
+        "all kept); the gate estimate and its 98 % interval recomputed on the cut rounds; >= 8 pairs of rounds "
+        "counted on the cut rounds. Recorded pairs of rounds per pool (n x pairs): "
+        + "; ".join(
+            f"{by_m[None][k].label}: "
+            + ", ".join(
+                f"{n} x {c}"
+                for n, c in sorted(zip(*np.unique(full_n[k], return_counts=True), strict=True), reverse=True)
+            )
+            for k in full_n
+        )
+        + "."
+    )
+
+    print("\n### Per pair of processes, cut\n")
+    print(
+        "| pool | m | pairs | cut (more than m recorded) | interval wholly below 0.95, >= 8 rounds "
+        "| point value below 0.95, >= 8 rounds | interval wholly above 0.95 | sd of log value | geometric mean |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for k in ("d10", "daa", "c10", "sim10", "raa", "raa8"):
+        for m in ms:
+            pool = by_m[m][k]
+            nc = 0 if m is None else sum(n > m for n in full_n[k])
+
+            def rate(x: np.ndarray) -> str:
+                return f"{int(np.sum(x))} ({np.mean(x):.3f})"
+
+            print(
+                f"| {pool.label} | {mname(m)} | {len(pool)} | {nc} | {rate(pool.fail)} | {rate(pool.below)} "
+                f"| {rate(pool.clear)} | {np.std(pool.lv, ddof=1):.3f} | {np.exp(np.mean(pool.lv)):.3f} |"
+            )
+
+    print("\n### The pairs that a cut shortens (value [98 % interval]; F failed, b below by point value, p clear)\n")
+    print("| pool | pair of processes | n | " + " | ".join(mname(m) for m in ms) + " |")
+    print("|" + " --- |" * (len(ms) + 3))
+    for k in ("d10", "daa", "c10", "raa"):
+        full = by_m[None][k]
+        for i in range(len(full)):
+            if full.n[i] <= min(TRUNCATE):
+                continue
+            cells = []
+            for m in ms:
+                pl = by_m[m][k]
+                mark = " F" if pl.fail[i] else (" b" if pl.below[i] else "") + (" p" if pl.clear[i] else "")
+                cells.append(f"{pl.value[i]:.3f} [{pl.lo[i]:.3f}–{pl.hi[i]:.3f}]{mark}")
+            print(f"| {full.label} | {full.names[i]} | {full.n[i]} | " + " | ".join(cells) + " |")
+
+    print(
+        "\n### Per run, cut (derived pools; exact; ranges 5–95 % over "
+        f"{OUTER} resamples of the pool, {OUTER_RUNS} runs each, seed {SEED} afresh per pool and m: the same "
+        "resamples for every m)\n"
+    )
+    print("| rule | m | (a) 10 % caught | range | (b) A/A false failure | range | (c) pairs, 10 % | (c) pairs, A/A |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    ranges = {
+        (m, k): outer(TRUNCATED_RULES, by_m[m][k], np.random.default_rng(SEED)) for m in ms for k in ("d10", "daa")
+    }
+    for r in TRUNCATED_RULES:
+        for m in ms:
+            a, b = exact(r, by_m[m]["d10"]), exact(r, by_m[m]["daa"])
+            print(
+                f"| {r.name} | {mname(m)} | {a.fail:.3f} | {fmt_range(ranges[m, 'd10'][r.name], 2)} | {b.fail:.4f} "
+                f"| {fmt_range(ranges[m, 'daa'][r.name], 3)} | {a.pairs:.2f} | {b.pairs:.2f} |"
+            )
+
+    print("\n### Per run, cut (pools with real process offsets; exact; fail probability / expected pairs)\n")
+    keys = ("c10", "sim10", "raa", "raa8")
+    print("| rule | m | " + " | ".join(f"{by_m[None][k].label} ({len(by_m[None][k])})" for k in keys) + " |")
+    print("|" + " --- |" * (len(keys) + 2))
+    for r in TRUNCATED_RULES:
+        for m in ms:
+            cells = []
+            for k in keys:
+                o = exact(r, by_m[m][k])
+                cells.append(f"{o.fail:.4f} / {o.pairs:.2f}")
+            print(f"| {r.name} | {mname(m)} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
