@@ -76,6 +76,7 @@ class RoundPlan:
 # passes over the agent's queries while a per-query latency is beyond its limit but not yet proven so, whatever
 # --perf-agent-max-rounds allows an unclear one: a regression gets the passes to show itself
 AGENT_SUSPECT_ROUNDS = 3
+AGENT_WARMUP_TOKENS = 4  # new tokens of the agent's warm-up on a dynamic cache (at least 2: measure.agent)
 
 
 def agent_plan(rounds: int, max_rounds: int, budget_s: float, warmup: int) -> RoundPlan:
@@ -576,6 +577,13 @@ def agent(
     it), then `plan.rounds` passes over every query, more while `settled` says the verdict is unclear."""
     longest = max((q.longest for q in queries), key=lambda t: t.total_tokens)
     gen = {"prompt_tokens": longest.prompt_tokens, "new_tokens": longest.reply_tokens}
+    warm = gen
+    if variant.cache != "static":
+        # The decode test before it warmed this worker's decode step: the warm-up needs only the longest turn's
+        # length, which sizes the KV cache the pass will grow to. Its whole reply (76 tokens) would take 5-16 s a
+        # variant at the fifth H200 start's decode rates (4.8-14.3 tok/s). A static cache's decode step is
+        # compiled for the cache, and the full reply warms it.
+        warm = {"prompt_tokens": longest.total_tokens - AGENT_WARMUP_TOKENS, "new_tokens": AGENT_WARMUP_TOKENS}
     worker.call("reset_memory", timeout_s)
     rounds: list[tuple[tuple[Round, ...], ...]] = []
     delay_s = 0.0
@@ -599,7 +607,7 @@ def agent(
 
     with tracker.track(worker.pid) as peak:
         for _ in range(max(plan.warmup, 1)):
-            worker.call("generate", timeout_s, **gen)
+            worker.call("generate", timeout_s, **warm)
         if variant.step_delay:
             delay_s = calibrate_canary(worker, gen, canary_slowdown, timeout_s)
         started = time.perf_counter()

@@ -559,3 +559,25 @@ def test_the_agent_gets_more_passes_only_as_far_as_its_limits_and_a_suspect_late
     )
     assert len(measured.rounds) == passes
     assert sum(1 for _, op in log if op == "agent_replay") == passes * len(queries)
+
+
+@pytest.mark.parametrize(("variant", "new_tokens"), [("hf-fp16", measure.AGENT_WARMUP_TOKENS), ("hf-bf16-static", 76)])
+def test_the_agent_warms_up_at_its_longest_turn_s_length_with_the_whole_reply_only_for_a_static_cache(
+    variant, new_tokens
+):
+    from perfgate.agent import traces
+
+    queries = traces.select(traces.load(), 3)
+    longest = max((q.longest for q in queries), key=lambda t: t.total_tokens)
+    calls = []
+
+    class Logged(ReplayWorker):
+        def call(self, op, timeout_s, **params):
+            if op == "generate":
+                calls.append(params)
+            return super().call(op, timeout_s, **params)
+
+    plan = measure.agent_plan(1, 1, budget_s=60.0, warmup=1)
+    measure.agent(Logged("v", [50.0], []), VramTracker(None, None), REGISTRY[variant], "q3", queries, plan, 0.15, 10)
+    assert calls[0]["new_tokens"] == new_tokens  # (the longest turn, q03's last, replies in 76)
+    assert calls[0]["prompt_tokens"] + calls[0]["new_tokens"] == longest.total_tokens
