@@ -2,7 +2,8 @@
 # How perfgate's H200 acceptance runs are made on the lent GPU machine (one command of at most 10 minutes each):
 #   bash scripts/h200_session.sh baseline VARIANTS   # make baseline for those variants (results/ in the tree)
 #   bash scripts/h200_session.sh perf VARIANTS N     # N make-perf runs in a row against the committed baseline
-# Environment: ROUNDS (round options), PYTEST_EXTRA (more options: "-n 2 --dist loadgroup" on a two-GPU machine,
+# Environment: ROUNDS (round options; "--perf-profile pr" runs make perf's profile, "--perf-profile ab" make ab's,
+# whose workload is the options' below), PYTEST_EXTRA (more options: "-n 2 --dist loadgroup" on a two-GPU machine,
 # nvidia-h200-x2, puts each variant on one GPU with its own reference), PYTEST_K (a -k expression), H200_DEADLINE,
 # H200_MARGIN (no test starts later than this many seconds before the deadline), H200_STEPS=1 (each run's decode steps
 # to results/steps/, through PERFGATE_STEP_LOG).
