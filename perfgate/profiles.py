@@ -46,11 +46,14 @@ PROFILES: dict[str, Profile] = {
             "the pull-request gate: every default variant, one context, a short workload",
             {
                 **SHORT_WORKLOAD,
-                # an unclear wall-time verdict passes after 3 pairs of rounds and one pass over the agent's queries;
+                # an unclear wall-time verdict passes after 5 pairs of rounds and one pass over the agent's queries;
                 # one beyond its limit is measured as far as on the GPU's default limits, to 40 pairs of rounds (the
-                # 10 % whole-stack canary's second pair needed 26 once) or 3 passes
-                "rounds": "3",
-                "max-rounds": "3",
+                # 10 % whole-stack canary's second pair needed 26 once) or 3 passes. Replayed on the recorded H200
+                # rounds, judging first after 5 kept every catch of the 15 % and 10 % canaries that the GPU's limits
+                # made, for 5.6-6.4 pairs of rounds an unchanged ratio instead of 6.7-10.1; after 3, it lost 3 of 39
+                # 15 % pairs (docs/experiments/2026-12-01-h200-pr-rounds-offline.md)
+                "rounds": "5",
+                "max-rounds": "5",
                 "suspect-rounds": "40",
                 "agent-max-rounds": "1",
                 # a baseline's noise enters every verdict against it: it is measured longer than a gate run

@@ -36,7 +36,7 @@ def test_a_profile_gives_defaults_and_any_value_given_elsewhere_wins(tmp_path, m
     assert (resolved["agent_queries"], resolved["origins"]["agent_queries"]) == (5, "PERF_AGENT_QUERIES")
     assert (resolved["contexts"], resolved["origins"]["contexts"]) == ((16,), "contexts in [tool.perfgate]")
     assert resolved["rounds"] == 4  # not in the profile: the ini file's, as without one
-    assert (resolved["max_rounds"], resolved["origins"]["max_rounds"]) == (3, "--perf-profile pr")
+    assert (resolved["max_rounds"], resolved["origins"]["max_rounds"]) == (5, "--perf-profile pr")
     assert resolved["test_budget"] is None  # neither: the session's device default
     assert options.given(resolved["origins"], "contexts") and not options.given(resolved["origins"], "variants")
     line = profiles.header("pr", resolved)
@@ -102,7 +102,7 @@ def test_a_profiled_run_prints_and_records_its_profile_and_where_its_time_went(r
     result = run_perf("--perf-profile=pr", *TINY)
     result.assert_outcomes(passed=4)
     wins = "variants=default (--perf-variants wins: hf-fp32,hf-bf16), contexts=1024 (--perf-contexts wins: 16)"
-    rounds = "rounds=3 (--perf-rounds wins: 2), max-rounds=3"
+    rounds = "rounds=5 (--perf-rounds wins: 2), max-rounds=5"
     result.stdout.fnmatch_lines([f"perfgate profile pr (*): {wins}, *agent-queries=3, {rounds}*"])
     run = run_file(run_perf.results)
     assert run["profile"] == {"name": "pr", "values": profiles.PROFILES["pr"].values}
@@ -126,7 +126,7 @@ def test_a_baseline_is_measured_to_its_own_rounds_the_max_rounds_unless_set():
     pr = {name.replace("-", "_"): int(v) for name, v in profiles.PROFILES["pr"].values.items() if "rounds" in name}
     opts = {"rounds": None, "suspect_rounds": None, "baseline_rounds": None} | pr
     options.complete(opts, "cuda")
-    assert (opts["rounds"], opts["max_rounds"], opts["suspect_rounds"], opts["baseline_rounds"]) == (3, 3, 40, 12)
+    assert (opts["rounds"], opts["max_rounds"], opts["suspect_rounds"], opts["baseline_rounds"]) == (5, 5, 40, 12)
     opts = {"rounds": 15, "max_rounds": 3, "suspect_rounds": None, "baseline_rounds": 12}
     options.complete(opts, "cpu")
     assert opts["max_rounds"] == opts["baseline_rounds"] == 15  # never fewer than the rounds always taken
