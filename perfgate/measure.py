@@ -76,7 +76,8 @@ class RoundPlan:
 # passes over the agent's queries while a per-query latency is beyond its limit but not yet proven so, whatever
 # --perf-agent-max-rounds allows an unclear one: a regression gets the passes to show itself
 AGENT_SUSPECT_ROUNDS = 3
-AGENT_WARMUP_TOKENS = 4  # new tokens of the agent's warm-up on a dynamic cache (at least 2: measure.agent)
+# new tokens of the agent's warm-up on a dynamic cache: at least 2, so that a decode step runs (measure.agent)
+AGENT_WARMUP_TOKENS = 4
 
 
 def agent_plan(rounds: int, max_rounds: int, budget_s: float, warmup: int) -> RoundPlan:
@@ -536,7 +537,7 @@ class AgentMeasurement:
     workload: str  # "q10": the first 10 queries
     queries: tuple[Query, ...]
     rounds: tuple[tuple[tuple[Round, ...], ...], ...]  # [round][query][turn]
-    vram: VramPeak  # over the warm-up and every round: the longest query's peak
+    vram: VramPeak  # over the warm-up (at the longest turn's length) and every round
     torch_max_allocated_mib: float | None
     step_delay_s: float
     reuse: tuple[tuple[Round, ...], ...] = ()  # [query][turn]: one pass keeping the KV cache between turns

@@ -199,7 +199,8 @@ _METRICS = (
     ),
     Metric("agent_prefill_share_pct", "%", LOWER, "the prefills' share of the queries' wall time", header="prefill %"),
     Metric(
-        "agent_peak_vram_mib", "MiB", LOWER, "the worker process's peak GPU memory: the longest query",
+        "agent_peak_vram_mib", "MiB", LOWER,
+        "the worker process's peak GPU memory over the warm-up at the longest turn's length and the passes",
         gated=True, tolerance=MEMORY, header="peak VRAM MiB",
     ),
     Metric(

@@ -561,7 +561,10 @@ def test_the_agent_gets_more_passes_only_as_far_as_its_limits_and_a_suspect_late
     assert sum(1 for _, op in log if op == "agent_replay") == passes * len(queries)
 
 
-@pytest.mark.parametrize(("variant", "new_tokens"), [("hf-fp16", measure.AGENT_WARMUP_TOKENS), ("hf-bf16-static", 76)])
+@pytest.mark.parametrize(
+    ("variant", "new_tokens"),
+    [("hf-fp16", measure.AGENT_WARMUP_TOKENS), ("hf-bf16-static", 76), ("hf-fp16-slow", measure.AGENT_WARMUP_TOKENS)],
+)
 def test_the_agent_warms_up_at_its_longest_turn_s_length_with_the_whole_reply_only_for_a_static_cache(
     variant, new_tokens
 ):
@@ -581,3 +584,6 @@ def test_the_agent_warms_up_at_its_longest_turn_s_length_with_the_whole_reply_on
     measure.agent(Logged("v", [50.0], []), VramTracker(None, None), REGISTRY[variant], "q3", queries, plan, 0.15, 10)
     assert calls[0]["new_tokens"] == new_tokens  # (the longest turn, q03's last, replies in 76)
     assert calls[0]["prompt_tokens"] + calls[0]["new_tokens"] == longest.total_tokens
+    if REGISTRY[variant].step_delay:  # the canary's delay is sized on the longest turn's whole reply, as before
+        whole = {"prompt_tokens": longest.prompt_tokens, "new_tokens": longest.reply_tokens}
+        assert calls[1:4] == [whole] * 3

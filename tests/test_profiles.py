@@ -162,3 +162,11 @@ def test_the_tests_run_in_the_session_s_order_the_fidelity_reference_first(run_p
     result = run_perf("--perf-variants=hf-bf16,hf-fp32", "--perf-contexts=16", "--co", "-q")
     first = [line for line in result.outlines if "::test_" in line][0]
     assert "hf-fp32" in first, result.outlines  # the CPU's fidelity reference, named second
+
+
+def test_make_ab_s_profile_caps_each_pair_of_processes_at_twelve_pairs_of_rounds():
+    ab = {name.replace("-", "_"): int(v) for name, v in profiles.PROFILES["ab"].values.items() if "rounds" in name}
+    opts = {"rounds": None, "suspect_rounds": None, "baseline_rounds": None, "base_env": {"X": "1"}} | ab
+    options.complete(opts, "cuda")
+    assert (opts["rounds"], opts["max_rounds"], opts["suspect_rounds"], opts["process_pairs"]) == (5, 12, 12, 5)
+    assert {k: v for k, v in profiles.PROFILES["ab"].values.items() if "rounds" not in k} == profiles.SHORT_WORKLOAD
