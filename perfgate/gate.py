@@ -65,15 +65,19 @@ class PairRule:
     by_value: bool  # a pair counts against it when its value is beyond the limit; else when its whole interval is
 
     def against(self, lo: float, hi: float, n: int, value: float, limit: float, higher: bool) -> bool:
-        """Whether one pair (its interval, pairs of rounds and value) counts against the ratio. A pair of fewer
-        than MIN_INTERVAL_SAMPLES_TO_FAIL pairs of rounds never does: a few rounds in one slow state can put a
-        whole interval beyond the limit."""
-        worse = value if self.by_value else (hi if higher else lo)
-        return (worse < limit if higher else worse > limit) and n >= MIN_INTERVAL_SAMPLES_TO_FAIL
+        """Whether one pair (its interval, pairs of rounds and value) counts against the ratio (beyond_by)."""
+        return beyond_by(value if self.by_value else (hi if higher else lo), n, limit, higher)
 
     def describe(self) -> str:
         what = "its value" if self.by_value else "its whole 98 % interval"
         return f"{self.to_fail} of up to {self.pairs} pairs of worker processes with {what} beyond the limit"
+
+
+def beyond_by(worse: float, n: int, limit: float, higher: bool) -> bool:
+    """Whether an interval's worse end (or a value) from `n` samples lies beyond the limit, as far as it can fail a
+    figure: from fewer than MIN_INTERVAL_SAMPLES_TO_FAIL samples it never does, since a few rounds in one slow state
+    can put a whole interval beyond the limit."""
+    return (worse < limit if higher else worse > limit) and n >= MIN_INTERVAL_SAMPLES_TO_FAIL
 
 
 def pair_rule(ab: bool, pairs: int) -> PairRule:
@@ -238,15 +242,11 @@ def judge(
         )
     if interval is not None:
         worse_end, better_end = interval[::-1] if higher else interval
-
-        def wholly_beyond(worse: float, n: int) -> bool:
-            return (worse < limit if higher else worse > limit) and n >= MIN_INTERVAL_SAMPLES_TO_FAIL
-
         if len(pair_intervals) > 1:
             against = sum(1 for pair in pair_intervals if pair_rule.against(*pair, limit, higher))
             fails = against >= pair_rule.to_fail and beyond
         else:
-            fails = wholly_beyond(worse_end, len(samples))
+            fails = beyond_by(worse_end, len(samples), limit, higher)
         clear = fails or (better_end > limit if higher else better_end < limit)
         return Verdict(
             FAIL if fails else PASS,

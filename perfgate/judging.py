@@ -174,9 +174,7 @@ class Judge:
             then = measure.ratio_rounds(entry.get("params", {}))
             now = measure.ratio_rounds(f.params)
             if len(then) == 1 and now:  # a baseline run measures in one pair of processes
-                # (measure.ratio_interval_against, its pairs' intervals kept for the rule over pairs)
-                pairs_against = measure.pair_intervals_against(now, then[0], base)
-                interval = measure.over_pairs([(lo, hi) for lo, hi, *_ in pairs_against], f.value)
+                interval, pairs_against = measure.ratio_interval_against(now, then[0], base, f.value)
                 each = pairs_against if len(now) > 1 else []
                 interval_test = gate.BOOTSTRAP_BOTH
         verdict = gate.judge(

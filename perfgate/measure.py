@@ -206,17 +206,18 @@ def ratio_rounds(params: dict[str, Any]) -> list[RatioRounds]:
 
 def ratio_interval_against(
     now: list[RatioRounds], then: RatioRounds, baseline: float, value: float | None = None
-) -> tuple[float, float]:
+) -> tuple[tuple[float, float], list[PairInterval]]:
     """The ratio's 98 % bootstrap interval with the baseline's own noise counted: for each pair of worker
     processes of this run, the interval of (this run's fast-state ratio) / (the baseline run's), this run's pairs
     of rounds and the baseline's resampled independently, times the baseline's value; over the pairs of processes
-    as DecodeMeasurement.ratio_over_processes combines them (over_pairs, holding the figure's `value`).
+    as DecodeMeasurement.ratio_over_processes combines them (over_pairs, holding the figure's `value`). With it,
+    each pair's own (pair_intervals_against), by which gate.judge decides a ratio measured in several pairs.
 
     A baseline is one run of ten or so pairs of rounds; its fast-state ratio carries that run's noise (one of hf-nf4's
     H200 baselines: 0.810, its own interval 0.552-0.876), which an interval of this run alone
     would hold as exact. The reference's ratio to itself (the canary's baseline) is exact and has no rounds."""
-    each = [(lo, hi) for lo, hi, *_ in pair_intervals_against(now, then, baseline)]
-    return over_pairs(each, value)
+    each = pair_intervals_against(now, then, baseline)
+    return over_pairs([(lo, hi) for lo, hi, *_ in each], value), each
 
 
 def pair_intervals_against(now: list[RatioRounds], then: RatioRounds, baseline: float) -> list[PairInterval]:
