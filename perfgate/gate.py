@@ -86,11 +86,11 @@ def pair_rule(ab: bool, pairs: int) -> PairRule:
     it, more pairs measured only while the first one's is: a 10 % whole-stack slowdown, which only this ratio can
     see, moved a pair's interval wholly beyond the limit in half of the pairs derived from the recorded H200 rounds
     and its value beyond it in 96 %, an unchanged pair's value in 13 %; the rule of two intervals caught it in an
-    estimated 0.38 of runs, this one in 0.55-0.95, at the same false-failure rate
-    (docs/experiments/2026-12-01-h200-pair-rules-offline.md). It costs the A/B run more pairs (1.2 an unchanged
-    ratio on average, 4 a regression), which the pull-request gate, whose device figures catch what the GPU does,
-    does not spend. Fewer pairs make the A/B rule laxer (two of three by value: an estimated 0.02 false failures a
-    run); two are two of two."""
+    estimated 0.38 of runs, this one in 0.55-0.95, at the same false-failure rate (docs/method.md, "A failing ratio
+    is measured again in fresh processes", and the offline estimate it links). It costs the A/B run more pairs (1.2
+    an unchanged ratio on average, 4 a regression), which the pull-request gate, whose device figures catch what the
+    GPU does, does not spend. Fewer pairs make the A/B rule laxer (two of three by value: an estimated 0.02 false
+    failures a run); two are two of two."""
     if ab:
         return PairRule(pairs, max(2, pairs - 1), by_value=True)
     return PairRule(pairs, 2, by_value=False)

@@ -583,7 +583,7 @@ def agent(
     if variant.cache != "static":
         # The decode test before it warmed this worker's decode step: the warm-up needs only the longest turn's
         # length, which sizes the KV cache the pass will grow to. Its whole reply (76 tokens) would take 5-16 s a
-        # variant at the fifth H200 start's decode rates (4.8-14.3 tok/s). A static cache's decode step is
+        # variant at a slow H200 machine start's decode rates (4.8-14.3 tok/s). A static cache's decode step is
         # compiled for the cache, and the full reply warms it.
         warm = {"prompt_tokens": longest.total_tokens - AGENT_WARMUP_TOKENS, "new_tokens": AGENT_WARMUP_TOKENS}
     worker.call("reset_memory", timeout_s)

@@ -51,7 +51,7 @@ PROFILES: dict[str, Profile] = {
                 # 10 % whole-stack canary's second pair needed 26 once) or 3 passes. Replayed on the recorded H200
                 # rounds, judging first after 5 kept every catch of the 15 % and 10 % canaries that the GPU's limits
                 # made, for 5.6-6.4 pairs of rounds an unchanged ratio instead of 6.7-10.1; after 3, it lost 3 of 39
-                # 15 % pairs (docs/experiments/2026-12-01-h200-pr-rounds-offline.md)
+                # 15 % pairs (docs/method.md, "More rounds where they can decide", and the estimate it links)
                 "rounds": "5",
                 "max-rounds": "5",
                 "suspect-rounds": "40",
@@ -68,9 +68,9 @@ PROFILES: dict[str, Profile] = {
                 # An A/B run's ratio to the base, the only figure that sees a slowdown of the whole stack, is decided
                 # by its pairs of processes' values (gate.pair_rule), not by one pair's interval: more pairs, not
                 # more rounds, are what it needs. The rule's offline estimates rest on pairs of 8 pairs of rounds (37
-                # of 46) to 40, and cutting each to its first 8, 12 or 20 left them unchanged
-                # (docs/experiments/2026-12-01-h200-pair-rules-offline.md); a regression measured in four pairs of
-                # 20-40 rounds would take a single variant over ten minutes on the H200.
+                # of 46) to 40, and cutting each to its first 8, 12 or 20 left them unchanged (docs/method.md, "A
+                # failing ratio is measured again in fresh processes"); a regression measured in four pairs of 20-40
+                # rounds would take a single variant over ten minutes on the H200.
                 "max-rounds": "12",
                 "suspect-rounds": "12",
             },
