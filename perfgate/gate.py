@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from perfgate import metrics, variants
-from perfgate.stats import mann_whitney_less, median_ci, sign_test_less
+from perfgate.stats import mann_whitney_less, median_ci, sign_test_less, sign_test_short
 
 PASS = "pass"
 FAIL = "fail"
@@ -51,6 +51,13 @@ MIN_INTERVAL_SAMPLES_TO_FAIL = 8
 EXACT_EPSILON = 1e-9
 SAME = metrics.SAME
 ALPHA = 0.01  # the chance, at most, that an unchanged figure sitting exactly at its limit fails
+# A suspect figure decided item by item (the agent's turns) is measured further only while at most this many items
+# stand between it and failing (Verdict.short): another pass moves an item across its limit only where most of its
+# passes fall there, and a regression the sign test can see puts nearly every item beyond from the first pass. On
+# unchanged code, at most 6 of the agent's 10 turns were beyond their limits after two or three passes (16
+# measurements on six H200 machine starts), where all 10 must be to fail (docs/method.md, "Other timing figures, and
+# the agent's turns").
+MAX_ITEMS_SHORT = 2
 
 
 @dataclass(frozen=True)
@@ -158,6 +165,9 @@ class Verdict:
     p_worse: float | None = None  # one-sided p-value that the figure is worse than the limit
     test: str = ""  # which test decided: "mann-whitney", "sign", "paired sign", "exact", BOOTSTRAP, BOOTSTRAP_BOTH
     beyond: bool = False  # the figure's value itself is on the worse side of the limit
+    # decided item by item (the paired sign test): how many more items must be worse than their limits before it
+    # can fail (0: enough are); None for any other test, or where no count of these items can
+    short: int | None = None
 
     @property
     def failed(self) -> bool:
@@ -265,12 +275,14 @@ def judge(
     # Orient everything so that "worse" means "smaller".
     sign = 1 if higher else -1
     current = [sign * v for v in samples]
+    short = None
     if pairs is not None:
         now, then = pairs
         diffs = [sign * v - sign * (b * scale + (-slack if higher else slack)) for v, b in zip(now, then, strict=True)]
         p_worse = sign_test_less(diffs, 0.0) if beyond else 1.0
         p_better = sign_test_less([-d for d in diffs], 0.0)
         test = "paired sign"
+        short = sign_test_short(diffs, 0.0, alpha)
     elif len(baseline_samples) >= 2:
         moved = [sign * (v * scale + (-slack if higher else slack)) for v in baseline_samples]
         p_worse, p_better, test = mann_whitney_less(current, moved), mann_whitney_less(moved, current), "mann-whitney"
@@ -283,5 +295,5 @@ def judge(
     else:
         status, clear = PASS, p_better < alpha
     return Verdict(
-        status, clear, value, baseline, limit, tolerance, delta, (lo, hi), len(samples), p_worse, test, beyond
+        status, clear, value, baseline, limit, tolerance, delta, (lo, hi), len(samples), p_worse, test, beyond, short
     )

@@ -35,8 +35,12 @@ class Judged:
 
     @property
     def futile(self) -> bool:
-        """Suspect, but the baseline's own noise alone keeps its interval open at this value: more rounds of this
-        run cannot fail it, so it is not given them (measure.ratio_interval_at)."""
+        """Suspect, but more rounds of this run cannot fail it, so it is not given them: the baseline's own noise
+        alone keeps its interval open at this value (measure.ratio_interval_at); or, decided item by item, more than
+        gate.MAX_ITEMS_SHORT of its items would have to turn worse than their limits (or no count of them can)."""
+        if self.verdict.test == "paired sign":
+            short = self.verdict.short
+            return short is None or short > gate.MAX_ITEMS_SHORT
         if self.floor is None or self.verdict.limit is None:
             return False
         lo, hi = self.floor

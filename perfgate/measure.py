@@ -74,7 +74,8 @@ class RoundPlan:
 
 
 # passes over the agent's queries while a per-query latency is beyond its limit but not yet proven so, whatever
-# --perf-agent-max-rounds allows an unclear one: a regression gets the passes to show itself
+# --perf-agent-max-rounds allows an unclear one: a regression gets the passes to show itself (while it is within
+# gate.MAX_ITEMS_SHORT turns of failing: perfgate.judging.Judged.futile)
 AGENT_SUSPECT_ROUNDS = 3
 # new tokens of the agent's warm-up on a dynamic cache: at least 2, so that a decode step runs (measure.agent)
 AGENT_WARMUP_TOKENS = 4

@@ -80,6 +80,8 @@ def result_dict(f: Figure, judged: Judged | None) -> dict[str, Any]:
         "interval": list(v.ci) if v.ci else None,  # 95 % CI of the median, or the figure's own interval
         "test": v.test or None,
     }
+    if v.test == "paired sign":  # more of its items (the agent's turns) that must be worse to fail it
+        data["verdict"]["items_short"] = v.short
     if judged.floor:  # suspect: how far the baseline's own noise alone would leave the interval at this value
         data["verdict"]["interval_with_baseline_noise_alone"] = list(judged.floor)
     return data

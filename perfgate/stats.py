@@ -141,6 +141,18 @@ def sign_test_less(x: Sequence[float], limit: float) -> float:
     return math.fsum(math.comb(n, k) for k in range(below, n + 1)) / 2**n
 
 
+def sign_test_short(x: Sequence[float], limit: float, alpha: float) -> int | None:
+    """How many more of `x` would have to lie below `limit` (taken from those above it) for sign_test_less to fall
+    below `alpha`: 0 where it already does; None where no count of these samples can (too few not tied)."""
+    data = _checked(x)
+    below = sum(v < limit for v in data)
+    n = below + sum(v > limit for v in data)
+    for needed in range(n + 1):
+        if math.fsum(math.comb(n, k) for k in range(needed, n + 1)) / 2**n < alpha:
+            return max(0, needed - below)
+    return None
+
+
 def _u_distribution(n: int, m: int) -> list[int]:
     """Counts of each U value over all arrangements: the coefficients of the Gaussian binomial [n+m, n]_q."""
     # dp[j][u]: ways for j of the x's among the first i values, built up one value at a time

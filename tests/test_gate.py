@@ -1,6 +1,9 @@
+from dataclasses import replace
+
 import pytest
 
-from perfgate import gate
+from perfgate import figures as fig
+from perfgate import gate, judging, measure
 
 STEADY = (100.0, 101.0, 99.0, 100.5, 99.5, 100.2, 99.8, 100.1)
 
@@ -114,3 +117,22 @@ def test_an_agent_query_fails_only_when_every_one_of_its_ten_turns_is_beyond_the
     one_prefill_turn = (1.8,) * 9 + (1.02,)
     v = gate.judge(one_prefill_turn, 1.8, "lower", 1.0, 0.10, pairs=(one_prefill_turn, then))
     assert (v.status, v.clear, v.beyond) == (gate.PASS, False, True)
+    assert v.short == 1  # one turn short of failing: more passes can fail it (perfgate.judging.Judged.futile)
+    assert gate.judge(slow, 1.8, "lower", 1.0, 0.10, pairs=(slow, then)).short == 0
+
+
+def test_an_agent_query_far_from_failing_turn_by_turn_gets_no_more_passes():
+    # an H200 start's host 14-45 % slower than the baseline's: the query's value beyond its limit, 3 of 10 turns
+    then = (1.0,) * 10
+    now = (1.5,) * 3 + (1.05,) * 7
+    figure = fig.Figure("hf-bf16", "agent", "q3", "agent_query_p50_s", "s", "lower", True, 1.5)
+    far = judging.Judged(figure, gate.judge(now, 1.5, "lower", 1.0, 0.25, pairs=(now, then)), "key")
+    assert far.verdict.suspect and far.verdict.short == 7 and far.futile
+    assert judging.settle_state([far]) == measure.UNCLEAR  # one pass, not the suspect's three
+    near = (1.5,) * 8 + (1.05,) * 2
+    close = replace(far, verdict=gate.judge(near, 1.5, "lower", 1.0, 0.25, pairs=(near, then)))
+    assert close.verdict.short == gate.MAX_ITEMS_SHORT and not close.futile
+    assert judging.settle_state([close]) == measure.SUSPECT
+    few = (1.5,) * 6  # six turns: no count of them can fail the sign test at ALPHA
+    none = replace(far, verdict=gate.judge(few, 1.5, "lower", 1.0, 0.25, pairs=(few, (1.0,) * 6)))
+    assert none.verdict.short is None and none.futile

@@ -84,3 +84,12 @@ def test_a_two_sample_bootstrap_carries_the_noise_of_both():
     assert stats.bootstrap_interval_of_sets((3, 4), lambda a, b: len(a) * 10 + len(b)) == (34, 34)  # each its own
     with pytest.raises(ValueError, match="no samples"):
         stats.bootstrap_interval_of_sets((3, 0), quotient)
+
+
+def test_sign_test_short_counts_the_items_still_needed_below_the_limit():
+    # 10 items: only 10 of 10 below gives p = 1/1024 < 0.01 (9 of 10: 11/1024)
+    assert stats.sign_test_short([-1.0] * 10, 0.0, 0.01) == 0
+    assert stats.sign_test_short([-1.0] * 9 + [1.0], 0.0, 0.01) == 1
+    assert stats.sign_test_short([-1.0] * 3 + [1.0] * 7, 0.0, 0.01) == 7
+    assert stats.sign_test_short([-1.0] * 3 + [0.0] * 7, 0.0, 0.01) is None  # ties dropped: 3 items can never
+    assert stats.sign_test_short([-1.0] * 12 + [1.0] * 8, 0.0, 0.01) == 4  # 20 items: 15 below, p = 0.021; 16, 0.006
