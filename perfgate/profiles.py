@@ -1,17 +1,17 @@
 """Run profiles: named sets of option defaults, chosen with --perf-profile NAME (PERF_PROFILE, `profile` in
-[tool.perfgate], perf_profile in the ini file; `make perf PROFILE=nightly`). An option given anywhere (the command
-line, the environment, .env, [tool.perfgate], the ini file) wins over the profile; the profile wins over the option's
-built-in default (perfgate.options.resolve). Values are in the options' text form, as on the command line.
+[tool.perfgate], perf_profile in the ini file; `make perf PROFILE=nightly`). An option given anywhere (the command line,
+the environment, .env, [tool.perfgate], the ini file) wins over the profile; the profile wins over the option's built-in
+default (perfgate.options.resolve). Values are in the options' text form, as on the command line.
 
 What a profile leaves out keeps its built-in default. The pull-request profile cuts the rounds an unchanged variant
 takes, not those a regression needs: the decode step is gated by its device time and counts, steady to 0.2 % within a
 machine start, so the wall-time figures beside them (tok/s, TTFT, the ratio to the reference, the agent's per-query
 latency) stop after their first rounds while unclear, and only a figure whose value is beyond its limit is measured
-further, as far as on the GPU's defaults (40 pairs of rounds; the agent 3 passes, while within two turns of
-failing); one whose value comes back within the limit stops there. The nightly profile keeps the built-in round limits (at least 5, at most 20 pairs of rounds
-per decode test on a GPU, up to 40 while a figure is beyond its limit); the ab profile, for `make ab`, caps a pair of
-processes at 12, since its ratio is decided over pairs of processes. A baseline is measured to
---perf-baseline-rounds (docs/method.md, "Baselines")."""
+further, as far as on the GPU's defaults (40 pairs of rounds; the agent 3 passes, while within two turns of failing);
+one whose value comes back within the limit stops there. The nightly profile keeps the built-in round limits (at least
+5, at most 20 pairs of rounds per decode test on a GPU, up to 40 while a figure is beyond its limit); the ab profile,
+for `make ab`, caps a pair of processes at 12, since its ratio is decided over pairs of processes. A baseline is
+measured to --perf-baseline-rounds (docs/method.md, "Baselines")."""
 
 from __future__ import annotations
 
