@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from perfgate import ab, gate, phases, table
+from perfgate import ab, gate, parallel, phases, table
 from perfgate.figures import Figure
 from perfgate.judging import Judged
 
@@ -42,6 +42,13 @@ def show_figures(perf, run: dict[str, Any], reporter) -> None:
             "spread over "
             + ", ".join(f"{w} ({worker_where(v)}: {', '.join(v['variants'])})" for w, v in workers.items())
         )
+        for gpu, names in parallel.shared_gpus(workers).items():
+            reporter.write_line(
+                f"warning: {' and '.join(names)} shared GPU {gpu}: each one's device time was measured beside the "
+                "other's kernels, which read 2-3 % high on the H200 (docs/usage.md#several-gpus); one pytest worker "
+                "per GPU",
+                yellow=True,
+            )
     for line in ab.summary_lines(run):
         reporter.write_line(line)
 

@@ -39,6 +39,7 @@ class Round:
     clock_overhead_s: float  # time spent inside the clock, not waiting for the device
     step_p10_s: float = 0.0  # the fast end of the round's steps: what a step costs when nothing interferes
     steps_s: tuple[float, ...] = ()  # every decode step, kept only when PERFGATE_STEP_LOG asks for them
+    prefill_tokens: int = 0  # the prompt tokens this round prefilled: all of them, or with a kept cache the rest
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -152,6 +153,7 @@ def generate_round(
     cache is extended in place. A `clock` of the caller's replaces the default one (delay_s is then its own)."""
     clock = clock or StepClock(device_sync(device), delay_s)
     extra = {} if cache is None else {cache_argument(model): cache}
+    cached = 0 if cache is None else cache.get_seq_length()
     out, start, wall = _timed_generate(
         model,
         input_ids,
@@ -182,6 +184,7 @@ def generate_round(
         wall_s=wall,
         clock_overhead_s=clock.overhead_s,
         step_p10_s=percentile(gaps, 10) if gaps else 0.0,
+        prefill_tokens=input_ids.shape[-1] - cached,
         steps_s=tuple(gaps) if keep_steps else (),
     )
 

@@ -64,6 +64,18 @@ def share_cores(index: int, count: int) -> None:
     affinity.pin_process(set(cores[index * size : (index + 1) * size]))
 
 
+def shared_gpus(workers: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    """The GPUs that more than one pytest worker measured on (more workers than GPUs: `-n 2` on one GPU), each with
+    its workers, from the run file's parallel.workers. Their device time was measured beside another worker's
+    kernels: on the H200, two variants at once read 2-3 % above their baselines, at the edge of the 3 % limit
+    (docs/usage.md, "Several GPUs")."""
+    by_gpu: dict[str, list[str]] = {}
+    for name, worker in workers.items():
+        if worker.get("gpu") is not None:
+            by_gpu.setdefault(str(worker["gpu"]), []).append(name)
+    return {gpu: names for gpu, names in by_gpu.items() if len(names) > 1}
+
+
 def worker_pids() -> list[int]:
     """This controller's pytest-xdist workers: its child processes that execnet started with its bootstrap line,
     read from /proc ([] where there is none, as off Linux)."""

@@ -34,6 +34,33 @@ def test_each_worker_takes_its_own_gpu(monkeypatch):
     assert parallel.pin_worker("gw0") is None  # no GPU: nothing to pin
 
 
+def test_workers_sharing_a_gpu_are_named():
+    workers = {
+        "gw0": {"gpu": "0", "variants": ["hf-bf16"]},
+        "gw1": {"gpu": "0", "variants": ["unsloth-bf16"]},
+        "gw2": {"gpu": "1", "variants": ["hf-fp16"]},
+    }
+    assert parallel.shared_gpus(workers) == {"0": ["gw0", "gw1"]}
+    assert parallel.shared_gpus({"gw0": {"gpu": None}, "gw1": {"gpu": None}}) == {}  # CPU workers share no GPU
+
+
+def test_the_summary_warns_when_workers_shared_a_gpu():
+    from perfgate import display
+
+    lines = []
+    reporter = SimpleNamespace(write_line=lambda text, **kw: lines.append(text), write_sep=lambda *a, **kw: None)
+    perf = SimpleNamespace(
+        machine={"gpu": "NVIDIA H200", "versions": {"torch": "2.11.0", "transformers": "5.17.0"}},
+        model=SimpleNamespace(source="synthetic:qwen3-14b"),
+        figures=[],
+        merged={
+            "parallel": {"workers": {"gw0": {"gpu": "0", "variants": ["a"]}, "gw1": {"gpu": "0", "variants": ["b"]}}}
+        },
+    )
+    display.show_figures(perf, {}, reporter)
+    assert any(line.startswith("warning: gw0 and gw1 shared GPU 0: ") for line in lines), lines
+
+
 @pytest.fixture(scope="module")
 def spread_update(run_perf_shared):
     """A baseline update spread over two workers, run once for the module: its output, run file and baseline."""
