@@ -43,10 +43,11 @@ def show_figures(perf, run: dict[str, Any], reporter) -> None:
             + ", ".join(f"{w} ({worker_where(v)}: {', '.join(v['variants'])})" for w, v in workers.items())
         )
         for gpu, names in parallel.shared_gpus(workers).items():
+            who = ", ".join(names[:-1]) + " and " + names[-1]
             reporter.write_line(
-                f"warning: {' and '.join(names)} shared GPU {gpu}: each one's device time was measured beside the "
-                "other's kernels, which read 2-3 % high on the H200 (docs/usage.md#several-gpus); one pytest worker "
-                "per GPU",
+                f"warning: {who} shared GPU {gpu}: each one's device time was measured beside another's kernels (in "
+                "the one such H200 run, 2-3 % above the baselines: docs/usage.md#several-gpus); keep one pytest "
+                "worker per GPU",
                 yellow=True,
             )
     for line in ab.summary_lines(run):

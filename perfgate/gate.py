@@ -53,10 +53,10 @@ SAME = metrics.SAME
 ALPHA = 0.01  # the chance, at most, that an unchanged figure sitting exactly at its limit fails
 # A suspect figure decided item by item (the agent's turns) is measured further only while at most this many items
 # stand between it and failing (Verdict.short): another pass moves an item across its limit only where most of its
-# passes fall there, and a regression the sign test can see puts nearly every item beyond from the first pass. On
-# unchanged code, at most 6 of the agent's 10 turns were beyond their limits after two or three passes (16
-# measurements on six H200 machine starts), where all 10 must be to fail (docs/method.md, "Other timing figures, and
-# the agent's turns").
+# passes fall there, and a regression the sign test can see must put every item beyond (the CPU's agent canary, each
+# decode step doubled, put 9 or 10 of 10 beyond from the first pass). On unchanged code, at most 6 of the agent's 10
+# turns were beyond their limits after two or three passes (16 measurements on six H200 machine starts), 7 once after
+# one, where all 10 must be to fail (docs/method.md, "Other timing figures, and the agent's turns").
 MAX_ITEMS_SHORT = 2
 
 

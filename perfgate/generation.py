@@ -14,7 +14,7 @@ so the synchronisation costs almost nothing; the clock measures its own cost and
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from perfgate.stats import median, percentile
@@ -43,6 +43,15 @@ class Round:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Round:
+        """A worker's round, with only the fields this version knows: an A/B run's base side may run another commit's
+        worker, which sends more (a newer one) or fewer (an older one; those keep their defaults)."""
+        return cls(**{k: v for k, v in data.items() if k in _ROUND_FIELDS})
+
+
+_ROUND_FIELDS = frozenset(f.name for f in fields(Round))
 
 
 class StepClock:

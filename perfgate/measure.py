@@ -83,7 +83,8 @@ AGENT_WARMUP_TOKENS = 4
 
 def agent_plan(rounds: int, max_rounds: int, budget_s: float, warmup: int) -> RoundPlan:
     """The agent's passes: `rounds`, up to `max_rounds` while a verdict is unclear, and up to AGENT_SUSPECT_ROUNDS
-    (or max_rounds, if more) while a per-query latency is already beyond its limit."""
+    (or max_rounds, if more) while a per-query latency is already beyond its limit and more passes can fail it
+    (perfgate.judging.Judged.futile)."""
     most = max(rounds, max_rounds)
     return RoundPlan(rounds, most, budget_s, warmup, max(most, AGENT_SUSPECT_ROUNDS))
 
@@ -378,7 +379,7 @@ def decode(
         ) -> None:
             """One timed round of this worker; with a step log, also what the machine did meanwhile."""
             before = counters(handle, core) if step_log is not None else None
-            into.append(Round(**handle.call("generate", timeout_s, **timed_gen)))
+            into.append(Round.from_dict(handle.call("generate", timeout_s, **timed_gen)))
             if before is None:
                 return
             for name, after in counters(handle, core).items():
@@ -514,7 +515,7 @@ def calibrate_canary(
     fastest of the rounds' 10th-percentile steps, the fast state the ratio compares (DecodeMeasurement.fast_ratio):
     one round caught in a slow state would otherwise make the delay twice as long."""
     worker.call("set_step_delay", timeout_s, delay_s=0.0)
-    step_s = min(Round(**worker.call("generate", timeout_s, **gen)).step_p10_s for _ in range(rounds))
+    step_s = min(Round.from_dict(worker.call("generate", timeout_s, **gen)).step_p10_s for _ in range(rounds))
     delay_s = slowdown * step_s
     worker.call("set_step_delay", timeout_s, delay_s=delay_s)
     return delay_s
@@ -594,7 +595,7 @@ def agent(
     def one_pass(keep_cache: bool) -> tuple[tuple[Round, ...], ...]:
         return tuple(
             tuple(
-                Round(**r)
+                Round.from_dict(r)
                 for r in worker.call(
                     "agent_replay",
                     timeout_s,

@@ -213,7 +213,7 @@ OPTIONS: tuple[Opt, ...] = (
         positive_int,
         "3",
         "at most this many passes over the agent's queries while a verdict is unclear (at least 3 while a per-query "
-        "latency is already beyond its limit)",
+        "latency is already beyond its limit and at most 2 of its turns short of failing)",
     ),
     Opt("agent-max-reply", positive_int, "512", "most tokens per reply in the live agent loop"),
     Opt("warmup", non_negative_int, "1", "untimed rounds before the timed ones, per test"),

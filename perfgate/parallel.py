@@ -67,8 +67,8 @@ def share_cores(index: int, count: int) -> None:
 def shared_gpus(workers: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
     """The GPUs that more than one pytest worker measured on (more workers than GPUs: `-n 2` on one GPU), each with
     its workers, from the run file's parallel.workers. Their device time was measured beside another worker's
-    kernels: on the H200, two variants at once read 2-3 % above their baselines, at the edge of the 3 % limit
-    (docs/usage.md, "Several GPUs")."""
+    kernels: in the one such H200 run, two variants at once read 2-3 % above their baselines, at the edge of the 3 %
+    limit, which a new machine start alone could not be told apart from (docs/usage.md, "Several GPUs")."""
     by_gpu: dict[str, list[str]] = {}
     for name, worker in workers.items():
         if worker.get("gpu") is not None:

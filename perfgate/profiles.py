@@ -48,7 +48,8 @@ PROFILES: dict[str, Profile] = {
                 **SHORT_WORKLOAD,
                 # an unclear wall-time verdict passes after 5 pairs of rounds and one pass over the agent's queries;
                 # one beyond its limit is measured as far as on the GPU's default limits, to 40 pairs of rounds (the
-                # 10 % whole-stack canary's second pair needed 26 once) or 3 passes. Replayed on the recorded H200
+                # 10 % whole-stack canary's second pair needed 26 once) or, within 2 turns of failing, 3 passes of the
+                # agent (gate.MAX_ITEMS_SHORT). Replayed on the recorded H200
                 # rounds, judging first after 5 kept every catch of the 15 % and 10 % canaries that the GPU's limits
                 # made, for 5.6-6.4 pairs of rounds an unchanged ratio instead of 6.7-10.1; after 3, it lost 3 of 39
                 # 15 % pairs (docs/method.md, "More rounds where they can decide", and the estimate it links)

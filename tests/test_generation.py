@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from perfgate.generation import ShortGeneration, generate_round
+from perfgate.generation import Round, ShortGeneration, generate_round
 
 
 class EarlyStopper:
@@ -36,3 +36,13 @@ def test_counts_and_rates_from_the_stamps():
     rnd = generate_round(EarlyStopper(10), torch.zeros(1, 4, dtype=torch.long), 10, 0, "cpu")
     assert rnd.new_tokens == 10
     assert rnd.decode_tok_per_s == pytest.approx(9 / rnd.decode_s)
+
+
+def test_a_round_from_another_versions_worker_keeps_the_fields_this_one_knows():
+    # an A/B run's base side may run another commit's worker: a newer one sends fields this version lacks, an older one
+    # lacks some this version has (they keep their defaults)
+    sent = {"ttft_s": 0.1, "decode_s": 1.0, "new_tokens": 8, "decode_tok_per_s": 7.0, "step_median_s": 0.14}
+    sent |= {"wall_s": 1.1, "clock_overhead_s": 0.0, "from_a_newer_worker": 3}
+    r = Round.from_dict(sent)
+    assert (r.new_tokens, r.prefill_tokens, r.steps_s) == (8, 0, ())
+    assert Round.from_dict(r.to_dict()) == r
