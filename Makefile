@@ -39,7 +39,7 @@ BASE_REF ?=
 AB_ARGS := $(if $(BASE),--perf-base=$(BASE)) $(if $(BASE_ENV),--perf-base-env=$(BASE_ENV)) \
 	$(if $(BASE_REF),--perf-base-ref=$(BASE_REF))
 
-# The ab profile: pr's workload, up to 12 pairs of rounds in each pair of processes (perfgate/profiles.py).
+# The ab profile: pr's workload, up to 8 pairs of rounds in each pair of processes (perfgate/profiles.py).
 AB_PROFILE ?= $(if $(filter pr,$(PROFILE)),ab,$(PROFILE))
 
 ab: $(STAMP)

@@ -63,17 +63,19 @@ PROFILES: dict[str, Profile] = {
         ),
         Profile(
             "ab",
-            "make ab: the pull-request workload, up to 12 pairs of rounds a pair of processes",
+            "make ab: the pull-request workload, up to 8 pairs of rounds a pair of processes",
             {
                 **SHORT_WORKLOAD,
                 # An A/B run's ratio to the base, the only figure that sees a slowdown of the whole stack, is decided
                 # by its pairs of processes' values (gate.pair_rule), not by one pair's interval: more pairs, not
                 # more rounds, are what it needs. The rule's offline estimates rest on pairs of 8 pairs of rounds (37
                 # of 46) to 40, and cutting each to its first 8, 12 or 20 left them unchanged (docs/method.md, "A
-                # failing ratio is measured again in fresh processes"); a regression measured in four pairs of 20-40
-                # rounds would take a single variant over ten minutes on the H200.
-                "max-rounds": "12",
-                "suspect-rounds": "12",
+                # failing ratio is measured again in fresh processes"). 8 is also the fewest a pair needs to count
+                # (gate.MIN_INTERVAL_SAMPLES_TO_FAIL). A regression is confirmed in four pairs: at 8 rounds each about
+                # 410 s for one variant on the H200 (about 85 s a pair besides its rounds, 4.1 s a pair of rounds),
+                # where four pairs of 20-40 rounds took it over ten minutes.
+                "max-rounds": "8",
+                "suspect-rounds": "8",
             },
         ),
         Profile(

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from perfgate import measure, options, profiles, variants
+from perfgate import gate, measure, options, profiles, variants
 
 
 class Config:
@@ -164,9 +164,10 @@ def test_the_tests_run_in_the_session_s_order_the_fidelity_reference_first(run_p
     assert "hf-fp32" in first, result.outlines  # the CPU's fidelity reference, named second
 
 
-def test_make_ab_s_profile_caps_each_pair_of_processes_at_twelve_pairs_of_rounds():
+def test_make_ab_s_profile_caps_each_pair_of_processes_at_the_eight_pairs_of_rounds_a_pair_needs_to_count():
     ab = {name.replace("-", "_"): int(v) for name, v in profiles.PROFILES["ab"].values.items() if "rounds" in name}
     opts = {"rounds": None, "suspect_rounds": None, "baseline_rounds": None, "base_env": {"X": "1"}} | ab
     options.complete(opts, "cuda")
-    assert (opts["rounds"], opts["max_rounds"], opts["suspect_rounds"], opts["process_pairs"]) == (5, 12, 12, 5)
+    assert (opts["rounds"], opts["max_rounds"], opts["suspect_rounds"], opts["process_pairs"]) == (5, 8, 8, 5)
+    assert opts["max_rounds"] == gate.MIN_INTERVAL_SAMPLES_TO_FAIL  # fewer, and no pair could count against a ratio
     assert {k: v for k, v in profiles.PROFILES["ab"].values.items() if "rounds" not in k} == profiles.SHORT_WORKLOAD
