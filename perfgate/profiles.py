@@ -72,8 +72,9 @@ PROFILES: dict[str, Profile] = {
                 # of 46) to 40, and cutting each to its first 8, 12 or 20 left them unchanged (docs/method.md, "A
                 # failing ratio is measured again in fresh processes"). 8 is also the fewest a pair needs to count
                 # (gate.MIN_INTERVAL_SAMPLES_TO_FAIL). A regression is confirmed in four pairs: at 8 rounds each about
-                # 410 s for one variant on the H200 (about 85 s a pair besides its rounds, 4.1 s a pair of rounds),
-                # where four pairs of 20-40 rounds took it over ten minutes.
+                # 430 s for one variant on the H200 (about 85 s a pair besides its rounds, 16 s less in a pair measured
+                # again, which runs no profiled round; 4.1 s a pair of rounds), where pairs of 20-40 rounds took it
+                # over ten minutes.
                 "max-rounds": "8",
                 "suspect-rounds": "8",
             },
