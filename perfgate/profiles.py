@@ -10,7 +10,7 @@ latency) stop after their first rounds while unclear, and only a figure whose va
 further, as far as on the GPU's defaults (40 pairs of rounds; the agent 3 passes, while within two turns of failing);
 one whose value comes back within the limit stops there. The nightly profile keeps the built-in round limits (at least
 5, at most 20 pairs of rounds per decode test on a GPU, up to 40 while a figure is beyond its limit); the ab profile,
-for `make ab`, caps a pair of processes at 12, since its ratio is decided over pairs of processes. A baseline is
+for `make ab`, caps a pair of processes at 8, since its ratio is decided over pairs of processes. A baseline is
 measured to --perf-baseline-rounds (docs/method.md, "Baselines")."""
 
 from __future__ import annotations
@@ -49,10 +49,10 @@ PROFILES: dict[str, Profile] = {
                 # an unclear wall-time verdict passes after 5 pairs of rounds and one pass over the agent's queries;
                 # one beyond its limit is measured as far as on the GPU's default limits, to 40 pairs of rounds (the
                 # 10 % whole-stack canary's second pair needed 26 once) or, within 2 turns of failing, 3 passes of the
-                # agent (gate.MAX_ITEMS_SHORT). Replayed on the recorded H200
-                # rounds, judging first after 5 kept every catch of the 15 % and 10 % canaries that the GPU's limits
-                # made, for 5.6-6.4 pairs of rounds an unchanged ratio instead of 6.7-10.1; after 3, it lost 3 of 39
-                # 15 % pairs (docs/method.md, "More rounds where they can decide", and the estimate it links)
+                # agent (gate.MAX_ITEMS_SHORT). Replayed on the recorded H200 rounds, judging first after 5 kept every
+                # catch of the 15 % and 10 % canaries that the GPU's limits made, for 5.6-6.4 pairs of rounds an
+                # unchanged ratio instead of 6.7-10.1; after 3, it lost 3 of 39 15 % pairs (docs/method.md, "More
+                # rounds where they can decide", and the estimate it links)
                 "rounds": "5",
                 "max-rounds": "5",
                 "suspect-rounds": "40",
