@@ -645,6 +645,9 @@ def agent_figures(variant: str, m: AgentMeasurement) -> list[fig.Figure]:
         "rounds": len(m.rounds),
         "turn_keys": m.turn_keys,
         "turn_latency_s": turns,
+        # each pass's own, in the same order: what a pass told the rule for further passes (gate.MAX_ITEMS_SHORT),
+        # which the medians over all passes no longer show
+        "turn_latency_s_by_pass": [[x.wall_s for q in r for x in q] for r in m.rounds],
     }
     if m.step_delay_s:
         params["canary_step_delay_s"] = m.step_delay_s
@@ -694,7 +697,7 @@ def agent_ratio_figure(variant: str, m: AgentMeasurement, params: dict[str, Any]
     lo, hi = bootstrap_interval(len(head), ratio, confidence=0.98, seed=len(head))
     extra = {"interval": [lo, hi], "estimator": "sum/sum over queries", "base_query_latency_s": base}
     samples = [h / b for h, b in zip(head, base, strict=True)]
-    kept = {k: v for k, v in params.items() if k != "turn_latency_s"}
+    kept = {k: v for k, v in params.items() if not k.startswith("turn_latency_s")}
     figure = fig.series(variant, "agent", m.workload, ab.AGENT_RATIO, samples, {**kept, **extra})
     return replace(figure, value=ratio(range(len(head))))
 

@@ -3,6 +3,7 @@ baseline (the reference passes, a slowed canary fails), options and skips. A bas
 tests/test_runfile.py, on the figures such a run records."""
 
 import json
+import statistics
 
 import pytest
 
@@ -28,6 +29,8 @@ def test_replay_records_per_query_figures_of_the_queries_test_set_size_picks(run
     p50 = figures["agent_query_p50_s"]
     assert p50["params"]["queries"] == ["q01", "q02"] and len(p50["samples"]) == 2
     assert len(p50["params"]["turn_latency_s"]) == len(p50["params"]["turn_keys"]) == 6  # 3 + 3 turns
+    (one_pass,) = p50["params"]["turn_latency_s_by_pass"]  # one pass: its turns are the medians
+    assert one_pass == p50["params"]["turn_latency_s"]
     assert figures["agent_query_p95_s"]["value"] >= p50["value"]
     assert figures["agent_turns_mean"]["value"] == pytest.approx(6 / 2)
     assert figures["agent_reuse_query_p50_s"]["value"] > 0
@@ -74,6 +77,10 @@ def test_the_gate_passes_the_reference_and_fails_a_slowed_canary(run_perf, tiny_
     # (gate.MAX_ITEMS_SHORT); with one pass, the verdict recorded is the one that stopped it
     short = verdict.get("items_short")
     assert p50["params"]["rounds"] == 3 or verdict["clear"] or short is None or short > gate.MAX_ITEMS_SHORT, verdict
+    by_pass = p50["params"]["turn_latency_s_by_pass"]  # each pass's turns, whose medians the gate holds
+    assert len(by_pass) == p50["params"]["rounds"]
+    medians = [statistics.median(turn) for turn in zip(*by_pass, strict=True)]
+    assert medians == pytest.approx(p50["params"]["turn_latency_s"])
     beside = p50s["hf-fp16"]["params"]["turn_latency_s"]
     ratios = [now / before for now, before in zip(p50["params"]["turn_latency_s"], beside, strict=True)]
     assert sum(r > 1.25 for r in ratios) >= 7, ratios
