@@ -516,18 +516,14 @@ class PerfSession:
             ):
                 earlier.append(measured)
                 loaded = self.restart_with_reference(loaded.variant.name)
-                # pytest-benchmark times one pair only; the device figures are the first pair's: device time is
-                # steady between the processes of a machine start to 0.01-0.2 %, and a profiled round costs 8 s a side
-                # on the H200
-                measured = self._measure_decode_once(loaded, workload, None, profile=False)
+                measured = self._measure_decode_once(loaded, workload, None)  # pytest-benchmark times one pair only
         except KeyboardInterrupt as exc:  # the pairs of processes measured before it go with what it measured
             partial = exc.partial if isinstance(exc, measure.MeasurementInterrupted) else None
             if partial is not None:
-                partial = replace(first_pairs_profile(partial, earlier), earlier=tuple(earlier))
+                partial = replace(partial, earlier=tuple(earlier))
             elif earlier:  # stopped while the next pair restarted, warmed up or calibrated
                 partial = replace(earlier[-1], earlier=tuple(earlier[:-1]))
             raise measure.MeasurementInterrupted(str(exc), loaded.variant.name, partial) from exc
-        measured = first_pairs_profile(measured, earlier)
         if self.base is not None and measured.reference_rounds:  # the base side's own figures, to judge against
             name = loaded.variant.name
             self.base_figures.update({f.key: f for f in measure.decode_figures(name, measured.base_view())})
@@ -578,7 +574,7 @@ class PerfSession:
         return self._ensure(name, keep={name, self.reference})
 
     def _measure_decode_once(
-        self, loaded: Loaded, workload: DecodeWorkload, benchmark=None, profile: bool = True
+        self, loaded: Loaded, workload: DecodeWorkload, benchmark=None
     ) -> measure.DecodeMeasurement:
         ref, no_ratio = self.reference_beside(loaded)
         name = loaded.variant.name
@@ -603,7 +599,7 @@ class PerfSession:
                 no_ratio,
                 self.swap_cores(name) if ref else None,
                 Path(os.environ["PERFGATE_STEP_LOG"]) if os.environ.get("PERFGATE_STEP_LOG") else None,
-                profile=self.opts["device_time"] and profile,
+                profile=self.opts["device_time"],
                 device_slowdown=self.opts["canary_device_slowdown"],
                 profile_tokens=self.opts["device_tokens"],
                 beside_is_base=self.base is not None,
@@ -915,15 +911,6 @@ class PerfSession:
             self.report_note = f"plots skipped: {exc} (pip install matplotlib)"
         except OSError as exc:
             self.report_note = f"could not write the report: {exc}"
-
-
-def first_pairs_profile(
-    measured: measure.DecodeMeasurement, earlier: list[measure.DecodeMeasurement]
-) -> measure.DecodeMeasurement:
-    """A pair of processes measured again runs no profiled round: its device figures are the first pair's."""
-    if not earlier or measured.profile is not None:
-        return measured
-    return replace(measured, profile=earlier[0].profile, reference_profile=earlier[0].reference_profile)
 
 
 def first_of(names: list[str], first: str) -> list[str]:

@@ -240,9 +240,6 @@ def test_the_whole_stack_canary_fails_the_head(run_perf):
     ratio = next(r for r in run["results"] if r["metric"] == "decode_ratio_to_base")
     assert ratio["verdict"]["status"] == "fail" and ratio["params"]["canary_step_delay_s"] > 0
     assert run["ab"]["base"]["env"] == {"PERFGATE_SIDE": "base"} and run["ab"]["stack_canary_slowdown"] == 1.0
-    # the second pair ran no profiled round: the operator counts are the first pair's, the head's and the base's
-    ops = [r for r in run["results"] if r["metric"] == "ops_per_token"]
-    assert ops and all(r["value"] for r in ops), ops
 
 
 def test_the_workflow_runs_ab_when_the_lock_file_changes_or_on_demand():
