@@ -133,24 +133,30 @@ def mann_whitney_less(x: Sequence[float], y: Sequence[float]) -> float:
 
 def sign_test_less(x: Sequence[float], limit: float) -> float:
     """One-sided p-value that the median of what `x` samples is below `limit` (ties with the limit dropped)."""
-    data = _checked(x)
-    below = sum(v < limit for v in data)
-    n = below + sum(v > limit for v in data)
-    if n == 0:
-        return 1.0
-    return math.fsum(math.comb(n, k) for k in range(below, n + 1)) / 2**n
+    below, n = _sign_counts(x, limit)
+    return _upper_tail(n, below)
 
 
 def sign_test_short(x: Sequence[float], limit: float, alpha: float) -> int | None:
     """How many more of `x` would have to lie below `limit` (taken from those above it) for sign_test_less to fall
     below `alpha`: 0 where it already does; None where no count of these samples can (too few not tied)."""
-    data = _checked(x)
-    below = sum(v < limit for v in data)
-    n = below + sum(v > limit for v in data)
+    below, n = _sign_counts(x, limit)
     for needed in range(n + 1):
-        if math.fsum(math.comb(n, k) for k in range(needed, n + 1)) / 2**n < alpha:
+        if _upper_tail(n, needed) < alpha:
             return max(0, needed - below)
     return None
+
+
+def _sign_counts(x: Sequence[float], limit: float) -> tuple[int, int]:
+    """(how many of `x` lie below `limit`, how many are not tied with it): what a sign test counts."""
+    data = _checked(x)
+    below = sum(v < limit for v in data)
+    return below, below + sum(v > limit for v in data)
+
+
+def _upper_tail(n: int, k: int) -> float:
+    """P(at least k of n fair coin tosses come up heads): a sign test's p-value for k of n below (1.0 for n = 0)."""
+    return math.fsum(math.comb(n, i) for i in range(k, n + 1)) / 2**n
 
 
 def _u_distribution(n: int, m: int) -> list[int]:
