@@ -68,6 +68,19 @@ def micro_checkpoint(perf_cache: Path, micro_spec: models.ModelSpec) -> Path:
     return synthetic.ensure_checkpoint(micro_spec, "cpu", perf_cache)
 
 
+# Fixtures of the tests that start child processes (a child pytest, a worker, a checkpoint's build, a venv).
+STARTS_CHILDREN = {"run_perf", "run_perf_shared", "pytester", "make_venv", "tiny_checkpoint", "micro_checkpoint"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The modules with tests that start child processes first, each in its own order, then the others: pytest-xdist
+    hands tests out in this order once the xdist groups are out (--dist loadgroup), so both workers end on tests of
+    milliseconds rather than one waiting out the other's last child run. Whole modules move, so that a module-scoped
+    fixture is still made once in a run without pytest-xdist."""
+    heavy = {item.module for item in items if STARTS_CHILDREN & set(getattr(item, "fixturenames", ()))}
+    items.sort(key=lambda item: getattr(item, "module", None) not in heavy)
+
+
 # The environment's perfgate settings (the users' .env names among them), which no child run may pick up.
 PERF_ENV = (
     "PERF_MODEL",
@@ -108,6 +121,9 @@ def perf_args(results: Path) -> tuple[str, ...]:
         f"--perf-model={TEST_MODEL}",  # whatever a .env of the user's says; a later option wins
         "--perf-max-seq-length=1000000",
         "--perf-agent=off",  # the agent's own tests turn it on (a later option wins)
+        # PNG plots cost a child run 2-3 s of CPU (matplotlib), which two pytest-xdist workers on two cores wait for;
+        # the runs that check them (the gate's canary run, the tiny run as `make perf` makes it) turn them on
+        "--perf-plots=false",
         "-rs",
     )
 
@@ -196,3 +212,11 @@ def _venv(folder: Path) -> Path:
 def make_venv():
     """make_venv(folder) -> the Python of a fresh venv there that sees this interpreter's packages (_venv)."""
     return _venv
+
+
+def perfgate_lines(result: pytest.RunResult) -> list[str]:
+    """The terminal summary's lines, from its '= perfgate =' rule to pytest's own closing lines."""
+    lines = result.outlines
+    start = next(i for i, line in enumerate(lines) if " perfgate " in line and line.startswith("="))
+    end = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("="))
+    return lines[start:end]

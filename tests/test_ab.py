@@ -192,6 +192,7 @@ def test_an_a_a_run_on_another_venv_at_another_commit_passes_and_removes_its_wor
         "--perf-device=cpu",
         "--perf-model=synthetic:qwen3-tiny",
         "--perf-agent=off",
+        "--perf-plots=false",  # as in the other child runs (tests/conftest.py, perf_args)
     ]
     cmd += [f"--perf-base={venv_python}", f"--perf-base-ref={repository['good']}", "--perf-max-rounds=8", LOOSE, *TINY]
     proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600)

@@ -1,5 +1,5 @@
 """The agent workload: mailbox, tools, tool-call parser, trajectories and traces, the live loop with scripted
-replies, and replay through a worker on the tiny model."""
+replies, and replay through a worker on the micro model (token counts, which no model's size changes)."""
 
 import json
 
@@ -232,13 +232,13 @@ def test_live_loop_stops_after_the_turn_limit(box):
     assert outcome.stopped == "max turns" and outcome.turns == tools.MAX_TURNS and outcome.answer is None
 
 
-# -- replay on the tiny model -----------------------------------------------------------------------------
+# -- replay on the micro model ----------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def worker(tiny_checkpoint, tmp_path_factory):
+def worker(micro_checkpoint, tmp_path_factory):
     handle = WorkerHandle("hf-fp32", tmp_path_factory.mktemp("logs") / "worker.log")
-    handle.call("load", 300, variant="hf-fp32", path=str(tiny_checkpoint), device="cpu", max_seq_length=4096)
+    handle.call("load", 300, variant="hf-fp32", path=str(micro_checkpoint), device="cpu", max_seq_length=4096)
     yield handle
     handle.close()
 

@@ -42,8 +42,11 @@ def test_the_gate_passes_the_reference_and_fails_a_slowed_canary(run_perf, tiny_
     # every decode step made a query only a few per cent slower there. The baseline takes each turn's mean over two
     # passes, so that one pass caught in a slow moment of the CPU (p50 a quarter above the next unchanged run) moves
     # it by half as much. The CPU drifts by a quarter between runs, so the unchanged reference is held to a loose
-    # 60 % here; the canary (some 80 % slower a query) to 25 % (below). Both are gated in one run, each in a worker
-    # of its own.
+    # 60 % here; the canary (some 60 % slower a query) to 15 %, so that its most prefill-bound turn (a long prompt, a
+    # short reply: 1.23 times the baseline's on an idle machine) is beyond the limit too and the canary fails after
+    # one pass; at 25 % that turn often left the verdict unclear, and the three passes that then follow take some 25 s
+    # more. Its turns are also held to the reference's of the same run (below): the slowdown fails it, not the CPU's
+    # drift. Both are gated in one run, each in a worker of its own.
     tiny = ("--perf-model=synthetic:qwen3-tiny", *AGENT)
     run_perf("--perf-update-baselines", "--perf-variants=hf-fp16", "--perf-agent-rounds=2", *tiny).assert_outcomes(
         passed=1
@@ -54,7 +57,7 @@ def test_the_gate_passes_the_reference_and_fails_a_slowed_canary(run_perf, tiny_
         "--perf-variants=hf-fp16,hf-fp16-slow",
         "--perf-canary-slowdown=100%",
         "--perf-reference=none",
-        "--perf-tolerance=agent_query_*=60%,hf-fp16-slow/agent_query_*=25%",
+        "--perf-tolerance=agent_query_*=60%,hf-fp16-slow/agent_query_*=15%",
         "--perf-agent-max-rounds=1",
         "-v",
         *tiny,
@@ -88,7 +91,7 @@ def test_the_gate_passes_the_reference_and_fails_a_slowed_canary(run_perf, tiny_
         result.assert_outcomes(passed=1, failed=1)
         result.stdout.fnmatch_lines(
             [
-                "hf-fp16-slow agent[[]q3] agent_query_p50_s = * s is above the limit * s (baseline * + 25%): Δ +*%*"
+                "hf-fp16-slow agent[[]q3] agent_query_p50_s = * s is above the limit * s (baseline * + 15%): Δ +*%*"
                 "one-sided paired sign test against the limit: p=*",
             ]
         )

@@ -156,18 +156,20 @@ def test_a_package_that_fails_to_import_skips_its_variant(faulty):
 @pytest.mark.parametrize(
     ("limit", "message"),
     [
-        (  # per worker call, once the worker is up (a forked one waits for the zygote's imports outside it)
-            "--perf-timeout=8",
-            "hf-fp32 ctx32 *: worker hf-fp32: 'generate' gave no answer within 8 s; the worker was killed*",
+        (  # per worker call, once the worker is up (a forked one waits for the zygote's imports outside it); the
+            # other calls here take well under a second
+            ("--perf-timeout=4",),
+            "hf-fp32 ctx32 *: worker hf-fp32: 'generate' gave no answer within 4 s; the worker was killed*",
         ),
-        # pytest-timeout, per test: the first test_load's time holds the zygote's imports
-        ("--timeout=20", "*Failed: Timeout (>20.0s) from pytest-timeout.*"),
+        # pytest-timeout, per test, on its call alone: the first test_load's setup holds the zygote's imports (5-8 s
+        # on two busy cores), which would otherwise set the limit; every call here takes under a second
+        (("--timeout=5", "-o", "timeout_func_only=true"), "*Failed: Timeout (>5.0s) from pytest-timeout.*"),
     ],
     ids=["perf-timeout", "pytest-timeout"],
 )
 def test_a_hung_generation_fails_its_test_and_the_session_goes_on(run_perf, monkeypatch, limit, message):
     monkeypatch.setenv("PERFGATE_FAULTS", "hf-fp32@generate=hang")
-    result = run_perf("--perf-variants=hf-fp32,hf-bf16", *FAST, limit)
+    result = run_perf("--perf-variants=hf-fp32,hf-bf16", *FAST, *limit)
     result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines([message])
     assert figures_of(run_perf.results, "hf-bf16")[("decode", "decode_tok_per_s")] > 0

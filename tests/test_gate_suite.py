@@ -143,8 +143,9 @@ def canary(run_perf_shared, written, tmp_path_factory):
     summary.write_text("## an earlier step\n")
     variants = "--perf-variants=hf-fp16,hf-fp16-slow,hf-fp16-gpuslow"  # the host canary and the GPU canary
     result = run_perf_shared(
-        variants, "--perf-canary-slowdown=100%", LOOSE, *FAST, f"--junitxml={junit}", GITHUB_STEP_SUMMARY=str(summary)
-    )
+        variants, "--perf-canary-slowdown=100%", LOOSE, *FAST, "--perf-plots=true", f"--junitxml={junit}",
+        GITHUB_STEP_SUMMARY=str(summary),
+    )  # fmt: skip
     run_file = sorted((run_perf_shared.results / "runs").glob("*.json"))[-1]
     return SimpleNamespace(
         result=result,
@@ -220,8 +221,8 @@ def test_the_canary_run_writes_its_report_plots_summary_and_junit_properties(can
 
 
 def test_strict_fails_a_figure_without_a_baseline_and_still_records_it(run_perf):
-    # without --perf-strict such a run records only and passes: tests/test_setup_errors.py (a fresh clone) and the
-    # tiny run of tests/test_perf_suite.py, which has no baseline either
+    # without --perf-strict such a run records only and passes: the tiny run of tests/test_perf_suite.py, a fresh
+    # clone's, which has no baseline either
     strict = run_perf("--perf-variants=hf-fp32", *FAST, "--perf-strict", "--perf-reference=none")
     strict.assert_outcomes(failed=1, passed=1)  # load has no available gated figure on the CPU
     strict.stdout.fnmatch_lines(["hf-fp32 decode[[]ctx32] decode_tok_per_s = * tok/s: no baseline in *cpu.json*"])

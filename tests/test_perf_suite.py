@@ -9,6 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from tests.conftest import perfgate_lines
+
 # the tests that share a module-scoped child run: on one pytest-xdist worker (make test: --dist loadgroup), so that
 # the run is made once
 SHARED_RUN = pytest.mark.xdist_group("perf_suite")
@@ -26,9 +28,8 @@ def run_file(results):
 def tiny_run(run_perf_shared, tiny_checkpoint):
     """The perf suite as `make perf` runs it on the CPU, on its default model (synthetic:qwen3-tiny), shortened:
     three variants, named out of registry order, one of which cannot run here; measured once for the module."""
-    result = run_perf_shared(
-        "--perf-model=synthetic:qwen3-tiny", "--perf-variants=unsloth-4bit,hf-nf4,hf-fp32", *FAST, "-v"
-    )
+    variants = "--perf-variants=unsloth-4bit,hf-nf4,hf-fp32"
+    result = run_perf_shared("--perf-model=synthetic:qwen3-tiny", variants, *FAST, "--perf-plots=true", "-v")
     return SimpleNamespace(result=result, run=run_file(run_perf_shared.results))
 
 
@@ -80,6 +81,20 @@ def test_each_variant_loads_once_in_variant_order(tiny_run):
         "test_decode[hf-nf4-ctx64]",
         "test_fidelity[hf-nf4]",
     ]
+
+
+@SHARED_RUN
+def test_a_fresh_clone_says_there_is_no_baseline_and_what_to_do_last(tiny_run):
+    # the tiny run is a fresh clone's `make perf`: no baseline file yet (tests/test_setup_errors.py: one that is not
+    # this machine's)
+    shown = perfgate_lines(tiny_run.result)
+    baseline = "results/baselines/cpu.json"  # as the user names it, from the folder pytest ran in
+    assert f"baseline: {baseline} does not exist" in shown
+    assert not any("gate against" in line or "no baseline (recorded only)" in line for line in shown)
+    assert shown[-1].startswith("perfgate: ") and " no baseline" in shown[-1]
+    assert shown[-1].endswith(
+        f"; no baseline for cpu / synthetic:qwen3-tiny: run `make baseline` and commit {baseline}"
+    )
 
 
 @pytest.fixture

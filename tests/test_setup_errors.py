@@ -11,6 +11,7 @@ import time
 import pytest
 
 from perfgate import models, paths
+from tests.conftest import perfgate_lines
 
 
 def one_error_line(result: pytest.RunResult) -> str:
@@ -77,27 +78,6 @@ def test_the_hub_probe_answers_within_its_timeout():
 
 SMALL = ("--perf-variants=hf-fp32", "--perf-reference=none", "--perf-rounds=2", "--perf-new-tokens=4")
 SMALL += ("--perf-contexts=16", "-k", "decode")
-
-
-def perfgate_lines(result: pytest.RunResult) -> list[str]:
-    """The terminal summary's lines, from its '= perfgate =' rule to pytest's own closing lines."""
-    lines = result.outlines
-    start = next(i for i, line in enumerate(lines) if " perfgate " in line and line.startswith("="))
-    end = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("="))
-    return lines[start:end]
-
-
-def test_a_fresh_clone_says_there_is_no_baseline_and_what_to_do_last(run_perf):
-    result = run_perf(*SMALL)
-    result.assert_outcomes(passed=1)
-    shown = perfgate_lines(result)
-    baseline = "results/baselines/cpu.json"  # as the user names it, from the folder pytest ran in
-    assert f"baseline: {baseline} does not exist" in shown
-    assert not any("gate against" in line or "no baseline (recorded only)" in line for line in shown)
-    assert shown[-1].startswith("perfgate: ") and " no baseline" in shown[-1]
-    assert shown[-1].endswith(
-        f"; no baseline for cpu / synthetic:qwen3-micro: run `make baseline` and commit {baseline}"
-    )
 
 
 def test_a_baseline_file_of_another_gpu_and_model_is_named_and_not_used(run_perf):

@@ -1,8 +1,11 @@
 import json
 import shutil
+import subprocess
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -66,7 +69,22 @@ def test_the_same_config_reuses_the_cache(tiny_checkpoint, tiny_spec, perf_cache
     assert (tiny_checkpoint / synthetic.MANIFEST).stat().st_mtime_ns == before
 
 
-def test_processes_wanting_the_same_checkpoint_build_it_once(micro_spec, tmp_path, monkeypatch):
+@pytest.fixture
+def copying_builder(micro_checkpoint, monkeypatch):
+    """The build's child process (perfgate.synthetic's main) replaced by a copy of the session's micro checkpoint into
+    its --out folder, half a second long; the rest of synthetic._build_in_child runs as it is. The real build runs in
+    every session, for the micro_checkpoint and tiny_checkpoint fixtures; here a child importing torch would cost each
+    test 6 s of CPU."""
+
+    def run(cmd, **kwargs):
+        time.sleep(0.5)  # a build takes seconds: long enough for another process to look for it meanwhile
+        shutil.copytree(micro_checkpoint, cmd[cmd.index("--out") + 1])
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(synthetic, "subprocess", SimpleNamespace(run=run))
+
+
+def test_processes_wanting_the_same_checkpoint_build_it_once(micro_spec, tmp_path, monkeypatch, copying_builder):
     """Two GPUs' pytest workers start on a fresh machine at once: one builds, the other waits and loads it (without
     the lock, both would build and the second's rename would fail, losing its test)."""
     cache = tmp_path / "cache"
@@ -85,7 +103,7 @@ def test_processes_wanting_the_same_checkpoint_build_it_once(micro_spec, tmp_pat
     assert len(builds) == 1 and synthetic.is_complete(folders[0])
 
 
-def test_half_written_checkpoint_is_rebuilt_not_loaded(micro_checkpoint, micro_spec, tmp_path):
+def test_half_written_checkpoint_is_rebuilt_not_loaded(micro_checkpoint, micro_spec, tmp_path, copying_builder):
     cache = tmp_path / "cache"
     folder = synthetic.checkpoint_dir(micro_spec, cache)
     shutil.copytree(micro_checkpoint, folder)
