@@ -117,11 +117,13 @@ class Judge:
         problem: str | None = None,
         strict: bool = False,
         busy: Sequence[str] = (),
+        pair_rule: gate.PairRule = gate.REFERENCE_PAIRS,
     ) -> None:
         """source: the model's, its key in the file; reference: the variant the ratios are to; tolerances:
         --perf-tolerance's; problem: why the file has nothing for this GPU and model (open_baseline); strict: a
         figure without a baseline fails (--perf-strict); busy: the other processes on the GPU as the run started
-        (Session.other_gpu_processes), named in every failure."""
+        (Session.other_gpu_processes), named in every failure; pair_rule: how a ratio measured in several pairs of
+        processes is decided (gate.pair_rule, --perf-process-pairs)."""
         self.baseline = baseline
         self.source = source
         self.reference = reference
@@ -130,6 +132,7 @@ class Judge:
         self.problem = problem
         self.strict = strict
         self.busy = list(busy)
+        self.pair_rule = pair_rule
 
     def entry(self, f: Figure) -> tuple[str, dict[str, Any] | None, str]:
         """(key, entry or None, note) of the baseline this figure is held against."""
@@ -193,6 +196,7 @@ class Judge:
             interval=interval,
             interval_test=interval_test,
             pair_intervals=each,
+            pair_rule=self.pair_rule,
         )
         floor = None
         if verdict.suspect and interval_test == gate.BOOTSTRAP_BOTH:
@@ -217,7 +221,9 @@ class Judge:
                         f"the GPU was not idle at the start ({'; '.join(self.busy)}): their work slows this run's, "
                         "device time included; measure on an idle GPU (--perf-strict refuses a busy one)"
                     )
-                messages.append(table.failure_message(j, self.baseline.path, model, changes, self.strict, entry))
+                messages.append(
+                    table.failure_message(j, self.baseline.path, model, changes, self.strict, entry, self.pair_rule)
+                )
         return messages
 
 

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from perfgate import paths, table
+from perfgate import ab, paths, table
 from perfgate.storage import read_json
 
 REPORTS = "reports"
@@ -41,6 +41,7 @@ def markdown(run: dict[str, Any], name: str) -> str:
         head.append(f"- **baseline: {check['problem']}**")
     if run.get("worker_layout"):
         head.append(f"- worker processes: {run['worker_layout']}")
+    head.extend(f"- {line}" for line in ab.summary_lines(run))
     if run.get("gpu_busy_at_start"):
         head.append("- warning: the GPU was not idle at the start: " + "; ".join(run["gpu_busy_at_start"]))
     if run.get("not_started"):

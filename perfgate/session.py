@@ -776,7 +776,17 @@ class PerfSession:
             )
         source, problem = self.model.source, self.baseline_problem
         strict = self.opts["strict"]
-        return Judge(self.baseline, source, self.reference, tolerances, self.machine, problem, strict, self.gpu_busy)
+        return Judge(
+            self.baseline,
+            source,
+            self.reference,
+            tolerances,
+            self.machine,
+            problem,
+            strict,
+            self.gpu_busy,
+            self.pair_rule(),
+        )
 
     def judge(self, figures: list[Figure]) -> list[str]:
         """Judge and keep the verdicts; return one message per failure (none in a baseline run, which judges

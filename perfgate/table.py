@@ -365,10 +365,17 @@ def render_held_to_floor(results: list[dict]) -> list[str]:
 
 
 def failure_message(
-    judged, baseline_path: Path, model: dict, changes: list[str], strict: bool, entry: dict | None = None
+    judged,
+    baseline_path: Path,
+    model: dict,
+    changes: list[str],
+    strict: bool,
+    entry: dict | None = None,
+    rule: gate.PairRule = gate.REFERENCE_PAIRS,
 ) -> str:
     """Which variant, which metric, the value, the baseline, the limit, Δ, how noisy, and what changed (with the
-    baseline `entry`'s kernel table, for device figures: the kernels added, removed or slower, by name)."""
+    baseline `entry`'s kernel table, for device figures: the kernels added, removed or slower, by name); for a ratio
+    measured in several pairs of worker processes, each pair's value and the rule that failed it."""
     f, v = judged.figure, judged.verdict
     where = f"{f.variant} {f.test}[{f.workload}]" if f.workload else f"{f.variant} {f.test}"
     if f.better == gate.SAME and v.status == gate.FAIL:
@@ -395,7 +402,8 @@ def failure_message(
     slack = f" {sign} {number(extra, f.unit)} {f.unit}" if extra else ""
     delta = f"{v.delta_pct:+.1f}%" if v.delta_pct is not None else "n/a"
     noise = f"n={v.n}"
-    processes = len(f.params.get("process_pairs") or ()) or 1
+    pairs = f.params.get("process_pairs") or ()
+    processes = len(pairs) or 1
     if is_bootstrap(v.test) and v.ci:
         span = f"{number(v.ci[0], f.unit)}–{number(v.ci[1], f.unit)}"
         which = (
@@ -415,10 +423,10 @@ def failure_message(
     elif is_bootstrap(v.test):
         clarity = f"all of the interval is {side} the limit: each process's fast state, alternating rounds"
         if processes > 1:
-            # (the ratio to the reference: gate.REFERENCE_PAIRS)
+            values = ", ".join(f"{p['value']:.3f}" for p in pairs)
             clarity += (
-                f"; measured in {processes} pairs of worker processes, restarted while undecided: it fails where "
-                "two of them failed so"
+                f"; measured in {processes} pairs of worker processes, restarted while undecided ({values}): "
+                f"it fails at {rule.describe()}"
             )
     else:
         against = "the baseline's samples moved to the limit" if v.test == "mann-whitney" else "the limit"

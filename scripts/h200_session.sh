@@ -20,7 +20,7 @@
 # `du -cb --apparent-size .devsite $(git ls-files)`.
 set -u
 mode=$1 variants=$2 runs=${3:-1}
-deadline=${H200_DEADLINE:-$(( $(date +%s) + 560 ))}  # one device command may run 10 minutes
+deadline=${H200_DEADLINE:-$(( $(date +%s) + 580 ))}  # one device command may run 600 s; the archive below takes a few
 read -r -a extra <<< "${PYTEST_EXTRA:-}"
 [ -n "${PYTEST_K:-}" ] && extra+=(-k "$PYTEST_K")  # a -k expression may hold spaces
 export PYTHONPATH=$PWD/.devsite:$PWD HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 UNSLOTH_DISABLE_STATISTICS=1 \

@@ -241,6 +241,9 @@ def test_the_whole_stack_canary_fails_the_head(run_perf):
     ratio = next(r for r in run["results"] if r["metric"] == "decode_ratio_to_base")
     assert ratio["verdict"]["status"] == "fail" and ratio["params"]["canary_step_delay_s"] > 0
     assert run["ab"]["base"]["env"] == {"PERFGATE_SIDE": "base"} and run["ab"]["stack_canary_slowdown"] == 1.0
+    report = next((run_perf.results / "reports").glob("*.md")).read_text()  # what CI's A/B job uploads
+    assert "- A/B: head against base" in report and "- whole-stack canary: the head's decode steps slowed" in report
+    assert "- hf-fp32 ctx16 decode_ratio_to_base over 2 pairs of worker processes (" in report
 
 
 def test_the_workflow_runs_ab_when_the_lock_file_changes_or_on_demand():
@@ -258,3 +261,54 @@ def test_the_workflow_runs_ab_when_the_lock_file_changes_or_on_demand():
     assert any(step.get("uses", "").startswith("actions/cache") for step in job["steps"])
     uploaded = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-artifact"))
     assert "results/runs/" in uploaded["with"]["path"] and "results/reports/" in uploaded["with"]["path"]
+
+
+def _ratio_over_pairs(status: str, pairs: list[tuple[float, float, float]]) -> dict:
+    """A decode_ratio_to_base result measured in several pairs of processes: (value, low, high) each."""
+    return {
+        "variant": "hf-bf16",
+        "workload": "ctx1024",
+        "metric": ab.RATIO,
+        "better": "higher",
+        "unit": "x",
+        "value": pairs[0][0],
+        "samples": [],
+        "verdict": {"status": status, "limit": 0.95, "clear": True, "interval": [0.7, 1.1], "test": "bootstrap"},
+        "params": {"process_pairs": [{"value": v, "interval": [lo, hi]} for v, lo, hi in pairs]},
+    }
+
+
+def test_a_ratio_over_several_pairs_says_why_it_passed_or_failed():
+    # the H200 A/A run whose first pair's value was 0.828 and whose second passed clearly: "0.907, pass" alone reads
+    # as a contradiction
+    base = {"python": "/usr/bin/python3", "env": {"SIDE": "base"}}
+    run = {
+        "options": {"process_pairs": 5},
+        "ab": {"base": base, "differs": []},
+        "results": [
+            _ratio_over_pairs("pass", [(0.828, 0.714, 1.096), (0.994, 0.986, 1.010)]),
+            _ratio_over_pairs("pass", [(0.93, 0.80, 1.05), (0.96, 0.90, 1.02), (0.97, 0.91, 1.03)]),
+            _ratio_over_pairs(
+                "fail", [(0.938, 0.77, 1.10), (0.909, 0.74, 1.36), (0.911, 0.86, 0.98), (0.9498, 0.83, 1.11)]
+            ),
+            {**_ratio_over_pairs("pass", [(0.99, 0.9, 1.1)]), "variant": "hf-fp16"},  # one pair: nothing to explain
+        ],
+    }
+    lines = ab.pair_lines(run)
+    assert lines == [
+        "hf-bf16 ctx1024 decode_ratio_to_base over 2 pairs of worker processes (0.828, 0.994): passed: the last "
+        "pair's whole interval is within the limit, which ends the test as a pass",
+        "hf-bf16 ctx1024 decode_ratio_to_base over 3 pairs of worker processes (0.930, 0.960, 0.970): passed: it "
+        "fails only at 4 of up to 5 pairs of worker processes with its value beyond the limit",
+        "hf-bf16 ctx1024 decode_ratio_to_base over 4 pairs of worker processes (0.938, 0.909, 0.911, 0.950): failed "
+        "at 4 of up to 5 pairs of worker processes with its value beyond the limit",
+    ]
+    assert ab.summary_lines(run)[-3:] == lines  # the terminal's A/B lines end with them (the report's head too)
+
+
+def test_a_kernel_that_differs_between_two_processes_of_one_stack_is_not_listed():
+    # an H200 A/A run: one GEMM at one of two speeds per process, 0.065 ms of 11.25 ms a token (0.58 %)
+    base = {"kernels_per_token": 2.0, "kernels": {"gemm": {"per_token": 1.0, "ms_per_token": 1.830}}}
+    base["kernels"]["rest"] = {"per_token": 1.0, "ms_per_token": 9.42}
+    head = {**base, "kernels": {**base["kernels"], "gemm": {"per_token": 1.0, "ms_per_token": 1.765}}}
+    assert ab.kernel_changes(head, base) == []

@@ -175,7 +175,8 @@ def test_the_reference_passes_and_the_canary_fails_with_its_reasons(canary):
             "hf-fp16-slow decode[[]ctx32] decode_ratio_to_ref = * x is below the limit 0.950 x (baseline 1.000 - 5%): "
             "Δ -*% (98% bootstrap intervals of 2 pairs of worker processes, combined *–*, over * pairs of rounds, "
             "per-pair cv *; all of the interval is below the limit: each process's fast state, alternating rounds; "
-            "measured in 2 pairs of worker processes, restarted while undecided: it fails where two of them failed so)",
+            "measured in 2 pairs of worker processes, restarted while undecided (*, *): it fails at 2 of up to 3 "
+            "pairs of worker processes with its whole 98 % interval beyond the limit)",
             "  baseline: hf-fp16/decode[[]ctx32]/decode_ratio_to_ref in *cpu.json (hf-fp16's ratio to itself)*",
             "  changed since the baseline: *transformers 0.0.1 → *",
         ]
