@@ -648,6 +648,12 @@ def agent_figures(variant: str, m: AgentMeasurement) -> list[fig.Figure]:
         # each pass's own, in the same order: what a pass told the rule for further passes (gate.MAX_ITEMS_SHORT),
         # which the medians over all passes no longer show
         "turn_latency_s_by_pass": [[x.wall_s for q in r for x in q] for r in m.rounds],
+        # each turn's decode steps (agent_decode_tok_per_s), the median over passes: whether a turn's shape slows them
+        "turn_decode_tok_per_s": [
+            median([r[q][t].decode_tok_per_s for r in m.rounds])
+            for q, query in enumerate(m.queries)
+            for t in range(len(query.turns))
+        ],
     }
     if m.step_delay_s:
         params["canary_step_delay_s"] = m.step_delay_s
@@ -662,12 +668,14 @@ def agent_figures(variant: str, m: AgentMeasurement) -> list[fig.Figure]:
     replies = sum(q.reply_tokens for q in m.queries)
     prefill = sum(x.ttft_s for x in all_rounds)
     total = sum(x.wall_s for x in all_rounds)
+    stepping = sum(x.decode_s for x in all_rounds)
     out = [
         latency("agent_query_p50_s", percentile(latencies, 50)),
         latency("agent_query_p95_s", percentile(latencies, 95)),
         once("agent_turns_mean", mean([len(q.turns) for q in m.queries])),
         once("agent_gen_tok_per_s", replies * len(m.rounds) / total if total else None),
         once("agent_prefill_share_pct", 100 * prefill / total if total else None),
+        once("agent_decode_tok_per_s", sum(x.new_tokens - 1 for x in all_rounds) / stepping if stepping else None),
         once("agent_peak_vram_mib", m.vram.process_mib, why),
     ]
     if m.base is not None or m.no_base:

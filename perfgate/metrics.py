@@ -199,6 +199,14 @@ _METRICS = (
     ),
     Metric("agent_prefill_share_pct", "%", LOWER, "the prefills' share of the queries' wall time", header="prefill %"),
     Metric(
+        # beside the decode test's decode_tok_per_s: on the H200 the eager transformers variants generated at 55-85 %
+        # of the decode test's rate over their queries' wall time, with prefills 3 % of it, the Unsloth ones at
+        # 113-118 %; this tells slower steps from time between them
+        "agent_decode_tok_per_s", "tok/s", HIGHER,
+        "the turns' decode steps alone (after each turn's first token), tokens per second, as decode_tok_per_s",
+        header="decode tok/s", digits=1,
+    ),
+    Metric(
         "agent_peak_vram_mib", "MiB", LOWER,
         "the worker process's peak GPU memory over the warm-up at the longest turn's length and the passes",
         gated=True, tolerance=MEMORY, header="peak VRAM MiB",

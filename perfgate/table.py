@@ -57,6 +57,7 @@ AGENT_COLUMNS = (
     "agent_turns_mean",
     "agent_gen_tok_per_s",
     "agent_prefill_share_pct",
+    "agent_decode_tok_per_s",
     "agent_peak_vram_mib",
     "agent_reuse_query_p50_s",
 )

@@ -33,6 +33,10 @@ def test_replay_records_per_query_figures_of_the_queries_test_set_size_picks(run
     assert one_pass == p50["params"]["turn_latency_s"]
     assert figures["agent_query_p95_s"]["value"] >= p50["value"]
     assert figures["agent_turns_mean"]["value"] == pytest.approx(6 / 2)
+    # the steps alone are faster than the queries' wall time, which holds the prefills too (on a CPU a prompt's
+    # prefill takes the time of many steps); each turn's own rate is kept
+    assert figures["agent_decode_tok_per_s"]["value"] > figures["agent_gen_tok_per_s"]["value"] > 0
+    assert len(p50["params"]["turn_decode_tok_per_s"]) == 6 and min(p50["params"]["turn_decode_tok_per_s"]) > 0
     assert figures["agent_reuse_query_p50_s"]["value"] > 0
     assert figures["agent_peak_vram_mib"]["unavailable"]  # no GPU: unavailable, never 0
 
