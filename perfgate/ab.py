@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from perfgate import machine, paths, profiling
+from perfgate import gate, machine, paths, profiling
 
 SUFFIX = "@base"  # a base worker's key beside its variant's name: "hf-fp16@base"
 RATIO = "decode_ratio_to_base"  # head over base: below 1, the head decodes slower
@@ -318,14 +318,11 @@ def _git(repository: Path, *args: str) -> str | None:
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
-def failure_message(
-    judged: Any, differs: list[str], kernels: list[str], busy: Sequence[str] = (), rule: Any = None
-) -> str:
+def failure_message(judged: Any, differs: list[str], kernels: list[str], busy: Sequence[str] = ()) -> str:
     """A figure that failed against the base (judged: perfgate.judging.Judged): head, base, limit and interval;
-    for a ratio measured in several pairs of worker processes, each pair's value and the rule (rule: a
-    gate.PairRule) that failed it; then what differs between the sides, the kernels that differ (reported, never
-    failed), and the other processes that were on the GPU as the run started (busy), whose work lands on either
-    side unevenly."""
+    for a ratio measured in several pairs of worker processes, each pair's value and the rule that failed it;
+    then what differs between the sides, the kernels that differ (reported, never failed), and the other
+    processes that were on the GPU as the run started (busy), whose work lands on either side unevenly."""
     f, v = judged.figure, judged.verdict
     where = " ".join(p for p in (f.variant, f.workload) if p)
     against = "1 (the base)" if f.metric in RATIOS else f"the base's {v.baseline:.4g} {f.unit}"
@@ -337,9 +334,11 @@ def failure_message(
     ]
     pairs = f.params.get("process_pairs") or ()
     if len(pairs) > 1:
-        values = ", ".join(f"{p['value']:.3f}" for p in pairs)
-        why = f"; it fails at {rule.describe()}" if rule is not None else ""
-        lines.append(f"measured in {len(pairs)} pairs of worker processes, restarted while undecided: {values}{why}")
+        why = f"; it fails at {v.rule}" if v.rule else ""
+        lines.append(
+            f"measured in {len(pairs)} pairs of worker processes, restarted while undecided: "
+            f"{gate.pair_values(pairs)}{why}"
+        )
     lines.append("differs, base → head: " + ("; ".join(differs) if differs else "nothing the workers report"))
     if kernels:
         lines.append("kernels that differ (reported, not gated): " + "; ".join(kernels))
@@ -377,24 +376,23 @@ def summary_lines(run: dict[str, Any]) -> list[str]:
 def pair_lines(run: dict[str, Any]) -> list[str]:
     """For each ratio measured in several pairs of worker processes, the pairs' values and why they decided as they
     did: a pass whose value is beyond the limit (one pair far out, the next clearly within) reads as a contradiction
-    without them."""
-    from perfgate import gate
-
-    rule = gate.pair_rule(ab=True, pairs=(run.get("options") or {}).get("process_pairs") or gate.PROCESS_PAIRS["ab"])
+    without them. The rule is the one the verdict was decided by (run files before it was recorded name none)."""
     lines = []
     for r in run.get("results", []):
         pairs, v = (r.get("params") or {}).get("process_pairs") or (), r.get("verdict") or {}
         if r.get("metric") not in RATIOS or len(pairs) < 2 or v.get("limit") is None:
             continue
+        rule = v.get("pair_rule")
         last_lo, last_hi = pairs[-1]["interval"]
         within = last_lo > v["limit"] if r.get("better") == "higher" else last_hi < v["limit"]
         if v.get("status") == gate.FAIL:
-            why = f"failed at {rule.describe()}"
+            why = "failed" + (f" at {rule}" if rule else "")
         elif within:
             why = "passed: the last pair's whole interval is within the limit, which ends the test as a pass"
         else:
-            why = f"passed: it fails only at {rule.describe()}"
+            why = "passed" + (f": it fails only at {rule}" if rule else "")
         where = " ".join(x for x in (r.get("variant"), r.get("workload")) if x)
-        values = ", ".join(f"{p['value']:.3f}" for p in pairs)
-        lines.append(f"{where} {r['metric']} over {len(pairs)} pairs of worker processes ({values}): {why}")
+        lines.append(
+            f"{where} {r['metric']} over {len(pairs)} pairs of worker processes ({gate.pair_values(pairs)}): {why}"
+        )
     return lines

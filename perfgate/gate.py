@@ -80,6 +80,12 @@ class PairRule:
         return f"{self.to_fail} of up to {self.pairs} pairs of worker processes with {what} beyond the limit"
 
 
+def pair_values(pairs: Sequence[dict]) -> str:
+    """The values of a ratio's pairs of worker processes (a figure's params' `process_pairs`), as failures and
+    reports list them: "0.938, 0.909"."""
+    return ", ".join(f"{p['value']:.3f}" for p in pairs)
+
+
 def beyond_by(worse: float, n: int, limit: float, higher: bool) -> bool:
     """Whether an interval's worse end (or a value) from `n` samples lies beyond the limit, as far as it can fail a
     figure: from fewer than MIN_INTERVAL_SAMPLES_TO_FAIL samples it never does, since a few rounds in one slow state
@@ -168,6 +174,7 @@ class Verdict:
     # decided item by item (the paired sign test): how many more items must be worse than their limits before it
     # can fail (0: enough are); None for any other test, or where no count of these items can
     short: int | None = None
+    rule: str | None = None  # decided over several pairs of worker processes: by this rule (PairRule.describe)
 
     @property
     def failed(self) -> bool:
@@ -271,6 +278,7 @@ def judge(
             None,
             interval_test,
             beyond,
+            rule=pair_rule.describe() if len(pair_intervals) > 1 else None,
         )
     # Orient everything so that "worse" means "smaller".
     sign = 1 if higher else -1

@@ -221,9 +221,7 @@ class Judge:
                         f"the GPU was not idle at the start ({'; '.join(self.busy)}): their work slows this run's, "
                         "device time included; measure on an idle GPU (--perf-strict refuses a busy one)"
                     )
-                messages.append(
-                    table.failure_message(j, self.baseline.path, model, changes, self.strict, entry, self.pair_rule)
-                )
+                messages.append(table.failure_message(j, self.baseline.path, model, changes, self.strict, entry))
         return messages
 
 
@@ -301,7 +299,7 @@ class AbJudge:
             test = f"test_{f.test}[{f.variant}-{f.workload}]" if f.workload else f"test_{f.test}[{f.variant}]"
             if j.verdict.failed:
                 kernels = self.kernel_changes.get(test, [])
-                messages.append(ab.failure_message(j, self.differences(), kernels, self.busy, self.pair_rule))
+                messages.append(ab.failure_message(j, self.differences(), kernels, self.busy))
             why = self.failed.get(f.variant + ab.SUFFIX)
             if why and j.verdict.status in (gate.NO_BASELINE, gate.UNAVAILABLE) and f.variant not in failed_base:
                 failed_base.add(f.variant)

@@ -636,7 +636,7 @@ def agent(
 
 def agent_figures(variant: str, m: AgentMeasurement) -> list[fig.Figure]:
     """Per-query latency p50/p95 (gated: decided per turn against the baseline's same turn), peak VRAM (gated),
-    and what explains them (turns, generated tokens/s, prefill share; reported)."""
+    and what explains them (turns, generated tokens/s, prefill share, the decode steps' own rate; reported)."""
     latencies = m.query_latencies()
     turns = m.turn_latencies()
     all_rounds = [x for r in m.rounds for q in r for x in q]

@@ -82,6 +82,8 @@ def result_dict(f: Figure, judged: Judged | None) -> dict[str, Any]:
     }
     if v.test == "paired sign":  # more of its items (the agent's turns) that must be worse to fail it
         data["verdict"]["items_short"] = v.short
+    if v.rule:  # decided over several pairs of worker processes, by this rule
+        data["verdict"]["pair_rule"] = v.rule
     if judged.floor:  # suspect: how far the baseline's own noise alone would leave the interval at this value
         data["verdict"]["interval_with_baseline_noise_alone"] = list(judged.floor)
     return data

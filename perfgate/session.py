@@ -774,18 +774,16 @@ class PerfSession:
                 self.gpu_busy,
                 self.pair_rule(),
             )
-        source, problem = self.model.source, self.baseline_problem
-        strict = self.opts["strict"]
         return Judge(
             self.baseline,
-            source,
+            self.model.source,
             self.reference,
             tolerances,
             self.machine,
-            problem,
-            strict,
-            self.gpu_busy,
-            self.pair_rule(),
+            problem=self.baseline_problem,
+            strict=self.opts["strict"],
+            busy=self.gpu_busy,
+            pair_rule=self.pair_rule(),
         )
 
     def judge(self, figures: list[Figure]) -> list[str]:

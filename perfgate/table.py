@@ -372,7 +372,6 @@ def failure_message(
     changes: list[str],
     strict: bool,
     entry: dict | None = None,
-    rule: gate.PairRule = gate.REFERENCE_PAIRS,
 ) -> str:
     """Which variant, which metric, the value, the baseline, the limit, Δ, how noisy, and what changed (with the
     baseline `entry`'s kernel table, for device figures: the kernels added, removed or slower, by name); for a ratio
@@ -424,10 +423,9 @@ def failure_message(
     elif is_bootstrap(v.test):
         clarity = f"all of the interval is {side} the limit: each process's fast state, alternating rounds"
         if processes > 1:
-            values = ", ".join(f"{p['value']:.3f}" for p in pairs)
             clarity += (
-                f"; measured in {processes} pairs of worker processes, restarted while undecided ({values}): "
-                f"it fails at {rule.describe()}"
+                f"; measured in {processes} pairs of worker processes, restarted while undecided "
+                f"({gate.pair_values(pairs)}): it fails at {v.rule}"
             )
     else:
         against = "the baseline's samples moved to the limit" if v.test == "mann-whitney" else "the limit"

@@ -212,11 +212,3 @@ def _venv(folder: Path) -> Path:
 def make_venv():
     """make_venv(folder) -> the Python of a fresh venv there that sees this interpreter's packages (_venv)."""
     return _venv
-
-
-def perfgate_lines(result: pytest.RunResult) -> list[str]:
-    """The terminal summary's lines, from its '= perfgate =' rule to pytest's own closing lines."""
-    lines = result.outlines
-    start = next(i for i, line in enumerate(lines) if " perfgate " in line and line.startswith("="))
-    end = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("="))
-    return lines[start:end]

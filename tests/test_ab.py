@@ -263,8 +263,10 @@ def test_the_workflow_runs_ab_when_the_lock_file_changes_or_on_demand():
     assert "results/runs/" in uploaded["with"]["path"] and "results/reports/" in uploaded["with"]["path"]
 
 
-def _ratio_over_pairs(status: str, pairs: list[tuple[float, float, float]]) -> dict:
-    """A decode_ratio_to_base result measured in several pairs of processes: (value, low, high) each."""
+def _ratio_over_pairs(status: str, pairs: list[tuple[float, float, float]], rule: str | None = None) -> dict:
+    """A decode_ratio_to_base result measured in several pairs of processes, (value, low, high) each, decided by
+    `rule` as the verdict records it (None: a run file from before it was recorded)."""
+    verdict = {"status": status, "limit": 0.95, "clear": True, "interval": [0.7, 1.1], "test": "bootstrap"}
     return {
         "variant": "hf-bf16",
         "workload": "ctx1024",
@@ -273,42 +275,53 @@ def _ratio_over_pairs(status: str, pairs: list[tuple[float, float, float]]) -> d
         "unit": "x",
         "value": pairs[0][0],
         "samples": [],
-        "verdict": {"status": status, "limit": 0.95, "clear": True, "interval": [0.7, 1.1], "test": "bootstrap"},
+        "verdict": {**verdict, **({"pair_rule": rule} if rule else {})},
         "params": {"process_pairs": [{"value": v, "interval": [lo, hi]} for v, lo, hi in pairs]},
     }
 
 
 def test_a_ratio_over_several_pairs_says_why_it_passed_or_failed():
     # the H200 A/A run whose first pair's value was 0.828 and whose second passed clearly: "0.907, pass" alone reads
-    # as a contradiction
-    base = {"python": "/usr/bin/python3", "env": {"SIDE": "base"}}
+    # as a contradiction. The rule is the verdict's own, whatever the options of the run reading it say.
+    rule = "2 of up to 3 pairs of worker processes with its value beyond the limit"
+    slower_ttft = {
+        **_ratio_over_pairs("pass", [(1.20, 0.9, 1.4), (1.02, 0.95, 1.05)], rule),
+        "metric": ab.TTFT_RATIO,
+        "better": "lower",
+    }
+    slower_ttft["verdict"]["limit"] = 1.1
     run = {
         "options": {"process_pairs": 5},
-        "ab": {"base": base, "differs": []},
+        "ab": {"base": {"python": "/usr/bin/python3", "env": {"SIDE": "base"}}, "differs": []},
         "results": [
-            _ratio_over_pairs("pass", [(0.828, 0.714, 1.096), (0.994, 0.986, 1.010)]),
-            _ratio_over_pairs("pass", [(0.93, 0.80, 1.05), (0.96, 0.90, 1.02), (0.97, 0.91, 1.03)]),
-            _ratio_over_pairs(
-                "fail", [(0.938, 0.77, 1.10), (0.909, 0.74, 1.36), (0.911, 0.86, 0.98), (0.9498, 0.83, 1.11)]
-            ),
-            {**_ratio_over_pairs("pass", [(0.99, 0.9, 1.1)]), "variant": "hf-fp16"},  # one pair: nothing to explain
+            _ratio_over_pairs("pass", [(0.828, 0.714, 1.096), (0.994, 0.986, 1.010)], rule),
+            _ratio_over_pairs("pass", [(0.93, 0.80, 1.05), (0.96, 0.90, 1.02), (0.97, 0.91, 1.03)], rule),
+            _ratio_over_pairs("fail", [(0.938, 0.77, 1.10), (0.909, 0.74, 1.36), (0.911, 0.86, 0.98)], rule),
+            slower_ttft,  # lower is better: its last pair's whole interval below the limit
+            _ratio_over_pairs("fail", [(0.904, 0.85, 0.93), (0.911, 0.86, 0.94)]),  # an older run file: no rule
+            {**_ratio_over_pairs("pass", [(0.99, 0.9, 1.1)], rule), "variant": "hf-fp16"},  # one pair: nothing to say
         ],
     }
     lines = ab.pair_lines(run)
+    clear = "passed: the last pair's whole interval is within the limit, which ends the test as a pass"
     assert lines == [
-        "hf-bf16 ctx1024 decode_ratio_to_base over 2 pairs of worker processes (0.828, 0.994): passed: the last "
-        "pair's whole interval is within the limit, which ends the test as a pass",
-        "hf-bf16 ctx1024 decode_ratio_to_base over 3 pairs of worker processes (0.930, 0.960, 0.970): passed: it "
-        "fails only at 4 of up to 5 pairs of worker processes with its value beyond the limit",
-        "hf-bf16 ctx1024 decode_ratio_to_base over 4 pairs of worker processes (0.938, 0.909, 0.911, 0.950): failed "
-        "at 4 of up to 5 pairs of worker processes with its value beyond the limit",
+        f"hf-bf16 ctx1024 decode_ratio_to_base over 2 pairs of worker processes (0.828, 0.994): {clear}",
+        f"hf-bf16 ctx1024 decode_ratio_to_base over 3 pairs of worker processes (0.930, 0.960, 0.970): passed: it "
+        f"fails only at {rule}",
+        f"hf-bf16 ctx1024 decode_ratio_to_base over 3 pairs of worker processes (0.938, 0.909, 0.911): failed at "
+        f"{rule}",
+        f"hf-bf16 ctx1024 ttft_ratio_to_base over 2 pairs of worker processes (1.200, 1.020): {clear}",
+        "hf-bf16 ctx1024 decode_ratio_to_base over 2 pairs of worker processes (0.904, 0.911): failed",
     ]
-    assert ab.summary_lines(run)[-3:] == lines  # the terminal's A/B lines end with them (the report's head too)
+    assert ab.summary_lines(run)[-len(lines) :] == lines  # the terminal's A/B lines end with them, the report's too
 
 
-def test_a_kernel_that_differs_between_two_processes_of_one_stack_is_not_listed():
-    # an H200 A/A run: one GEMM at one of two speeds per process, 0.065 ms of 11.25 ms a token (0.58 %)
+def test_only_a_kernel_time_change_beyond_the_pairs_of_one_stack_is_listed():
+    # an H200 A/A run: one GEMM at one of two speeds per process, 0.065 ms of 11.25 ms a token (0.58 %); a compiled
+    # kernel between two machine starts: 0.27 ms of 9.4 (2.9 %)
     base = {"kernels_per_token": 2.0, "kernels": {"gemm": {"per_token": 1.0, "ms_per_token": 1.830}}}
     base["kernels"]["rest"] = {"per_token": 1.0, "ms_per_token": 9.42}
     head = {**base, "kernels": {**base["kernels"], "gemm": {"per_token": 1.0, "ms_per_token": 1.765}}}
     assert ab.kernel_changes(head, base) == []
+    compiled = {**base, "kernels": {**base["kernels"], "gemm": {"per_token": 1.0, "ms_per_token": 2.16}}}
+    assert ab.kernel_changes(compiled, base) == ["+0.3300 ms/token `gemm` (1.8300 → 2.1600)"]

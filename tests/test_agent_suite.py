@@ -48,9 +48,8 @@ def test_the_gate_passes_the_reference_and_fails_a_slowed_canary(run_perf, tiny_
     # it by half as much. The CPU drifts by a quarter between runs, so the unchanged reference is held to a loose
     # 60 % here; the canary (some 60 % slower a query) to 15 %, so that its most prefill-bound turn (a long prompt, a
     # short reply: 1.23 times the baseline's on an idle machine) is beyond the limit too and the canary fails after
-    # one pass; at 25 % that turn often left the verdict unclear, and the three passes that then follow take some 25 s
-    # more. Its turns are also held to the reference's of the same run (below): the slowdown fails it, not the CPU's
-    # drift. Both are gated in one run, each in a worker of its own.
+    # one pass, not after two further passes (25-35 s). Its turns are also held to the reference's of the same run
+    # (below): the slowdown fails it, not the CPU's drift. Both are gated in one run, each in a worker of its own.
     tiny = ("--perf-model=synthetic:qwen3-tiny", *AGENT)
     run_perf("--perf-update-baselines", "--perf-variants=hf-fp16", "--perf-agent-rounds=2", *tiny).assert_outcomes(
         passed=1

@@ -587,3 +587,24 @@ def test_the_agent_warms_up_at_its_longest_turn_s_length_with_the_whole_reply_on
     if REGISTRY[variant].step_delay:  # the canary's delay is sized on the longest turn's whole reply, as before
         whole = {"prompt_tokens": longest.prompt_tokens, "new_tokens": longest.reply_tokens}
         assert calls[1:4] == [whole] * 3
+
+
+def test_the_agents_decode_rate_counts_the_steps_after_each_turns_first_token():
+    from perfgate.agent.traces import Query, Turn
+    from perfgate.generation import Round
+    from perfgate.trackers import VramPeak
+
+    def turn(ttft_s: float, decode_s: float, new_tokens: int) -> Round:
+        return Round(ttft_s, decode_s, new_tokens, (new_tokens - 1) / decode_s, 0.0, ttft_s + decode_s + 0.01, 0.0)
+
+    queries = (Query("q01", (Turn(600, 3, 0), Turn(700, 5, 600))),)
+    passes = (((turn(0.5, 0.2, 3), turn(0.6, 0.8, 5)),), ((turn(0.5, 0.3, 3), turn(0.6, 0.4, 5)),))
+    m = measure.AgentMeasurement("q1", queries, passes, VramPeak(None, None, 0), None, 0.0)
+    figures = {f.metric: f for f in measure.agent_figures("hf-fp32", m)}
+    # 2 + 4 steps a pass over 1.0 and 0.7 s of steps: the prefills (ttft) and the time around generate left out
+    assert figures["agent_decode_tok_per_s"].value == pytest.approx(12 / 1.7)
+    assert figures["agent_gen_tok_per_s"].value == pytest.approx(
+        16 / (0.5 + 0.2 + 0.6 + 0.8 + 0.5 + 0.3 + 0.6 + 0.4 + 0.04)
+    )
+    # each turn's own rate, the median over passes: 2 / 0.2 and 2 / 0.3; 4 / 0.8 and 4 / 0.4
+    assert figures["agent_query_p50_s"].params["turn_decode_tok_per_s"] == pytest.approx([8.333, 7.5], rel=1e-3)

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.conftest import perfgate_lines
+from tests.terminal import perfgate_lines
 
 # the tests that share a module-scoped child run: on one pytest-xdist worker (make test: --dist loadgroup), so that
 # the run is made once

@@ -97,7 +97,9 @@ def run_file(results: Path) -> dict:
 def test_a_profiled_run_prints_and_records_its_profile_and_where_its_time_went(run_perf, monkeypatch):
     """One tiny run under the pr profile with the time split checked, a sleep injected into one variant's load: the
     load part holds it."""
-    sleep_s = 2.0
+    # as long as the zygote's imports (5-8 s on two busy cores), which the load part holds too: a much shorter sleep
+    # counted in another part would pass all the same
+    sleep_s = 6.0
     monkeypatch.setenv("PERFGATE_FAULTS", f"hf-bf16@load=sleep:{sleep_s}")
     result = run_perf("--perf-profile=pr", *TINY)
     result.assert_outcomes(passed=4)

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from perfgate import models, paths
-from tests.conftest import perfgate_lines
+from tests.terminal import perfgate_lines
 
 
 def one_error_line(result: pytest.RunResult) -> str:

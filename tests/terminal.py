@@ -1,0 +1,11 @@
+"""What the tests read from a child pytest run's terminal output."""
+
+import pytest
+
+
+def perfgate_lines(result: pytest.RunResult) -> list[str]:
+    """The terminal summary's lines, from its '= perfgate =' rule to pytest's own closing lines."""
+    lines = result.outlines
+    start = next(i for i, line in enumerate(lines) if " perfgate " in line and line.startswith("="))
+    end = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("="))
+    return lines[start:end]
