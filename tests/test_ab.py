@@ -240,10 +240,13 @@ def test_the_whole_stack_canary_fails_the_head(run_perf):
     run = json.loads(next((run_perf.results / "runs").glob("*.json")).read_text())
     ratio = next(r for r in run["results"] if r["metric"] == "decode_ratio_to_base")
     assert ratio["verdict"]["status"] == "fail" and ratio["params"]["canary_step_delay_s"] > 0
+    rule = "2 of up to 3 pairs of worker processes with its value beyond the limit"
+    assert ratio["verdict"]["pair_rule"] == rule  # the rule it was decided by, for whoever reads the file later
     assert run["ab"]["base"]["env"] == {"PERFGATE_SIDE": "base"} and run["ab"]["stack_canary_slowdown"] == 1.0
     report = next((run_perf.results / "reports").glob("*.md")).read_text()  # what CI's A/B job uploads
     assert "- A/B: head against base" in report and "- whole-stack canary: the head's decode steps slowed" in report
     assert "- hf-fp32 ctx16 decode_ratio_to_base over 2 pairs of worker processes (" in report
+    assert f"): failed at {rule}" in report
 
 
 def test_the_workflow_runs_ab_when_the_lock_file_changes_or_on_demand():
