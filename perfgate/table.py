@@ -366,12 +366,7 @@ def render_held_to_floor(results: list[dict]) -> list[str]:
 
 
 def failure_message(
-    judged,
-    baseline_path: Path,
-    model: dict,
-    changes: list[str],
-    strict: bool,
-    entry: dict | None = None,
+    judged, baseline_path: Path, model: dict, changes: list[str], strict: bool, entry: dict | None = None
 ) -> str:
     """Which variant, which metric, the value, the baseline, the limit, Δ, how noisy, and what changed (with the
     baseline `entry`'s kernel table, for device figures: the kernels added, removed or slower, by name); for a ratio
@@ -425,7 +420,7 @@ def failure_message(
         if processes > 1:
             clarity += (
                 f"; measured in {processes} pairs of worker processes, restarted while undecided "
-                f"({gate.pair_values(pairs)}): it fails at {v.rule}"
+                f"({gate.pair_values(pairs)})" + (f": it fails at {v.rule}" if v.rule else "")
             )
     else:
         against = "the baseline's samples moved to the limit" if v.test == "mann-whitney" else "the limit"
