@@ -550,8 +550,12 @@ class AgentMeasurement:
 
     def turn_latencies(self) -> list[float]:
         """Per turn of every query, in order: its wall time, the median over rounds."""
+        return self.turn_medians(lambda turn: turn.wall_s)
+
+    def turn_medians(self, of: Callable[[Round], float]) -> list[float]:
+        """Per turn of every query, in order: `of` its round, the median over rounds."""
         return [
-            median([r[q][t].wall_s for r in self.rounds])
+            median([of(r[q][t]) for r in self.rounds])
             for q, query in enumerate(self.queries)
             for t in range(len(query.turns))
         ]
@@ -649,11 +653,7 @@ def agent_figures(variant: str, m: AgentMeasurement) -> list[fig.Figure]:
         # which the medians over all passes no longer show
         "turn_latency_s_by_pass": [[x.wall_s for q in r for x in q] for r in m.rounds],
         # each turn's decode steps (agent_decode_tok_per_s), the median over passes: whether a turn's shape slows them
-        "turn_decode_tok_per_s": [
-            median([r[q][t].decode_tok_per_s for r in m.rounds])
-            for q, query in enumerate(m.queries)
-            for t in range(len(query.turns))
-        ],
+        "turn_decode_tok_per_s": m.turn_medians(lambda turn: turn.decode_tok_per_s),
     }
     if m.step_delay_s:
         params["canary_step_delay_s"] = m.step_delay_s

@@ -201,7 +201,7 @@ _METRICS = (
     Metric(
         # beside the decode test's decode_tok_per_s: on the H200 the eager transformers variants generated at 54-88 %
         # of the decode test's rate over their queries' wall time, prefills 3 % of it, the Unsloth ones at 113-121 %
-        # (docs/experiments/2026-12-01-h200-eighth-start.md); this tells slower steps from time between them
+        # (docs/method.md, "The agent workload"); this tells slower steps from time between them
         "agent_decode_tok_per_s", "tok/s", HIGHER,
         "the turns' decode steps alone (after each turn's first token), tokens per second, as decode_tok_per_s",
         header="decode tok/s", digits=1,
