@@ -516,7 +516,8 @@ class PerfSession:
             ):
                 earlier.append(measured)
                 loaded = self.restart_with_reference(loaded.variant.name)
-                measured = self._measure_decode_once(loaded, workload, None)  # pytest-benchmark times one pair only
+                # pytest-benchmark times one pair only; the profiled round is the first pair's (DecodeMeasurement.profiled)
+                measured = self._measure_decode_once(loaded, workload, None, profile=False)
         except KeyboardInterrupt as exc:  # the pairs of processes measured before it go with what it measured
             partial = exc.partial if isinstance(exc, measure.MeasurementInterrupted) else None
             if partial is not None:
@@ -524,12 +525,14 @@ class PerfSession:
             elif earlier:  # stopped while the next pair restarted, warmed up or calibrated
                 partial = replace(earlier[-1], earlier=tuple(earlier[:-1]))
             raise measure.MeasurementInterrupted(str(exc), loaded.variant.name, partial) from exc
+        measured = replace(measured, earlier=tuple(earlier))
         if self.base is not None and measured.reference_rounds:  # the base side's own figures, to judge against
             name = loaded.variant.name
             self.base_figures.update({f.key: f for f in measure.decode_figures(name, measured.base_view())})
             test = f"test_decode[{name}-{workload.id}]"
-            self.kernel_changes[test] = ab.kernel_changes(measured.profile, measured.reference_profile)
-        return replace(measured, earlier=tuple(earlier))
+            profiled = measured.profiled
+            self.kernel_changes[test] = ab.kernel_changes(profiled.profile, profiled.reference_profile)
+        return measured
 
     def _measure_again(self, name: str, pairs: list[measure.DecodeMeasurement]) -> bool:
         """Whether another pair of processes can decide the ratio: the first pair counts against it (the pair rule:
@@ -574,7 +577,7 @@ class PerfSession:
         return self._ensure(name, keep={name, self.reference})
 
     def _measure_decode_once(
-        self, loaded: Loaded, workload: DecodeWorkload, benchmark=None
+        self, loaded: Loaded, workload: DecodeWorkload, benchmark=None, profile: bool = True
     ) -> measure.DecodeMeasurement:
         ref, no_ratio = self.reference_beside(loaded)
         name = loaded.variant.name
@@ -599,7 +602,7 @@ class PerfSession:
                 no_ratio,
                 self.swap_cores(name) if ref else None,
                 Path(os.environ["PERFGATE_STEP_LOG"]) if os.environ.get("PERFGATE_STEP_LOG") else None,
-                profile=self.opts["device_time"],
+                profile=profile and self.opts["device_time"],
                 device_slowdown=self.opts["canary_device_slowdown"],
                 profile_tokens=self.opts["device_tokens"],
                 beside_is_base=self.base is not None,

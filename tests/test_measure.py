@@ -495,8 +495,13 @@ def test_a_ratio_is_measured_in_pairs_of_processes_until_decided(monkeypatch, ab
     perf.base_figures, perf.kernel_changes = {}, {}  # an A/B run keeps the base side's figures
     rule = gate.pair_rule(ab, most)
     measured = [run([20.0 + n], [25.0])[0] for n in range(len(verdicts))]
-    calls = iter(measured)
-    monkeypatch.setattr(perf, "_measure_decode_once", lambda loaded, workload, benchmark: next(calls), raising=False)
+    calls, profiled = iter(measured), []
+
+    def once(loaded, workload, benchmark, profile=True):
+        profiled.append(profile)
+        return next(calls)
+
+    monkeypatch.setattr(perf, "_measure_decode_once", once, raising=False)
     by_pair = {id(m.rounds): VERDICTS[v] for m, v in zip(measured, verdicts, strict=True)}  # (copies share rounds)
 
     def verdict(name, m):
@@ -513,6 +518,7 @@ def test_a_ratio_is_measured_in_pairs_of_processes_until_decided(monkeypatch, ab
     monkeypatch.setattr(perf, "restart_with_reference", lambda name: loaded, raising=False)
     result = perf.measure_decode(loaded, WORKLOAD)
     assert len(result.process_pairs) == pairs
+    assert profiled == [True] + [False] * (pairs - 1)  # the profiled round: the first pair's alone
 
 
 class ReplayWorker(ScriptedWorker):
@@ -608,3 +614,22 @@ def test_the_agents_decode_rate_counts_the_steps_after_each_turns_first_token():
     )
     # each turn's own rate, the median over passes: 2 / 0.2 and 2 / 0.3; 4 / 0.8 and 4 / 0.4
     assert figures["agent_query_p50_s"].params["turn_decode_tok_per_s"] == pytest.approx([8.333, 7.5], rel=1e-3)
+
+
+def test_a_ratio_measured_again_keeps_the_first_pairs_profiled_round():
+    """Later pairs of processes are not profiled (perfgate.session): the device figures, head and base, are the
+    first pair's, and say so."""
+    plan = measure.RoundPlan(rounds=4, max_rounds=4, budget_s=60.0, warmup=0)
+    first, second = (run([40.0], [50.0], plan=plan)[0] for _ in range(2))
+    summary = {"device_ms_per_token": 2.0, "device_ms_each_token": [2.0, 2.0], "kernels_per_token": 7.0}
+    first = dataclasses.replace(
+        first, beside="base", profile=summary, reference_profile={**summary, "kernels_per_token": 6.0}, test_s=9.0
+    )
+    m = dataclasses.replace(second, beside="base", test_s=5.0, earlier=(first,))
+    assert m.profiled is first and second.profiled is second
+    head = {f.metric: f for f in measure.decode_figures("hf-nf4", m)}
+    assert head["kernels_per_token"].value == 7.0 and head["kernels_per_token"].params["profiled_pair"] == 1
+    assert head["device_ms_per_token"].samples == (2.0, 2.0)
+    base = {f.metric: f for f in measure.decode_figures("hf-nf4", m.base_view())}
+    assert base["kernels_per_token"].value == 6.0
+    assert "kernels_per_token" not in {f.metric for f in measure.decode_figures("hf-nf4", second)}  # not asked
