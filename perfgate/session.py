@@ -516,7 +516,7 @@ class PerfSession:
             ):
                 earlier.append(measured)
                 loaded = self.restart_with_reference(loaded.variant.name)
-                # pytest-benchmark times one pair only; the profiled round is the first pair's (DecodeMeasurement.profiled)
+                # pytest-benchmark times one pair only; the first pair alone is profiled (DecodeMeasurement.profiled)
                 measured = self._measure_decode_once(loaded, workload, None, profile=False)
         except KeyboardInterrupt as exc:  # the pairs of processes measured before it go with what it measured
             partial = exc.partial if isinstance(exc, measure.MeasurementInterrupted) else None
