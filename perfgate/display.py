@@ -50,7 +50,7 @@ def show_figures(perf, run: dict[str, Any], reporter) -> None:
                 "worker per GPU",
                 yellow=True,
             )
-    for line in ab.summary_lines(run):
+    for line in [*ab.summary_lines(run), *table.pair_lines(run)]:
         reporter.write_line(line)
 
 

@@ -41,7 +41,7 @@ def markdown(run: dict[str, Any], name: str) -> str:
         head.append(f"- **baseline: {check['problem']}**")
     if run.get("worker_layout"):
         head.append(f"- worker processes: {run['worker_layout']}")
-    head.extend(f"- {line}" for line in ab.summary_lines(run))
+    head.extend(f"- {line}" for line in [*ab.summary_lines(run), *table.pair_lines(run)])
     if run.get("gpu_busy_at_start"):
         head.append("- warning: the GPU was not idle at the start: " + "; ".join(run["gpu_busy_at_start"]))
     if run.get("not_started"):

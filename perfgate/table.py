@@ -475,5 +475,31 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def pair_lines(run: dict[str, Any]) -> list[str]:
+    """For each ratio measured in several pairs of worker processes (to the reference, or in an A/B run to the base),
+    the pairs' values and why they decided as they did: a pass whose value is beyond the limit (one pair far out, the
+    next clearly within) reads as a contradiction without them. The rule is the one the verdict was decided by (run
+    files before it was recorded name none)."""
+    lines = []
+    for r in run.get("results", []):
+        pairs, v = (r.get("params") or {}).get("process_pairs") or (), r.get("verdict") or {}
+        if len(pairs) < 2 or v.get("limit") is None:
+            continue
+        rule = v.get("pair_rule")
+        last_lo, last_hi = pairs[-1]["interval"]
+        within = last_lo > v["limit"] if r.get("better") == "higher" else last_hi < v["limit"]
+        if v.get("status") == gate.FAIL:
+            why = "failed" + (f" at {rule}" if rule else "")
+        elif within:
+            why = "passed: the last pair's whole interval is within the limit, which ends the test as a pass"
+        else:
+            why = "passed" + (f": it fails only at {rule}" if rule else "")
+        where = " ".join(x for x in (r.get("variant"), r.get("workload")) if x)
+        lines.append(
+            f"{where} {r['metric']} over {len(pairs)} pairs of worker processes ({gate.pair_values(pairs)}): {why}"
+        )
+    return lines
+
+
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from perfgate import ab, paths
+from perfgate import ab, paths, table
 
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main"]
 # The tiny model's decode steps on this shared 2-core CPU are a few ms and other people's work moves them: the
@@ -308,7 +308,7 @@ def test_a_ratio_over_several_pairs_says_why_it_passed_or_failed():
             {**_ratio_over_pairs("pass", [(0.99, 0.9, 1.1)], rule), "variant": "hf-fp16"},  # one pair: nothing to say
         ],
     }
-    lines = ab.pair_lines(run)
+    lines = table.pair_lines(run)
     clear = "passed: the last pair's whole interval is within the limit, which ends the test as a pass"
     assert lines == [
         f"hf-bf16 ctx1024 decode_ratio_to_base over 2 pairs of worker processes (0.828, 0.994): {clear}",
@@ -319,7 +319,10 @@ def test_a_ratio_over_several_pairs_says_why_it_passed_or_failed():
         f"hf-bf16 ctx1024 ttft_ratio_to_base over 2 pairs of worker processes (1.200, 1.020): {clear}",
         "hf-bf16 ctx1024 decode_ratio_to_base over 2 pairs of worker processes (0.904, 0.911): failed",
     ]
-    assert ab.summary_lines(run)[-len(lines) :] == lines  # the terminal's A/B lines end with them, the report's too
+    reference = {**_ratio_over_pairs("pass", [(0.93, 0.90, 0.94), (0.99, 0.96, 1.02)]), "metric": "decode_ratio_to_ref"}
+    assert table.pair_lines({"results": [reference]}) == [  # the reference gate's ratio, the same way
+        f"hf-bf16 ctx1024 decode_ratio_to_ref over 2 pairs of worker processes (0.930, 0.990): {clear}"
+    ]
 
 
 def test_only_a_kernel_time_change_beyond_the_pairs_of_one_stack_is_listed():

@@ -182,6 +182,12 @@ def test_the_reference_passes_and_the_canary_fails_with_its_reasons(canary):
         ]
     )
     result.stdout.fnmatch_lines(["gate against *cpu.json:", "*hf-fp16  *ctx32*decode_tok_per_s*pass*"])
+    result.stdout.fnmatch_lines(  # why it failed over two pairs, as an A/B ratio says it
+        [
+            "hf-fp16-slow ctx32 decode_ratio_to_ref over 2 pairs of worker processes (*, *): failed at 2 of up to 3 "
+            "pairs of worker processes with its whole 98 % interval beyond the limit"
+        ]
+    )
     run = canary.run
     verdicts = {(r["variant"], r["metric"]): r["verdict"]["status"] for r in run["results"] if "verdict" in r}
     assert verdicts[("hf-fp16", "decode_tok_per_s")] == "pass"
