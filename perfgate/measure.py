@@ -118,9 +118,8 @@ class DecodeMeasurement:
 
     def base_view(self) -> DecodeMeasurement:
         """An A/B run's base side as a measurement of its own (its rounds, memory and profile; no ratio), for its
-        figures. The last pair of worker processes, as the figures other than the ratio are; the profiled round's
-        figures, the first pair's (`profiled`)."""
-        profiled = self.profiled
+        figures: each pair of worker processes' base side, so that the profiled round's figures come from the pair
+        that ran it (`profiled`) and the rest from the last pair, as the head's do."""
         return replace(
             self,
             rounds=self.reference_rounds,
@@ -131,9 +130,8 @@ class DecodeMeasurement:
             no_ratio=None,
             energy_j=(),
             no_energy="measured on the head side only",
-            earlier=(),
-            profile=profiled.reference_profile,
-            test_s=profiled.test_s,
+            earlier=tuple(pair.base_view() for pair in self.earlier),
+            profile=self.reference_profile,
             device_delay_ms=0.0,
             beside="",
             reference_vram=None,
@@ -177,7 +175,8 @@ class DecodeMeasurement:
         """The pair of worker processes whose round was profiled: the first. A pair measured again for an undecided
         ratio is not profiled again: what the profile measures is steady between processes (device time to 0.2 %,
         counts exactly; the wall time that the pairs are repeated for, by 9-24 %), and a profiled round costs about
-        15 s a pair of processes on the H200. This measurement itself where none was profiled."""
+        11-16 s a pair of processes on the H200. A first pair whose profiler could not run ({"unavailable": why}) is
+        not tried again in the next. This measurement itself where none was profiled."""
         return next((m for m in self.process_pairs if m.profile is not None), self)
 
     def ratio_over_processes(self) -> tuple[float, tuple[float, float], list[tuple[float, tuple[float, float]]]]:

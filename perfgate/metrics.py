@@ -139,7 +139,8 @@ _METRICS = (
     ),
     Metric("profiling_s", "s", LOWER, "the profiled round's cost"),
     Metric(
-        "profiling_overhead_pct", "%", LOWER, "the profiled round's share of the test's wall time",
+        "profiling_overhead_pct", "%", LOWER,
+        "the profiled round's share of the wall time of the pair of processes it ran in (the first, of several)",
         header="profiling %", digits=1,
     ),
     # -- test_load ----------------------------------------------------------------------------------------------

@@ -455,26 +455,6 @@ def changed_kernels(f: Figure, entry: dict | None) -> list[str]:
     return []
 
 
-def main(argv: list[str]) -> int:
-    """Markdown for one or more run files (several runs of one machine make one table, in the given order)."""
-    if not argv:
-        print(__doc__, file=sys.stderr)
-        return 2
-    figures: list[Figure] = []
-    for name in argv:
-        run = read_json(Path(name))
-        m, v = run["machine"], run["machine"]["versions"]
-        print(
-            f"- `{name}`: {run['model']['source']} on {m['gpu']} (driver {m['driver']}), torch {v['torch']}, "
-            f"transformers {v['transformers']}, bitsandbytes {v['bitsandbytes']}, unsloth {v['unsloth']}; "
-            f"started {run['started_at']}"
-        )
-        figures.extend(figures_of(run))
-    print()
-    print(render(figures, markdown=True))
-    return 0
-
-
 def pair_lines(run: dict[str, Any]) -> list[str]:
     """For each ratio measured in several pairs of worker processes (to the reference, or in an A/B run to the base),
     the pairs' values and why they decided as they did: a pass whose value is beyond the limit (one pair far out, the
@@ -499,6 +479,26 @@ def pair_lines(run: dict[str, Any]) -> list[str]:
             f"{where} {r['metric']} over {len(pairs)} pairs of worker processes ({gate.pair_values(pairs)}): {why}"
         )
     return lines
+
+
+def main(argv: list[str]) -> int:
+    """Markdown for one or more run files (several runs of one machine make one table, in the given order)."""
+    if not argv:
+        print(__doc__, file=sys.stderr)
+        return 2
+    figures: list[Figure] = []
+    for name in argv:
+        run = read_json(Path(name))
+        m, v = run["machine"], run["machine"]["versions"]
+        print(
+            f"- `{name}`: {run['model']['source']} on {m['gpu']} (driver {m['driver']}), torch {v['torch']}, "
+            f"transformers {v['transformers']}, bitsandbytes {v['bitsandbytes']}, unsloth {v['unsloth']}; "
+            f"started {run['started_at']}"
+        )
+        figures.extend(figures_of(run))
+    print()
+    print(render(figures, markdown=True))
+    return 0
 
 
 if __name__ == "__main__":

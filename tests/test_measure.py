@@ -631,5 +631,6 @@ def test_a_ratio_measured_again_keeps_the_first_pairs_profiled_round():
     assert head["kernels_per_token"].value == 7.0 and head["kernels_per_token"].params["profiled_pair"] == 1
     assert head["device_ms_per_token"].samples == (2.0, 2.0)
     base = {f.metric: f for f in measure.decode_figures("hf-nf4", m.base_view())}
-    assert base["kernels_per_token"].value == 6.0
+    assert base["kernels_per_token"].value == 6.0 and base["kernels_per_token"].params["profiled_pair"] == 1
+    assert base["profiling_overhead_pct"].params["test_s"] == 9.0  # the profiled pair's, not the last one's
     assert "kernels_per_token" not in {f.metric for f in measure.decode_figures("hf-nf4", second)}  # not asked
