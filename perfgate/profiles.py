@@ -73,8 +73,9 @@ PROFILES: dict[str, Profile] = {
                 # rates held while the false failures on the real A/A pairs rose from 0.0057 to 0.0081 a run
                 # (docs/method.md, "A failing ratio is measured again in fresh processes"). 8 is also the fewest a
                 # pair needs to count (gate.MIN_INTERVAL_SAMPLES_TO_FAIL). A regression is confirmed in four or five
-                # pairs: at 8 rounds each, 417 and 568 s for one variant on the H200 (about 79 s a pair besides its
-                # rounds, 4.1 s a pair of rounds), where pairs of 20-40 rounds took it over ten minutes.
+                # pairs: at 8 rounds each, 406-441 s for one variant on the H200 in four pairs with the first pair
+                # alone profiled, 568 s in five with every pair profiled (about 79 s a pair besides its rounds then,
+                # 4.1 s a pair of rounds), where pairs of 20-40 rounds took it over ten minutes.
                 "max-rounds": "8",
                 "suspect-rounds": "8",
                 # a baseline measured in this profile (no base) as long as the pr profile's
