@@ -10,8 +10,9 @@ latency) stop after their first rounds while unclear, and only a figure whose va
 further, as far as on the GPU's defaults (40 pairs of rounds; the agent 3 passes, while within two turns of failing);
 one whose value comes back within the limit stops there. The nightly profile keeps the built-in round limits (at least
 5, at most 20 pairs of rounds per decode test on a GPU, up to 40 while a figure is beyond its limit); the ab profile,
-for `make ab`, caps a pair of processes at 8, since its ratio is decided over pairs of processes. A baseline is
-measured to --perf-baseline-rounds (docs/method.md, "Baselines")."""
+for `make ab`, caps a pair of processes at 8, since its ratio is decided over pairs of processes, and the agent at one
+pass a side while unclear, as pr does. A baseline is measured to --perf-baseline-rounds (docs/method.md, "Baselines").
+"""
 
 from __future__ import annotations
 
@@ -78,6 +79,10 @@ PROFILES: dict[str, Profile] = {
                 # 4.1 s a pair of rounds), where pairs of 20-40 rounds took it over ten minutes.
                 "max-rounds": "8",
                 "suspect-rounds": "8",
+                # as in pr: an unclear agent ratio passes after one pass on each side; one beyond its limit gets up to
+                # 3 passes of the head (measure.AGENT_SUSPECT_ROUNDS). A pass of the three questions took 6.6 s
+                # (hf-bf16-static) to about 60 s (hf-int8) on the H200, on each side
+                "agent-max-rounds": "1",
                 # a baseline measured in this profile (no base) as long as the pr profile's
                 "baseline-rounds": "12",
             },
