@@ -8,7 +8,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -590,9 +590,16 @@ def agent(
     timeout_s: float,
     settled: Callable[[AgentMeasurement], str] | None = None,
     reuse: bool = False,
+    base: AgentBase | None = None,
 ) -> AgentMeasurement:
     """Replay the agent's queries: warm up on the longest turn (a static cache is sized, and compiled, once for
-    it), then `plan.rounds` passes over every query, more while `settled` says the verdict is unclear."""
+    it), then `plan.rounds` passes over every query, more while `settled` says the verdict is unclear.
+
+    With `base` (an A/B run), the base worker replays every pass too, turn by turn alternating with this one, which
+    of the two goes first swapped each turn: on the H200 the host's slow spells last tens of seconds, and two passes
+    run one after the other put one in a single side (unchanged code, one pass each: the head's queries 1.26 times
+    the base's twice in four variants, a variant's turns decoding at 33 tok/s on one side, 17 on the other). The
+    base's measurement is the result's `base`; a base worker that fails stops only the base's side (`no_base`)."""
     longest = max((q.longest for q in queries), key=lambda t: t.total_tokens)
     gen = {"prompt_tokens": longest.prompt_tokens, "new_tokens": longest.reply_tokens}
     warm = gen
@@ -602,50 +609,125 @@ def agent(
         # variant at a slow H200 machine start's decode rates (4.8-14.3 tok/s). A static cache's decode step is
         # compiled for the cache, and the full reply warms it.
         warm = {"prompt_tokens": longest.total_tokens - AGENT_WARMUP_TOKENS, "new_tokens": AGENT_WARMUP_TOKENS}
-    worker.call("reset_memory", timeout_s)
-    rounds: list[tuple[tuple[Round, ...], ...]] = []
-    delay_s = 0.0
+    head = _Side(worker, variant)
+    other = _Side(base.worker, base.variant) if base is not None else None  # None: no base, or it failed
+    no_base: str | None = None
+    alternations = 0  # turns replayed on both sides so far: which side goes first swaps each turn
 
-    def one_pass(keep_cache: bool) -> tuple[tuple[Round, ...], ...]:
-        return tuple(
-            tuple(
-                Round.from_dict(r)
-                for r in worker.call(
-                    "agent_replay",
-                    timeout_s,
-                    turns=[[t.prompt_tokens, t.reply_tokens, t.shared_prefix_tokens] for t in q.turns],
-                    reuse=keep_cache,
-                )
-            )
-            for q in queries
-        )
+    def on_base(work: Callable[[_Side], Any]) -> Any:
+        """`work` on the base's side while it is measured; a failing base ends that side alone (None)."""
+        nonlocal other, no_base
+        if other is None:
+            return None
+        try:
+            return work(other)
+        except WorkerError as exc:
+            no_base, other = base.failed(exc), None
+            return None
+
+    def prepare(side: _Side) -> None:
+        side.worker.call("reset_memory", timeout_s)
+
+    def warm_up(side: _Side) -> None:
+        for _ in range(max(plan.warmup, 1)):
+            side.worker.call("generate", timeout_s, **warm)
+        if side.variant.step_delay:
+            side.delay_s = calibrate_canary(side.worker, gen, canary_slowdown, timeout_s)
+
+    def one_pass() -> None:
+        """One pass over the queries on each side still measured: a query at a time on one side; on two, a turn at
+        a time (`agent_replay` of that turn alone: without a kept cache the turns do not depend on each other)."""
+        nonlocal alternations
+        if other is None:
+            head.rounds.append(tuple(_replay(worker, q.turns, False, timeout_s) for q in queries))
+            return
+
+        def turn_on_base(turn: Any, row: list[Round]) -> None:
+            row.extend(on_base(lambda side: _replay(side.worker, (turn,), False, timeout_s)) or ())
+
+        mine: list[list[Round]] = []
+        theirs: list[list[Round]] = []
+        for q in queries:
+            mine.append([])
+            theirs.append([])
+            for turn in q.turns:
+                base_first = alternations % 2 == 0
+                alternations += 1
+                if base_first:
+                    turn_on_base(turn, theirs[-1])
+                mine[-1].extend(_replay(worker, (turn,), False, timeout_s))
+                if not base_first:
+                    turn_on_base(turn, theirs[-1])
+        head.rounds.append(tuple(map(tuple, mine)))
+        if other is not None:
+            other.rounds.append(tuple(map(tuple, theirs)))
 
     def so_far() -> AgentMeasurement:
-        return AgentMeasurement(workload, queries, tuple(rounds), VramPeak(None, None, 0), None, delay_s)
+        measured = head.measurement(workload, queries)
+        if base is None:
+            return measured
+        return replace(measured, base=other.measurement(workload, queries) if other else None, no_base=no_base)
 
-    with tracker.track(worker.pid) as peak:
-        for _ in range(max(plan.warmup, 1)):
-            worker.call("generate", timeout_s, **warm)
-        if variant.step_delay:
-            delay_s = calibrate_canary(worker, gen, canary_slowdown, timeout_s)
+    prepare(head)
+    on_base(prepare)
+    with (
+        tracker.track(worker.pid) as peak,
+        tracker.track(base.worker.pid) if base is not None else contextlib.nullcontext(lambda: None) as base_peak,
+    ):
+        on_base(warm_up)  # the base first, as in the decode test's rounds
+        warm_up(head)
         started = time.perf_counter()
-        while len(rounds) < plan.rounds or (
+        while len(head.rounds) < plan.rounds or (
             settled is not None
-            and len(rounds) < plan.cap
+            and len(head.rounds) < plan.cap
             and time.perf_counter() - started < plan.budget_s
-            and plan.more(len(rounds), settled(so_far()))
+            and plan.more(len(head.rounds), settled(so_far()))
         ):
-            rounds.append(one_pass(False))
-    memory = worker.call("memory", timeout_s)
-    measured = replace(so_far(), vram=peak(), torch_max_allocated_mib=memory["torch_max_allocated_mib"])
+            one_pass()
+    head.vram, head.torch_max_mib = peak(), worker.call("memory", timeout_s)["torch_max_allocated_mib"]
+    memory = on_base(lambda side: side.worker.call("memory", timeout_s))
+    if memory is not None:
+        other.vram, other.torch_max_mib = base_peak(), memory["torch_max_allocated_mib"]
+    measured = so_far()
     if not reuse:
         return measured
     try:
-        return replace(measured, reuse=one_pass(True))
+        return replace(measured, reuse=tuple(_replay(worker, q.turns, True, timeout_s) for q in queries))
     except WorkerError as exc:  # report-only: a variant whose generate takes no cache from outside says so
         if exc.kind in ("died", "timeout"):
             raise
         return replace(measured, reuse_unavailable=f"generate with a kept cache failed: {exc.message[:300]}")
+
+
+@dataclass(frozen=True)
+class AgentBase:
+    """An A/B run's base side for the agent's replay: its worker and variant, and what to do when it fails
+    (perfgate.session: release a worker that died or hung; returns why the base has no measurement)."""
+
+    worker: WorkerHandle
+    variant: Variant
+    failed: Callable[[WorkerError], str]
+
+
+@dataclass
+class _Side:
+    """One worker's replay while it runs: its passes, [round][query][turn], and what the measurement needs."""
+
+    worker: WorkerHandle
+    variant: Variant
+    rounds: list[tuple[tuple[Round, ...], ...]] = field(default_factory=list)
+    delay_s: float = 0.0  # the canary's added delay per decode step; 0 otherwise
+    vram: VramPeak = VramPeak(None, None, 0)
+    torch_max_mib: float | None = None
+
+    def measurement(self, workload: str, queries: tuple[Query, ...]) -> AgentMeasurement:
+        return AgentMeasurement(workload, queries, tuple(self.rounds), self.vram, self.torch_max_mib, self.delay_s)
+
+
+def _replay(worker: WorkerHandle, turns: Sequence[Any], keep_cache: bool, timeout_s: float) -> tuple[Round, ...]:
+    """`turns` of one query replayed on `worker` (the worker's agent_replay), one Round a turn."""
+    rows = [[t.prompt_tokens, t.reply_tokens, t.shared_prefix_tokens] for t in turns]
+    return tuple(Round.from_dict(r) for r in worker.call("agent_replay", timeout_s, turns=rows, reuse=keep_cache))
 
 
 def agent_figures(variant: str, m: AgentMeasurement) -> list[fig.Figure]:
@@ -702,18 +784,25 @@ def agent_figures(variant: str, m: AgentMeasurement) -> list[fig.Figure]:
 
 def agent_ratio_figure(variant: str, m: AgentMeasurement, params: dict[str, Any]) -> fig.Figure:
     """An A/B run's agent latency, head over base (above 1: the head is slower): the queries' summed latency, with
-    its 98 % bootstrap interval over the queries; samples are each query's own ratio."""
-    base = m.base.query_latencies() if m.base is not None else []
-    head = m.query_latencies()
+    its 98 % bootstrap interval over the turns, which the two sides replayed alternating (measure.agent); samples
+    are each turn's own ratio. Over the turns, not the queries: three queries (the pull-request workload) are
+    fewer than a figure needs to fail (gate.MIN_INTERVAL_SAMPLES_TO_FAIL), their ten turns are not."""
+    base = m.base.turn_latencies() if m.base is not None and m.base.rounds else []
+    head = m.turn_latencies()
     if not base or len(base) != len(head) or min(base) <= 0:
-        why = m.no_base or "the base side has no latency for these queries"
+        why = m.no_base or "the base side has no latency for these turns"
         return fig.once(variant, "agent", m.workload, ab.AGENT_RATIO, None, why, params)
 
     def ratio(pick: Sequence[int]) -> float:
         return sum(head[i] for i in pick) / sum(base[i] for i in pick)
 
     lo, hi = bootstrap_interval(len(head), ratio, confidence=0.98, seed=len(head))
-    extra = {"interval": [lo, hi], "estimator": "sum/sum over queries", "base_query_latency_s": base}
+    extra = {
+        "interval": [lo, hi],
+        "estimator": "sum/sum over turns",
+        "base_turn_latency_s": base,
+        "base_query_latency_s": m.base.query_latencies(),
+    }
     samples = [h / b for h, b in zip(head, base, strict=True)]
     kept = {k: v for k, v in params.items() if not k.startswith("turn_latency_s")}
     figure = fig.series(variant, "agent", m.workload, ab.AGENT_RATIO, samples, {**kept, **extra})

@@ -48,14 +48,17 @@ MEMORY = 0.05
 # What the GPU did is steady where the wall time is not (docs/method.md, "Device time"): the summed kernel time per
 # token moved by 1.6 % between two H200 machine starts and by under 0.2 % within one; counts never moved.
 DEVICE_TIME = 0.03
-# An A/B run's ratios, head over base (perfgate.ab), each judged by its own interval against 1. These must be set
-# from A/A runs (base = head) on the GPU they gate, as the smallest tolerance no A/A run fails; none has been
-# measured on a GPU yet. Until then: the decode ratio as tight as the reference's (its estimator is the same, and
-# two identical CPU workers with fixed layouts differed by at most 3 %, perfgate.runner.fixed_layout), a first token
-# and an agent query twice as loose (one prefill per round, and the agent's passes of the two sides run one after
-# the other, not interleaved).
+# An A/B run's ratios, head over base (perfgate.ab), each judged by its own interval against 1, set so that an A/A
+# run (base = head) does not fail them on the H200 (docs/method.md, "A/B"). The decode ratio as tight as the
+# reference's: the same estimator, decided over pairs of processes (gate.pair_rule). The first token's, one prefill
+# a round, twice as loose.
 DECODE_RATIO = 0.05
 AB_LATENCY_RATIO = 0.10
+# The agent's queries run in one pair of processes, whose offset no further pair averages out: two processes running
+# the same code differed by up to 24 % in the decode ratio (of 27 real A/A pairs on the H200, 2 beyond 10 %, 1 beyond
+# 25 %). The same steps are gated more tightly by the decode and first-token ratios; this one catches what only the
+# agent's turns do.
+AB_AGENT_RATIO = 0.25
 
 # fmt: off
 _METRICS = (
@@ -240,8 +243,8 @@ _METRICS = (
         gated=True, tolerance=AB_LATENCY_RATIO,
     ),
     Metric(
-        "agent_query_ratio_to_base", "x", LOWER, "A/B: the agent queries' summed latency, head over base",
-        gated=True, tolerance=AB_LATENCY_RATIO,
+        "agent_query_ratio_to_base", "x", LOWER, "A/B: the agent's summed latency, head over base, turns alternating",
+        gated=True, tolerance=AB_AGENT_RATIO,
     ),
 )
 # fmt: on

@@ -656,7 +656,7 @@ class PerfSession:
 
     def measure_agent(self, loaded: Loaded) -> measure.AgentMeasurement:
         """Replay the agent's queries on this variant (the gated per-query latency); in an A/B run, on the base side
-        first, then on the head's (not interleaved: perfgate.ab)."""
+        too, turn by turn alternating with the head (measure.agent)."""
         name = loaded.variant.name
         o = self.opts
         plan = measure.agent_plan(o["agent_rounds"], o["agent_max_rounds"], o["test_budget"], o["warmup"])
@@ -664,45 +664,37 @@ class PerfSession:
         def settled(partial: measure.AgentMeasurement) -> str:
             return settle_state(self.referee.judge(measure.agent_figures(name, partial)))
 
-        base, no_base = self._replay_base(loaded, plan) if self.base is not None else (None, None)
+        beside, no_base = self.reference_beside(loaded) if self.base is not None else (None, None)
+        base = None
+        if beside is not None:
+
+            def base_failed(exc: WorkerError) -> str:
+                if exc.kind in ("died", "timeout"):
+                    self.release(name + ab.SUFFIX)
+                return f"the base side failed: {exc.message.splitlines()[0]}"
+
+            base = measure.AgentBase(beside.worker, beside.variant, base_failed)
         try:
-            # a baseline: exactly --perf-agent-rounds passes
-            head = self._replay(loaded, plan, None if o["update_baselines"] else settled, "reuse" in self.agent_modes)
+            measured = measure.agent(
+                loaded.worker,
+                self.tracker,
+                loaded.variant,
+                self.agent_workload,
+                self.agent_queries,
+                plan,
+                self.opts["canary_slowdown"],
+                self.opts["timeout"],
+                None if o["update_baselines"] else settled,  # a baseline: exactly --perf-agent-rounds passes
+                "reuse" in self.agent_modes,
+                base,
+            )
         except WorkerError as exc:
             self._generation_failed(loaded, f"{name} agent replay ({self.agent_workload})", exc)
-        return replace(head, base=base, no_base=no_base) if self.base is not None else head
-
-    def _replay(self, loaded: Loaded, plan: measure.RoundPlan, settled, reuse: bool) -> measure.AgentMeasurement:
-        """measure.agent on one worker: the selected queries, with this run's canary slowdown and timeout."""
-        return measure.agent(
-            loaded.worker,
-            self.tracker,
-            loaded.variant,
-            self.agent_workload,
-            self.agent_queries,
-            plan,
-            self.opts["canary_slowdown"],
-            self.opts["timeout"],
-            settled,
-            reuse=reuse,
-        )
-
-    def _replay_base(
-        self, loaded: Loaded, plan: measure.RoundPlan
-    ) -> tuple[measure.AgentMeasurement | None, str | None]:
-        """An A/B run's replay on the base side (its figures kept to judge the head's against), or None and why not."""
-        name = loaded.variant.name
-        base, no_base = self.reference_beside(loaded)
-        if base is None:
-            return None, no_base
-        try:
-            measured = self._replay(base, plan, None, reuse=False)
-        except WorkerError as exc:
-            if exc.kind in ("died", "timeout"):
-                self.release(name + ab.SUFFIX)
-            return None, f"the base side failed: {exc.message.splitlines()[0]}"
-        self.base_figures.update({f.key: f for f in measure.agent_figures(name, measured)})
-        return measured, None
+        if self.base is None:
+            return measured
+        if measured.base is not None:  # the base side's own figures, to judge against (its VRAM)
+            self.base_figures.update({f.key: f for f in measure.agent_figures(name, measured.base)})
+        return replace(measured, no_base=measured.no_base or no_base)
 
     def measure_agent_live(self, loaded: Loaded) -> list[dict[str, Any]]:
         """The real agent loop on each selected question (report-only)."""

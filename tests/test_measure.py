@@ -8,8 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from perfgate import gate, measure
+from perfgate import ab, gate, measure
 from perfgate.judging import Judged, settle_state
+from perfgate.runner import WorkerError
 from perfgate.trackers import VramTracker
 from perfgate.variants import REGISTRY
 from perfgate.workloads import DecodeWorkload
@@ -565,6 +566,65 @@ def test_the_agent_gets_more_passes_only_as_far_as_its_limits_and_a_suspect_late
     )
     assert len(measured.rounds) == passes
     assert sum(1 for _, op in log if op == "agent_replay") == passes * len(queries)
+
+
+class SlowerReplay(ReplayWorker):
+    """A ReplayWorker whose turns take `factor` times as long."""
+
+    def __init__(self, name, log, factor=1.0, dies_at=None):
+        super().__init__(name, [50.0], log)
+        self.factor, self.dies_at, self.replays = factor, dies_at, 0
+
+    def call(self, op, timeout_s, **params):
+        if op == "agent_replay":
+            self.replays += 1
+            if self.replays == self.dies_at:
+                raise WorkerError("died", "worker exited with code -9")
+            return [r | {"wall_s": r["wall_s"] * self.factor} for r in super().call(op, timeout_s, **params)]
+        return super().call(op, timeout_s, **params)
+
+
+def _ab_agent(head, base, failed=None, settled=None):
+    from perfgate.agent import traces
+
+    queries = traces.select(traces.load(), 3)  # the pull-request workload: 3 questions, 10 turns
+    side = measure.AgentBase(base, REGISTRY["hf-fp16"], failed or (lambda exc: f"the base side failed: {exc}"))
+    plan = measure.agent_plan(1, 1, budget_s=60.0, warmup=0)
+    args = (VramTracker(None, None), REGISTRY["hf-fp16"], "q3", queries, plan, 0.15, 10)
+    return measure.agent(head, *args, settled=settled, base=side)
+
+
+def test_an_ab_agent_replay_alternates_the_sides_turn_by_turn_and_is_judged_over_the_turns():
+    log = []
+    measured = _ab_agent(SlowerReplay("head", log, factor=1.5), SlowerReplay("base", log))
+    replays = [name for name, op in log if op == "agent_replay"]
+    # a turn at a time, the side that goes first swapped each turn: base, head, head, base, base, head, ...
+    assert replays == [side for k in range(10) for side in (("base", "head") if k % 2 == 0 else ("head", "base"))]
+    assert measured.base is not None and len(measured.base.rounds[0]) == len(measured.rounds[0]) == 3
+    ratio = next(f for f in measure.agent_figures("hf-fp16", measured) if f.metric == ab.AGENT_RATIO)
+    assert ratio.value == pytest.approx(1.5) and len(ratio.samples) == 10  # a sample a turn: enough to fail
+    verdict = gate.judge(ratio.samples, ratio.value, "lower", 1.0, 0.25, interval=tuple(ratio.params["interval"]))
+    assert verdict.failed
+    same = _ab_agent(SlowerReplay("head", []), SlowerReplay("base", []))
+    ratio = next(f for f in measure.agent_figures("hf-fp16", same) if f.metric == ab.AGENT_RATIO)
+    assert ratio.value == pytest.approx(1.0)
+
+
+def test_a_base_that_dies_during_the_agent_replay_ends_the_base_side_alone():
+    log, told = [], []
+
+    def failed(exc):
+        told.append(exc.kind)
+        return f"the base side failed: {exc.message}"
+
+    base = SlowerReplay("base", log, dies_at=3)
+    measured = _ab_agent(SlowerReplay("head", log), base, failed)
+    assert told == ["died"]  # the session releases a worker that died
+    assert measured.base is None and measured.no_base == "the base side failed: worker exited with code -9"
+    assert len(measured.rounds) == 1 and sum(len(q) for q in measured.rounds[0]) == 10  # the head's pass whole
+    assert base.replays == 3 and log[-1] == ("head", "memory")  # nothing asked of the base since it died
+    ratio = next(f for f in measure.agent_figures("hf-fp16", measured) if f.metric == ab.AGENT_RATIO)
+    assert ratio.value is None and ratio.unavailable == measured.no_base
 
 
 @pytest.mark.parametrize(
