@@ -556,7 +556,7 @@ class AgentMeasurement:
     reuse: tuple[tuple[Round, ...], ...] = ()  # [query][turn]: one pass keeping the KV cache between turns
     reuse_unavailable: str | None = None
     base: AgentMeasurement | None = None  # an A/B run's base side, the same queries (perfgate.ab)
-    no_base: str | None = None  # why the base side has no measurement, in an A/B run
+    no_base: str | None = None  # in an A/B run, why there is no ratio to the base (`base` keeps any complete passes)
 
     def turn_latencies(self) -> list[float]:
         """Per turn of every query, in order: its wall time, the median over rounds."""
@@ -591,15 +591,17 @@ def agent(
     settled: Callable[[AgentMeasurement], str] | None = None,
     reuse: bool = False,
     base: AgentBase | None = None,
+    stack_slowdown: float = 0.0,
 ) -> AgentMeasurement:
     """Replay the agent's queries: warm up on the longest turn (a static cache is sized, and compiled, once for
     it), then `plan.rounds` passes over every query, more while `settled` says the verdict is unclear.
 
     With `base` (an A/B run), the base worker replays every pass too, turn by turn alternating with this one, which
-    of the two goes first swapped each turn: on the H200 the host's slow spells last tens of seconds, and two passes
-    run one after the other put one in a single side (unchanged code, one pass each: the head's queries 1.26 times
-    the base's twice in four variants, a variant's turns decoding at 33 tok/s on one side, 17 on the other). The
-    base's measurement is the result's `base`; a base worker that fails stops only the base's side (`no_base`)."""
+    of the two goes first swapped each turn, as the decode test alternates rounds: the host's slow spells last tens
+    of seconds on the H200, long enough to fall on one side's whole pass if the passes ran one after the other
+    (docs/method.md, "A/B verdicts"). The base's measurement is the result's `base`. A base worker that fails ends
+    the base's side alone: its complete passes are kept, and `no_base` says why there is no ratio. `stack_slowdown`
+    slows this (the head's) decode steps, as in the decode test (the whole-stack canary)."""
     longest = max((q.longest for q in queries), key=lambda t: t.total_tokens)
     gen = {"prompt_tokens": longest.prompt_tokens, "new_tokens": longest.reply_tokens}
     warm = gen
@@ -610,19 +612,19 @@ def agent(
         # compiled for the cache, and the full reply warms it.
         warm = {"prompt_tokens": longest.total_tokens - AGENT_WARMUP_TOKENS, "new_tokens": AGENT_WARMUP_TOKENS}
     head = _Side(worker, variant)
-    other = _Side(base.worker, base.variant) if base is not None else None  # None: no base, or it failed
-    no_base: str | None = None
+    other = _Side(base.worker, base.variant) if base is not None else None
+    no_base: str | None = None  # set when the base failed: its side is no longer asked anything
     alternations = 0  # turns replayed on both sides so far: which side goes first swaps each turn
 
     def on_base(work: Callable[[_Side], Any]) -> Any:
         """`work` on the base's side while it is measured; a failing base ends that side alone (None)."""
-        nonlocal other, no_base
-        if other is None:
+        nonlocal no_base
+        if other is None or no_base is not None:
             return None
         try:
             return work(other)
         except WorkerError as exc:
-            no_base, other = base.failed(exc), None
+            no_base = base.failed(exc)
             return None
 
     def prepare(side: _Side) -> None:
@@ -631,14 +633,15 @@ def agent(
     def warm_up(side: _Side) -> None:
         for _ in range(max(plan.warmup, 1)):
             side.worker.call("generate", timeout_s, **warm)
-        if side.variant.step_delay:
-            side.delay_s = calibrate_canary(side.worker, gen, canary_slowdown, timeout_s)
+        slowdown = stack_slowdown if side is head else 0.0
+        if side.variant.step_delay or slowdown:
+            side.delay_s = calibrate_canary(side.worker, gen, slowdown or canary_slowdown, timeout_s)
 
     def one_pass() -> None:
         """One pass over the queries on each side still measured: a query at a time on one side; on two, a turn at
         a time (`agent_replay` of that turn alone: without a kept cache the turns do not depend on each other)."""
         nonlocal alternations
-        if other is None:
+        if other is None or no_base is not None:
             head.rounds.append(tuple(_replay(worker, q.turns, False, timeout_s) for q in queries))
             return
 
@@ -659,20 +662,20 @@ def agent(
                 if not base_first:
                     turn_on_base(turn, theirs[-1])
         head.rounds.append(tuple(map(tuple, mine)))
-        if other is not None:
+        if no_base is None:  # a pass the base did not finish is not kept
             other.rounds.append(tuple(map(tuple, theirs)))
 
     def so_far() -> AgentMeasurement:
         measured = head.measurement(workload, queries)
-        if base is None:
+        if other is None:
             return measured
-        return replace(measured, base=other.measurement(workload, queries) if other else None, no_base=no_base)
+        return replace(measured, base=other.measurement(workload, queries) if other.rounds else None, no_base=no_base)
 
     prepare(head)
     on_base(prepare)
     with (
         tracker.track(worker.pid) as peak,
-        tracker.track(base.worker.pid) if base is not None else contextlib.nullcontext(lambda: None) as base_peak,
+        tracker.track(other.worker.pid) if other and not no_base else contextlib.nullcontext(lambda: None) as base_peak,
     ):
         on_base(warm_up)  # the base first, as in the decode test's rounds
         warm_up(head)
@@ -787,7 +790,7 @@ def agent_ratio_figure(variant: str, m: AgentMeasurement, params: dict[str, Any]
     its 98 % bootstrap interval over the turns, which the two sides replayed alternating (measure.agent); samples
     are each turn's own ratio. Over the turns, not the queries: three queries (the pull-request workload) are
     fewer than a figure needs to fail (gate.MIN_INTERVAL_SAMPLES_TO_FAIL), their ten turns are not."""
-    base = m.base.turn_latencies() if m.base is not None and m.base.rounds else []
+    base = m.base.turn_latencies() if m.base is not None and not m.no_base else []
     head = m.turn_latencies()
     if not base or len(base) != len(head) or min(base) <= 0:
         why = m.no_base or "the base side has no latency for these turns"

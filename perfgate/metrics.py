@@ -48,17 +48,18 @@ MEMORY = 0.05
 # What the GPU did is steady where the wall time is not (docs/method.md, "Device time"): the summed kernel time per
 # token moved by 1.6 % between two H200 machine starts and by under 0.2 % within one; counts never moved.
 DEVICE_TIME = 0.03
-# An A/B run's ratios, head over base (perfgate.ab), each judged by its own interval against 1, set so that an A/A
-# run (base = head) does not fail them on the H200 (docs/method.md, "A/B"). The decode ratio as tight as the
-# reference's: the same estimator, decided over pairs of processes (gate.pair_rule). The first token's, one prefill
-# a round, twice as loose.
+# An A/B run's ratios, head over base (perfgate.ab), each judged by its own interval against 1 (docs/method.md,
+# "A/B verdicts"). The decode ratio as tight as the reference's: the same estimator, decided over pairs of processes
+# (gate.pair_rule); none of the A/A runs on the H200 failed it. The first token's, one prefill a round, twice as
+# loose.
 DECODE_RATIO = 0.05
 AB_LATENCY_RATIO = 0.10
-# The agent's queries run in one pair of processes, whose offset no further pair averages out: two processes running
-# the same code differed by up to 24 % in the decode ratio (of 27 real A/A pairs on the H200, 2 beyond 10 %, 1 beyond
-# 25 %). The same steps are gated more tightly by the decode and first-token ratios; this one catches what only the
-# agent's turns do.
-AB_AGENT_RATIO = 0.25
+# The agent's turns run in one pair of processes, whose offset no further pair averages out, and alternating they
+# make a narrow interval around it: the largest offset between two processes running the same code on the H200 was
+# 0.764 in the decode ratio (one process's steps 31 % slower than the other's; 27 real A/A pairs, the next 0.828,
+# 21 %), so that even a zero-width interval there passes at 35 %. The same steps are gated at 5 % and 10 % by the
+# decode and first-token ratios; this one is there for what only the agent's turns do.
+AB_AGENT_RATIO = 0.35
 
 # fmt: off
 _METRICS = (

@@ -669,8 +669,11 @@ class PerfSession:
         if beside is not None:
 
             def base_failed(exc: WorkerError) -> str:
+                key = name + ab.SUFFIX
                 if exc.kind in ("died", "timeout"):
-                    self.release(name + ab.SUFFIX)
+                    self.release(key)
+                # the head's verdicts say the base side failed (AbJudge.failures): nothing passes for want of a base
+                self.failed[key] = f"{self._who(key)}: agent replay ({self.agent_workload}): {exc}"
                 return f"the base side failed: {exc.message.splitlines()[0]}"
 
             base = measure.AgentBase(beside.worker, beside.variant, base_failed)
@@ -687,6 +690,7 @@ class PerfSession:
                 None if o["update_baselines"] else settled,  # a baseline: exactly --perf-agent-rounds passes
                 "reuse" in self.agent_modes,
                 base,
+                stack_slowdown=self.opts["canary_base_slowdown"] if self.base is not None else 0.0,
             )
         except WorkerError as exc:
             self._generation_failed(loaded, f"{name} agent replay ({self.agent_workload})", exc)

@@ -43,10 +43,10 @@ class InjectedFault(RuntimeError):
 
 def injected_fault(variant: str, op: str) -> str | None:
     """PERFGATE_FAULTS="hf-nf4@load=oom,hf-fp32@generate=hang": faults that perfgate's own tests inject to show
-    what a user sees when a variant runs out of memory, hangs, crashes or fails to import (raise_fault, at load
-    or generate), or computes wrong or stops early (MODEL_DAMAGE, at load); `memory:FRACTION` at load caps the
-    worker's share of the GPU's memory, so that a real allocation fails (cap_memory); "sleep:SECONDS" makes the
-    call that much slower (the run's time split must show it)."""
+    what a user sees when a variant runs out of memory, hangs, crashes or fails to import (raise_fault, at load,
+    generate, or agent: the agent's replay alone), or computes wrong or stops early (MODEL_DAMAGE, at load);
+    `memory:FRACTION` at load caps the worker's share of the GPU's memory, so that a real allocation fails
+    (cap_memory); "sleep:SECONDS" makes the call that much slower (the run's time split must show it)."""
     for rule in os.environ.get("PERFGATE_FAULTS", "").split(","):
         where, _, fault = rule.strip().partition("=")
         if where == f"{variant}@{op}":
@@ -193,7 +193,7 @@ class Worker:
         exactly the reply over the whole prompt (the users' agent: no prefix reuse). With reuse, the KV cache of
         the previous turn is kept, cut back to the prefix this turn shares with it, so only the rest is prefilled
         (what prefix caching would save; report-only)."""
-        fault = injected_fault(self.variant.name, "generate")
+        fault = injected_fault(self.variant.name, "agent") or injected_fault(self.variant.name, "generate")
         if fault:
             raise_fault(fault)
         cache = self.backend.new_cache(self.model) if reuse else None

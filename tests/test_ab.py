@@ -334,3 +334,19 @@ def test_only_a_kernel_time_change_beyond_the_pairs_of_one_stack_is_listed():
     assert ab.kernel_changes(head, base) == []
     compiled = {**base, "kernels": {**base["kernels"], "gemm": {"per_token": 1.0, "ms_per_token": 2.16}}}
     assert ab.kernel_changes(compiled, base) == ["+0.3300 ms/token `gemm` (1.8300 → 2.1600)"]
+
+
+def test_a_base_that_crashes_in_the_agent_replay_fails_the_head_s_test_saying_which_side(run_perf):
+    # the head's agent figures are kept; no ratio, and the test fails naming the base side (the crash is injected
+    # into the base's workers alone, through --perf-base-env)
+    crash = "--perf-base-env=PERFGATE_SIDE=base,PERFGATE_FAULTS=hf-fp32@agent=crash"
+    result = run_perf(crash, "--perf-variants=hf-fp32", "--perf-agent=replay", "--perf-agent-queries=1", "-k", "agent")
+    assert result.ret == 1, result.stdout.str()
+    result.stdout.fnmatch_lines(
+        ["*hf-fp32: the base side failed, so nothing here is judged against it; the head side's figures are kept*"]
+    )
+    run = json.loads(next((run_perf.results / "runs").glob("*.json")).read_text())
+    figures = {r["metric"]: r for r in run["results"] if r["test"] == "agent"}
+    assert figures["agent_query_p50_s"]["value"] > 0  # the head's replay, whole
+    assert figures[ab.AGENT_RATIO]["value"] is None
+    assert figures[ab.AGENT_RATIO]["unavailable"].startswith("the base side failed: worker")

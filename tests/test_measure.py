@@ -569,19 +569,21 @@ def test_the_agent_gets_more_passes_only_as_far_as_its_limits_and_a_suspect_late
 
 
 class SlowerReplay(ReplayWorker):
-    """A ReplayWorker whose turns take `factor` times as long."""
+    """A ReplayWorker whose turns take `factor` times as long; with `dies_at`, its nth call of `op` dies."""
 
-    def __init__(self, name, log, factor=1.0, dies_at=None):
+    def __init__(self, name, log, factor=1.0, dies_at=None, op="agent_replay"):
         super().__init__(name, [50.0], log)
-        self.factor, self.dies_at, self.replays = factor, dies_at, 0
+        self.factor, self.dies_at, self.op, self.calls = factor, dies_at, op, 0
 
     def call(self, op, timeout_s, **params):
-        if op == "agent_replay":
-            self.replays += 1
-            if self.replays == self.dies_at:
+        if op == self.op:
+            self.calls += 1
+            if self.calls == self.dies_at:
                 raise WorkerError("died", "worker exited with code -9")
-            return [r | {"wall_s": r["wall_s"] * self.factor} for r in super().call(op, timeout_s, **params)]
-        return super().call(op, timeout_s, **params)
+        answer = super().call(op, timeout_s, **params)
+        if op == "agent_replay":
+            return [r | {"wall_s": r["wall_s"] * self.factor} for r in answer]
+        return answer
 
 
 def _ab_agent(head, base, failed=None, settled=None):
@@ -594,37 +596,89 @@ def _ab_agent(head, base, failed=None, settled=None):
     return measure.agent(head, *args, settled=settled, base=side)
 
 
+def _agent_ratio(measured):
+    ratio = next(f for f in measure.agent_figures("hf-fp16", measured) if f.metric == ab.AGENT_RATIO)
+    tolerance = gate.tolerance_for(ab.AGENT_RATIO, {})
+    interval = tuple(ratio.params["interval"]) if ratio.value is not None else None
+    return ratio, ratio.value and gate.judge(ratio.samples, ratio.value, "lower", 1.0, tolerance, interval=interval)
+
+
+def _alternating(turns):
+    return [side for k in range(turns) for side in (("base", "head") if k % 2 == 0 else ("head", "base"))]
+
+
 def test_an_ab_agent_replay_alternates_the_sides_turn_by_turn_and_is_judged_over_the_turns():
     log = []
-    measured = _ab_agent(SlowerReplay("head", log, factor=1.5), SlowerReplay("base", log))
-    replays = [name for name, op in log if op == "agent_replay"]
+    factor = 1 + 1.5 * gate.tolerance_for(ab.AGENT_RATIO, {})  # a head slower than the tolerance allows
+    measured = _ab_agent(SlowerReplay("head", log, factor=factor), SlowerReplay("base", log))
     # a turn at a time, the side that goes first swapped each turn: base, head, head, base, base, head, ...
-    assert replays == [side for k in range(10) for side in (("base", "head") if k % 2 == 0 else ("head", "base"))]
+    assert [name for name, op in log if op == "agent_replay"] == _alternating(10)
     assert measured.base is not None and len(measured.base.rounds[0]) == len(measured.rounds[0]) == 3
-    ratio = next(f for f in measure.agent_figures("hf-fp16", measured) if f.metric == ab.AGENT_RATIO)
-    assert ratio.value == pytest.approx(1.5) and len(ratio.samples) == 10  # a sample a turn: enough to fail
-    verdict = gate.judge(ratio.samples, ratio.value, "lower", 1.0, 0.25, interval=tuple(ratio.params["interval"]))
+    ratio, verdict = _agent_ratio(measured)
+    assert ratio.value == pytest.approx(factor) and len(ratio.samples) == 10  # a sample a turn: enough to fail
     assert verdict.failed
-    same = _ab_agent(SlowerReplay("head", []), SlowerReplay("base", []))
-    ratio = next(f for f in measure.agent_figures("hf-fp16", same) if f.metric == ab.AGENT_RATIO)
-    assert ratio.value == pytest.approx(1.0)
+    ratio, verdict = _agent_ratio(_ab_agent(SlowerReplay("head", []), SlowerReplay("base", [])))
+    assert ratio.value == pytest.approx(1.0) and verdict.status == gate.PASS and verdict.clear
 
 
-def test_a_base_that_dies_during_the_agent_replay_ends_the_base_side_alone():
+def test_further_agent_passes_run_on_both_sides_and_are_decided_with_the_base_in_view():
+    log, seen = [], []
+
+    def suspect(partial):
+        seen.append(len(partial.base.rounds) if partial.base else None)
+        return measure.SUSPECT
+
+    measured = _ab_agent(SlowerReplay("head", log, factor=2.0), SlowerReplay("base", log), settled=suspect)
+    assert len(measured.rounds) == len(measured.base.rounds) == measure.AGENT_SUSPECT_ROUNDS
+    assert seen == [1, 2]  # after each pass, the base's passes so far beside the head's
+    # the alternation runs on across passes: 10 turns a pass, the first side swapped each turn
+    assert [name for name, op in log if op == "agent_replay"] == _alternating(30)
+
+
+@pytest.mark.parametrize(
+    ("op", "dies_at", "passes", "base_passes", "base_turns"),
+    [
+        ("agent_replay", 3, 1, 0, 2),  # in the first pass: the head's pass goes on alone
+        ("agent_replay", 12, 3, 1, 11),  # in the second (of three: suspect): its complete first pass is kept
+        ("generate", 1, 1, 0, 0),  # in its warm-up
+        ("memory", 1, 3, 3, 30),  # after all of its passes: the passes are kept, the failure still said
+    ],
+)
+def test_a_base_that_dies_during_the_agent_replay_ends_the_base_side_alone(
+    op, dies_at, passes, base_passes, base_turns
+):
     log, told = [], []
 
     def failed(exc):
         told.append(exc.kind)
         return f"the base side failed: {exc.message}"
 
-    base = SlowerReplay("base", log, dies_at=3)
-    measured = _ab_agent(SlowerReplay("head", log), base, failed)
-    assert told == ["died"]  # the session releases a worker that died
-    assert measured.base is None and measured.no_base == "the base side failed: worker exited with code -9"
-    assert len(measured.rounds) == 1 and sum(len(q) for q in measured.rounds[0]) == 10  # the head's pass whole
-    assert base.replays == 3 and log[-1] == ("head", "memory")  # nothing asked of the base since it died
-    ratio = next(f for f in measure.agent_figures("hf-fp16", measured) if f.metric == ab.AGENT_RATIO)
+    base = SlowerReplay("base", log, dies_at=dies_at, op=op)
+    measured = _ab_agent(
+        SlowerReplay("head", log), base, failed, lambda partial: measure.SUSPECT if passes > 1 else measure.CLEAR
+    )
+    assert told == ["died"]  # the session releases a worker that died, and fails the head's test saying so
+    assert measured.no_base == "the base side failed: worker exited with code -9"
+    assert len(measured.rounds) == passes and all(sum(map(len, r)) == 10 for r in measured.rounds)  # the head's, whole
+    assert (len(measured.base.rounds) if measured.base else 0) == base_passes  # complete passes are kept
+    # nothing asked of the base after it died (the turn it died in is not logged)
+    assert sum(1 for name, what in log if name == "base" and what == "agent_replay") == base_turns
+    assert base.calls == dies_at
+    ratio, _ = _agent_ratio(measured)
     assert ratio.value is None and ratio.unavailable == measured.no_base
+
+
+def test_the_whole_stack_canary_slows_the_head_s_agent_turns_alone():
+    from perfgate.agent import traces
+
+    log = []
+    queries = traces.select(traces.load(), 3)
+    side = measure.AgentBase(SlowerReplay("base", log), REGISTRY["hf-fp16"], str)
+    plan = measure.agent_plan(1, 1, budget_s=60.0, warmup=0)
+    args = (VramTracker(None, None), REGISTRY["hf-fp16"], "q3", queries, plan, 0.0, 10)
+    measured = measure.agent(SlowerReplay("head", log), *args, base=side, stack_slowdown=0.10)
+    assert measured.step_delay_s > 0 and measured.base.step_delay_s == 0
+    assert {name for name, op, *_ in log if op == "set_step_delay"} == {"head"}
 
 
 @pytest.mark.parametrize(
