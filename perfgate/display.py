@@ -86,8 +86,9 @@ def show_trouble(perf, reporter) -> None:
     """A busy GPU, the variants not measured, the tests cut or stopped, and every test's error."""
     for busy in perf.gpu_busy:
         reporter.write_line(f"warning: the GPU was not idle at the start: {busy}", yellow=True)
-    for why in perf.failed.values():
-        reporter.write_line(f"not measured: {why.splitlines()[0]}")
+    for key, why in perf.failed.items():
+        said = "failed" if key.endswith(ab.SUFFIX) else "not measured"  # a base side may have measured some
+        reporter.write_line(f"{said}: {why.splitlines()[0]}")
     if perf.progress.cut:
         reporter.write_line(table.not_started(perf.progress.cut), yellow=True)
     if perf.progress.interrupted:

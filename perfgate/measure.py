@@ -633,9 +633,9 @@ def agent(
     def warm_up(side: _Side) -> None:
         for _ in range(max(plan.warmup, 1)):
             side.worker.call("generate", timeout_s, **warm)
-        slowdown = stack_slowdown if side is head else 0.0
-        if side.variant.step_delay or slowdown:
-            side.delay_s = calibrate_canary(side.worker, gen, slowdown or canary_slowdown, timeout_s)
+        # the head's alone, as in the decode test: a canary variant measured in an A/B run is slowed on one side
+        if side is head and (side.variant.step_delay or stack_slowdown):
+            side.delay_s = calibrate_canary(side.worker, gen, stack_slowdown or canary_slowdown, timeout_s)
 
     def one_pass() -> None:
         """One pass over the queries on each side still measured: a query at a time on one side; on two, a turn at
@@ -673,10 +673,9 @@ def agent(
 
     prepare(head)
     on_base(prepare)
-    with (
-        tracker.track(worker.pid) as peak,
-        tracker.track(other.worker.pid) if other and not no_base else contextlib.nullcontext(lambda: None) as base_peak,
-    ):
+    measured_base = other is not None and no_base is None
+    base_window = tracker.track(other.worker.pid) if measured_base else contextlib.nullcontext(lambda: None)
+    with tracker.track(worker.pid) as peak, base_window as base_peak:
         on_base(warm_up)  # the base first, as in the decode test's rounds
         warm_up(head)
         started = time.perf_counter()

@@ -81,7 +81,7 @@ PROFILES: dict[str, Profile] = {
                 "suspect-rounds": "8",
                 # as in pr: an unclear agent ratio passes after one pass on each side; one beyond its limit gets up to
                 # 3 passes a side (measure.AGENT_SUSPECT_ROUNDS). A pass of the three questions took 6.6 s
-                # (hf-bf16-static) to about 60 s (hf-int8) a side on the H200
+                # (hf-bf16-static) to 60-71 s (hf-int8) a side on the H200
                 "agent-max-rounds": "1",
                 # a baseline measured in this profile (no base) as long as the pr profile's
                 "baseline-rounds": "12",

@@ -116,7 +116,9 @@ class PerfSession:
         self.figures: list[Figure] = []
         self.judged: dict[tuple[str, str, str, str], Judged] = {}
         self.loaded: dict[str, Loaded] = {}
-        self.failed: dict[str, str] = {}  # variant -> why it failed to load: its other tests fail fast
+        # variant (or NAME@base) -> why it failed to load, or why its base side ended during the agent's replay: its
+        # other tests fail fast
+        self.failed: dict[str, str] = {}
         self.load_info: dict[str, dict[str, Any]] = {}
         self._tracker: VramTracker | None = None
         self._machine: dict[str, Any] | None = None
@@ -670,8 +672,7 @@ class PerfSession:
 
             def base_failed(exc: WorkerError) -> str:
                 key = name + ab.SUFFIX
-                if exc.kind in ("died", "timeout"):
-                    self.release(key)
+                self.release(key)  # its side is over for this variant; what it holds goes back to the head's tests
                 # the head's verdicts say the base side failed (AbJudge.failures): nothing passes for want of a base
                 self.failed[key] = f"{self._who(key)}: agent replay ({self.agent_workload}): {exc}"
                 return f"the base side failed: {exc.message.splitlines()[0]}"

@@ -640,6 +640,7 @@ def test_further_agent_passes_run_on_both_sides_and_are_decided_with_the_base_in
     [
         ("agent_replay", 3, 1, 0, 2),  # in the first pass: the head's pass goes on alone
         ("agent_replay", 12, 3, 1, 11),  # in the second (of three: suspect): its complete first pass is kept
+        ("reset_memory", 1, 1, 0, 0),  # before anything: its memory is not tracked
         ("generate", 1, 1, 0, 0),  # in its warm-up
         ("memory", 1, 3, 3, 30),  # after all of its passes: the passes are kept, the failure still said
     ],
@@ -679,6 +680,22 @@ def test_the_whole_stack_canary_slows_the_head_s_agent_turns_alone():
     measured = measure.agent(SlowerReplay("head", log), *args, base=side, stack_slowdown=0.10)
     assert measured.step_delay_s > 0 and measured.base.step_delay_s == 0
     assert {name for name, op, *_ in log if op == "set_step_delay"} == {"head"}
+    # sized after the warm-up and set before the first turn, and left on for every turn
+    delays = [i for i, (name, op, *_) in enumerate(log) if op == "set_step_delay"]
+    first_turn = next(i for i, (name, op, *_) in enumerate(log) if op == "agent_replay")
+    assert len(delays) == 2 and delays[-1] < first_turn
+
+
+def test_a_canary_variant_measured_in_an_ab_run_is_slowed_on_the_head_alone():
+    from perfgate.agent import traces
+
+    log = []
+    canary = REGISTRY["hf-fp16-slow"]
+    side = measure.AgentBase(SlowerReplay("base", log), canary, str)
+    plan = measure.agent_plan(1, 1, budget_s=60.0, warmup=0)
+    args = (VramTracker(None, None), canary, "q3", traces.select(traces.load(), 3), plan, 0.15, 10)
+    measured = measure.agent(SlowerReplay("head", log), *args, base=side)
+    assert measured.step_delay_s > 0 and measured.base.step_delay_s == 0  # as the decode test slows it
 
 
 @pytest.mark.parametrize(
