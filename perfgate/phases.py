@@ -8,6 +8,7 @@ parts. Under pytest-xdist each pytest worker keeps its own (perfgate.parallel.me
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -42,12 +43,16 @@ class Clock:
         self._mark = self.started  # the last time charged to a part
         self._stack: list[str] = []  # the phases running, innermost last
         self.parts_s: dict[str, float] = dict.fromkeys(PARTS, 0.0)
+        # an A/B run loads its two sides at once, one from a thread of its own (perfgate.session): each second is
+        # still charged once
+        self._lock = threading.Lock()
 
     def _charge(self, part: str | None = None) -> None:
         """The time since the last charge to `part`, by default the innermost phase running (else `other`)."""
-        t = self._now()
-        self.parts_s[part or (self._stack[-1] if self._stack else OTHER)] += t - self._mark
-        self._mark = t
+        with self._lock:
+            t = self._now()
+            self.parts_s[part or (self._stack[-1] if self._stack else OTHER)] += t - self._mark
+            self._mark = t
 
     @contextmanager
     def track(self, name: str) -> Iterator[None]:
@@ -59,7 +64,8 @@ class Clock:
             yield
         finally:
             self._charge()
-            self._stack.pop()
+            # the last of its name, not the top: two threads' phases may end in either order
+            del self._stack[len(self._stack) - 1 - self._stack[::-1].index(name)]
 
     def lap(self, name: str) -> None:
         """Charge the time since the last charge to `name` (for work that began before the clock could be told,

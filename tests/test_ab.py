@@ -350,3 +350,18 @@ def test_a_base_that_crashes_in_the_agent_replay_fails_the_head_s_test_saying_wh
     assert figures["agent_query_p50_s"]["value"] > 0  # the head's replay, whole
     assert figures[ab.AGENT_RATIO]["value"] is None
     assert figures[ab.AGENT_RATIO]["unavailable"].startswith("the base side failed: worker")
+
+
+def test_the_two_sides_load_at_the_same_time(run_perf, monkeypatch):
+    # each side's load made 4 s slower (PERFGATE_FAULTS reaches the base's workers too): one after the other, the
+    # run's load part would hold both sleeps, 8 s
+    monkeypatch.setenv("PERFGATE_FAULTS", "hf-fp32@load=sleep:4")
+    result = run_perf("--perf-base-env=PERFGATE_SIDE=base", "--perf-variants=hf-fp32", "-k", "test_load")
+    assert result.ret == 0, result.stdout.str()
+    run = json.loads(next((run_perf.results / "runs").glob("*.json")).read_text())
+    loads = {r["variant"]: r["value"] for r in run["results"] if r["metric"] == "load_s"}
+    base_loads = {r["variant"]: r["value"] for r in run["ab"]["base_results"] if r["metric"] == "load_s"}
+    assert loads["hf-fp32"] >= 4 and base_loads["hf-fp32"] >= 4  # both slept
+    # the workers' starts and loads overlap: less time than the two loads alone, one after the other
+    assert run["time_split"]["parts_s"]["load"] < loads["hf-fp32"] + base_loads["hf-fp32"], (run["time_split"], loads)
+    assert sum(run["time_split"]["parts_s"].values()) == pytest.approx(run["time_split"]["total_s"], abs=0.01)
