@@ -43,6 +43,8 @@ from perfgate.workloads import DecodeWorkload
 from perfgate.zygote import Zygote
 
 FIDELITY_REFERENCE = {"cpu": "hf-fp32", "cuda": "hf-bf16"}  # full precision where it is affordable
+# how a failed load that ran out of memory is worded (_load_failed): one beside the other side is tried again alone
+OOM_WHILE_LOADING = "out of memory while loading"
 
 
 class VariantUnavailable(Exception):
@@ -118,6 +120,8 @@ class PerfSession:
         self.judged: dict[tuple[str, str, str, str], Judged] = {}
         self.loaded: dict[str, Loaded] = {}
         self._loading: dict[str, WorkerHandle] = {}  # workers started and loading, not yet in self.loaded
+        self._stopping: set[str] = set()  # loads to stop (_stop_loading)
+        self._together = False  # an A/B run's two sides loading at once: their load cores are split (core_env)
         # variant (or NAME@base) -> why it failed to load, or why its base side ended during the agent's replay: its
         # other tests fail fast
         self.failed: dict[str, str] = {}
@@ -261,14 +265,16 @@ class PerfSession:
         """An A/B run's variant on the head's side, and its base side at the same time, from a thread of its own,
         where both fit in memory together (else the base is loaded after, by reference_beside): a pair of processes'
         two loads one after the other were 38 % of an A/B run of the seven default variants on the H200. A side that
-        fails to load is recorded as before (self.failed); Ctrl-C or SIGTERM stops the base's load too."""
+        fails to load is recorded as before (self.failed). The head failing, or Ctrl-C, stops the base's load; a side
+        that runs out of memory beside the other is loaded again alone."""
         head_key, base_key = name, name + ab.SUFFIX
         keep = {head_key, base_key}
         for other in [n for n in list(self.loaded) if n not in keep]:
             self.release(other)  # before the memory is looked at
-        if head_key in self.loaded or base_key in self.loaded or base_key in self.failed or not self._fit_both(name):
+        if keep & (set(self.loaded) | set(self.failed)) or not self._fit_both(name):
             return self._ensure(name, keep=keep)
         self.checkpoint()  # built once, before either side asks for it
+        self.keep_off_worker_cores()  # once, before either side's worker starts
 
         def load_base() -> None:
             try:
@@ -280,20 +286,36 @@ class PerfSession:
                 self.failed.setdefault(base_key, f"{self._who(base_key)}: {type(exc).__name__}: {exc}")
 
         beside = threading.Thread(target=load_base, name=f"perfgate-load-{base_key}", daemon=True)
+        self._together = True
         beside.start()
         try:
-            return self._ensure(name, keep=keep)
-        except (VariantUnavailable, VariantFailed):
-            raise  # the base's load goes on: the next variant's release stops its worker
-        except BaseException:
-            loading = self._loading.get(base_key)
-            if loading is not None:
-                loading.kill()  # its call then fails, and the thread ends
+            loaded = self._ensure(name, keep=keep)
             beside.join()
-            self.failed.pop(base_key, None)  # stopped, not failed: the run says it was interrupted
+        except BaseException as exc:
+            self._stop_loading(base_key, beside)
+            self._together = False
+            if isinstance(exc, VariantFailed) and OOM_WHILE_LOADING in self.failed.get(head_key, ""):
+                self.failed.pop(head_key)
+                return self._ensure(name, keep=keep)  # alone now; the base after it, by reference_beside
             raise
-        finally:
-            beside.join()
+        self._together = False
+        if OOM_WHILE_LOADING in self.failed.get(base_key, ""):
+            self.failed.pop(base_key)  # loaded again alone by reference_beside
+        return loaded
+
+    def _stop_loading(self, key: str, thread: threading.Thread) -> None:
+        """Stop a load running in `thread` (its worker killed as soon as it has one, _ensure) and wait for it; a
+        failure the stop caused is not the side's own, and not recorded."""
+        failed_before = key in self.failed
+        self._stopping.add(key)
+        worker = self._loading.get(key)
+        if worker is not None:
+            worker.kill()
+        thread.join()
+        self._stopping.discard(key)
+        if not failed_before:
+            self.failed.pop(key, None)
+        self.release(key)
 
     def _fit_both(self, name: str) -> bool:
         """Whether the variant's head and base sides fit in memory together, by estimate (memory_shortfall)."""
@@ -311,7 +333,9 @@ class PerfSession:
         variant = self._make_room(key, keep)
         path = self.checkpoint()
         worker = self._start_worker(key)
-        self._loading[key] = worker  # while it loads: what an interrupt stops (_load_both_sides)
+        self._loading[key] = worker  # while it loads: what _stop_loading stops
+        if key in self._stopping:  # stopped while it started
+            worker.kill()
         try:
             max_seq = self.opts.get("max_seq_length") or self.max_tokens
             with phases.track("load"):
@@ -401,7 +425,7 @@ class PerfSession:
         if exc.kind == "oom":
             need = variants.estimate_bytes(variant, self.model.config, self.max_tokens) / 2**30
             what = (
-                f"out of memory while loading (it needs about {need:.1f} GiB by estimate, for weights and a "
+                f"{OOM_WHILE_LOADING} (it needs about {need:.1f} GiB by estimate, for weights and a "
                 f"KV cache of {self.max_tokens} tokens); its memory was freed and the other variants go on"
             )
         else:
@@ -459,7 +483,11 @@ class PerfSession:
             # The cores this process keeps to itself idle while a worker loads, but for its VRAM sampler, which
             # measures the load's peak: the lowest is left to it. Under pytest-xdist another GPU's worker may be
             # timed on them.
-            env["PERFGATE_LOAD_CORES"] = ",".join(map(str, sorted({*spare[1:], core})))
+            spread = spare[1:]
+            if self._together:  # an A/B run's two sides load at once: half of the spare cores each
+                half = len(spread) // 2
+                spread = spread[:half] if key.endswith(ab.SUFFIX) else spread[half:]
+            env["PERFGATE_LOAD_CORES"] = ",".join(map(str, sorted({*spread, core})))
         return env
 
     def keep_off_worker_cores(self) -> None:
@@ -619,7 +647,7 @@ class PerfSession:
 
     def restart_with_reference(self, name: str) -> Loaded:
         """The variant and the reference in fresh worker processes (the reference first, as a run starts); in an A/B
-        run, the variant on both sides (the base first)."""
+        run, the variant on both sides (at the same time where they fit, _load_both_sides)."""
         self.release(name)
         if self.base is not None:
             self.release(name + ab.SUFFIX)

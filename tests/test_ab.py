@@ -353,15 +353,28 @@ def test_a_base_that_crashes_in_the_agent_replay_fails_the_head_s_test_saying_wh
 
 
 def test_the_two_sides_load_at_the_same_time(run_perf, monkeypatch):
-    # each side's load made 4 s slower (PERFGATE_FAULTS reaches the base's workers too): one after the other, the
-    # run's load part would hold both sleeps, 8 s
+    # each side's load call made 4 s slower (PERFGATE_FAULTS reaches the base's workers too; the sleep comes before
+    # the load's own timer): one after the other, the run's load part would hold both sleeps and both load_s
     monkeypatch.setenv("PERFGATE_FAULTS", "hf-fp32@load=sleep:4")
     result = run_perf("--perf-base-env=PERFGATE_SIDE=base", "--perf-variants=hf-fp32", "-k", "test_load")
     assert result.ret == 0, result.stdout.str()
     run = json.loads(next((run_perf.results / "runs").glob("*.json")).read_text())
-    loads = {r["variant"]: r["value"] for r in run["results"] if r["metric"] == "load_s"}
-    base_loads = {r["variant"]: r["value"] for r in run["ab"]["base_results"] if r["metric"] == "load_s"}
-    assert loads["hf-fp32"] >= 4 and base_loads["hf-fp32"] >= 4  # both slept
-    # the workers' starts and loads overlap: less time than the two loads alone, one after the other
-    assert run["time_split"]["parts_s"]["load"] < loads["hf-fp32"] + base_loads["hf-fp32"], (run["time_split"], loads)
+    loads = [r["value"] for r in (*run["results"], *run["ab"]["base_results"]) if r["metric"] == "load_s"]
+    assert len(loads) == 2
+    assert run["time_split"]["parts_s"]["load"] < 2 * 4 + sum(loads), (run["time_split"], loads)
     assert sum(run["time_split"]["parts_s"].values()) == pytest.approx(run["time_split"]["total_s"], abs=0.01)
+
+
+def test_a_side_out_of_memory_beside_the_other_is_loaded_again_alone(run_perf):
+    # the base's loads all run out of memory: the one beside the head is forgotten, the one alone after it is said
+    oom = "--perf-base-env=PERFGATE_SIDE=base,PERFGATE_FAULTS=hf-fp32@load=oom"
+    result = run_perf(oom, "--perf-variants=hf-fp32", "-k", "test_load")
+    assert result.ret == 1, result.stdout.str()
+    result.stdout.fnmatch_lines(
+        [
+            "*hf-fp32: the base side failed, so nothing here is judged against it*",
+            "*hf-fp32 (base side): out of memory while loading*",
+        ]
+    )
+    run = json.loads(next((run_perf.results / "runs").glob("*.json")).read_text())
+    assert [r["value"] > 0 for r in run["results"] if r["metric"] == "load_s"] == [True]  # the head's, kept
