@@ -78,9 +78,13 @@ def test_the_session_pins_its_own_threads_off_the_workers_cores_once(monkeypatch
     perf.keep_off_worker_cores()
     perf.keep_off_worker_cores()
     assert moved == [set(range(14))]  # once, before the first pinned worker
-    perf.parallel = {}
+    perf.parallel, perf._together = {}, False
     spread = ",".join(map(str, range(1, 15)))  # core 0 stays with the session's VRAM sampler
     assert perf.core_env("hf-nf4") == {"PERFGATE_CPU_CORE": "14", "PERFGATE_LOAD_CORES": spread}
+    perf._together = True  # an A/B run's two sides loading at once: the spare cores halved between them
+    assert perf.core_env("hf-nf4@base") == {"PERFGATE_CPU_CORE": "15", "PERFGATE_LOAD_CORES": "1,2,3,4,5,6,15"}
+    assert perf.core_env("hf-nf4") == {"PERFGATE_CPU_CORE": "14", "PERFGATE_LOAD_CORES": "7,8,9,10,11,12,13,14"}
+    perf._together = False
     perf.parallel = {"role": "worker", "worker": "gw0", "gpu": "0"}  # another GPU's worker may be timed on the rest
     assert perf.core_env("hf-nf4") == {"PERFGATE_CPU_CORE": "14"}
     perf.device = "cpu"
