@@ -704,7 +704,7 @@ def agent(
 @dataclass(frozen=True)
 class AgentBase:
     """An A/B run's base side for the agent's replay: its worker and variant, and what to do when it fails
-    (perfgate.session: release a worker that died or hung; returns why the base has no measurement)."""
+    (perfgate.session: release its worker and record the failure; returns why the base has no measurement)."""
 
     worker: WorkerHandle
     variant: Variant

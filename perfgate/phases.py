@@ -48,39 +48,43 @@ class Clock:
         self._lock = threading.Lock()
 
     def _charge(self, part: str | None = None) -> None:
-        """The time since the last charge to `part`, by default the innermost phase running (else `other`)."""
-        with self._lock:
-            t = self._now()
-            self.parts_s[part or (self._stack[-1] if self._stack else OTHER)] += t - self._mark
-            self._mark = t
+        """The time since the last charge to `part`, by default the innermost phase running (else `other`); the
+        caller holds the lock."""
+        t = self._now()
+        self.parts_s[part or (self._stack[-1] if self._stack else OTHER)] += t - self._mark
+        self._mark = t
 
     @contextmanager
     def track(self, name: str) -> Iterator[None]:
         if name not in PARTS:
             raise ValueError(f"unknown phase {name!r}; known: {', '.join(PARTS)}")
-        self._charge()
-        self._stack.append(name)
+        with self._lock:
+            self._charge()
+            self._stack.append(name)
         try:
             yield
         finally:
-            self._charge()
-            # the last of its name, not the top: two threads' phases may end in either order
-            del self._stack[len(self._stack) - 1 - self._stack[::-1].index(name)]
+            with self._lock:
+                self._charge()
+                # the last of its name, not the top: two threads' phases may end in either order
+                del self._stack[len(self._stack) - 1 - self._stack[::-1].index(name)]
 
     def lap(self, name: str) -> None:
         """Charge the time since the last charge to `name` (for work that began before the clock could be told,
         such as the session's own start)."""
         if name not in PARTS:
             raise ValueError(f"unknown phase {name!r}; known: {', '.join(PARTS)}")
-        self._charge(name)
+        with self._lock:
+            self._charge(name)
 
     def split(self) -> dict[str, Any]:
         """{"total_s": seconds since the start, "parts_s": {part: seconds}}: the run file's `time_split`."""
-        self._charge()
-        return {
-            "total_s": round(self._mark - self.started, 3),
-            "parts_s": {k: round(v, 3) for k, v in self.parts_s.items()},
-        }
+        with self._lock:
+            self._charge()
+            return {
+                "total_s": round(self._mark - self.started, 3),
+                "parts_s": {k: round(v, 3) for k, v in self.parts_s.items()},
+            }
 
 
 _active: Clock | None = None

@@ -43,8 +43,6 @@ from perfgate.workloads import DecodeWorkload
 from perfgate.zygote import Zygote
 
 FIDELITY_REFERENCE = {"cpu": "hf-fp32", "cuda": "hf-bf16"}  # full precision where it is affordable
-# how a failed load that ran out of memory is worded (_load_failed): one beside the other side is tried again alone
-OOM_WHILE_LOADING = "out of memory while loading"
 
 
 class VariantUnavailable(Exception):
@@ -53,6 +51,11 @@ class VariantUnavailable(Exception):
 
 class VariantFailed(Exception):
     """The variant was tried and failed (out of memory while loading, a crash): its tests fail with this."""
+
+    def __init__(self, message: str, out_of_memory_loading: bool = False) -> None:
+        super().__init__(message)
+        # a load that ran out of memory beside the other side of an A/B run is tried again alone (_load_both_sides)
+        self.out_of_memory_loading = out_of_memory_loading
 
 
 @dataclass
@@ -261,6 +264,11 @@ class PerfSession:
         self.reference_beside(loaded)  # the base side too, now: its load figures are what the head's are held to
         return loaded
 
+    @property
+    def stack_slowdown(self) -> float:
+        """The whole-stack canary's share of a decode step added to the head's steps: A/B runs only (0 otherwise)."""
+        return self.opts["canary_base_slowdown"] if self.base is not None else 0.0
+
     def _load_both_sides(self, name: str) -> Loaded:
         """An A/B run's variant on the head's side, and its base side at the same time, from a thread of its own,
         where both fit in memory together (else the base is loaded after, by reference_beside): a pair of processes'
@@ -276,11 +284,16 @@ class PerfSession:
         self.checkpoint()  # built once, before either side asks for it
         self.keep_off_worker_cores()  # once, before either side's worker starts
 
+        base_out_of_memory = False
+
         def load_base() -> None:
+            nonlocal base_out_of_memory
             try:
                 self._ensure(name, keep=keep, base=True)
-            except (VariantUnavailable, VariantFailed):
-                pass  # in self.failed: the head's tests say that the base side failed
+            except VariantFailed as exc:  # in self.failed: the head's tests say that the base side failed
+                base_out_of_memory = exc.out_of_memory_loading
+            except VariantUnavailable:
+                pass  # in self.failed too
             except Exception as exc:  # its first worker's versions, say: as a failed load, not lost in a thread
                 self.release(base_key)
                 self.failed.setdefault(base_key, f"{self._who(base_key)}: {type(exc).__name__}: {exc}")
@@ -294,12 +307,12 @@ class PerfSession:
         except BaseException as exc:
             self._stop_loading(base_key, beside)
             self._together = False
-            if isinstance(exc, VariantFailed) and OOM_WHILE_LOADING in self.failed.get(head_key, ""):
+            if isinstance(exc, VariantFailed) and exc.out_of_memory_loading:
                 self.failed.pop(head_key)
                 return self._ensure(name, keep=keep)  # alone now; the base after it, by reference_beside
             raise
         self._together = False
-        if OOM_WHILE_LOADING in self.failed.get(base_key, ""):
+        if base_out_of_memory:
             self.failed.pop(base_key)  # loaded again alone by reference_beside
         return loaded
 
@@ -425,13 +438,13 @@ class PerfSession:
         if exc.kind == "oom":
             need = variants.estimate_bytes(variant, self.model.config, self.max_tokens) / 2**30
             what = (
-                f"{OOM_WHILE_LOADING} (it needs about {need:.1f} GiB by estimate, for weights and a "
+                f"out of memory while loading (it needs about {need:.1f} GiB by estimate, for weights and a "
                 f"KV cache of {self.max_tokens} tokens); its memory was freed and the other variants go on"
             )
         else:
             what = f"loading failed ({exc.kind})"
         self.failed[key] = f"{who}: {what}: {exc}"
-        raise VariantFailed(self.failed[key]) from None
+        raise VariantFailed(self.failed[key], out_of_memory_loading=exc.kind == "oom") from None
 
     def base_variant(self, variant: variants.Variant) -> variants.Variant:
         """The variant as the base side loads it: a loader imported from the measured repository comes from the
@@ -686,7 +699,7 @@ class PerfSession:
                 device_slowdown=self.opts["canary_device_slowdown"],
                 profile_tokens=self.opts["device_tokens"],
                 beside_is_base=self.base is not None,
-                stack_slowdown=self.opts["canary_base_slowdown"] if self.base is not None else 0.0,
+                stack_slowdown=self.stack_slowdown,
             )
             return replace(measured, bandwidth=self.bandwidth(loaded))
         except WorkerError as exc:
@@ -769,7 +782,7 @@ class PerfSession:
                 None if o["update_baselines"] else settled,  # a baseline: exactly --perf-agent-rounds passes
                 "reuse" in self.agent_modes,
                 base,
-                stack_slowdown=self.opts["canary_base_slowdown"] if self.base is not None else 0.0,
+                stack_slowdown=self.stack_slowdown,
             )
         except WorkerError as exc:
             self._generation_failed(loaded, f"{name} agent replay ({self.agent_workload})", exc)
