@@ -409,8 +409,7 @@ class PerfSession:
         if pinned:
             env.update(pinned)
             self.keep_off_worker_cores()
-        if self.tracker.nvml is not None and self.tracker.nvml.ok:
-            self.tracker.device_baseline_mib = self.tracker.nvml.device_used_mib()  # before this worker
+        before = self.tracker.nvml.device_used_mib() if self.tracker.nvml is not None and self.tracker.nvml.ok else None
         prefix, layout_env, _ = self.layout
         env.update(layout_env)
         side: dict[str, Any] = {}
@@ -424,7 +423,10 @@ class PerfSession:
             }
         with phases.track("load"):
             zygote = self.zygote(prefix, env)
-            return WorkerHandle(key, self.cache / "logs" / f"worker-{key}.log", env, prefix, **side, zygote=zygote)
+            worker = WorkerHandle(key, self.cache / "logs" / f"worker-{key}.log", env, prefix, **side, zygote=zygote)
+        if before is not None:
+            self.tracker.device_baselines[worker.pid] = before
+        return worker
 
     def _load_failed(self, key: str, variant: variants.Variant, exc: WorkerError) -> NoReturn:
         """A worker's failure to load, remembered (the variant's other tests fail fast) and raised: an import that

@@ -143,6 +143,10 @@ class VramTracker:
     def __init__(self, nvml: Nvml | None, device_baseline_mib: float | None, interval_s: float = 0.005) -> None:
         self.nvml = nvml
         self.device_baseline_mib = device_baseline_mib
+        # per worker pid, what the device held just before that worker started (MiB): the fallback of others_mib.
+        # One value for all would be the last started worker's, wrong for the other side of an A/B pair that started
+        # at the same time or the reference started after a variant.
+        self.device_baselines: dict[int, float] = {}
         self.interval_s = interval_s
 
     def unavailable(self) -> str | None:
@@ -188,10 +192,13 @@ class VramTracker:
         try:
             procs = self.nvml.processes()
             own = procs.get(pid)
-            base = self.nvml.device_used_mib() - own if own is not None else self.device_baseline_mib or 0.0
+            base = self.nvml.device_used_mib() - own if own is not None else self._started_beside(pid)
             return base, _listed_others(procs, pid)
         except Exception:  # a failed look leaves the older baseline, as a failed sample is skipped
-            return self.device_baseline_mib or 0.0, None
+            return self._started_beside(pid), None
+
+    def _started_beside(self, pid: int) -> float:
+        return self.device_baselines.get(pid, self.device_baseline_mib) or 0.0
 
     @contextmanager
     def track(self, pid: int) -> Iterator[callable]:

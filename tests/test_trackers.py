@@ -98,6 +98,23 @@ def test_the_device_baseline_stands_where_nvml_does_not_list_the_process_yet():
     assert peak().device_mib == 900
 
 
+def test_each_worker_keeps_the_device_as_it_was_before_it_started():
+    # An A/B run's two sides start at the same time: the base (pid 8) when the device held 1,000 MiB, the head
+    # (pid 9) after the base's CUDA context had taken 500 more. Neither is listed by NVML yet; each window starts
+    # from the device as it was before that worker, not from whichever worker started last.
+    nvml = FakeNvml([None, None, None], [1500, 1800, 2400], pid=8)
+    tracker = VramTracker(nvml, device_baseline_mib=0, interval_s=0.001)
+    tracker.device_baselines.update({8: 1000, 9: 1500})
+    with tracker.track(pid=8) as peak:
+        time.sleep(0.05)
+    assert peak().device_mib == 1400
+    nvml = FakeNvml([None, None], [1500, 2100], pid=9)
+    tracker.nvml = nvml
+    with tracker.track(pid=9) as peak:
+        time.sleep(0.05)
+    assert peak().device_mib == 600
+
+
 def test_no_gpu_is_unavailable_never_zero():
     with VramTracker(None, None).track(pid=1) as peak:
         pass
