@@ -17,7 +17,15 @@ from perfgate import figures as fig
 from perfgate.generation import Round
 from perfgate.runner import WorkerError, WorkerHandle
 from perfgate.stats import bootstrap_interval, bootstrap_interval_of_sets, mean, median, percentile
-from perfgate.trackers import VramPeak, VramTracker, cpu_khz, cpu_steal_s, involuntary_switches
+from perfgate.trackers import (
+    VramPeak,
+    VramTracker,
+    cpu_khz,
+    cpu_steal_s,
+    involuntary_switches,
+    memory_placement,
+    minor_faults,
+)
 from perfgate.variants import Variant
 from perfgate.workloads import DecodeWorkload
 
@@ -380,9 +388,13 @@ def decode(
         energy: list[float] = []
 
         def counters(handle: WorkerHandle, core: int | None) -> dict[str, float | None]:
-            """The step log's counters, read before and after a round: the worker's involuntary switches, and the
-            steal on its core (on the whole machine where it is not pinned)."""
-            return {"involuntary_switches": involuntary_switches(handle.pid), "steal_s": cpu_steal_s(core)}
+            """The step log's counters, read before and after a round: the worker's involuntary switches and minor
+            page faults, and the steal on its core (on the whole machine where it is not pinned)."""
+            return {
+                "involuntary_switches": involuntary_switches(handle.pid),
+                "minor_faults": minor_faults(handle.pid),
+                "steal_s": cpu_steal_s(core),
+            }
 
         def generate(
             handle: WorkerHandle, into: list[Round], probes: dict[str, Any], who: str, core: int | None
@@ -395,6 +407,7 @@ def decode(
             for name, after in counters(handle, core).items():
                 probes[f"{who}_{name}"] = after - before[name] if None not in (after, before[name]) else None
             probes[f"{who}_clocks_after"] = {**tracker.clocks(), "cpu_khz": cpu_khz(core)}
+            probes[f"{who}_memory_after"] = memory_placement(handle.pid)
 
         def one_round() -> None:
             n = len(timed)
@@ -495,8 +508,10 @@ def log_steps(
 ) -> None:
     """One JSON line per timed round: every decode step of the variant (and of the reference's round beside it),
     the variant's core, and the probes: per worker, how often the kernel took its main thread off the CPU during
-    its round, how long the hypervisor took its core away (steal), and the GPU's SM clock and clock-event reasons
-    and the core's clock right after it (looking for the slow states)."""
+    its round and how many minor page faults it took, how long the hypervisor took its core away (steal), the GPU's
+    SM clock and clock-event reasons and the core's clock right after it, and where the worker's memory lay
+    (huge pages, NUMA nodes: trackers.memory_placement): looking for the slow states, and for what sets one process
+    of two running the same code apart from the other for its whole life."""
     record = {
         "variant": variant,
         "workload": workload,

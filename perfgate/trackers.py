@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 MIB = 2**20
 
@@ -262,6 +263,47 @@ def cpu_khz(core: int | None, sys_cpu: Path = Path("/sys/devices/system/cpu")) -
         return int((sys_cpu / f"cpu{core}" / "cpufreq" / "scaling_cur_freq").read_text())
     except (OSError, ValueError):
         return None
+
+
+def minor_faults(pid: int, proc: Path = Path("/proc")) -> int | None:
+    """Page faults the process has taken that needed no disk (minflt, the 10th field of /proc/PID/stat): an allocator
+    that hands memory back to the kernel and touches it again faults on every step, a cost of its own process that
+    one worker can carry and an identical one not. None off Linux."""
+    try:
+        fields = (proc / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()  # after the command's name
+        return int(fields[7])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def memory_placement(pid: int, proc: Path = Path("/proc"), nodes: Path = Path("/sys/devices/system/node")):
+    """Where the process's memory lies, as two things that differ between processes running the same code and can
+    slow a launch-bound decoder's host side: its anonymous memory in transparent huge pages (MiB, AnonHugePages of
+    /proc/PID/smaps_rollup: fewer TLB misses), and, on a machine of more than one NUMA node, its resident pages per
+    node (MiB, /proc/PID/numa_maps: memory first touched by a load on another node's cores is slower to reach).
+    Read between rounds, never during one: the kernel walks the process's mappings. None for what cannot be read."""
+    out: dict[str, Any] = {"anon_huge_mib": None, "numa_node_mib": None}
+    try:
+        for line in (proc / str(pid) / "smaps_rollup").read_text().splitlines():
+            if line.startswith("AnonHugePages:"):
+                out["anon_huge_mib"] = int(line.split()[1]) / 1024  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    if not (nodes / "node1").exists():
+        return out  # one node: nothing to tell apart
+    page_mib = os.sysconf("SC_PAGE_SIZE") / 2**20
+    per_node: dict[str, float] = {}
+    try:
+        for line in (proc / str(pid) / "numa_maps").read_text().splitlines():
+            huge = "huge" in line.split()  # hugetlbfs mappings count in huge pages (2 MiB)
+            for field in line.split()[2:]:
+                if field.startswith("N") and "=" in field:
+                    node, pages = field[1:].split("=", 1)
+                    per_node[node] = per_node.get(node, 0.0) + int(pages) * (2.0 if huge else page_mib)
+        out["numa_node_mib"] = {node: round(mib, 1) for node, mib in sorted(per_node.items())}
+    except (OSError, ValueError):
+        pass
+    return out
 
 
 def involuntary_switches(pid: int) -> int | None:

@@ -110,6 +110,8 @@ def test_the_step_log_has_each_round_with_what_the_machine_did_meanwhile(tmp_pat
         assert r["reference_involuntary_switches"] is None  # pid 0: nothing to read
         assert r["variant_clocks_after"] == {"sm_mhz": None, "clock_event_reasons": None, "cpu_khz": None}  # no GPU
         assert r["variant_steal_s"] >= 0 and r["reference_steal_s"] >= 0  # the whole machine's: not pinned here
+        assert r["variant_minor_faults"] >= 0 and r["reference_minor_faults"] is None
+        assert set(r["variant_memory_after"]) == {"anon_huge_mib", "numa_node_mib"}
         assert "reference_steps_s" in r
 
 

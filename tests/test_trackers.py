@@ -217,3 +217,30 @@ def test_cuda_numbers_the_gpus_as_nvml_does_unless_the_user_chose(monkeypatch):
     monkeypatch.setenv("CUDA_DEVICE_ORDER", "FASTEST_FIRST")
     trackers.align_device_order()
     assert os.environ["CUDA_DEVICE_ORDER"] == "FASTEST_FIRST"
+
+
+def test_minor_faults_read_after_the_command_name_whatever_it_holds(tmp_path):
+    (tmp_path / "12").mkdir()
+    # a command name with a space and a parenthesis in it, then state, ppid, pgrp, session, tty, tpgid, flags, minflt
+    (tmp_path / "12" / "stat").write_text("12 (python3 (x) y) S 1 12 12 0 -1 4194560 5321 0 7 0 90 10\n")
+    assert trackers.minor_faults(12, tmp_path) == 5321
+    assert trackers.minor_faults(13, tmp_path) is None  # no such process
+    assert trackers.minor_faults(os.getpid()) > 0  # this process has touched memory
+
+
+def test_memory_placement_huge_pages_and_numa_nodes_where_there_are_several(tmp_path):
+    proc, nodes = tmp_path / "proc", tmp_path / "node"
+    (proc / "5").mkdir(parents=True)
+    (proc / "5" / "smaps_rollup").write_text("Rss:             2048000 kB\nAnonHugePages:    524288 kB\n")
+    (proc / "5" / "numa_maps").write_text(
+        "7f00 default anon=1024 dirty=1024 N0=768 N1=256 kernelpagesize_kB=4\n"
+        "7f10 default file=/usr/lib/libpython3.so mapped=512 N1=512 kernelpagesize_kB=4\n"
+    )
+    (nodes / "node0").mkdir(parents=True)
+    one_node = trackers.memory_placement(5, proc, nodes)
+    assert one_node == {"anon_huge_mib": 512.0, "numa_node_mib": None}  # one node: nothing to tell apart
+    (nodes / "node1").mkdir()
+    page_mib = os.sysconf("SC_PAGE_SIZE") / 2**20
+    two = trackers.memory_placement(5, proc, nodes)
+    assert two["numa_node_mib"] == {"0": round(768 * page_mib, 1), "1": round(768 * page_mib, 1)}
+    assert trackers.memory_placement(6, proc, nodes) == {"anon_huge_mib": None, "numa_node_mib": None}
