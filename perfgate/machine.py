@@ -60,6 +60,21 @@ def cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
+def host_memory(sys_root: Path = Path("/sys")) -> dict:
+    """How the host hands out memory, which the step log's per-worker placement (trackers.memory_placement) is read
+    against: its NUMA nodes, and its transparent-huge-page mode (always, madvise or never; the bracketed choice of
+    /sys/kernel/mm/transparent_hugepage/enabled). None for what the host does not say."""
+    nodes = sys_root / "devices" / "system" / "node"
+    count = len(list(nodes.glob("node[0-9]*"))) if nodes.is_dir() else 0
+    thp = None
+    try:
+        text = (sys_root / "kernel" / "mm" / "transparent_hugepage" / "enabled").read_text()
+        thp = text.split("[", 1)[1].split("]", 1)[0] if "[" in text else None
+    except OSError:
+        pass
+    return {"numa_nodes": count or None, "transparent_hugepages": thp}
+
+
 def own_versions() -> dict:
     """What this process runs: its package versions, perfgate's commit and Python (a worker's answer to the op
     `versions`, so that an A/B run's two sides each say what they are)."""
@@ -105,6 +120,7 @@ def describe(device: str, nvml: Nvml | None, repository: Path = paths.REPO_ROOT)
     info: dict = {
         "device": device,
         "cpu": cpu_name(),
+        "host_memory": host_memory(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cuda": torch_cuda(),

@@ -33,3 +33,14 @@ def test_hidden_gpus_mean_no_cuda(monkeypatch):
     for hidden in ("", "-1"):
         monkeypatch.setenv("CUDA_VISIBLE_DEVICES", hidden)
         assert not machine.may_have_cuda()
+
+
+def test_host_memory_says_its_numa_nodes_and_huge_page_mode(tmp_path):
+    assert machine.host_memory(tmp_path) == {"numa_nodes": None, "transparent_hugepages": None}  # says nothing
+    for node in ("node0", "node1"):
+        (tmp_path / "devices" / "system" / "node" / node).mkdir(parents=True)
+    (tmp_path / "devices" / "system" / "node" / "possible").write_text("0-1\n")  # not a node
+    thp = tmp_path / "kernel" / "mm" / "transparent_hugepage"
+    thp.mkdir(parents=True)
+    (thp / "enabled").write_text("always [madvise] never\n")
+    assert machine.host_memory(tmp_path) == {"numa_nodes": 2, "transparent_hugepages": "madvise"}
