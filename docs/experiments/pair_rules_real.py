@@ -14,12 +14,24 @@ catch rates. Since then the A/B runs on the H200 recorded more real pairs of pro
   `params.process_pairs` (first first) or, for a ratio measured in one pair, `params` itself. A run is a 10 % canary
   when `ab.stack_canary_slowdown` is 0.10, an A/A run when it is 0; only runs whose base is the same interpreter with
   `PERFGATE_AB_SIDE=base` (and the same code and versions on both sides) are read. The rest is listed as skipped.
+  (These folders' A/B runs hold a ratio to the base for hf-bf16 alone; the script says so if another appears.)
+- every A/B run file in runs-h200-8/ (eleventh start) and runs-h200-9/ (twelfth), all A/A runs of `make ab`'s
+  profile (pairs of processes of 5 pairs of rounds, 8 where the first 5 were not clear): the same reading and the
+  same checks, but the `decode_ratio_to_base` at ctx1024 of EVERY variant, each variant's ratio one run of a rule
+  (a variant asked for whose ratio was not judged is listed as skipped).
 
 Every pair is judged as the gate judges it (estimators_offline.judge with the gate's estimator, fast-state p10/p10,
 and its seeded 98 % bootstrap interval), and each recomputed value and interval is checked against the recorded one.
 The rules, the exact enumeration over independent draws from a pool and the Monte Carlo are pair_rules_offline's,
 imported from it. Outer ranges: 5-95 % over resamples of the pool, either of its pairs (as the note) or of its runs
 (each drawn run brings all its pairs: closer to what pairs sharing a run do to the range).
+
+Every figure of the pools before the eleventh start comes back as it did before those starts were read (the same
+seed, drawn in the same order): the eleventh and twelfth starts add lines to the run files and the check, rows to
+the table per pair of processes, and a section of their own at the end: the real A/A pools enlarged with their
+pairs and their pairs alone (false failures of an unchanged variant, the pairs it costs; by variant and by start;
+their pairs run by run), beside the canary pools, which they leave as they were (they ran no canary). That
+section draws from a generator of its own (SEED_LATER), so that it moves nothing before it.
 """
 
 from __future__ import annotations
@@ -38,16 +50,21 @@ import pair_rules_offline as R  # noqa: E402  (rules, exact enumeration, Monte C
 
 LIMIT = E.LIMIT  # 0.95
 MIN_PAIRS = E.MIN_PAIRS  # 8 pairs of rounds
-NEW_DIRS = ("runs-h200-4", "runs-h200-6", "runs-h200-7")
+NEW_DIRS = ("runs-h200-4", "runs-h200-6", "runs-h200-7")  # hf-bf16's ratio read
+NEW_VARIANTS = ("hf-bf16",)
+LATER_DIRS = ("runs-h200-8", "runs-h200-9")  # every variant's ratio read
 AB_BASE_ENV = {"PERFGATE_AB_SIDE": "base"}  # the base: the same interpreter with a variable nothing reads
 SEED = 20261202
+SEED_LATER = SEED + 1  # the later starts' draws: a generator of their own, so the draws above stay as they were
 OUTER = 200  # outer resamples per pool
 OUTER_RUNS = 20_000  # Monte Carlo runs per outer resample
 WEIGHTED_RUNS = 1_000_000  # Monte Carlo runs of the run-weighted draw
 PERMUTATIONS = 20_000  # permutation test of "starts differ"
 CHECK_TOL = 1e-6
+DEFAULT_VARIANTS = 7  # an A/B run's default variants: its false failure, were they independent at one rate
 
-# The 12-01 machine starts as the dated notes number them (the 11-29/30 starts are named by GPU and date only).
+# The 12-01 and 12-02 machine starts as the dated notes number them (the 11-29/30 starts are named by GPU and date
+# only).
 START_NAMES = {
     "GPU-0acc1051": "second start",
     "GPU-4fa00004": "third start",
@@ -56,6 +73,8 @@ START_NAMES = {
     "GPU-47755b13": "eighth start",
     "GPU-7aca138c": "ninth start",
     "GPU-25553e39": "tenth start",
+    "GPU-4d36e88c": "eleventh start",
+    "GPU-4f61b8c9": "twelfth start",
 }
 
 RULES: list[R.Rule] = [
@@ -76,7 +95,7 @@ RULES: list[R.Rule] = [
 
 @dataclass
 class Run:
-    """One run file's ratio: its pairs of processes in the order measured."""
+    """One variant's ratio in one run file: its pairs of processes in the order measured."""
 
     stamp: str  # dir/file stem, e.g. runs-h200-6/20261201T214417Z
     kind: str  # "10 %" or "A/A"
@@ -85,7 +104,12 @@ class Run:
     pairs: list[E.Pair] = field(default_factory=list)
     recorded: list[tuple[float, tuple[float, float]] | None] = field(default_factory=list)  # (value, interval)
     status: str | None = None  # the recorded verdict (A/B runs)
-    source: str = "note"  # "note" (the offline note's pools) or "new"
+    source: str = "note"  # "note" (the offline note's pools), "new" (NEW_DIRS) or "later" (LATER_DIRS)
+    variant: str = "hf-bf16"
+
+    @property
+    def key(self) -> str:  # one run of a rule: a run file of several variants holds one per variant
+        return f"{self.stamp} {self.variant}"
 
     @property
     def stem(self) -> str:
@@ -129,7 +153,16 @@ def note_runs() -> tuple[list[Run], list[Run]]:
             ),
             None,
         )
-        return Run(f.stamp, kind, m.get("gpu_uuid"), m.get("commit"), list(f.pairs), [None] * len(f.pairs), status)
+        return Run(
+            f.stamp,
+            kind,
+            m.get("gpu_uuid"),
+            m.get("commit"),
+            list(f.pairs),
+            [None] * len(f.pairs),
+            status,
+            variant=f.variant,
+        )
 
     c10 = [run_of(f, "10 %") for f in figs if f.kind == "canary-ref" and abs(f.share - E.SHARE) < 1e-9]
     c10 += [run_of(f, "10 %") for f in figs if f.kind == "canary-ab"]
@@ -137,10 +170,14 @@ def note_runs() -> tuple[list[Run], list[Run]]:
     return c10, aa
 
 
-def new_runs(skip_stems: set[str]) -> tuple[list[Run], list[tuple[str, str]]]:
-    """Every A/B run file in NEW_DIRS whose ratio to the base was judged; (file, why) for those left out."""
-    runs, skipped = [], []
-    for d in NEW_DIRS:
+def ab_runs(
+    dirs: tuple[str, ...], variants: tuple[str, ...] | None, skip_stems: set[str], source: str
+) -> tuple[list[Run], list[tuple[str, str]], list[str]]:
+    """Every A/B run file in `dirs` whose ratio to the base was judged, one Run per variant read (those in `variants`,
+    or every variant with a ratio when None); (file, why) for those left out; and "stamp variant" for the ratios of
+    variants not in `variants`, which are not read."""
+    runs, skipped, unread = [], [], []
+    for d in dirs:
         for path in sorted((E.EXP / d).glob("*_nvidia-h200.json*")):
             stamp = f"{d}/{path.name.split('_')[0]}"
             if stamp.split("/")[1] in skip_stems:  # already in the note's pools (none is, as it happens)
@@ -162,40 +199,54 @@ def new_runs(skip_stems: set[str]) -> tuple[list[Run], list[tuple[str, str]]]:
             if share and abs(share - E.SHARE) > 1e-9:
                 skipped.append((stamp, f"canary at {share:.0%}, not 10 %"))
                 continue
-            found = [
+            ratios = [
                 x
                 for x in run.get("results", [])
-                if x["metric"] == "decode_ratio_to_base"
-                and x["variant"] == "hf-bf16"
-                and x.get("workload") == "ctx1024"
+                if x["metric"] == "decode_ratio_to_base" and x.get("workload") == "ctx1024"
             ]
+            found = [x for x in ratios if variants is None or x["variant"] in variants]
+            unread += [f"{stamp} {x['variant']}" for x in ratios if x not in found]
             if not found:
                 why = "interrupted before the ratio was judged" if run.get("interrupted") else "no ratio to the base"
                 skipped.append((stamp, why))
                 continue
-            x = found[0]
-            p = x["params"] or {}
-            # a ratio measured in one pair of processes keeps no process_pairs: the result itself is that pair
-            qs = p.get("process_pairs") or [{**p, "value": x["value"]}]
+            if variants is None:  # a variant asked for whose ratio is missing: say why
+                cut = run.get("interrupted") or {}
+                for v in (opt.get("variants") or "").split(","):
+                    if not v or v in {x["variant"] for x in found}:
+                        continue
+                    test = f"test_decode[{v}-ctx1024]"
+                    if test in cut.get("not_run", []) + cut.get("during", []):
+                        why = f"the run was cut ({cut.get('reason')}) before its decode test"
+                    elif test in (run.get("not_started") or []):
+                        why = "its decode test listed as not started"
+                    else:
+                        why = "no ratio to the base"
+                    skipped.append((f"{stamp} {v}", why))
             m = run.get("machine") or {}
-            r = Run(
-                stamp,
-                "10 %" if share else "A/A",
-                m.get("gpu_uuid"),
-                m.get("commit"),
-                status=(x.get("verdict") or {}).get("status"),
-                source="new",
-            )
-            for k, q in enumerate(qs):
-                ref, own = q["reference_step_p10_s"], q["step_p10_s"]
-                assert ref and len(ref) == len(own), stamp
-                interval = tuple(q["interval"]) if q.get("interval") else None
-                r.pairs.append(
-                    E.Pair(f"{short(stamp)} #{k + 1}", E.Side(np.array(ref)), E.Side(np.array(own)), interval)
+            for x in found:
+                p = x["params"] or {}
+                # a ratio measured in one pair of processes keeps no process_pairs: the result itself is that pair
+                qs = p.get("process_pairs") or [{**p, "value": x["value"]}]
+                r = Run(
+                    stamp,
+                    "10 %" if share else "A/A",
+                    m.get("gpu_uuid"),
+                    m.get("commit"),
+                    status=(x.get("verdict") or {}).get("status"),
+                    source=source,
+                    variant=x["variant"],
                 )
-                r.recorded.append((q["value"], interval))
-            runs.append(r)
-    return runs, skipped
+                # the older folders hold hf-bf16 alone: their labels, as before, name no variant
+                name = short(stamp) + ("" if variants else f" {x['variant']}")
+                for k, q in enumerate(qs):
+                    ref, own = q["reference_step_p10_s"], q["step_p10_s"]
+                    assert ref and len(ref) == len(own), stamp
+                    interval = tuple(q["interval"]) if q.get("interval") else None
+                    r.pairs.append(E.Pair(f"{name} #{k + 1}", E.Side(np.array(ref)), E.Side(np.array(own)), interval))
+                    r.recorded.append((q["value"], interval))
+                runs.append(r)
+    return runs, skipped, unread
 
 
 # ---------------------------------------------------------------------------------------------- pools
@@ -212,7 +263,7 @@ class RunPool:
     def groups(self) -> list[np.ndarray]:  # the pool's pair indices, run by run
         order: dict[str, list[int]] = {}
         for i, r in enumerate(self.run_of):
-            order.setdefault(r.stamp, []).append(i)
+            order.setdefault(r.key, []).append(i)
         return [np.array(v) for v in order.values()]
 
 
@@ -273,6 +324,25 @@ def replay(rule: R.Rule, pool: R.Pool) -> tuple[str, int]:
     return "undecided after the pairs recorded", len(pool)
 
 
+def check_recorded(runs: list[Run], gate) -> str:
+    """Each pair recomputed as the gate judges it, against its recorded value and interval."""
+    worst_v, worst_i, bad = 0.0, 0.0, []
+    for r in runs:
+        for p, rec in zip(r.pairs, r.recorded, strict=True):
+            v = E.judge(gate, p)
+            dv = abs(v.value - rec[0])
+            di = max(abs(v.lo - rec[1][0]), abs(v.hi - rec[1][1])) if rec[1] else 0.0
+            worst_v, worst_i = max(worst_v, dv), max(worst_i, di)
+            if dv > CHECK_TOL or di > CHECK_TOL:
+                bad.append(
+                    f"{p.label}: value {v.value:.6f} vs {rec[0]:.6f}, interval {v.lo:.6f}–{v.hi:.6f} vs {rec[1]}"
+                )
+    n = sum(len(r.pairs) for r in runs)
+    beyond = f"{len(bad)} beyond {CHECK_TOL:g}: " + "; ".join(bad) if bad else f"none beyond {CHECK_TOL:g}."
+    worst = f"largest |value difference| {worst_v:.1e}, largest interval-bound difference {worst_i:.1e}"
+    return f"{n} pairs: {worst}; {beyond}"
+
+
 def rng_range(x: np.ndarray, digits: int) -> str:
     lo, hi = np.percentile(x, [5, 95])
     return f"{lo:.{digits}f}–{hi:.{digits}f}"
@@ -299,6 +369,162 @@ def between_starts(values: np.ndarray, starts: list[str], rng: np.random.Generat
     return f0, float(np.mean(perm >= f0))
 
 
+# ---------------------------------------------------------------------------------------------- the later starts
+
+
+def later_section(P: dict[str, RunPool], later: list[Run], r3: R.Rule) -> None:
+    """The eleventh and twelfth starts' A/A pairs of every variant: the real A/A pools enlarged with them, and their
+    pool alone, beside the pools before them and the canary pools; drawn from a generator of its own."""
+    rng = np.random.default_rng(SEED_LATER)
+    keys = ("c10_plus", "c10_plus_8", "aa", "aa_plus", "aa_8", "aa_plus_8", "aa_later", "aa_later_8")
+    ex = {k: {r.name: R.exact(r, P[k].pool) for r in RULES} for k in keys}
+    ranges = {k: {by: outer_range(P[k], by, rng) for by in ("pairs", "runs")} for k in ("aa_plus", "aa_plus_8")}
+
+    def n(k: str) -> str:
+        return f"{len(P[k].pool)}"
+
+    print("\n## With the eleventh and twelfth starts' A/A pairs, every variant\n")
+    print(
+        f"A/A pools before (above) and now, with the {n('aa_later')} pairs of the {len(later)} runs of a variant of "
+        f"the eleventh and twelfth starts, and those pairs alone; the canary pool "
+        + (
+            f"with those starts' canaries ({n('c10_plus')} pairs)"
+            if len(P["c10_plus"].pool) > len(P["c10"].pool)
+            else f"as above ({n('c10_plus')} pairs: those starts ran no canary)"
+        )
+        + f". Exact over pairs drawn independently and uniformly from the pool; ranges 5–95 % over "
+        f"{OUTER} resamples of the pool by pairs and by runs, {OUTER_RUNS} Monte Carlo runs each, seed {SEED_LATER}. "
+        f"A/B run of {DEFAULT_VARIANTS}: 1 - (1 - p)^{DEFAULT_VARIANTS}, the default variants of an A/B run each "
+        "failing at the pool's rate, independently.\n"
+    )
+    print("### False failure of an unchanged variant (fail probability of one variant's test)\n")
+    print(
+        f"| rule | 10 % caught, all ({n('c10_plus')}) / n >= 8 ({n('c10_plus_8')}) "
+        f"| A/A all: before ({n('aa')}) → now ({n('aa_plus')}) | range now, by pairs | by runs "
+        f"| A/A n >= 8: before ({n('aa_8')}) → now ({n('aa_plus_8')}) | range now, by pairs | by runs "
+        f"| 11th-12th alone: all ({n('aa_later')}) / n >= 8 ({n('aa_later_8')}) "
+        f"| A/B run of {DEFAULT_VARIANTS}, now: all / n >= 8 |"
+    )
+    print("|" + " --- |" * 10)
+    for r in RULES:
+        e = {k: ex[k][r.name].fail for k in keys}
+        runs_of = [1 - (1 - e[k]) ** DEFAULT_VARIANTS for k in ("aa_plus", "aa_plus_8")]
+        print(
+            f"| {r.name} | {e['c10_plus']:.3f} / {e['c10_plus_8']:.3f} | {e['aa']:.4f} → {e['aa_plus']:.4f} "
+            f"| {rng_range(ranges['aa_plus']['pairs'][r.name], 3)} | {rng_range(ranges['aa_plus']['runs'][r.name], 3)} "
+            f"| {e['aa_8']:.4f} → {e['aa_plus_8']:.4f} | {rng_range(ranges['aa_plus_8']['pairs'][r.name], 3)} "
+            f"| {rng_range(ranges['aa_plus_8']['runs'][r.name], 3)} | {e['aa_later']:.4f} / {e['aa_later_8']:.4f} "
+            f"| {runs_of[0]:.3f} / {runs_of[1]:.3f} |"
+        )
+
+    print("\n### Pairs of processes measured (expected, exact)\n")
+    print(
+        "| rule | 10 %: all / n >= 8 | an unchanged variant, A/A all: before → now | A/A n >= 8: before → now "
+        "| 11th-12th alone: all / n >= 8 |"
+    )
+    print("|" + " --- |" * 5)
+    for r in RULES:
+        e = {k: ex[k][r.name].pairs for k in keys}
+        print(
+            f"| {r.name} | {e['c10_plus']:.2f} / {e['c10_plus_8']:.2f} | {e['aa']:.2f} → {e['aa_plus']:.2f} "
+            f"| {e['aa_8']:.2f} → {e['aa_plus_8']:.2f} | {e['aa_later']:.2f} / {e['aa_later_8']:.2f} |"
+        )
+
+    print("\n### Runs weighted alike rather than pairs (Monte Carlo; fail probability (expected pairs))\n")
+    print(
+        f"As above: a draw picks one of the pool's runs, then one of its pairs ({WEIGHTED_RUNS} runs, seed "
+        f"{SEED_LATER}).\n"
+    )
+    wkeys = ("aa_plus", "aa_plus_8", "aa_later")
+    weighted = {k: run_weighted(P[k], rng) for k in wkeys}
+    print(
+        "| rule | " + " | ".join(f"{P[k].pool.label} ({len(P[k].groups)} runs): by pair / by run" for k in wkeys) + " |"
+    )
+    print("|" + " --- |" * (len(wkeys) + 1))
+    for r in RULES:
+        cells = []
+        for k in wkeys:
+            e, w = ex[k][r.name], weighted[k][r.name]
+            cells.append(f"{e.fail:.4f} / {w.fail:.4f} ({e.pairs:.2f} / {w.pairs:.2f})")
+        print(f"| {r.name} | " + " | ".join(cells) + " |")
+
+    # by variant: is one variant's offset between processes wider than another's?
+    r1 = next(r for r in RULES if r.name == "R1 3 of 5 by point value")
+    a = P["aa_plus"]
+    print("\n### Real A/A pairs of processes by variant (all, with the 11th-12th starts)\n")
+    print(
+        "hf-fp16-slow: the note's runs against the reference (hf-fp16), unslowed; every other: a ratio to the base. "
+        "Exact fail probability (expected pairs) over each variant's pairs alone: a pool of a few pairs.\n"
+    )
+    print(
+        "| variant | runs | pairs (n >= 8) | below 0.95 by value (n >= 8) | geometric mean | sd of log value "
+        "| first pairs | R3 4 of 5 on its pairs | R1 3 of 5 on its pairs |"
+    )
+    print("|" + " --- |" * 9)
+    for variant in dict.fromkeys(r.variant for r in a.run_of):
+        idx = np.array([i for i, r in enumerate(a.run_of) if r.variant == variant])
+        gs = [g for g in a.groups if a.run_of[g[0]].variant == variant]
+        sub = a.pool.take(idx)
+        e3, e1 = R.exact(r3, sub), R.exact(r1, sub)
+        print(
+            f"| {variant} | {len(gs)} | {len(sub)} ({int((sub.n >= MIN_PAIRS).sum())}) | {int(sub.below.sum())} "
+            f"| {np.exp(sub.lv.mean()):.3f} | {np.std(sub.lv, ddof=1) if len(sub) > 1 else float('nan'):.3f} "
+            f"| {', '.join(f'{a.pool.value[g[0]]:.3f}' for g in gs)} | {e3.fail:.4f} ({e3.pairs:.2f}) "
+            f"| {e1.fail:.4f} ({e1.pairs:.2f}) |"
+        )
+
+    print("\n### Real A/A pairs of processes by machine start (all, with the 11th-12th starts)\n")
+    print(
+        "| start | runs | pairs (n >= 8) | below 0.95 by value (n >= 8) | geometric mean | sd of log value "
+        "| first pairs |"
+    )
+    print("|" + " --- |" * 7)
+    starts = [r.start for r in a.run_of]
+    for start in dict.fromkeys(starts):
+        idx = np.array([i for i, x in enumerate(starts) if x == start])
+        gs = [g for g in a.groups if a.run_of[g[0]].start == start]
+        sub = a.pool.take(idx)
+        print(
+            f"| {start} | {len(gs)} | {len(sub)} ({int((sub.n >= MIN_PAIRS).sum())}) | {int(sub.below.sum())} "
+            f"| {np.exp(sub.lv.mean()):.3f} | {np.std(sub.lv, ddof=1) if len(sub) > 1 else float('nan'):.3f} "
+            f"| {', '.join(f'{a.pool.value[g[0]]:.3f}' for g in gs)} |"
+        )
+    # the runs without a recorded GPU are several starts: left out of the test
+    known = np.array([r.uuid is not None for r in a.run_of])
+    known_starts = [x for x, k in zip(starts, known, strict=True) if k]
+    f0, pval = between_starts(a.pool.value[known], known_starts, rng)
+    print(
+        f"\nStarts differ? F of the log values between the {len(set(known_starts))} starts with a recorded GPU "
+        f"({int(known.sum())} A/A pairs): {f0:.2f}, permutation p = {pval:.3f} ({PERMUTATIONS} permutations, seed "
+        f"{SEED_LATER})."
+    )
+
+    print("\n### The eleventh and twelfth starts' A/A pairs of processes\n")
+    print("Value [98 % interval] (pairs of rounds); F fails alone, b below 0.95 by value (n >= 8), p clear pass.\n")
+    print(
+        "| start | run | variant | pairs of processes | recorded verdict (pairs) | R3 4 of 5 replayed on these pairs |"
+    )
+    print("|" + " --- |" * 6)
+    for r in later:
+        sub = R.pool_of("", r.pairs)
+        verdict, used = replay(r3, sub)
+        cells = ", ".join(
+            f"{sub.value[i]:.3f} [{sub.lo[i]:.3f}–{sub.hi[i]:.3f}] ({sub.n[i]}){mark(sub, i)}" for i in range(len(sub))
+        )
+        print(
+            f"| {r.start} | {r.stamp} | {r.variant} | {cells} | {r.status} ({len(r.pairs)}) "
+            f"| {verdict}, {used} pair{'s' if used > 1 else ''} |"
+        )
+    al = P["aa_later"].pool
+    below = [i for i in np.argsort(al.value) if al.value[i] < LIMIT]
+    print(
+        f"\nOf the {len(al)} pairs, {len(below)} below 0.95 by value: "
+        + ", ".join(f"{al.names[i]} {al.value[i]:.3f}{mark(al, i)}" for i in below)
+        + f"; first pairs below 0.95: {sum(P['aa_later'].pool.value[g[0]] < LIMIT for g in P['aa_later'].groups)} "
+        f"of {len(P['aa_later'].groups)}."
+    )
+
+
 # ---------------------------------------------------------------------------------------------- main
 
 
@@ -306,9 +532,13 @@ def main() -> None:
     rng = np.random.default_rng(SEED)
     gate = E.CANDIDATES[0][1]
     c10_note, aa_note = note_runs()
-    new, skipped = new_runs({r.stem for r in c10_note + aa_note})
+    in_note = {r.stem for r in c10_note + aa_note}
+    new, skipped, unread = ab_runs(NEW_DIRS, NEW_VARIANTS, in_note, "new")
     c10_new = [r for r in new if r.kind == "10 %"]
     aa_new = [r for r in new if r.kind == "A/A"]
+    later, skipped_later, _ = ab_runs(LATER_DIRS, None, in_note, "later")
+    c10_later = [r for r in later if r.kind == "10 %"]
+    aa_later = [r for r in later if r.kind == "A/A"]
 
     print("# Rules over pairs of processes on the real H200 pairs (offline)\n")
     print("## Run files\n")
@@ -323,25 +553,26 @@ def main() -> None:
             + ", ".join(f"{r.stamp} ({len(r.pairs)})" for r in runs)
         )
     print("- left out: " + "; ".join(f"{s}: {why}" for s, why in skipped))
+    print(
+        f"- ratios to the base of variants other than {', '.join(NEW_VARIANTS)} in {', '.join(NEW_DIRS)} (not read): "
+        + (", ".join(unread) if unread else "none")
+    )
+    for title, runs in (
+        ("eleventh and twelfth starts' real 10 % canaries (A/B, every variant)", c10_later),
+        ("eleventh and twelfth starts' real A/A (A/B, every variant)", aa_later),
+    ):
+        print(
+            f"- {title}: {len(runs)} runs of a variant in {len({r.stamp for r in runs})} run files, "
+            f"{sum(len(r.pairs) for r in runs)} pairs of processes"
+            + (": " if runs else "")
+            + ", ".join(f"{r.stamp} {r.variant} ({len(r.pairs)})" for r in runs)
+        )
+    print("- left out of those: " + ("; ".join(f"{s}: {why}" for s, why in skipped_later) or "none"))
 
     # the gate's own numbers back, pair by pair
     print("\n## Check: each new pair recomputed as the gate judges it\n")
-    worst_v, worst_i, bad = 0.0, 0.0, []
-    for r in new:
-        for p, rec in zip(r.pairs, r.recorded, strict=True):
-            v = E.judge(gate, p)
-            dv = abs(v.value - rec[0])
-            di = max(abs(v.lo - rec[1][0]), abs(v.hi - rec[1][1])) if rec[1] else 0.0
-            worst_v, worst_i = max(worst_v, dv), max(worst_i, di)
-            if dv > CHECK_TOL or di > CHECK_TOL:
-                bad.append(
-                    f"{p.label}: value {v.value:.6f} vs {rec[0]:.6f}, interval {v.lo:.6f}–{v.hi:.6f} vs {rec[1]}"
-                )
-    n_new = sum(len(r.pairs) for r in new)
-    print(
-        f"{n_new} pairs: largest |value difference| {worst_v:.1e}, largest interval-bound difference {worst_i:.1e}; "
-        + (f"{len(bad)} beyond {CHECK_TOL:g}: " + "; ".join(bad) if bad else f"none beyond {CHECK_TOL:g}.")
-    )
+    print(check_recorded(new, gate))
+    print("The eleventh and twelfth starts' pairs: " + check_recorded(later, gate))
     worst_old = max(
         max(abs(v.lo - p.recorded_interval[0]), abs(v.hi - p.recorded_interval[1]))
         for r in c10_note + aa_note
@@ -362,6 +593,20 @@ def main() -> None:
         "aa": make_pool("real A/A, all", aa_all),
         "aa_8": make_pool("real A/A, n >= 8", aa_all, MIN_PAIRS),
     }
+    # the pools with the eleventh and twelfth starts' pairs, and those pairs alone (their canaries, were there any)
+    c10_plus, aa_plus = c10_all + c10_later, aa_all + aa_later
+    later_pools = {
+        "aa_later": make_pool("11th-12th starts' A/A", aa_later),
+        "aa_later_8": make_pool("11th-12th starts' A/A, n >= 8", aa_later, MIN_PAIRS),
+        "aa_plus": make_pool("real A/A with the 11th-12th, all", aa_plus),
+        "aa_plus_8": make_pool("real A/A with the 11th-12th, n >= 8", aa_plus, MIN_PAIRS),
+    }
+    canary_pools = {
+        "c10_plus": make_pool("real 10 % canary with the 11th-12th, all", c10_plus),
+        "c10_plus_8": make_pool("real 10 % canary with the 11th-12th, n >= 8", c10_plus, MIN_PAIRS),
+    }
+    if c10_later:
+        later_pools = {"c10_later": make_pool("11th-12th starts' 10 %", c10_later), **canary_pools, **later_pools}
 
     print("\n## Per pair of processes\n")
     print(
@@ -369,7 +614,7 @@ def main() -> None:
         "alone) | interval wholly above (clear pass) | sd of log value | geometric mean |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    for rp in pools.values():
+    for rp in [*pools.values(), *later_pools.values()]:
         p = rp.pool
         P = len(p)
         below = p.value < LIMIT
@@ -515,6 +760,8 @@ def main() -> None:
             for r in aa_new
         )
     )
+
+    later_section(pools | later_pools | canary_pools, aa_later, r3)
 
     print(
         "\nCaveat: pairs of processes within one run are not independent draws (one machine start, one host, often "
