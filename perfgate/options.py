@@ -304,6 +304,15 @@ OPTIONS: tuple[Opt, ...] = (
         "run",
     ),
     Opt(
+        "min-process-pairs",
+        positive_int,
+        1,
+        "pairs of worker processes every ratio to the reference (or to the base) is measured in at least, whatever its "
+        "first pair says; the pair rule judges them all, and measures more, up to --perf-process-pairs, where it can "
+        "still fail the ratio. For evidence on how far apart processes running the same code are (every pair's rounds "
+        "are in the run file's process_pairs); each pair costs both workers' loads and the rounds again",
+    ),
+    Opt(
         "session-budget",
         positive_float,
         None,
@@ -391,7 +400,8 @@ DEVICE_DEFAULTS = {
 def complete(opts: dict[str, Any], device: str) -> None:
     """Fill in, once the device is known, the options whose defaults depend on it (DEVICE_DEFAULTS) or on other
     options: --perf-max-rounds at least --perf-rounds, --perf-suspect-rounds twice --perf-max-rounds,
-    --perf-baseline-rounds --perf-max-rounds, --perf-process-pairs 5 in an A/B run and 3 otherwise."""
+    --perf-baseline-rounds --perf-max-rounds, --perf-process-pairs 5 in an A/B run and 3 otherwise (at least
+    --perf-min-process-pairs; a --perf-process-pairs below it is a ValueError)."""
     for name, value in DEVICE_DEFAULTS[device].items():
         if opts.get(name) is None:
             opts[name] = value
@@ -399,9 +409,16 @@ def complete(opts: dict[str, Any], device: str) -> None:
         opts["max_rounds"] = opts["rounds"]
     if opts.get("suspect_rounds") is None:
         opts["suspect_rounds"] = 2 * opts["max_rounds"]
+    least = opts.get("min_process_pairs") or 1
     if opts.get("process_pairs") is None:
         ab = any(opts.get(name) for name in ("base", "base_env", "base_ref"))
-        opts["process_pairs"] = gate.PROCESS_PAIRS["ab" if ab else "reference"]
+        opts["process_pairs"] = max(gate.PROCESS_PAIRS["ab" if ab else "reference"], least)
+    elif opts["process_pairs"] < least:
+        raise ValueError(
+            f"--perf-min-process-pairs {least} is more than --perf-process-pairs {opts['process_pairs']}: a ratio "
+            "cannot be measured in at least more pairs of processes than it may be measured in"
+        )
+    opts["min_process_pairs"] = least
     if opts.get("baseline_rounds") is None:
         opts["baseline_rounds"] = opts["max_rounds"]
     opts["baseline_rounds"] = max(opts["baseline_rounds"], opts["rounds"])

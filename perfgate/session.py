@@ -601,14 +601,18 @@ class PerfSession:
         """The decode test's measurement. A ratio to the reference (or to the base) whose first pair of processes
         counts against it is measured again with both workers restarted, while the run's gate.PairRule can still
         fail it, no pair passed it clearly, and fewer than --perf-process-pairs pairs were measured (gate.judge,
-        pair_intervals). A baseline run is measured in one pair."""
+        pair_intervals); and in any case until --perf-min-process-pairs were. A baseline run is measured in one
+        pair."""
         earlier: list[measure.DecodeMeasurement] = []
         try:
             measured = self._measure_decode_once(loaded, workload, benchmark)
             while (
                 not self.opts["update_baselines"]
                 and len(earlier) + 1 < self.opts["process_pairs"]
-                and self._measure_again(loaded.variant.name, [*earlier, measured])
+                and (
+                    len(earlier) + 1 < self.opts["min_process_pairs"]
+                    or self._measure_again(loaded.variant.name, [*earlier, measured])
+                )
             ):
                 earlier.append(measured)
                 loaded = self.restart_with_reference(loaded.variant.name)

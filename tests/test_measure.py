@@ -380,7 +380,7 @@ def test_a_decode_test_stopped_while_its_second_pair_of_processes_starts_keeps_t
 
     first, _ = run([20.0], [25.0])
     perf = object.__new__(PerfSession)  # only measure_decode's own logic: the measuring and restarting are stubbed
-    perf.opts = {"update_baselines": False, "process_pairs": 2}
+    perf.opts = {"update_baselines": False, "process_pairs": 2, "min_process_pairs": 1}
     monkeypatch.setattr(perf, "_measure_decode_once", lambda loaded, workload, benchmark: first, raising=False)
     monkeypatch.setattr(perf, "_measure_again", lambda name, pairs: True, raising=False)
 
@@ -487,13 +487,19 @@ VERDICTS = {  # a pair's decode ratio against 1 with a 5 % tolerance, its interv
         (True, ["below", "below", "unclear", "below", "below"], 5, 5, False),
         (True, ["below", "below", "below", "below", "below"], 5, 5, True),  # (the fifth pair is the last)
         (True, ["below", "below"], 3, 2, False),  # --perf-process-pairs 3: two of three
+        # --perf-min-process-pairs (most, least): at least that many, whatever the first says; then the rule again
+        (True, ["unclear", "unclear", "unclear"], (5, 3), 3, False),
+        (True, ["clear pass", "below", "below"], (5, 2), 2, False),
+        (True, ["below", "below", "below", "below"], (5, 2), 4, False),  # the rule goes on past the least
+        (False, ["fail", "clear pass", "fail"], (3, 3), 3, False),
     ],
 )
 def test_a_ratio_is_measured_in_pairs_of_processes_until_decided(monkeypatch, ab, verdicts, most, pairs, mean_within):
     from perfgate.session import PerfSession
 
     perf = object.__new__(PerfSession)  # only measure_decode's own logic: the measuring and restarting are stubbed
-    perf.opts = {"update_baselines": False, "process_pairs": most}
+    most, least = most if isinstance(most, tuple) else (most, 1)
+    perf.opts = {"update_baselines": False, "process_pairs": most, "min_process_pairs": least}
     perf.base = object() if ab else None
     perf.base_figures, perf.kernel_changes = {}, {}  # an A/B run keeps the base side's figures
     rule = gate.pair_rule(ab, most)

@@ -148,6 +148,19 @@ def test_an_ab_run_measures_a_ratio_in_up_to_five_pairs_of_processes_by_default(
         assert opts["process_pairs"] == pairs, given
 
 
+def test_the_least_pairs_of_processes_raise_the_most_unless_it_was_set_lower():
+    def completed(**given):
+        opts = {"rounds": None, "max_rounds": None, "process_pairs": None, "baseline_rounds": None} | given
+        options.complete(opts, "cpu")
+        return opts["process_pairs"], opts["min_process_pairs"]
+
+    assert completed() == (3, 1)
+    assert completed(min_process_pairs=4) == (4, 4)  # the reference's default of 3 raised to the least
+    assert completed(min_process_pairs=3, base_env={"X": "1"}) == (5, 3)
+    with pytest.raises(ValueError, match="--perf-min-process-pairs 3 is more than --perf-process-pairs 2"):
+        completed(min_process_pairs=3, process_pairs=2)
+
+
 def test_a_baseline_run_measures_its_own_rounds(monkeypatch):
     from perfgate.session import PerfSession
 
