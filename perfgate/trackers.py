@@ -291,15 +291,15 @@ def memory_placement(pid: int, proc: Path = Path("/proc"), nodes: Path = Path("/
         pass
     if not (nodes / "node1").exists():
         return out  # one node: nothing to tell apart
-    page_mib = os.sysconf("SC_PAGE_SIZE") / 2**20
+    default_kb = os.sysconf("SC_PAGE_SIZE") / 1024
     per_node: dict[str, float] = {}
     try:
         for line in (proc / str(pid) / "numa_maps").read_text().splitlines():
-            huge = "huge" in line.split()  # hugetlbfs mappings count in huge pages (2 MiB)
-            for field in line.split()[2:]:
-                if field.startswith("N") and "=" in field:
-                    node, pages = field[1:].split("=", 1)
-                    per_node[node] = per_node.get(node, 0.0) + int(pages) * (2.0 if huge else page_mib)
+            fields = dict(f.split("=", 1) for f in line.split()[2:] if "=" in f)
+            page_kb = float(fields.get("kernelpagesize_kB", default_kb))  # N<node>= counts pages of this size
+            for key, pages in fields.items():
+                if key.startswith("N") and key[1:].isdigit():
+                    per_node[key[1:]] = per_node.get(key[1:], 0.0) + int(pages) * page_kb / 1024
         out["numa_node_mib"] = {node: round(mib, 1) for node, mib in sorted(per_node.items())}
     except (OSError, ValueError):
         pass

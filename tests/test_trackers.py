@@ -235,12 +235,12 @@ def test_memory_placement_huge_pages_and_numa_nodes_where_there_are_several(tmp_
     (proc / "5" / "numa_maps").write_text(
         "7f00 default anon=1024 dirty=1024 N0=768 N1=256 kernelpagesize_kB=4\n"
         "7f10 default file=/usr/lib/libpython3.so mapped=512 N1=512 kernelpagesize_kB=4\n"
+        "7f20 default file=/dev/hugepages/x huge dirty=2 N1=2 kernelpagesize_kB=2048\n"  # counted in 2-MiB pages
     )
     (nodes / "node0").mkdir(parents=True)
     one_node = trackers.memory_placement(5, proc, nodes)
     assert one_node == {"anon_huge_mib": 512.0, "numa_node_mib": None}  # one node: nothing to tell apart
     (nodes / "node1").mkdir()
-    page_mib = os.sysconf("SC_PAGE_SIZE") / 2**20
     two = trackers.memory_placement(5, proc, nodes)
-    assert two["numa_node_mib"] == {"0": round(768 * page_mib, 1), "1": round(768 * page_mib, 1)}
+    assert two["numa_node_mib"] == {"0": 3.0, "1": 7.0}  # 768 pages of 4 kB; 768 of 4 kB and 2 of 2 MiB
     assert trackers.memory_placement(6, proc, nodes) == {"anon_huge_mib": None, "numa_node_mib": None}
