@@ -407,7 +407,6 @@ def decode(
             for name, after in counters(handle, core).items():
                 probes[f"{who}_{name}"] = after - before[name] if None not in (after, before[name]) else None
             probes[f"{who}_clocks_after"] = {**tracker.clocks(), "cpu_khz": cpu_khz(core)}
-            probes[f"{who}_memory_after"] = memory_placement(handle.pid)
 
         def one_round() -> None:
             n = len(timed)
@@ -428,6 +427,10 @@ def decode(
             if reference is not None and n % 2 == 1:
                 generate(reference, ref_timed, probes, "reference", ref_core)
             if step_log is not None:
+                # after both rounds and the energy read: the kernel's walk of a worker's mappings takes tens of ms
+                probes["variant_memory_after"] = memory_placement(worker.pid)
+                if reference is not None:
+                    probes["reference_memory_after"] = memory_placement(reference.pid)
                 log_steps(
                     step_log,
                     variant.name,

@@ -308,9 +308,11 @@ OPTIONS: tuple[Opt, ...] = (
         positive_int,
         1,
         "pairs of worker processes every ratio to the reference (or to the base) is measured in at least, whatever its "
-        "first pair says; the pair rule judges them all, and measures more, up to --perf-process-pairs, where it can "
-        "still fail the ratio. For evidence on how far apart processes running the same code are (every pair's rounds "
-        "are in the run file's process_pairs); each pair costs both workers' loads and the rounds again",
+        "first pair says (where it has a ratio and something to hold it to); the pair rule judges them all, and "
+        "measures more, up to --perf-process-pairs, where it can still fail the ratio. So a run with it is stricter "
+        "than the gate (two failed pairs among the forced ones fail a ratio to the reference whose first passed): for "
+        "evidence on how far apart processes running the same code are (every pair's rounds are in the run file's "
+        "process_pairs), not for the gate; each pair costs both workers' loads and the rounds again",
     ),
     Opt(
         "session-budget",

@@ -363,8 +363,9 @@ class PerfSession:
         self.load_info[key] = load.model
         if self.base is not None:
             self.note_side("base" if base else "head", worker)
-            if base:
-                self.base_figures.update({f.key: f for f in measure.load_figures(name, load)})
+            if base:  # the first load's, which test_load judges the head's against (a further pair's is not)
+                for f in measure.load_figures(name, load):
+                    self.base_figures.setdefault(f.key, f)
         return self.loaded[key]
 
     def _who(self, key: str) -> str:
@@ -573,6 +574,7 @@ class PerfSession:
         for n in [name] if name else list(self.loaded):
             loaded = self.loaded.pop(n, None)
             if loaded is not None:
+                self.tracker.device_baselines.pop(loaded.worker.pid, None)  # (a pid can be used again)
                 with phases.track("unload"):
                     loaded.worker.close()
 
@@ -610,7 +612,7 @@ class PerfSession:
                 not self.opts["update_baselines"]
                 and len(earlier) + 1 < self.opts["process_pairs"]
                 and (
-                    len(earlier) + 1 < self.opts["min_process_pairs"]
+                    self._pair_asked_for(loaded.variant.name, [*earlier, measured])
                     or self._measure_again(loaded.variant.name, [*earlier, measured])
                 )
             ):
@@ -633,6 +635,15 @@ class PerfSession:
             profiled = measured.profiled
             self.kernel_changes[test] = ab.kernel_changes(profiled.profile, profiled.reference_profile)
         return measured
+
+    def _pair_asked_for(self, name: str, pairs: list[measure.DecodeMeasurement]) -> bool:
+        """Whether --perf-min-process-pairs asks for another pair of processes: fewer were measured, and the first
+        has a ratio with something to hold it to (the reference's own test, a run without a reference, or a ratio
+        without a baseline would restart workers for nothing)."""
+        if len(pairs) >= self.opts["min_process_pairs"]:
+            return False
+        verdict = self._ratio_verdict(name, pairs[0])
+        return verdict is not None and verdict.limit is not None
 
     def _measure_again(self, name: str, pairs: list[measure.DecodeMeasurement]) -> bool:
         """Whether another pair of processes can decide the ratio: the first pair counts against it (the pair rule:

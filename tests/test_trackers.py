@@ -244,3 +244,34 @@ def test_memory_placement_huge_pages_and_numa_nodes_where_there_are_several(tmp_
     two = trackers.memory_placement(5, proc, nodes)
     assert two["numa_node_mib"] == {"0": 3.0, "1": 7.0}  # 768 pages of 4 kB; 768 of 4 kB and 2 of 2 MiB
     assert trackers.memory_placement(6, proc, nodes) == {"anon_huge_mib": None, "numa_node_mib": None}
+
+
+def test_the_session_keeps_what_the_device_held_before_each_worker_it_starts(monkeypatch, tmp_path):
+    # The variant's worker (pid 101) starts on a device holding 1,000 MiB; the reference's (pid 102) after the
+    # variant has loaded, 29,000 MiB: each worker's fallback is its own, and a released worker's goes.
+    from types import SimpleNamespace
+
+    from perfgate import session as session_module
+    from perfgate.session import Loaded, PerfSession
+
+    class Worker:
+        pids = iter([101, 102])
+
+        def __init__(self, *args, **kwargs):
+            self.pid = next(self.pids)
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(session_module, "WorkerHandle", Worker)
+    perf = object.__new__(PerfSession)  # only _start_worker's and release's own logic
+    nvml = FakeNvml([], [1000, 29000])
+    perf._tracker, perf.base, perf.cache, perf.layout = VramTracker(nvml, None), None, tmp_path, ((), {}, "")
+    perf.model, perf.loaded = SimpleNamespace(kind="synthetic"), {}
+    perf.core_env, perf.zygote = lambda key: {}, lambda prefix, env: None
+    first, second = perf._start_worker("hf-nf4"), perf._start_worker("hf-fp16")
+    assert perf.tracker.device_baselines == {101: 1000, 102: 29000}
+    perf.loaded["hf-nf4"] = Loaded(None, first, None)
+    perf.release("hf-nf4")
+    assert perf.tracker.device_baselines == {102: 29000}
+    assert second.pid == 102

@@ -5,7 +5,7 @@ Run from anywhere: `.venv/bin/python docs/experiments/best_process_offline.py` (
 
 The gate's A/B ratio is decided pair of processes by pair (perfgate.gate.pair_rule): each pair's value is the base's
 fast state over the head's (per round the 10th-percentile decode step, per process the 10th percentile of those over
-its rounds), and two processes running the same code differ by up to 15-24 %. The fast-state estimator takes the
+its rounds), and two processes running the same code have differed by up to 24 %. The fast-state estimator takes the
 fastest tenth of a process's rounds because a process's slow spells only ever make it slower. If a process's offset
 is one-sided too (a process is at its side's fast state or slower for its whole life, never faster), the fastest of a
 side's processes estimates the side's fast state, and the ratio of the two sides' fastest processes is steadier than any
@@ -147,7 +147,7 @@ def model(first: np.ndarray) -> None:
             out.append((fails.mean(), pairs))
         print(f"| {label} | {out[0][0]:.4f} | {out[1][0]:.3f} | {out[0][1]:.2f} |")
     # the gate's A/B rule by value (its intervals left out): a second pair only where the first is beyond the limit;
-    # a pass at the second pair within it, a failure at the fourth beyond it, of up to five
+    # a pass once two pairs are within it, a failure once four are beyond it, of up to five
     out = []
     for slow in (1.0, 1.1):
         values = processes(rng, p, s0, m, (n, 5)) / (processes(rng, p, s0, m, (n, 5)) * slow) < LIMIT
