@@ -378,3 +378,31 @@ def test_a_side_out_of_memory_beside_the_other_is_loaded_again_alone(run_perf):
     )
     run = json.loads(next((run_perf.results / "runs").glob("*.json")).read_text())
     assert [r["value"] > 0 for r in run["results"] if r["metric"] == "load_s"] == [True]  # the head's, kept
+
+
+def test_the_base_keeps_its_first_loads_figures_which_the_heads_are_judged_against(monkeypatch):
+    # A ratio measured again loads the base again; test_load judged the head's load against the base's first load,
+    # and the run file's base side must show that one, not the last pair's.
+    from types import SimpleNamespace
+
+    from perfgate import measure
+    from perfgate.session import PerfSession
+    from perfgate.trackers import VramPeak, VramTracker
+
+    perf = object.__new__(PerfSession)  # only _ensure's own logic: the worker and the load are stubbed
+    perf.loaded, perf._loading, perf._stopping, perf.failed, perf.load_info = {}, {}, set(), {}, {}
+    perf.base, perf.base_figures, perf.opts = object(), {}, {"max_seq_length": 16, "timeout": 10}
+    perf.device, perf._tracker, perf.sides = "cpu", VramTracker(None, None), {"base": {}, "head": {}}
+    monkeypatch.setattr(perf, "_make_room", lambda key, keep: None, raising=False)
+    monkeypatch.setattr(perf, "checkpoint", lambda: Path("checkpoint"), raising=False)
+    worker = SimpleNamespace(pid=0, close=lambda: None, kill=lambda: None)
+    monkeypatch.setattr(perf, "_start_worker", lambda key: worker, raising=False)
+    loads = iter([4.0, 9.0])
+    monkeypatch.setattr(
+        measure, "load", lambda *a: measure.LoadMeasurement(next(loads), VramPeak(None, None, 0), None, None, {})
+    )
+    for _ in range(2):  # the first pair of processes, then a further one
+        perf._ensure("hf-nf4", keep={"hf-nf4@base"}, base=True)
+        perf.release("hf-nf4@base")
+    load_s = [f for f in perf.base_figures.values() if f.metric == "load_s"]
+    assert [f.value for f in load_s] == [4.0]
