@@ -13,7 +13,7 @@ from importlib import metadata, util
 from pathlib import Path
 
 from perfgate import paths
-from perfgate.trackers import Nvml
+from perfgate.trackers import Nvml, numa_nodes
 
 PACKAGES = ("torch", "transformers", "bitsandbytes", "unsloth", "unsloth_zoo", "accelerate", "nvidia-ml-py")
 
@@ -64,8 +64,7 @@ def host_memory(sys_root: Path = Path("/sys")) -> dict:
     """How the host hands out memory, which the step log's per-worker placement (trackers.memory_placement) is read
     against: its NUMA nodes, and its transparent-huge-page mode (always, madvise or never; the bracketed choice of
     /sys/kernel/mm/transparent_hugepage/enabled). None for what the host does not say."""
-    nodes = sys_root / "devices" / "system" / "node"
-    count = len(list(nodes.glob("node[0-9]*"))) if nodes.is_dir() else 0
+    count = numa_nodes(sys_root / "devices" / "system" / "node")
     thp = None
     try:
         text = (sys_root / "kernel" / "mm" / "transparent_hugepage" / "enabled").read_text()

@@ -660,7 +660,7 @@ def agent(
         a time (`agent_replay` of that turn alone: without a kept cache the turns do not depend on each other)."""
         nonlocal alternations
         if other is None or no_base is not None:
-            head.rounds.append(tuple(_replay(worker, q.turns, False, timeout_s) for q in queries))
+            head.rounds.append(_replay_queries(worker, queries, False, timeout_s))
             return
 
         def turn_on_base(turn: Any, row: list[Round]) -> None:
@@ -712,7 +712,7 @@ def agent(
     if not reuse:
         return measured
     try:
-        return replace(measured, reuse=tuple(_replay(worker, q.turns, True, timeout_s) for q in queries))
+        return replace(measured, reuse=_replay_queries(worker, queries, True, timeout_s))
     except WorkerError as exc:  # report-only: a variant whose generate takes no cache from outside says so
         if exc.kind in ("died", "timeout"):
             raise
@@ -748,6 +748,13 @@ def _replay(worker: WorkerHandle, turns: Sequence[Any], keep_cache: bool, timeou
     """`turns` of one query replayed on `worker` (the worker's agent_replay), one Round a turn."""
     rows = [[t.prompt_tokens, t.reply_tokens, t.shared_prefix_tokens] for t in turns]
     return tuple(Round.from_dict(r) for r in worker.call("agent_replay", timeout_s, turns=rows, reuse=keep_cache))
+
+
+def _replay_queries(
+    worker: WorkerHandle, queries: Sequence[Query], keep_cache: bool, timeout_s: float
+) -> tuple[tuple[Round, ...], ...]:
+    """One pass over the queries on `worker` alone, a query at a time: [query][turn]."""
+    return tuple(_replay(worker, q.turns, keep_cache, timeout_s) for q in queries)
 
 
 def agent_figures(variant: str, m: AgentMeasurement) -> list[fig.Figure]:

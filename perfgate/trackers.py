@@ -277,6 +277,11 @@ def minor_faults(pid: int, proc: Path = Path("/proc")) -> int | None:
         return None
 
 
+def numa_nodes(nodes: Path = Path("/sys/devices/system/node")) -> int:
+    """How many NUMA nodes the kernel lists (node0, node1, ...; numbers may have gaps); 0 where it says nothing."""
+    return len(list(nodes.glob("node[0-9]*"))) if nodes.is_dir() else 0
+
+
 def memory_placement(
     pid: int, proc: Path = Path("/proc"), nodes: Path = Path("/sys/devices/system/node")
 ) -> dict[str, Any]:
@@ -293,7 +298,7 @@ def memory_placement(
                 out["anon_huge_mib"] = int(line.split()[1]) / 1024  # kB
     except (OSError, ValueError, IndexError):
         pass
-    if len(list(nodes.glob("node[0-9]*"))) < 2:
+    if numa_nodes(nodes) < 2:
         return out  # one node (or none said): nothing to tell apart
     default_kb = os.sysconf("SC_PAGE_SIZE") / 1024
     per_node: dict[str, float] = {}
