@@ -62,8 +62,8 @@ def main() -> None:
     )
     print()
     print(
-        "| kind | run | variant | pairs' values | base processes, ms | head processes, ms | best of two | best of three "
-        "| best of all |"
+        "| kind | run | variant | pairs' values | base processes, ms | head processes, ms | best of two "
+        "| best of three | best of all |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     summary: dict[str, dict[str, list[float]]] = {}
