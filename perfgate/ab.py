@@ -335,9 +335,12 @@ def failure_message(judged: Any, differs: list[str], kernels: list[str], busy: S
     pairs = f.params.get("process_pairs") or ()
     if len(pairs) > 1:
         why = f"; it fails at {v.rule}" if v.rule else ""
+        fastest = gate.fastest_said(f.params)
+        how = "" if fastest else ", restarted while undecided"
         lines.append(
-            f"measured in {len(pairs)} pairs of worker processes, restarted while undecided: "
-            f"{gate.pair_values(pairs)}{why}"
+            f"measured in {len(pairs)} pairs of worker processes{how}: {gate.pair_values(pairs)}"
+            + (f"; {fastest}" if fastest else "")
+            + why
         )
     lines.append("differs, base → head: " + ("; ".join(differs) if differs else "nothing the workers report"))
     if kernels:

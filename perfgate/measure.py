@@ -123,6 +123,9 @@ class DecodeMeasurement:
     beside: str = "reference"
     reference_vram: VramPeak | None = None
     reference_profile: dict[str, Any] | None = None
+    # the ratio over several pairs of processes is each side's fastest process over the other's (gate.PairRule's
+    # `fastest`, an A/B run's opt-in rule), not the geometric mean of the pairs' ratios
+    fastest: bool = False
 
     def base_view(self) -> DecodeMeasurement:
         """An A/B run's base side as a measurement of its own (its rounds, memory and profile; no ratio), for its
@@ -187,18 +190,30 @@ class DecodeMeasurement:
         not tried again in the next. This measurement itself where none was profiled."""
         return next((m for m in self.process_pairs if m.profile is not None), self)
 
+    def pair_rounds(self) -> list[RatioRounds]:
+        """Per pair of worker processes, first first: the reference's (or base's) and this variant's per-round
+        10th-percentile steps (s)."""
+        return [
+            ([r.step_p10_s for r in m.reference_rounds], [r.step_p10_s for r in m.rounds]) for m in self.process_pairs
+        ]
+
     def ratio_over_processes(self) -> tuple[float, tuple[float, float], list[tuple[float, tuple[float, float]]]]:
         """(the ratio, its interval, each pair's (ratio, interval)) over every pair of worker processes: the
-        geometric mean of their fast-state ratios, and the interval over_pairs makes of theirs. Two processes running
+        geometric mean of their fast-state ratios (with `fastest`, each side's fastest process over the other's:
+        fastest_ratio), and the interval over_pairs makes of theirs. Two processes running
         identical code can differ by more than a regression to be caught (24 % on the H200:
         docs/experiments/h200-runs.md), so a ratio that points to a regression is measured again in fresh processes
         and decided over the pairs (gate.PairRule)."""
         each = [(m.fast_ratio(), m.fast_ratio_interval()) for m in self.process_pairs]
-        value = math.exp(sum(math.log(ratio) for ratio, _ in each) / len(each))
+        if self.fastest and self.earlier:
+            value = fastest_ratio(self.pair_rounds())
+        else:
+            value = math.exp(sum(math.log(ratio) for ratio, _ in each) / len(each))
         return value, over_pairs([interval for _, interval in each], value), each
 
 
 RATIO_ESTIMATOR = "fast-state p10/p10"  # kept with the figure: a baseline measured otherwise is not comparable
+FASTEST_ESTIMATOR = "fastest process of each side, fast-state p10/p10"  # over several pairs (gate.PairRule.fastest)
 FAST_PCT = 10  # the fast state of a process: this percentile over its rounds (see DecodeMeasurement.fast_ratio)
 
 RatioRounds = tuple[Sequence[float], Sequence[float]]  # per pair of rounds: (the reference's, the variant's) p10 step
@@ -213,6 +228,23 @@ def fast_state_ratio(
     10th-percentile step in seconds; `pick` selects pairs of rounds by index, with repeats."""
     pick = range(len(own_p10_s)) if pick is None else pick
     return percentile([reference_p10_s[i] for i in pick], FAST_PCT) / percentile([own_p10_s[i] for i in pick], FAST_PCT)
+
+
+def fastest_states(pairs: Sequence[RatioRounds]) -> tuple[float, float]:
+    """Over several pairs of worker processes (each: the reference's or base's and the variant's per-round
+    10th-percentile steps, s), the fast state (s) of the fastest reference process and of the fastest variant
+    process. If a process's offset only ever makes it slower, as a slow spell only makes a round slower, each side's
+    fastest process estimates that side's fast state: on the H200 two identical processes have differed by up to
+    50 %, and the ratio of the sides' fastest over two or three pairs spread a third as much as one pair's
+    (docs/experiments/2026-12-02-h200-thirteenth-start.md)."""
+    return min(percentile(ref, FAST_PCT) for ref, _ in pairs), min(percentile(own, FAST_PCT) for _, own in pairs)
+
+
+def fastest_ratio(pairs: Sequence[RatioRounds]) -> float:
+    """The reference's (or base's) fastest process over the variant's fastest, each at its fast state
+    (fastest_states): the ratio gate.PairRule's `fastest` decides by."""
+    reference_s, own_s = fastest_states(pairs)
+    return reference_s / own_s
 
 
 def ratio_rounds(params: dict[str, Any]) -> list[RatioRounds]:
@@ -896,12 +928,15 @@ def decode_figures(variant: str, m: DecodeMeasurement) -> list[fig.Figure]:
     if m.reference_rounds and all(r.step_p10_s > 0 for r in timed):
         value, (lo, hi), each = m.ratio_over_processes()
         detail = {  # the decision's inputs, and per round where a noisy ratio comes from
-            "estimator": RATIO_ESTIMATOR,
+            "estimator": FASTEST_ESTIMATOR if m.fastest and m.earlier else RATIO_ESTIMATOR,
             "interval": [lo, hi],
             "step_p10_s": [r.step_p10_s for r in m.rounds],
             "reference_step_p10_s": [r.step_p10_s for r in m.reference_rounds],
             **({"cores": list(m.cores)} if m.cores else {}),
         }
+        if m.fastest and m.earlier:  # the fast states the value is the quotient of (gate.PairRule's `fastest`)
+            reference_s, own_s = fastest_states(m.pair_rounds())
+            detail["fastest_processes_s"] = {"reference": reference_s, "variant": own_s}
         if m.earlier:  # each pair of worker processes, first first (the detail above is the last pair's)
             detail["process_pairs"] = [
                 {

@@ -315,6 +315,17 @@ OPTIONS: tuple[Opt, ...] = (
         "process_pairs), not for the gate; each pair costs both workers' loads and the rounds again",
     ),
     Opt(
+        "ab-rule",
+        choice("all-but-one", "fastest"),
+        "all-but-one",
+        "how an A/B run decides its ratio to the base over pairs of worker processes: all-but-one, the gate's rule "
+        "(--perf-process-pairs above); fastest, every ratio measured in --perf-process-pairs pairs (3 by default) "
+        "whatever the first says, failing when the base's fastest process over the head's fastest is beyond the limit: "
+        "a lead from the H200's runs (6 of 7 10 % whole-stack canaries beyond the limit, none of 5 A/A tests, against "
+        "5 of 9 canaries caught by the gate's rule), not yet proved on a GPU, and each variant pays for every pair "
+        "(docs/method.md)",
+    ),
+    Opt(
         "session-budget",
         positive_float,
         None,
@@ -403,7 +414,8 @@ def complete(opts: dict[str, Any], device: str) -> None:
     """Fill in, once the device is known, the options whose defaults depend on it (DEVICE_DEFAULTS) or on other
     options: --perf-max-rounds at least --perf-rounds, --perf-suspect-rounds twice --perf-max-rounds,
     --perf-baseline-rounds --perf-max-rounds, --perf-process-pairs 5 in an A/B run and 3 otherwise (at least
-    --perf-min-process-pairs; a --perf-process-pairs below it is a ValueError)."""
+    --perf-min-process-pairs; a --perf-process-pairs below it is a ValueError); with --perf-ab-rule fastest (an A/B
+    run only), 3, and every ratio measured in all of them (--perf-min-process-pairs raised to it)."""
     for name, value in DEVICE_DEFAULTS[device].items():
         if opts.get(name) is None:
             opts[name] = value
@@ -412,15 +424,26 @@ def complete(opts: dict[str, Any], device: str) -> None:
     if opts.get("suspect_rounds") is None:
         opts["suspect_rounds"] = 2 * opts["max_rounds"]
     least = opts.get("min_process_pairs") or 1
+    ab = any(opts.get(name) for name in ("base", "base_env", "base_ref"))
+    fastest = opts.get("ab_rule") == "fastest"
+    if fastest and not ab:
+        raise ValueError(
+            "--perf-ab-rule fastest decides a ratio to the base: give the base with --perf-base, --perf-base-env or "
+            "--perf-base-ref"
+        )
     if opts.get("process_pairs") is None:
-        ab = any(opts.get(name) for name in ("base", "base_env", "base_ref"))
-        opts["process_pairs"] = max(gate.PROCESS_PAIRS["ab" if ab else "reference"], least)
+        default = gate.PROCESS_PAIRS["fastest" if fastest else "ab" if ab else "reference"]
+        opts["process_pairs"] = max(default, least)
+    elif fastest and opts["process_pairs"] < 2:
+        raise ValueError(
+            "--perf-ab-rule fastest compares processes over pairs of them: --perf-process-pairs 2 at least"
+        )
     elif opts["process_pairs"] < least:
         raise ValueError(
             f"--perf-min-process-pairs {least} is more than --perf-process-pairs {opts['process_pairs']}: a ratio "
             "cannot be measured in at least more pairs of processes than it may be measured in"
         )
-    opts["min_process_pairs"] = least
+    opts["min_process_pairs"] = opts["process_pairs"] if fastest else least  # (fastest: every pair, always)
     if opts.get("baseline_rounds") is None:
         opts["baseline_rounds"] = opts["max_rounds"]
     opts["baseline_rounds"] = max(opts["baseline_rounds"], opts["rounds"])

@@ -603,8 +603,8 @@ class PerfSession:
         """The decode test's measurement. A ratio to the reference (or to the base) whose first pair of processes
         counts against it is measured again with both workers restarted, while the run's gate.PairRule can still
         fail it, no pair passed it clearly, and fewer than --perf-process-pairs pairs were measured (gate.judge,
-        pair_intervals); and in any case until --perf-min-process-pairs were. A baseline run is measured in one
-        pair."""
+        pair_intervals); and in any case until --perf-min-process-pairs were (--perf-ab-rule fastest: all of
+        --perf-process-pairs). A baseline run is measured in one pair."""
         earlier: list[measure.DecodeMeasurement] = []
         try:
             measured = self._measure_decode_once(loaded, workload, benchmark)
@@ -622,12 +622,13 @@ class PerfSession:
                 measured = self._measure_decode_once(loaded, workload, None, profile=False)
         except KeyboardInterrupt as exc:  # the pairs of processes measured before it go with what it measured
             partial = exc.partial if isinstance(exc, measure.MeasurementInterrupted) else None
+            fastest = self.pair_rule().fastest
             if partial is not None:
-                partial = replace(partial, earlier=tuple(earlier))
+                partial = replace(partial, earlier=tuple(earlier), fastest=fastest)
             elif earlier:  # stopped while the next pair restarted, warmed up or calibrated
-                partial = replace(earlier[-1], earlier=tuple(earlier[:-1]))
+                partial = replace(earlier[-1], earlier=tuple(earlier[:-1]), fastest=fastest)
             raise measure.MeasurementInterrupted(str(exc), loaded.variant.name, partial) from exc
-        measured = replace(measured, earlier=tuple(earlier))
+        measured = replace(measured, earlier=tuple(earlier), fastest=self.pair_rule().fastest)
         if self.base is not None and measured.reference_rounds:  # the base side's own figures, to judge against
             name = loaded.variant.name
             self.base_figures.update({f.key: f for f in measure.decode_figures(name, measured.base_view())})
@@ -667,7 +668,9 @@ class PerfSession:
 
     def pair_rule(self) -> gate.PairRule:
         """How this run decides a ratio measured in several pairs of processes (gate.pair_rule)."""
-        return gate.pair_rule(ab=self.base is not None, pairs=self.opts["process_pairs"])
+        return gate.pair_rule(
+            ab=self.base is not None, pairs=self.opts["process_pairs"], fastest=self.opts.get("ab_rule") == "fastest"
+        )
 
     def _ratio_verdict(self, name: str, measured: measure.DecodeMeasurement) -> gate.Verdict | None:
         """The ratio's verdict in this one pair of processes (None: no ratio measured)."""

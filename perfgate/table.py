@@ -468,15 +468,18 @@ def pair_lines(run: dict[str, Any]) -> list[str]:
         rule = v.get("pair_rule")
         last_lo, last_hi = pairs[-1]["interval"]
         within = last_lo > v["limit"] if r.get("better") == "higher" else last_hi < v["limit"]
+        fastest = gate.fastest_said(r.get("params") or {})
         if v.get("status") == gate.FAIL:
             why = "failed" + (f" at {rule}" if rule else "")
-        elif within:
+        elif within and not fastest:  # (each side's fastest process: every pair counts, whatever the last says)
             why = "passed: the last pair's whole interval is within the limit, which ends the test as a pass"
         else:
             why = "passed" + (f": it fails only at {rule}" if rule else "")
         where = " ".join(x for x in (r.get("variant"), r.get("workload")) if x)
         lines.append(
-            f"{where} {r['metric']} over {len(pairs)} pairs of worker processes ({gate.pair_values(pairs)}): {why}"
+            f"{where} {r['metric']} over {len(pairs)} pairs of worker processes ({gate.pair_values(pairs)}"
+            + (f"; {fastest}" if fastest else "")
+            + f"): {why}"
         )
     return lines
 

@@ -252,6 +252,27 @@ def test_the_whole_stack_canary_fails_the_head(run_perf):
     assert f"): failed at {rule}" in report
 
 
+def test_the_whole_stack_canary_fails_the_head_under_the_fastest_rule_too(run_perf):
+    # --perf-ab-rule fastest: two pairs of processes, both measured whatever the first says, each side's fastest
+    canary = ("--perf-base-env=PERFGATE_SIDE=base", "--perf-canary-base-slowdown=100%", "--perf-ab-rule=fastest")
+    result = run_perf(*canary, "--perf-process-pairs=2", *TINY)
+    assert result.ret == 1, result.stdout.str()
+    rule = "the ratio of each side's fastest process over 2 pairs of worker processes beyond the limit"
+    result.stdout.fnmatch_lines(
+        [
+            "*hf-fp32 ctx16 decode_ratio_to_base: head * x against 1 (the base), beyond the limit 0.95*",
+            f"measured in 2 pairs of worker processes: *; the base's fastest process at * ms a step, the head's at * "
+            f"ms; it fails at {rule}",
+        ]
+    )
+    run = json.loads(next((run_perf.results / "runs").glob("*.json")).read_text())
+    ratio = next(r for r in run["results"] if r["metric"] == "decode_ratio_to_base")
+    assert ratio["verdict"]["status"] == "fail" and ratio["verdict"]["pair_rule"] == rule
+    assert len(ratio["params"]["process_pairs"]) == 2 and run["options"]["ab_rule"] == "fastest"
+    fastest = ratio["params"]["fastest_processes_s"]
+    assert ratio["value"] == pytest.approx(fastest["reference"] / fastest["variant"])
+
+
 def test_the_workflow_runs_ab_when_the_lock_file_changes_or_on_demand():
     import yaml
 
@@ -318,6 +339,15 @@ def test_a_ratio_over_several_pairs_says_why_it_passed_or_failed():
         f"{rule}",
         f"hf-bf16 ctx1024 ttft_ratio_to_base over 2 pairs of worker processes (1.200, 1.020): {clear}",
         "hf-bf16 ctx1024 decode_ratio_to_base over 2 pairs of worker processes (0.904, 0.911): failed",
+    ]
+    # each side's fastest process (--perf-ab-rule fastest): every pair counts, so a last pair within the limit ends
+    # nothing, and the line says which processes decided
+    fastest_rule = "the ratio of each side's fastest process over 2 pairs of worker processes beyond the limit"
+    fastest = _ratio_over_pairs("pass", [(0.91, 0.85, 0.94), (1.03, 0.99, 1.07)], fastest_rule)
+    fastest["params"]["fastest_processes_s"] = {"reference": 0.0338, "variant": 0.0345}
+    assert table.pair_lines({"results": [fastest]}) == [
+        "hf-bf16 ctx1024 decode_ratio_to_base over 2 pairs of worker processes (0.910, 1.030; the base's fastest "
+        f"process at 33.8 ms a step, the head's at 34.5 ms): passed: it fails only at {fastest_rule}"
     ]
     reference = {**_ratio_over_pairs("pass", [(0.93, 0.90, 0.94), (0.99, 0.96, 1.02)]), "metric": "decode_ratio_to_ref"}
     assert table.pair_lines({"results": [reference]}) == [  # the reference gate's ratio, the same way

@@ -455,6 +455,50 @@ def test_an_ab_ratio_over_pairs_of_processes_fails_when_all_but_one_pair_has_its
     assert not gate.judge((0.93,) * 40, 0.93, "higher", 1.0, 0.05, interval=(0.89, 0.97), pair_intervals=each).failed
 
 
+def test_an_ab_ratio_under_the_fastest_rule_is_each_side_s_fastest_process_over_every_pair():
+    # the thirteenth H200 start's 04:44 canary run, in ms: a base process 50 % slow in the first pair put the head
+    # ahead (1.263) though 10 % slower by construction; each side's fastest process sees through it
+    base = [[52.0] * 8, [37.0] * 8, [34.6] * 8]
+    head = [[41.2] * 8, [42.3] * 8, [39.2] * 8]
+    pairs = [([b / 1000 for b in bs], [h / 1000 for h in hs]) for bs, hs in zip(base, head, strict=True)]
+    assert measure.fastest_states(pairs) == pytest.approx((0.0346, 0.0392))
+    assert measure.fastest_ratio(pairs) == pytest.approx(34.6 / 39.2)
+
+    def judged(value, n=8, pairs=3, rule_pairs=3):
+        each = [(value - 0.1, value + 0.1, n, value)] * pairs  # (the pairs' own values play no part)
+        rule = gate.pair_rule(ab=True, pairs=rule_pairs, fastest=True)
+        interval = measure.over_pairs([(lo, hi) for lo, hi, *_ in each], value)
+        return gate.judge(
+            (value,) * 24, value, "higher", 1.0, 0.05, interval=interval, pair_intervals=each, pair_rule=rule
+        )
+
+    assert judged(0.93).failed and judged(0.93).rule.startswith("the ratio of each side's fastest process over 3")
+    assert not judged(0.93, n=7).failed  # a pair cut short: nothing fails
+    assert not judged(0.93, pairs=2).failed  # fewer pairs than the rule measures: not decided (an interrupted run)
+    assert not judged(0.93, pairs=2).clear
+    decided = judged(0.96)
+    assert decided.status == gate.PASS and decided.clear  # every pair measured, the value within: a clear pass
+
+
+def test_a_measurement_under_the_fastest_rule_reports_each_side_s_fastest_process():
+    first, _ = run([20.0], [25.0])  # the variant 20 % slower than the base beside it
+    second, _ = run([24.0], [24.0])
+    both = dataclasses.replace(second, earlier=(first,), fastest=True)
+    value, _, each = both.ratio_over_processes()
+    assert value == pytest.approx(24.0 / 25.0)  # the base's fastest (25/s) against the head's fastest (24/s)
+    assert [ratio for ratio, _ in each] == pytest.approx([0.8, 1.0])
+    ratio = next(f for f in measure.decode_figures("hf-nf4", both) if f.metric == "decode_ratio_to_ref")
+    assert ratio.value == pytest.approx(0.96)
+    assert ratio.params["estimator"] == measure.FASTEST_ESTIMATOR
+    assert ratio.params["fastest_processes_s"] == pytest.approx({"reference": 1 / 25.0, "variant": 1 / 24.0}, rel=0.05)
+    mean = dataclasses.replace(second, earlier=(first,))  # the gate's rule: the geometric mean of the pairs' ratios
+    assert mean.ratio_over_processes()[0] == pytest.approx(math.sqrt(0.8 * 1.0))
+    assert (
+        "fastest_processes_s"
+        not in next(f for f in measure.decode_figures("hf-nf4", mean) if f.metric == "decode_ratio_to_ref").params
+    )
+
+
 VERDICTS = {  # a pair's decode ratio against 1 with a 5 % tolerance, its interval over 8 pairs of rounds
     "pass": gate.Verdict(gate.PASS, False, 0.99, 1.0, 0.95, 0.05, -1.0, (0.94, 1.03), 8),
     "clear pass": gate.Verdict(gate.PASS, True, 1.0, 1.0, 0.95, 0.05, 0.0, (0.97, 1.03), 8),
@@ -532,6 +576,23 @@ def test_a_ratio_is_measured_in_pairs_of_processes_until_decided(monkeypatch, ab
     result = perf.measure_decode(loaded, WORKLOAD)
     assert len(result.process_pairs) == pairs
     assert profiled == [True] + [False] * (pairs - 1)  # the profiled round: the first pair's alone
+
+
+def test_the_fastest_rule_measures_every_pair_whatever_the_first_says(monkeypatch):
+    from perfgate.session import PerfSession
+
+    perf = object.__new__(PerfSession)
+    perf.opts = {"update_baselines": False, "process_pairs": 3, "min_process_pairs": 3, "ab_rule": "fastest"}
+    perf.base = object()
+    perf.base_figures, perf.kernel_changes = {}, {}
+    measured = iter([run([20.0 + n], [25.0])[0] for n in range(3)])
+    monkeypatch.setattr(perf, "_measure_decode_once", lambda *a, **k: next(measured), raising=False)
+    monkeypatch.setattr(perf, "_ratio_verdict", lambda name, m: VERDICTS["clear pass"], raising=False)
+    loaded = SimpleNamespace(variant=SimpleNamespace(name="hf-nf4"))
+    monkeypatch.setattr(perf, "restart_with_reference", lambda name: loaded, raising=False)
+    result = perf.measure_decode(loaded, WORKLOAD)
+    assert len(result.process_pairs) == 3 and result.fastest  # a clear first pass ends nothing
+    assert perf.pair_rule().fastest and perf.pair_rule().pairs == 3
 
 
 class ReplayWorker(ScriptedWorker):
