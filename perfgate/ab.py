@@ -326,16 +326,18 @@ def failure_message(judged: Any, differs: list[str], kernels: list[str], busy: S
     f, v = judged.figure, judged.verdict
     where = " ".join(p for p in (f.variant, f.workload) if p)
     against = "1 (the base)" if f.metric in RATIOS else f"the base's {v.baseline:.4g} {f.unit}"
+    fastest = gate.fastest_said(f.params)
+    # (each side's fastest process has no interval of its own: what is shown spans the pairs' own intervals)
+    interval = "the pairs' 98 % intervals" if fastest else "98 % interval"
     lines = [
         f"{where} {f.metric}: head {v.value:.4g} {f.unit} against {against}, beyond the limit {v.limit:.4g} "
         f"(tolerance {100 * v.tolerance:.0f} %)"
-        + (f"; 98 % interval {v.ci[0]:.4g}-{v.ci[1]:.4g}" if v.ci else "")
+        + (f"; {interval} {v.ci[0]:.4g}-{v.ci[1]:.4g}" if v.ci else "")
         + f" [{v.test}]"
     ]
     pairs = f.params.get("process_pairs") or ()
     if len(pairs) > 1:
         why = f"; it fails at {v.rule}" if v.rule else ""
-        fastest = gate.fastest_said(f.params)
         how = "" if fastest else ", restarted while undecided"
         lines.append(
             f"measured in {len(pairs)} pairs of worker processes{how}: {gate.pair_values(pairs)}"

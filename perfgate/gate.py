@@ -85,9 +85,13 @@ class PairRule:
         """Whether a ratio measured in these pairs (each: interval, pairs of rounds, value) fails, `beyond` saying
         whether its value over the pairs is beyond the limit."""
         if self.fastest:
-            enough = len(pairs) >= self.pairs and all(n >= MIN_INTERVAL_SAMPLES_TO_FAIL for _, _, n, _ in pairs)
-            return beyond and enough
+            return beyond and self.counts_all(pairs)
         return sum(1 for pair in pairs if self.against(*pair, limit, higher)) >= self.to_fail and beyond
+
+    def counts_all(self, pairs: Sequence[tuple[float, float, int, float]]) -> bool:
+        """Under `fastest`: every pair the rule measures is there, each of enough pairs of rounds to count (a pair
+        stopped short, by an interrupt or the test's time budget, leaves the ratio undecided)."""
+        return len(pairs) >= self.pairs and all(n >= MIN_INTERVAL_SAMPLES_TO_FAIL for _, _, n, _ in pairs)
 
     def describe(self) -> str:
         if self.fastest:
@@ -135,12 +139,11 @@ def pair_rule(ab: bool, pairs: int, fastest: bool = False) -> PairRule:
     GPU does, does not spend. Fewer pairs make the A/B rule laxer (two of three by value: an estimated 0.02 false
     failures a run); two are two of two.
 
-    `fastest` (an A/B run only, --perf-ab-rule fastest): every ratio measured in `pairs` pairs of processes, its value
-    the base's fastest process over the head's fastest, failing when beyond the limit. On the real H200 tests of three
-    or more pairs the best of three put 6 of 7 10 % whole-stack canaries beyond the limit and none of 5 A/A tests
-    (the A/B rule: 5 of 9 canary runs on the GPU); a model of one-sided offsets puts it at 0.003 false failures a
-    variant, a lead not yet proved on the GPU, and it costs every variant `pairs` pairs of processes
-    (docs/method.md, "A failing ratio is measured again in fresh processes")."""
+    `fastest` (an A/B run only, --perf-ab-rule fastest): every ratio measured in `pairs` pairs of processes of at
+    least MIN_INTERVAL_SAMPLES_TO_FAIL pairs of rounds each, its value the base's fastest process over the head's
+    fastest, failing when beyond the limit: a process's offset only ever makes it slower, so each side's fastest
+    process is steadier than any one pair, at the cost of every pair for every variant. An opt-in lead from the
+    recorded H200 runs (docs/method.md, "A failing ratio is measured again in fresh processes")."""
     if ab and fastest:
         return PairRule(pairs, pairs, by_value=True, fastest=True)
     if ab:
@@ -302,8 +305,8 @@ def judge(
             fails = pair_rule.decides(pair_intervals, beyond, limit, higher)
         else:
             fails = beyond_by(worse_end, len(samples), limit, higher)
-        # (each side's fastest process is decided by its value once every pair is measured)
-        decided = pair_rule.fastest and len(pair_intervals) >= pair_rule.pairs
+        # (each side's fastest process is decided by its value once every pair counts)
+        decided = pair_rule.fastest and pair_rule.counts_all(pair_intervals)
         clear = fails or decided or (better_end > limit if higher else better_end < limit)
         return Verdict(
             FAIL if fails else PASS,

@@ -301,7 +301,7 @@ OPTIONS: tuple[Opt, ...] = (
         "in the first pair, it is measured again until that holds in all but one of this many (two of two at 2; fewer "
         "than 5 make this laxer: docs/method.md), cannot any more, or a pair passes clearly. Two processes running "
         "identical code have differed by 24 % on the H200. 1 judges the first pair alone. Default: 3; 5 in an A/B "
-        "run",
+        "run; 3 under --perf-ab-rule fastest, all of them measured",
     ),
     Opt(
         "min-process-pairs",
@@ -312,18 +312,18 @@ OPTIONS: tuple[Opt, ...] = (
         "measures more, up to --perf-process-pairs, where it can still fail the ratio. So a run with it is stricter "
         "than the gate (two failed pairs among the forced ones fail a ratio to the reference whose first passed): for "
         "evidence on how far apart processes running the same code are (every pair's rounds are in the run file's "
-        "process_pairs), not for the gate; each pair costs both workers' loads and the rounds again",
+        "process_pairs), not for the gate; each pair costs both workers' loads and the rounds again. Under "
+        "--perf-ab-rule fastest it is --perf-process-pairs",
     ),
     Opt(
         "ab-rule",
         choice("all-but-one", "fastest"),
         "all-but-one",
-        "how an A/B run decides its ratio to the base over pairs of worker processes: all-but-one, the gate's rule "
-        "(--perf-process-pairs above); fastest, every ratio measured in --perf-process-pairs pairs (3 by default) "
-        "whatever the first says, failing when the base's fastest process over the head's fastest is beyond the limit: "
-        "a lead from the H200's runs (6 of 7 10 % whole-stack canaries beyond the limit, none of 5 A/A tests, against "
-        "5 of 9 canaries caught by the gate's rule), not yet proved on a GPU, and each variant pays for every pair "
-        "(docs/method.md)",
+        "how an A/B run decides its ratio to the base over pairs of worker processes (ignored without a base): "
+        "all-but-one, the rule of --perf-process-pairs above; fastest, every ratio measured in --perf-process-pairs "
+        "pairs (3 by default) of at least 8 pairs of rounds each, whatever the first says, failing when the base's "
+        "fastest process over the head's fastest is beyond the limit: a lead from the recorded H200 runs, not yet run "
+        "on a GPU as a rule, for which each variant pays every pair (docs/method.md)",
     ),
     Opt(
         "session-budget",
@@ -415,7 +415,8 @@ def complete(opts: dict[str, Any], device: str) -> None:
     options: --perf-max-rounds at least --perf-rounds, --perf-suspect-rounds twice --perf-max-rounds,
     --perf-baseline-rounds --perf-max-rounds, --perf-process-pairs 5 in an A/B run and 3 otherwise (at least
     --perf-min-process-pairs; a --perf-process-pairs below it is a ValueError); with --perf-ab-rule fastest (an A/B
-    run only), 3, and every ratio measured in all of them (--perf-min-process-pairs raised to it)."""
+    run only), 3, and every ratio measured in all of them (--perf-min-process-pairs raised to it), each pair to at
+    least 8 pairs of rounds (--perf-rounds raised to it)."""
     for name, value in DEVICE_DEFAULTS[device].items():
         if opts.get(name) is None:
             opts[name] = value
@@ -425,12 +426,10 @@ def complete(opts: dict[str, Any], device: str) -> None:
         opts["suspect_rounds"] = 2 * opts["max_rounds"]
     least = opts.get("min_process_pairs") or 1
     ab = any(opts.get(name) for name in ("base", "base_env", "base_ref"))
-    fastest = opts.get("ab_rule") == "fastest"
-    if fastest and not ab:
-        raise ValueError(
-            "--perf-ab-rule fastest decides a ratio to the base: give the base with --perf-base, --perf-base-env or "
-            "--perf-base-ref"
-        )
+    fastest = ab and opts.get("ab_rule") == "fastest"  # (a rule for the ratio to the base: none without a base)
+    if fastest:  # a pair counts from this many pairs of rounds on (gate.PairRule.counts_all): none stops sooner
+        opts["rounds"] = max(opts["rounds"], gate.MIN_INTERVAL_SAMPLES_TO_FAIL)
+        opts["max_rounds"] = max(opts["max_rounds"], opts["rounds"])
     if opts.get("process_pairs") is None:
         default = gate.PROCESS_PAIRS["fastest" if fastest else "ab" if ab else "reference"]
         opts["process_pairs"] = max(default, least)

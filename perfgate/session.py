@@ -606,6 +606,7 @@ class PerfSession:
         pair_intervals); and in any case until --perf-min-process-pairs were (--perf-ab-rule fastest: all of
         --perf-process-pairs). A baseline run is measured in one pair."""
         earlier: list[measure.DecodeMeasurement] = []
+        fastest = self.pair_rule().fastest  # (how the ratio over the pairs is estimated: DecodeMeasurement.fastest)
         try:
             measured = self._measure_decode_once(loaded, workload, benchmark)
             while (
@@ -622,13 +623,12 @@ class PerfSession:
                 measured = self._measure_decode_once(loaded, workload, None, profile=False)
         except KeyboardInterrupt as exc:  # the pairs of processes measured before it go with what it measured
             partial = exc.partial if isinstance(exc, measure.MeasurementInterrupted) else None
-            fastest = self.pair_rule().fastest
             if partial is not None:
                 partial = replace(partial, earlier=tuple(earlier), fastest=fastest)
             elif earlier:  # stopped while the next pair restarted, warmed up or calibrated
                 partial = replace(earlier[-1], earlier=tuple(earlier[:-1]), fastest=fastest)
             raise measure.MeasurementInterrupted(str(exc), loaded.variant.name, partial) from exc
-        measured = replace(measured, earlier=tuple(earlier), fastest=self.pair_rule().fastest)
+        measured = replace(measured, earlier=tuple(earlier), fastest=fastest)
         if self.base is not None and measured.reference_rounds:  # the base side's own figures, to judge against
             name = loaded.variant.name
             self.base_figures.update({f.key: f for f in measure.decode_figures(name, measured.base_view())})

@@ -469,8 +469,14 @@ def pair_lines(run: dict[str, Any]) -> list[str]:
         last_lo, last_hi = pairs[-1]["interval"]
         within = last_lo > v["limit"] if r.get("better") == "higher" else last_hi < v["limit"]
         fastest = gate.fastest_said(r.get("params") or {})
+        short = [p for p in pairs if len(p.get("step_p10_s") or ()) < gate.MIN_INTERVAL_SAMPLES_TO_FAIL]
         if v.get("status") == gate.FAIL:
             why = "failed" + (f" at {rule}" if rule else "")
+        elif fastest and short:  # (each side's fastest process: a pair counts from 8 pairs of rounds on)
+            why = (
+                f"passed, undecided: {len(short)} of its pairs stopped short of the "
+                f"{gate.MIN_INTERVAL_SAMPLES_TO_FAIL} pairs of rounds a pair needs to count"
+            )
         elif within and not fastest:  # (each side's fastest process: every pair counts, whatever the last says)
             why = "passed: the last pair's whole interval is within the limit, which ends the test as a pass"
         else:

@@ -260,7 +260,8 @@ def test_the_whole_stack_canary_fails_the_head_under_the_fastest_rule_too(run_pe
     rule = "the ratio of each side's fastest process over 2 pairs of worker processes beyond the limit"
     result.stdout.fnmatch_lines(
         [
-            "*hf-fp32 ctx16 decode_ratio_to_base: head * x against 1 (the base), beyond the limit 0.95*",
+            "*hf-fp32 ctx16 decode_ratio_to_base: head * x against 1 (the base), beyond the limit 0.95 (tolerance "
+            "5 %); the pairs' 98 % intervals *",
             f"measured in 2 pairs of worker processes: *; the base's fastest process at * ms a step, the head's at * "
             f"ms; it fails at {rule}",
         ]
@@ -345,10 +346,16 @@ def test_a_ratio_over_several_pairs_says_why_it_passed_or_failed():
     fastest_rule = "the ratio of each side's fastest process over 2 pairs of worker processes beyond the limit"
     fastest = _ratio_over_pairs("pass", [(0.91, 0.85, 0.94), (1.03, 0.99, 1.07)], fastest_rule)
     fastest["params"]["fastest_processes_s"] = {"reference": 0.0338, "variant": 0.0345}
+    for pair in fastest["params"]["process_pairs"]:
+        pair["step_p10_s"] = [0.034] * 8
     assert table.pair_lines({"results": [fastest]}) == [
         "hf-bf16 ctx1024 decode_ratio_to_base over 2 pairs of worker processes (0.910, 1.030; the base's fastest "
         f"process at 33.8 ms a step, the head's at 34.5 ms): passed: it fails only at {fastest_rule}"
     ]
+    fastest["params"]["process_pairs"][0]["step_p10_s"] = [0.034] * 5  # stopped short (a time budget): no verdict
+    assert table.pair_lines({"results": [fastest]})[0].endswith(
+        "passed, undecided: 1 of its pairs stopped short of the 8 pairs of rounds a pair needs to count"
+    )
     reference = {**_ratio_over_pairs("pass", [(0.93, 0.90, 0.94), (0.99, 0.96, 1.02)]), "metric": "decode_ratio_to_ref"}
     assert table.pair_lines({"results": [reference]}) == [  # the reference gate's ratio, the same way
         f"hf-bf16 ctx1024 decode_ratio_to_ref over 2 pairs of worker processes (0.930, 0.990): {clear}"

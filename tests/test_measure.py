@@ -456,10 +456,10 @@ def test_an_ab_ratio_over_pairs_of_processes_fails_when_all_but_one_pair_has_its
 
 
 def test_an_ab_ratio_under_the_fastest_rule_is_each_side_s_fastest_process_over_every_pair():
-    # the thirteenth H200 start's 04:44 canary run, in ms: a base process 50 % slow in the first pair put the head
-    # ahead (1.263) though 10 % slower by construction; each side's fastest process sees through it
+    # a recorded H200 canary's fast states, ms: a base process 50 % slow in the first pair put the head ahead (1.263)
+    # though 10 % slower by construction; each side's fastest process sees through it
     base = [[52.0] * 8, [37.0] * 8, [34.6] * 8]
-    head = [[41.2] * 8, [42.3] * 8, [39.2] * 8]
+    head = [[41.1] * 8, [42.3] * 8, [39.2] * 8]
     pairs = [([b / 1000 for b in bs], [h / 1000 for h in hs]) for bs, hs in zip(base, head, strict=True)]
     assert measure.fastest_states(pairs) == pytest.approx((0.0346, 0.0392))
     assert measure.fastest_ratio(pairs) == pytest.approx(34.6 / 39.2)
@@ -473,7 +473,7 @@ def test_an_ab_ratio_under_the_fastest_rule_is_each_side_s_fastest_process_over_
         )
 
     assert judged(0.93).failed and judged(0.93).rule.startswith("the ratio of each side's fastest process over 3")
-    assert not judged(0.93, n=7).failed  # a pair cut short: nothing fails
+    assert not judged(0.93, n=7).failed and not judged(0.93, n=7).clear  # a pair cut short: undecided
     assert not judged(0.93, pairs=2).failed  # fewer pairs than the rule measures: not decided (an interrupted run)
     assert not judged(0.93, pairs=2).clear
     decided = judged(0.96)

@@ -161,19 +161,19 @@ def test_the_least_pairs_of_processes_raise_the_most_unless_it_was_set_lower():
         completed(min_process_pairs=3, process_pairs=2)
 
 
-def test_the_fastest_rule_measures_every_ratio_in_all_its_pairs_and_only_in_an_ab_run():
+def test_the_fastest_rule_measures_every_ratio_in_all_its_pairs_of_eight_rounds_and_only_in_an_ab_run():
     def completed(**given):
         opts = {"rounds": None, "max_rounds": None, "process_pairs": None, "baseline_rounds": None} | given
         options.complete(opts, "cpu")
-        return opts["process_pairs"], opts["min_process_pairs"]
+        return opts["process_pairs"], opts["min_process_pairs"], opts["rounds"], opts["max_rounds"]
 
     ab = {"base_env": {"X": "1"}, "ab_rule": "fastest"}
-    assert completed(**ab) == (3, 3)
-    assert completed(**ab, process_pairs=4) == (4, 4)
-    assert completed(**ab, min_process_pairs=4) == (4, 4)
-    assert completed(base_env={"X": "1"}, ab_rule="all-but-one") == (5, 1)
-    with pytest.raises(ValueError, match="--perf-ab-rule fastest decides a ratio to the base"):
-        completed(ab_rule="fastest")
+    assert completed(**ab) == (3, 3, 8, 12)  # a pair counts from 8 pairs of rounds on: none stops sooner
+    assert completed(**ab, rounds=5, max_rounds=5) == (3, 3, 8, 8)  # (make ab's profile: 5 and 8)
+    assert completed(**ab, process_pairs=4)[:2] == (4, 4)
+    assert completed(**ab, min_process_pairs=4)[:2] == (4, 4)
+    assert completed(base_env={"X": "1"}, ab_rule="all-but-one") == (5, 1, 3, 12)
+    assert completed(ab_rule="fastest") == (3, 1, 3, 12)  # no base: no ratio to it, the option idle (as in .env)
     with pytest.raises(ValueError, match="--perf-process-pairs 2 at least"):
         completed(**ab, process_pairs=1)
 
