@@ -382,6 +382,7 @@ def test_a_decode_test_stopped_while_its_second_pair_of_processes_starts_keeps_t
     first, _ = run([20.0], [25.0])
     perf = object.__new__(PerfSession)  # only measure_decode's own logic: the measuring and restarting are stubbed
     perf.opts = {"update_baselines": False, "process_pairs": 2, "min_process_pairs": 1}
+    perf.base = None  # (the ratio to the reference)
     monkeypatch.setattr(perf, "_measure_decode_once", lambda loaded, workload, benchmark: first, raising=False)
     monkeypatch.setattr(perf, "_measure_again", lambda name, pairs: True, raising=False)
 
