@@ -328,7 +328,7 @@ def failure_message(judged: Any, differs: list[str], kernels: list[str], busy: S
     against = "1 (the base)" if f.metric in RATIOS else f"the base's {v.baseline:.4g} {f.unit}"
     fastest = gate.fastest_said(f.params)
     # (each side's fastest process has no interval of its own: what is shown spans the pairs' own intervals)
-    interval = "the pairs' 98 % intervals" if fastest else "98 % interval"
+    interval = "spanning the pairs' 98 % intervals" if fastest else "98 % interval"
     lines = [
         f"{where} {f.metric}: head {v.value:.4g} {f.unit} against {against}, beyond the limit {v.limit:.4g} "
         f"(tolerance {100 * v.tolerance:.0f} %)"

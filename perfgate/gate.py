@@ -90,7 +90,7 @@ class PairRule:
 
     def counts_all(self, pairs: Sequence[tuple[float, float, int, float]]) -> bool:
         """Under `fastest`: every pair the rule measures is there, each of enough pairs of rounds to count (a pair
-        stopped short, by an interrupt or the test's time budget, leaves the ratio undecided)."""
+        stopped short, as an interrupted run's last may be, leaves the ratio undecided)."""
         return len(pairs) >= self.pairs and all(n >= MIN_INTERVAL_SAMPLES_TO_FAIL for _, _, n, _ in pairs)
 
     def describe(self) -> str:
@@ -305,9 +305,10 @@ def judge(
             fails = pair_rule.decides(pair_intervals, beyond, limit, higher)
         else:
             fails = beyond_by(worse_end, len(samples), limit, higher)
-        # (each side's fastest process is decided by its value once every pair counts)
-        decided = pair_rule.fastest and pair_rule.counts_all(pair_intervals)
-        clear = fails or decided or (better_end > limit if higher else better_end < limit)
+        if pair_rule.fastest and len(pair_intervals) > 1:  # decided by its value once every pair counts, else not
+            clear = fails or pair_rule.counts_all(pair_intervals)
+        else:
+            clear = fails or (better_end > limit if higher else better_end < limit)
         return Verdict(
             FAIL if fails else PASS,
             clear,

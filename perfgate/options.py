@@ -192,7 +192,13 @@ OPTIONS: tuple[Opt, ...] = (
         "longest prompt + output to measure, and Unsloth's max_seq_length. Default: the model's context",
         env_aliases=("MAX_SEQ_LENGTH",),
     ),
-    Opt("rounds", positive_int, None, "timed rounds per test. Default: 5 on a GPU, 3 on the CPU"),
+    Opt(
+        "rounds",
+        positive_int,
+        None,
+        "timed rounds per test. Default: 5 on a GPU, 3 on the CPU; at least 8 for the decode test under "
+        "--perf-ab-rule fastest",
+    ),
     Opt(
         "agent",
         agent_modes,
@@ -420,16 +426,15 @@ def complete(opts: dict[str, Any], device: str) -> None:
     for name, value in DEVICE_DEFAULTS[device].items():
         if opts.get(name) is None:
             opts[name] = value
+    ab = any(opts.get(name) for name in ("base", "base_env", "base_ref"))
+    fastest = ab and opts.get("ab_rule") == "fastest"  # (a rule for the ratio to the base: none without a base)
+    if fastest:  # a pair counts from this many pairs of rounds on (gate.PairRule.counts_all): none stops sooner
+        opts["rounds"] = max(opts["rounds"], gate.MIN_INTERVAL_SAMPLES_TO_FAIL)
     if opts["max_rounds"] < opts["rounds"]:
         opts["max_rounds"] = opts["rounds"]
     if opts.get("suspect_rounds") is None:
         opts["suspect_rounds"] = 2 * opts["max_rounds"]
     least = opts.get("min_process_pairs") or 1
-    ab = any(opts.get(name) for name in ("base", "base_env", "base_ref"))
-    fastest = ab and opts.get("ab_rule") == "fastest"  # (a rule for the ratio to the base: none without a base)
-    if fastest:  # a pair counts from this many pairs of rounds on (gate.PairRule.counts_all): none stops sooner
-        opts["rounds"] = max(opts["rounds"], gate.MIN_INTERVAL_SAMPLES_TO_FAIL)
-        opts["max_rounds"] = max(opts["max_rounds"], opts["rounds"])
     if opts.get("process_pairs") is None:
         default = gate.PROCESS_PAIRS["fastest" if fastest else "ab" if ab else "reference"]
         opts["process_pairs"] = max(default, least)

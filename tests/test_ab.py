@@ -261,7 +261,7 @@ def test_the_whole_stack_canary_fails_the_head_under_the_fastest_rule_too(run_pe
     result.stdout.fnmatch_lines(
         [
             "*hf-fp32 ctx16 decode_ratio_to_base: head * x against 1 (the base), beyond the limit 0.95 (tolerance "
-            "5 %); the pairs' 98 % intervals *",
+            "5 %); spanning the pairs' 98 % intervals *",
             f"measured in 2 pairs of worker processes: *; the base's fastest process at * ms a step, the head's at * "
             f"ms; it fails at {rule}",
         ]
@@ -352,7 +352,7 @@ def test_a_ratio_over_several_pairs_says_why_it_passed_or_failed():
         "hf-bf16 ctx1024 decode_ratio_to_base over 2 pairs of worker processes (0.910, 1.030; the base's fastest "
         f"process at 33.8 ms a step, the head's at 34.5 ms): passed: it fails only at {fastest_rule}"
     ]
-    fastest["params"]["process_pairs"][0]["step_p10_s"] = [0.034] * 5  # stopped short (a time budget): no verdict
+    fastest["params"]["process_pairs"][0]["step_p10_s"] = [0.034] * 5  # stopped short (an interrupt): no verdict
     assert table.pair_lines({"results": [fastest]})[0].endswith(
         "passed, undecided: 1 of its pairs stopped short of the 8 pairs of rounds a pair needs to count"
     )

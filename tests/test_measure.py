@@ -479,6 +479,7 @@ def test_an_ab_ratio_under_the_fastest_rule_is_each_side_s_fastest_process_over_
     assert not judged(0.93, pairs=2).clear
     decided = judged(0.96)
     assert decided.status == gate.PASS and decided.clear  # every pair measured, the value within: a clear pass
+    assert not judged(0.96, n=7).clear  # ... but not with a pair that cannot count, however clear its interval
 
 
 def test_a_measurement_under_the_fastest_rule_reports_each_side_s_fastest_process():

@@ -169,7 +169,7 @@ def test_the_fastest_rule_measures_every_ratio_in_all_its_pairs_of_eight_rounds_
 
     ab = {"base_env": {"X": "1"}, "ab_rule": "fastest"}
     assert completed(**ab) == (3, 3, 8, 12)  # a pair counts from 8 pairs of rounds on: none stops sooner
-    assert completed(**ab, rounds=5, max_rounds=5) == (3, 3, 8, 8)  # (make ab's profile: 5 and 8)
+    assert completed(**ab, rounds=5, max_rounds=5) == (3, 3, 8, 8)  # max_rounds follows the raised rounds
     assert completed(**ab, process_pairs=4)[:2] == (4, 4)
     assert completed(**ab, min_process_pairs=4)[:2] == (4, 4)
     assert completed(base_env={"X": "1"}, ab_rule="all-but-one") == (5, 1, 3, 12)
@@ -202,4 +202,14 @@ def test_make_ab_s_profile_caps_each_pair_of_processes_at_the_eight_pairs_of_rou
     options.complete(opts, "cuda")
     assert (opts["rounds"], opts["max_rounds"], opts["suspect_rounds"], opts["process_pairs"]) == (5, 8, 8, 5)
     assert opts["max_rounds"] == gate.MIN_INTERVAL_SAMPLES_TO_FAIL  # fewer, and no pair could count against a ratio
+    # under --perf-ab-rule fastest every pair counts, so none may stop at the profile's 5
+    fastest = {"rounds": None, "suspect_rounds": None, "baseline_rounds": None, "base_env": {"X": "1"}} | ab
+    fastest["ab_rule"] = "fastest"
+    options.complete(fastest, "cuda")
+    assert (fastest["rounds"], fastest["max_rounds"], fastest["suspect_rounds"], fastest["process_pairs"]) == (
+        8,
+        8,
+        8,
+        3,
+    )
     assert {k: v for k, v in profiles.PROFILES["ab"].values.items() if "rounds" not in k} == profiles.SHORT_WORKLOAD
