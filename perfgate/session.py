@@ -277,8 +277,7 @@ class PerfSession:
         that runs out of memory beside the other is loaded again alone."""
         head_key, base_key = name, name + ab.SUFFIX
         keep = {head_key, base_key}
-        for other in [n for n in list(self.loaded) if n not in keep]:
-            self.release(other)  # before the memory is looked at
+        self._release_except(keep)  # before the memory is looked at
         if keep & (set(self.loaded) | set(self.failed)) or not self._fit_both(name):
             return self._ensure(name, keep=keep)
         self.checkpoint()  # built once, before either side asks for it
@@ -386,8 +385,7 @@ class PerfSession:
         reason = variants.unavailable_reason(variant, self.device)
         if reason:
             raise VariantUnavailable(reason)
-        for other in [n for n in list(self.loaded) if n not in keep]:  # (the other side may be adding itself)
-            self.release(other)
+        self._release_except(keep)
         if base:
             variant = self.base_variant(variant)
         reason = self.memory_shortfall(variant)
@@ -569,6 +567,12 @@ class PerfSession:
             log = self.cache / "logs" / f"zygote-{os.getpid()}.log"  # one per pytest process (xdist workers)
             self._zygote = start_zygote(prefix, env, log, preload)
         return self._zygote
+
+    def _release_except(self, keep: set[str | None]) -> None:
+        """Every loaded worker not in `keep` released (over a copy of the names: in an A/B run the other side may be
+        adding itself from its loading thread, _load_both_sides)."""
+        for other in [n for n in list(self.loaded) if n not in keep]:
+            self.release(other)
 
     def release(self, name: str | None = None) -> None:
         for n in [name] if name else list(self.loaded):
