@@ -141,17 +141,21 @@ def test_the_fidelity_reference_runs_first_so_its_logits_come_from_its_own_worke
     assert first_of(["hf-fp16", "hf-int8"], "hf-bf16") == ["hf-fp16", "hf-int8"]
 
 
+def completed_on_cpu(**given) -> dict:
+    """The options as options.complete leaves them on the CPU, from these given ones (the rest at their defaults)."""
+    opts = {"rounds": None, "max_rounds": None, "process_pairs": None, "baseline_rounds": None} | given
+    options.complete(opts, "cpu")
+    return opts
+
+
 def test_an_ab_run_measures_a_ratio_in_up_to_five_pairs_of_processes_by_default():
     for given, pairs in (({}, 3), ({"base_env": {"X": "1"}}, 5), ({"base_ref": "main"}, 5), ({"base": "py"}, 5)):
-        opts = {"rounds": None, "max_rounds": None, "process_pairs": None, "baseline_rounds": None} | given
-        options.complete(opts, "cpu")
-        assert opts["process_pairs"] == pairs, given
+        assert completed_on_cpu(**given)["process_pairs"] == pairs, given
 
 
 def test_the_least_pairs_of_processes_raise_the_most_unless_it_was_set_lower():
     def completed(**given):
-        opts = {"rounds": None, "max_rounds": None, "process_pairs": None, "baseline_rounds": None} | given
-        options.complete(opts, "cpu")
+        opts = completed_on_cpu(**given)
         return opts["process_pairs"], opts["min_process_pairs"]
 
     assert completed() == (3, 1)
@@ -163,8 +167,7 @@ def test_the_least_pairs_of_processes_raise_the_most_unless_it_was_set_lower():
 
 def test_the_fastest_rule_measures_every_ratio_in_all_its_pairs_of_eight_rounds_and_only_in_an_ab_run():
     def completed(**given):
-        opts = {"rounds": None, "max_rounds": None, "process_pairs": None, "baseline_rounds": None} | given
-        options.complete(opts, "cpu")
+        opts = completed_on_cpu(**given)
         return opts["process_pairs"], opts["min_process_pairs"], opts["rounds"], opts["max_rounds"]
 
     ab = {"base_env": {"X": "1"}, "ab_rule": "fastest"}
