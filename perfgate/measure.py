@@ -236,7 +236,7 @@ def fastest_states(pairs: Sequence[RatioRounds]) -> tuple[float, float]:
     process. If a process's offset only ever makes it slower, as a slow spell only makes a round slower, each side's
     fastest process estimates that side's fast state: on the H200 two identical processes have differed by up to
     50 %, and the ratio of the sides' fastest over two or three pairs spread a third as much as one pair's
-    (docs/experiments/2026-12-02-h200-thirteenth-start.md)."""
+    (docs/method.md, "A failing ratio is measured again in fresh processes")."""
     return min(percentile(ref, FAST_PCT) for ref, _ in pairs), min(percentile(own, FAST_PCT) for _, own in pairs)
 
 
