@@ -124,7 +124,7 @@ class DecodeMeasurement:
     reference_vram: VramPeak | None = None
     reference_profile: dict[str, Any] | None = None
     # the ratio over several pairs of processes is each side's fastest process over the other's (gate.PairRule's
-    # `fastest`, an A/B run's opt-in rule), not the geometric mean of the pairs' ratios
+    # `fastest`, an A/B run's default rule), not the geometric mean of the pairs' ratios
     fastest: bool = False
 
     def base_view(self) -> DecodeMeasurement:
@@ -200,16 +200,18 @@ class DecodeMeasurement:
     def ratio_over_processes(self) -> tuple[float, tuple[float, float], list[tuple[float, tuple[float, float]]]]:
         """(the ratio, its interval, each pair's (ratio, interval)) over every pair of worker processes: the
         geometric mean of their fast-state ratios (with `fastest`, each side's fastest process over the other's:
-        fastest_ratio), and the interval over_pairs makes of theirs. Two processes running
-        identical code can differ by more than a regression to be caught (24 % on the H200:
-        docs/experiments/h200-runs.md), so a ratio that points to a regression is measured again in fresh processes
-        and decided over the pairs (gate.PairRule)."""
+        fastest_ratio), and the interval over_pairs makes of theirs (with `fastest`, their whole span). Two processes
+        running identical code can differ by more than a regression to be caught (up to 50 % on the H200:
+        docs/method.md), so a ratio is measured in several pairs of fresh processes where the run's rule asks for
+        them and decided over the pairs (gate.PairRule)."""
         each = [(m.fast_ratio(), m.fast_ratio_interval()) for m in self.process_pairs]
-        if self.fastest and self.earlier:
+        intervals = [interval for _, interval in each]
+        if self.fastest and self.earlier:  # (its value has no interval of its own: the pairs' whole span is shown)
             value = fastest_ratio(self.pair_rounds())
-        else:
-            value = math.exp(sum(math.log(ratio) for ratio, _ in each) / len(each))
-        return value, over_pairs([interval for _, interval in each], value), each
+            lo, hi = min(low for low, _ in intervals), max(high for _, high in intervals)
+            return value, (min(lo, value), max(hi, value)), each
+        value = math.exp(sum(math.log(ratio) for ratio, _ in each) / len(each))
+        return value, over_pairs(intervals, value), each
 
 
 RATIO_ESTIMATOR = "fast-state p10/p10"  # kept with the figure: a baseline measured otherwise is not comparable

@@ -196,8 +196,8 @@ OPTIONS: tuple[Opt, ...] = (
         "rounds",
         positive_int,
         None,
-        "timed rounds per test. Default: 5 on a GPU, 3 on the CPU; at least 8 for the decode test under "
-        "--perf-ab-rule fastest",
+        "timed rounds per test. Default: 5 on a GPU, 3 on the CPU; at least 8 for the decode test in an A/B run "
+        "under --perf-ab-rule fastest, its default",
     ),
     Opt(
         "agent",
@@ -303,11 +303,12 @@ OPTIONS: tuple[Opt, ...] = (
         "pairs of worker processes a ratio to the reference may be measured in: when it fails, the variant's and "
         "the reference's workers are restarted and it is measured again, until it has failed in two pairs (it fails, "
         "where the pairs' geometric mean is beyond the limit too), passed clearly in one (it passes) or this many "
-        "were measured (it passes, unclear). In an A/B run, the ratio to the base: when its value is beyond the limit "
-        "in the first pair, it is measured again until that holds in all but one of this many (two of two at 2; fewer "
-        "than 5 make this laxer: docs/method.md), cannot any more, or a pair passes clearly. Two processes running "
-        "identical code have differed by 24 % on the H200. 1 judges the first pair alone. Default: 3; 5 in an A/B "
-        "run; 3 under --perf-ab-rule fastest, all of them measured",
+        "were measured (it passes, unclear). In an A/B run, the ratio to the base is measured in all of them "
+        "(--perf-ab-rule fastest, 2 at least); under --perf-ab-rule all-but-one, when its value is beyond the limit "
+        "in the first pair, it is measured again until that holds in all but one of this many (two of two at 2; "
+        "fewer than 5 make this laxer: docs/method.md), cannot any more, or a pair passes clearly. Two processes "
+        "running identical code have differed by up to 50 % on the H200. 1 judges the first pair alone. Default: 3; "
+        "5 under --perf-ab-rule all-but-one",
     ),
     Opt(
         "min-process-pairs",
@@ -323,13 +324,15 @@ OPTIONS: tuple[Opt, ...] = (
     ),
     Opt(
         "ab-rule",
-        choice("all-but-one", "fastest"),
-        "all-but-one",
+        choice("fastest", "all-but-one"),
+        gate.AB_RULE,
         "how an A/B run decides its ratio to the base over pairs of worker processes (ignored without a base): "
-        "all-but-one, the rule of --perf-process-pairs above; fastest, every ratio measured in --perf-process-pairs "
-        "pairs (3 by default) of at least 8 pairs of rounds each, whatever the first says, failing when the base's "
-        "fastest process over the head's fastest is beyond the limit: a lead from the recorded H200 runs, not yet run "
-        "on a GPU as a rule, for which each variant pays every pair (docs/method.md)",
+        "fastest, every ratio measured in --perf-process-pairs pairs (3 by default) of at least 8 pairs of rounds "
+        "each, whatever the first says, failing when the base's fastest process over the head's fastest is beyond "
+        "the limit (a process's offset only ever makes it slower, so each side's fastest process is steadier than any "
+        "one pair); all-but-one, cheaper and laxer, more pairs only while the first pair's value is beyond the limit, "
+        "failing when all but one of up to 5 are (on the H200 it let through 4 of 9 runs of a 10 % whole-stack "
+        "slowdown that fastest caught in each of its runs: docs/method.md)",
     ),
     Opt(
         "session-budget",
@@ -419,15 +422,16 @@ DEVICE_DEFAULTS = {
 def complete(opts: dict[str, Any], device: str) -> None:
     """Fill in, once the device is known, the options whose defaults depend on it (DEVICE_DEFAULTS) or on other
     options: --perf-max-rounds at least --perf-rounds, --perf-suspect-rounds twice --perf-max-rounds,
-    --perf-baseline-rounds --perf-max-rounds, --perf-process-pairs 5 in an A/B run and 3 otherwise (at least
-    --perf-min-process-pairs; a --perf-process-pairs below it is a ValueError); with --perf-ab-rule fastest (an A/B
-    run only), 3, and every ratio measured in all of them (--perf-min-process-pairs raised to it), each pair to at
-    least 8 pairs of rounds (--perf-rounds raised to it)."""
+    --perf-baseline-rounds --perf-max-rounds, --perf-process-pairs 3 (at least --perf-min-process-pairs; a
+    --perf-process-pairs below it is a ValueError), 5 in an A/B run under --perf-ab-rule all-but-one; under
+    --perf-ab-rule fastest (an A/B run's default), every ratio measured in all of them (--perf-min-process-pairs
+    raised to it), each pair to at least 8 pairs of rounds (--perf-rounds raised to it)."""
     for name, value in DEVICE_DEFAULTS[device].items():
         if opts.get(name) is None:
             opts[name] = value
     ab = any(opts.get(name) for name in ("base", "base_env", "base_ref"))
-    fastest = ab and opts.get("ab_rule") == "fastest"  # (a rule for the ratio to the base: none without a base)
+    opts["ab_rule"] = opts.get("ab_rule") or gate.AB_RULE
+    fastest = ab and opts["ab_rule"] == "fastest"  # (a rule for the ratio to the base: none without a base)
     if fastest:  # a pair counts from this many pairs of rounds on (gate.PairRule.counts_all): none stops sooner
         opts["rounds"] = max(opts["rounds"], gate.MIN_INTERVAL_SAMPLES_TO_FAIL)
     if opts["max_rounds"] < opts["rounds"]:
@@ -436,7 +440,7 @@ def complete(opts: dict[str, Any], device: str) -> None:
         opts["suspect_rounds"] = 2 * opts["max_rounds"]
     least = opts.get("min_process_pairs") or 1
     if opts.get("process_pairs") is None:
-        default = gate.PROCESS_PAIRS["fastest" if fastest else "ab" if ab else "reference"]
+        default = gate.PROCESS_PAIRS[opts["ab_rule"] if ab else "reference"]
         opts["process_pairs"] = max(default, least)
     elif fastest and opts["process_pairs"] < 2:
         raise ValueError(

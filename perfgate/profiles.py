@@ -68,13 +68,15 @@ PROFILES: dict[str, Profile] = {
             {
                 **SHORT_WORKLOAD,
                 # An A/B run's ratio to the base, the only figure that sees a slowdown of the whole stack, is decided
-                # by its pairs of processes' values (gate.pair_rule), not by one pair's interval: more pairs, not
-                # more rounds, are what it needs. The rule's offline estimates rest on pairs of 8 pairs of rounds (37
+                # over pairs of processes (gate.pair_rule: each side's fastest process over three by default, every
+                # pair measured to exactly 8, as options.complete raises the rounds to it), not by one pair's
+                # interval: more pairs, not more rounds, are what it needs. The offline estimates of the
+                # all-but-one rule, which decides by the pairs' values, rest on pairs of 8 pairs of rounds (37
                 # of 46) to 40; cut to each pair's first 12 or 20 they stayed within 0.001, and cut to 8 the catch
                 # rates held while the false failures on the real A/A pairs rose from 0.0057 to 0.0081 a run
                 # (docs/method.md, "A failing ratio is measured again in fresh processes"). 8 is also the fewest a
-                # pair needs to count (gate.MIN_INTERVAL_SAMPLES_TO_FAIL). A regression is confirmed in four or five
-                # pairs: at 8 rounds each, 406-441 s for one variant on the H200 in four pairs with the first pair
+                # pair needs to count (gate.MIN_INTERVAL_SAMPLES_TO_FAIL). That rule confirms a regression in four or
+                # five pairs: at 8 rounds each, 406-441 s for one variant on the H200 in four pairs with the first pair
                 # alone profiled, 568 s in five with every pair profiled (about 79 s a pair besides its rounds then,
                 # 4.1 s a pair of rounds), where pairs of 20-40 rounds took it over ten minutes.
                 "max-rounds": "8",

@@ -672,9 +672,8 @@ class PerfSession:
 
     def pair_rule(self) -> gate.PairRule:
         """How this run decides a ratio measured in several pairs of processes (gate.pair_rule)."""
-        return gate.pair_rule(
-            ab=self.base is not None, pairs=self.opts["process_pairs"], fastest=self.opts.get("ab_rule") == "fastest"
-        )
+        fastest = (self.opts.get("ab_rule") or gate.AB_RULE) == "fastest"
+        return gate.pair_rule(ab=self.base is not None, pairs=self.opts["process_pairs"], fastest=fastest)
 
     def _ratio_verdict(self, name: str, measured: measure.DecodeMeasurement) -> gate.Verdict | None:
         """The ratio's verdict in this one pair of processes (None: no ratio measured)."""

@@ -285,10 +285,11 @@ def test_the_judges_decide_a_ratio_over_pairs_of_processes_by_two_failed_pairs(t
         ab = dataclasses.replace(f, metric="decode_ratio_to_base")
         [ab_judged] = ab_judge.judge([ab])
         assert ab_judged.verdict.failed == fails
-    # by default, four of five: three failed pairs are not yet enough, four are
-    default = judging.AbJudge({}, {}, {}, {}, lambda: [])
+    # --perf-ab-rule all-but-one at its 5 pairs: four of five; three failed pairs are not yet enough, four are
+    five = gate.pair_rule(ab=True, pairs=gate.PROCESS_PAIRS["all-but-one"])
+    all_but_one = judging.AbJudge({}, {}, {}, {}, lambda: [], pair_rule=five)
     for pairs, fails in (((failing,) * 3, False), ((failing, unclear, failing, failing, failing), True)):
-        [judged] = default.judge([dataclasses.replace(figure(*pairs), metric="decode_ratio_to_base")])
+        [judged] = all_but_one.judge([dataclasses.replace(figure(*pairs), metric="decode_ratio_to_base")])
         assert judged.verdict.failed == fails
 
 
@@ -526,7 +527,7 @@ VERDICTS = {  # a pair's decode ratio against 1 with a 5 % tolerance, its interv
         # two failed pairs whose mean an unclear one pulls back within the limit: not failed yet, so a fourth
         (False, ["fail", "unclear", "fail", "fail"], 4, 4, True),
         (False, ["fail", "unclear", "fail"], 4, 3, False),
-        # an A/B run's rule: all but one of five pairs with their values beyond the limit
+        # an A/B run's --perf-ab-rule all-but-one: all but one of five pairs with their values beyond the limit
         (True, ["unclear"], 5, 1, False),  # the first pair's value within the limit: it alone decides
         (True, ["below", "below", "fail", "below"], 5, 4, False),  # four below: failed
         (True, ["below", "unclear", "unclear"], 5, 3, False),  # two within the limit: four of five out of reach
@@ -550,6 +551,7 @@ def test_a_ratio_is_measured_in_pairs_of_processes_until_decided(monkeypatch, ab
     perf = object.__new__(PerfSession)  # only measure_decode's own logic: the measuring and restarting are stubbed
     most, least = most if isinstance(most, tuple) else (most, 1)
     perf.opts = {"update_baselines": False, "process_pairs": most, "min_process_pairs": least}
+    perf.opts["ab_rule"] = "all-but-one"  # (the fastest rule, which measures every pair, is the test below)
     perf.base = object() if ab else None
     perf.base_figures, perf.kernel_changes = {}, {}  # an A/B run keeps the base side's figures
     rule = gate.pair_rule(ab, most)

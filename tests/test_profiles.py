@@ -148,9 +148,15 @@ def completed_on_cpu(**given) -> dict:
     return opts
 
 
-def test_an_ab_run_measures_a_ratio_in_up_to_five_pairs_of_processes_by_default():
-    for given, pairs in (({}, 3), ({"base_env": {"X": "1"}}, 5), ({"base_ref": "main"}, 5), ({"base": "py"}, 5)):
-        assert completed_on_cpu(**given)["process_pairs"] == pairs, given
+def test_an_ab_run_measures_every_ratio_in_three_pairs_of_processes_by_default():
+    def completed(**given):
+        opts = completed_on_cpu(**given)
+        return opts["process_pairs"], opts["min_process_pairs"], opts["ab_rule"]
+
+    assert completed() == (3, 1, "fastest")  # no base: the reference's rule, the A/B option idle
+    for base in ({"base_env": {"X": "1"}}, {"base_ref": "main"}, {"base": "py"}):
+        assert completed(**base) == (3, 3, "fastest"), base  # --perf-ab-rule fastest: all three, always
+        assert completed(**base, ab_rule="all-but-one") == (5, 1, "all-but-one"), base
 
 
 def test_the_least_pairs_of_processes_raise_the_most_unless_it_was_set_lower():
@@ -160,7 +166,7 @@ def test_the_least_pairs_of_processes_raise_the_most_unless_it_was_set_lower():
 
     assert completed() == (3, 1)
     assert completed(min_process_pairs=4) == (4, 4)  # the reference's default of 3 raised to the least
-    assert completed(min_process_pairs=3, base_env={"X": "1"}) == (5, 3)
+    assert completed(min_process_pairs=3, base_env={"X": "1"}, ab_rule="all-but-one") == (5, 3)
     with pytest.raises(ValueError, match="--perf-min-process-pairs 3 is more than --perf-process-pairs 2"):
         completed(min_process_pairs=3, process_pairs=2)
 
@@ -170,12 +176,13 @@ def test_the_fastest_rule_measures_every_ratio_in_all_its_pairs_of_eight_rounds_
         opts = completed_on_cpu(**given)
         return opts["process_pairs"], opts["min_process_pairs"], opts["rounds"], opts["max_rounds"]
 
-    ab = {"base_env": {"X": "1"}, "ab_rule": "fastest"}
+    ab = {"base_env": {"X": "1"}}  # the rule by default
     assert completed(**ab) == (3, 3, 8, 12)  # a pair counts from 8 pairs of rounds on: none stops sooner
+    assert completed(**ab, ab_rule="fastest") == (3, 3, 8, 12)
     assert completed(**ab, rounds=5, max_rounds=5) == (3, 3, 8, 8)  # max_rounds follows the raised rounds
     assert completed(**ab, process_pairs=4)[:2] == (4, 4)
     assert completed(**ab, min_process_pairs=4)[:2] == (4, 4)
-    assert completed(base_env={"X": "1"}, ab_rule="all-but-one") == (5, 1, 3, 12)
+    assert completed(**ab, ab_rule="all-but-one") == (5, 1, 3, 12)
     assert completed(ab_rule="fastest") == (3, 1, 3, 12)  # no base: no ratio to it, the option idle (as in .env)
     with pytest.raises(ValueError, match="--perf-process-pairs 2 at least"):
         completed(**ab, process_pairs=1)
@@ -199,20 +206,17 @@ def test_the_tests_run_in_the_session_s_order_the_fidelity_reference_first(run_p
     assert "hf-fp32" in first, result.outlines  # the CPU's fidelity reference, named second
 
 
-def test_make_ab_s_profile_caps_each_pair_of_processes_at_the_eight_pairs_of_rounds_a_pair_needs_to_count():
+def test_make_ab_s_profile_measures_each_pair_of_processes_to_the_eight_pairs_of_rounds_a_pair_needs_to_count():
     ab = {name.replace("-", "_"): int(v) for name, v in profiles.PROFILES["ab"].values.items() if "rounds" in name}
-    opts = {"rounds": None, "suspect_rounds": None, "baseline_rounds": None, "base_env": {"X": "1"}} | ab
-    options.complete(opts, "cuda")
-    assert (opts["rounds"], opts["max_rounds"], opts["suspect_rounds"], opts["process_pairs"]) == (5, 8, 8, 5)
-    assert opts["max_rounds"] == gate.MIN_INTERVAL_SAMPLES_TO_FAIL  # fewer, and no pair could count against a ratio
-    # under --perf-ab-rule fastest every pair counts, so none may stop at the profile's 5
-    fastest = {"rounds": None, "suspect_rounds": None, "baseline_rounds": None, "base_env": {"X": "1"}} | ab
-    fastest["ab_rule"] = "fastest"
-    options.complete(fastest, "cuda")
-    assert (fastest["rounds"], fastest["max_rounds"], fastest["suspect_rounds"], fastest["process_pairs"]) == (
-        8,
-        8,
-        8,
-        3,
-    )
+
+    def completed(**given):
+        opts = {"rounds": None, "suspect_rounds": None, "baseline_rounds": None, "base_env": {"X": "1"}} | ab | given
+        options.complete(opts, "cuda")
+        return opts["rounds"], opts["max_rounds"], opts["suspect_rounds"], opts["process_pairs"]
+
+    # --perf-ab-rule fastest, the default: every pair counts, so none may stop at a GPU's 5 rounds
+    assert completed() == (8, 8, 8, 3)
+    # all-but-one: a pair may stop from 5 on as a clear pass, but is capped at the 8 it needs to count against
+    assert completed(ab_rule="all-but-one") == (5, 8, 8, 5)
+    assert ab["max_rounds"] == gate.MIN_INTERVAL_SAMPLES_TO_FAIL  # fewer, and no pair could count against a ratio
     assert {k: v for k, v in profiles.PROFILES["ab"].values.items() if "rounds" not in k} == profiles.SHORT_WORKLOAD
