@@ -63,7 +63,7 @@ MAX_ITEMS_SHORT = 2
 @dataclass(frozen=True)
 class PairRule:
     """How a ratio measured in several pairs of worker processes is decided (perfgate.session measures another pair
-    while the rule can still fail it). Two identical H200 processes have differed by 3.4 % (sd) and up to 24 %,
+    while the rule can still fail it). Two identical H200 processes have differed by 3.4 % (sd) and up to 50 %,
     more than the 5 % tolerance leaves a 10 % regression, so one pair can neither fail a ratio nor, alone, clear a
     suspicion (docs/method.md, "A failing ratio is measured again in fresh processes")."""
 

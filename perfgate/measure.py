@@ -310,9 +310,10 @@ def over_pairs(intervals: Sequence[tuple[float, float]], value: float | None = N
     """The interval shown for a ratio measured in several pairs of worker processes: from the lowest lower bound to
     the second-lowest upper bound (one pair: its own interval; two: the span of both), widened to hold the pairs'
     combined `value`. All of it lies beyond a limit where two pairs' intervals and the value do, which is when a
-    ratio to the reference fails (gate.judge, gate.PairRule); an A/B ratio, decided by its pairs' values, may fail
-    with this interval straddling the limit, and its failure lists each pair's value (docs/method.md, "A failing
-    ratio is measured again")."""
+    ratio to the reference fails (gate.judge, gate.PairRule); an A/B ratio under --perf-ab-rule all-but-one, decided
+    by its pairs' values, may fail with this interval straddling the limit, and its failure lists each pair's value
+    (docs/method.md, "A failing ratio is measured again"). Under the fastest rule the whole span is shown instead
+    (DecodeMeasurement.ratio_over_processes)."""
     lo = min(low for low, _ in intervals)
     highs = sorted(high for _, high in intervals)
     hi = highs[min(1, len(highs) - 1)]

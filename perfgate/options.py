@@ -307,8 +307,8 @@ OPTIONS: tuple[Opt, ...] = (
         "(--perf-ab-rule fastest, 2 at least); under --perf-ab-rule all-but-one, when its value is beyond the limit "
         "in the first pair, it is measured again until that holds in all but one of this many (two of two at 2; "
         "fewer than 5 make this laxer: docs/method.md), cannot any more, or a pair passes clearly. Two processes "
-        "running identical code have differed by up to 50 % on the H200. 1 judges the first pair alone. Default: 3; "
-        "5 under --perf-ab-rule all-but-one",
+        "running identical code have differed by up to 50 % on the H200. 1 judges the first pair alone (without a "
+        "base, or under all-but-one). Default: 3; 5 under --perf-ab-rule all-but-one",
     ),
     Opt(
         "min-process-pairs",

@@ -672,7 +672,7 @@ class PerfSession:
 
     def pair_rule(self) -> gate.PairRule:
         """How this run decides a ratio measured in several pairs of processes (gate.pair_rule)."""
-        fastest = (self.opts.get("ab_rule") or gate.AB_RULE) == "fastest"
+        fastest = self.opts["ab_rule"] == "fastest"  # (options.complete fills the default in)
         return gate.pair_rule(ab=self.base is not None, pairs=self.opts["process_pairs"], fastest=fastest)
 
     def _ratio_verdict(self, name: str, measured: measure.DecodeMeasurement) -> gate.Verdict | None:

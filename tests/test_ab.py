@@ -195,6 +195,7 @@ def test_an_a_a_run_on_another_venv_at_another_commit_passes_and_removes_its_wor
         "--perf-plots=false",  # as in the other child runs (tests/conftest.py, perf_args)
     ]
     cmd += [f"--perf-base={venv_python}", f"--perf-base-ref={repository['good']}", "--perf-max-rounds=8", LOOSE, *TINY]
+    cmd += ["--perf-process-pairs=2"]  # the default rule measures every pair: two, not three, to keep make test short
     proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"A/B: head against base {venv_python} at {repository['good']}" in proc.stdout

@@ -285,6 +285,9 @@ def test_the_judges_decide_a_ratio_over_pairs_of_processes_by_two_failed_pairs(t
         ab = dataclasses.replace(f, metric="decode_ratio_to_base")
         [ab_judged] = ab_judge.judge([ab])
         assert ab_judged.verdict.failed == fails
+    # the default of an A/B run: each side's fastest process over three pairs (--perf-ab-rule fastest)
+    default = judging.AbJudge({}, {}, {}, {}, lambda: [])
+    assert default.pair_rule == gate.AB_PAIRS and default.pair_rule.fastest and default.pair_rule.pairs == 3
     # --perf-ab-rule all-but-one at its 5 pairs: four of five; three failed pairs are not yet enough, four are
     five = gate.pair_rule(ab=True, pairs=gate.PROCESS_PAIRS["all-but-one"])
     all_but_one = judging.AbJudge({}, {}, {}, {}, lambda: [], pair_rule=five)
@@ -382,7 +385,7 @@ def test_a_decode_test_stopped_while_its_second_pair_of_processes_starts_keeps_t
 
     first, _ = run([20.0], [25.0])
     perf = object.__new__(PerfSession)  # only measure_decode's own logic: the measuring and restarting are stubbed
-    perf.opts = {"update_baselines": False, "process_pairs": 2, "min_process_pairs": 1}
+    perf.opts = {"update_baselines": False, "process_pairs": 2, "min_process_pairs": 1, "ab_rule": gate.AB_RULE}
     perf.base = None  # (the ratio to the reference)
     monkeypatch.setattr(perf, "_measure_decode_once", lambda loaded, workload, benchmark: first, raising=False)
     monkeypatch.setattr(perf, "_measure_again", lambda name, pairs: True, raising=False)
@@ -496,6 +499,13 @@ def test_a_measurement_under_the_fastest_rule_reports_each_side_s_fastest_proces
     assert ratio.params["fastest_processes_s"] == pytest.approx({"reference": 1 / 25.0, "variant": 1 / 24.0}, rel=0.05)
     mean = dataclasses.replace(second, earlier=(first,))  # the gate's rule: the geometric mean of the pairs' ratios
     assert mean.ratio_over_processes()[0] == pytest.approx(math.sqrt(0.8 * 1.0))
+    # the interval shown: the whole span of the pairs' own intervals (over_pairs would stop at the second-lowest upper
+    # bound, 1.0 here), since each side's fastest process has no interval of its own
+    three = [run([24.0], [30.0])[0], run([30.0], [25.0])[0], run([27.0], [27.0])[0]]  # 0.8, 1.2, 1.0
+    spanned = dataclasses.replace(three[-1], earlier=tuple(three[:-1]), fastest=True)
+    value, interval, each = spanned.ratio_over_processes()
+    assert value == pytest.approx(30.0 / 30.0) and interval == pytest.approx((0.8, 1.2))
+    assert measure.over_pairs([i for _, i in each], value) == pytest.approx((0.8, 1.0))
     assert (
         "fastest_processes_s"
         not in next(f for f in measure.decode_figures("hf-nf4", mean) if f.metric == "decode_ratio_to_ref").params
