@@ -444,17 +444,24 @@ def complete(opts: dict[str, Any], device: str) -> None:
         opts["process_pairs"] = max(default, least)
     elif fastest and opts["process_pairs"] < 2:
         raise ValueError(
-            "--perf-ab-rule fastest compares processes over pairs of them: --perf-process-pairs 2 at least"
+            f"{_said(opts, 'process_pairs')}: an A/B run's {_said(opts, 'ab_rule')} compares each side's fastest "
+            "process over pairs of processes, 2 at least (or --perf-ab-rule all-but-one)"
         )
     elif opts["process_pairs"] < least:
         raise ValueError(
-            f"--perf-min-process-pairs {least} is more than --perf-process-pairs {opts['process_pairs']}: a ratio "
-            "cannot be measured in at least more pairs of processes than it may be measured in"
+            f"{_said(opts, 'min_process_pairs')} is more than {_said(opts, 'process_pairs')}: a ratio cannot be "
+            "measured in at least more pairs of processes than it may be measured in"
         )
     opts["min_process_pairs"] = opts["process_pairs"] if fastest else least  # (fastest: every pair, always)
     if opts.get("baseline_rounds") is None:
         opts["baseline_rounds"] = opts["max_rounds"]
     opts["baseline_rounds"] = max(opts["baseline_rounds"], opts["rounds"])
+
+
+def _said(opts: dict[str, Any], name: str) -> str:
+    """An option as given, for an error: "--perf-process-pairs (from PERF_PROCESS_PAIRS in .env) = 1"."""
+    flag = "--perf-" + name.replace("_", "-")
+    return f"{flag} (from {opts.get('origins', {}).get(name, 'default')}) = {opts[name]}"
 
 
 def help_text(opt: Opt) -> str:

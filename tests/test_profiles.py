@@ -167,8 +167,14 @@ def test_the_least_pairs_of_processes_raise_the_most_unless_it_was_set_lower():
     assert completed() == (3, 1)
     assert completed(min_process_pairs=4) == (4, 4)  # the reference's default of 3 raised to the least
     assert completed(min_process_pairs=3, base_env={"X": "1"}, ab_rule="all-but-one") == (5, 3)
-    with pytest.raises(ValueError, match="--perf-min-process-pairs 3 is more than --perf-process-pairs 2"):
+    with pytest.raises(ValueError, match=r"--perf-min-process-pairs \(from default\) = 3 is more than "):
         completed(min_process_pairs=3, process_pairs=2)
+    origins = {"min_process_pairs": "PERF_MIN_PROCESS_PAIRS in .env", "process_pairs": "--perf-process-pairs"}
+    said = (
+        r"\(from PERF_MIN_PROCESS_PAIRS in \.env\) = 3 is more than --perf-process-pairs \(from --perf-process-pairs\)"
+    )
+    with pytest.raises(ValueError, match=said):  # each named with where it came from
+        completed(min_process_pairs=3, process_pairs=2, origins=origins)
 
 
 def test_the_fastest_rule_measures_every_ratio_in_all_its_pairs_of_eight_rounds_and_only_in_an_ab_run():
@@ -184,8 +190,12 @@ def test_the_fastest_rule_measures_every_ratio_in_all_its_pairs_of_eight_rounds_
     assert completed(**ab, min_process_pairs=4)[:2] == (4, 4)
     assert completed(**ab, ab_rule="all-but-one") == (5, 1, 3, 12)
     assert completed(ab_rule="fastest") == (3, 1, 3, 12)  # no base: no ratio to it, the option idle (as in .env)
-    with pytest.raises(ValueError, match="--perf-process-pairs 2 at least"):
-        completed(**ab, process_pairs=1)
+    origins = {"process_pairs": "PERF_PROCESS_PAIRS in .env", "ab_rule": "default"}
+    said = (
+        r"--perf-process-pairs \(from PERF_PROCESS_PAIRS in \.env\) = 1: an A/B run's --perf-ab-rule \(from default\) "
+    )
+    with pytest.raises(ValueError, match=said + r"= fastest .*2 at least \(or --perf-ab-rule all-but-one\)"):
+        completed(**ab, process_pairs=1, origins=origins)
 
 
 def test_a_baseline_run_measures_its_own_rounds(monkeypatch):
