@@ -137,7 +137,8 @@ def pair_rule(ab: bool, pairs: int, fastest: bool = False) -> PairRule:
     least MIN_INTERVAL_SAMPLES_TO_FAIL pairs of rounds each, its value the base's fastest process over the head's
     fastest, failing when beyond the limit. A process's offset only ever makes it slower (two H200 processes running
     the same code have differed by up to 50 %), so each side's fastest process is steadier than any one pair: on the
-    H200 it failed each run of a 10 % whole-stack canary and no A/A run, at the cost of every pair for every variant.
+    H200 it has failed every run of a 10 % whole-stack canary so far and no A/A run, at the cost of every pair for
+    every variant.
     Else (--perf-ab-rule all-but-one) all but one of up to `pairs` (5 by default) with their values beyond it, more
     pairs measured only while the first one's is: cheaper (1.2 pairs an unchanged ratio on average), but a first pair
     that drew a slow base process ends the test, and it let through 4 of 9 such canary runs. Fewer pairs make it
