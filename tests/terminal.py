@@ -1,6 +1,14 @@
-"""What the tests read from a child pytest run's terminal output."""
+"""What the tests read from a child pytest run: its terminal output, and the run file it wrote."""
+
+import json
+from pathlib import Path
 
 import pytest
+
+
+def last_run(results: Path) -> dict:
+    """The newest run file under a results folder (--perf-results-dir), parsed."""
+    return json.loads(sorted((results / "runs").glob("*.json"))[-1].read_text())
 
 
 def perfgate_lines(result: pytest.RunResult) -> list[str]:

@@ -5,7 +5,6 @@ leaves no worktree behind; the whole-stack canary (the head's steps slowed) fail
     PYTHONPATH=$PWD python -m pytest tests/test_ab.py -q
 """
 
-import json
 import os
 import re
 import shutil
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from perfgate import ab, paths, table
+from tests.terminal import last_run
 
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main"]
 # The tiny model's decode steps on this shared 2-core CPU are a few ms and other people's work moves them: the
@@ -201,7 +201,7 @@ def test_an_a_a_run_on_another_venv_at_another_commit_passes_and_removes_its_wor
     assert f"A/B: head against base {venv_python} at {repository['good']}" in proc.stdout
     assert "head against base (A/B)" in proc.stdout
 
-    run = json.loads(next((results / "runs").glob("*.json")).read_text())
+    run = last_run(results)
     section = run["ab"]
     assert section["base"]["python"] == str(venv_python) and section["base"]["commit"] == repository["good"]
     assert section["sides"]["base"]["commit"] == repository["good"]  # each worker says what it runs
@@ -223,12 +223,19 @@ def test_an_a_a_run_on_another_venv_at_another_commit_passes_and_removes_its_wor
     assert _git(root, "status", "--porcelain", "--untracked-files=no") == ""
 
 
+def failed_canary(run_perf, *options: str) -> tuple[pytest.RunResult, dict, dict]:
+    """An A/B run of the tiny model with the whole-stack canary at 100 % and these options, which must fail: its
+    output, its run file and its decode_ratio_to_base figure."""
+    result = run_perf("--perf-base-env=PERFGATE_SIDE=base", "--perf-canary-base-slowdown=100%", *options, *TINY)
+    assert result.ret == 1, result.stdout.str()
+    run = last_run(run_perf.results)
+    return result, run, next(r for r in run["results"] if r["metric"] == "decode_ratio_to_base")
+
+
 def test_the_whole_stack_canary_fails_the_head(run_perf):
     # the default rule (--perf-ab-rule fastest) in two pairs of processes, not its three, to keep make test short:
     # both measured whatever the first says, each side's fastest process deciding
-    canary = ("--perf-base-env=PERFGATE_SIDE=base", "--perf-canary-base-slowdown=100%")
-    result = run_perf(*canary, "--perf-process-pairs=2", *TINY)
-    assert result.ret == 1, result.stdout.str()
+    result, run, ratio = failed_canary(run_perf, "--perf-process-pairs=2")
     rule = "the ratio of each side's fastest process over 2 pairs of worker processes beyond the limit"
     result.stdout.fnmatch_lines(
         [
@@ -240,8 +247,6 @@ def test_the_whole_stack_canary_fails_the_head(run_perf):
             "*whole-stack canary: the head's decode steps slowed by 100 %*",
         ]
     )
-    run = json.loads(next((run_perf.results / "runs").glob("*.json")).read_text())
-    ratio = next(r for r in run["results"] if r["metric"] == "decode_ratio_to_base")
     assert ratio["verdict"]["status"] == "fail" and ratio["params"]["canary_step_delay_s"] > 0
     assert ratio["verdict"]["pair_rule"] == rule  # the rule it was decided by, for whoever reads the file later
     pairs = ratio["params"]["process_pairs"]
@@ -263,9 +268,7 @@ def test_the_whole_stack_canary_fails_the_head(run_perf):
 def test_the_whole_stack_canary_fails_the_head_under_the_all_but_one_rule_too(run_perf):
     # three pairs of processes at most, not the five of the rule's default, to keep make test short: the rule over
     # pairs (all but one with its value beyond the limit) is the same, tests/test_measure.py covers its default
-    canary = ("--perf-base-env=PERFGATE_SIDE=base", "--perf-canary-base-slowdown=100%", "--perf-process-pairs=3")
-    result = run_perf(*canary, "--perf-ab-rule=all-but-one", *TINY)
-    assert result.ret == 1, result.stdout.str()
+    result, run, ratio = failed_canary(run_perf, "--perf-process-pairs=3", "--perf-ab-rule=all-but-one")
     rule = "2 of up to 3 pairs of worker processes with its value beyond the limit"
     result.stdout.fnmatch_lines(
         [
@@ -274,8 +277,6 @@ def test_the_whole_stack_canary_fails_the_head_under_the_all_but_one_rule_too(ru
             f"measured in 2 pairs of worker processes, restarted while undecided: *; it fails at {rule}",
         ]
     )
-    run = json.loads(next((run_perf.results / "runs").glob("*.json")).read_text())
-    ratio = next(r for r in run["results"] if r["metric"] == "decode_ratio_to_base")
     assert ratio["verdict"]["status"] == "fail" and ratio["verdict"]["pair_rule"] == rule
     assert run["options"]["ab_rule"] == "all-but-one" and "fastest_processes_s" not in ratio["params"]
 
@@ -388,7 +389,7 @@ def test_a_base_that_crashes_in_the_agent_replay_fails_the_head_s_test_saying_wh
     result.stdout.fnmatch_lines(
         ["*hf-fp32: the base side failed, so nothing here is judged against it; the head side's figures are kept*"]
     )
-    run = json.loads(next((run_perf.results / "runs").glob("*.json")).read_text())
+    run = last_run(run_perf.results)
     figures = {r["metric"]: r for r in run["results"] if r["test"] == "agent"}
     assert figures["agent_query_p50_s"]["value"] > 0  # the head's replay, whole
     assert figures[ab.AGENT_RATIO]["value"] is None
@@ -401,7 +402,7 @@ def test_the_two_sides_load_at_the_same_time(run_perf, monkeypatch):
     monkeypatch.setenv("PERFGATE_FAULTS", "hf-fp32@load=sleep:4")
     result = run_perf("--perf-base-env=PERFGATE_SIDE=base", "--perf-variants=hf-fp32", "-k", "test_load")
     assert result.ret == 0, result.stdout.str()
-    run = json.loads(next((run_perf.results / "runs").glob("*.json")).read_text())
+    run = last_run(run_perf.results)
     loads = [r["value"] for r in (*run["results"], *run["ab"]["base_results"]) if r["metric"] == "load_s"]
     assert len(loads) == 2
     assert run["time_split"]["parts_s"]["load"] < 2 * 4 + sum(loads), (run["time_split"], loads)
@@ -419,7 +420,7 @@ def test_a_side_out_of_memory_beside_the_other_is_loaded_again_alone(run_perf):
             "*hf-fp32 (base side): out of memory while loading*",
         ]
     )
-    run = json.loads(next((run_perf.results / "runs").glob("*.json")).read_text())
+    run = last_run(run_perf.results)
     assert [r["value"] > 0 for r in run["results"] if r["metric"] == "load_s"] == [True]  # the head's, kept
 
 

@@ -2,18 +2,14 @@
 baseline (the reference passes, a slowed canary fails), options and skips. A baseline of other traces is not compared:
 tests/test_runfile.py, on the figures such a run records."""
 
-import json
 import statistics
 
 import pytest
 
 from perfgate import gate
+from tests.terminal import last_run
 
 AGENT = ("--perf-agent=replay", "--perf-agent-queries=3", "--benchmark-disable", "-k", "test_agent")
-
-
-def last_run(run_perf) -> dict:
-    return json.loads(sorted((run_perf.results / "runs").glob("*.json"))[-1].read_text())
 
 
 def test_replay_records_per_query_figures_of_the_queries_test_set_size_picks(run_perf, monkeypatch):
@@ -23,7 +19,7 @@ def test_replay_records_per_query_figures_of_the_queries_test_set_size_picks(run
     result.stdout.fnmatch_lines(
         ["perfgate: *no baseline*; no baseline for cpu / synthetic:qwen3-micro: run `make baseline`*"]
     )
-    run = last_run(run_perf)
+    run = last_run(run_perf.results)
     assert run["options"]["agent_queries"] == 2
     figures = {r["metric"]: r for r in run["results"] if r["test"] == "agent"}
     p50 = figures["agent_query_p50_s"]
@@ -73,7 +69,7 @@ def test_the_gate_passes_the_reference_and_fails_a_slowed_canary(run_perf, tiny_
     # and most of its turns are slowed as much. Those turns are held to the reference's of the same run: the baseline
     # run may meet the other pytest worker busy and the gate run idle, and a baseline a tenth slow leaves too few of
     # the canary's turns 1.25 times its own.
-    results = last_run(run_perf)["results"]
+    results = last_run(run_perf.results)["results"]
     p50s = {r["variant"]: r for r in results if r["metric"] == "agent_query_p50_s"}
     p50 = p50s["hf-fp16-slow"]
     verdict = p50["verdict"]

@@ -1,10 +1,11 @@
 """Faults injected into the workers (PERFGATE_FAULTS) and bad surroundings: each failure says what happened,
 the other variants are still measured, and nothing recorded is lost."""
 
-import json
 from types import SimpleNamespace
 
 import pytest
+
+from tests.terminal import last_run
 
 FAST = (
     "--perf-contexts=32",
@@ -16,10 +17,6 @@ FAST = (
     "-k",
     "not fidelity",
 )
-
-
-def last_run(results):
-    return json.loads(sorted((results / "runs").glob("*.json"))[-1].read_text())
 
 
 def figures_of(results, variant):

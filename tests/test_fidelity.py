@@ -6,12 +6,9 @@ import json
 import pytest
 
 from perfgate import fidelity
+from tests.terminal import last_run
 
 FAST = ("--perf-contexts=32", "--perf-new-tokens=4", "--benchmark-disable", "-k", "fidelity")
-
-
-def last_run(run_perf) -> dict:
-    return json.loads(sorted((run_perf.results / "runs").glob("*.json"))[-1].read_text())
 
 
 def test_committed_inputs_are_what_the_script_writes(tmp_path, monkeypatch):
@@ -67,7 +64,7 @@ def test_a_lower_precision_differs_a_little_and_nan_is_counted(fp32_model, micro
 def test_a_broken_variant_fails_the_fidelity_gate_and_the_others_pass(run_perf, monkeypatch):
     run_perf("--perf-update-baselines", "--perf-variants=hf-fp16,hf-nf4", *FAST).assert_outcomes(passed=2)
     # a synthetic model says why it has no perplexity (its weights are random), in the baseline run as in any
-    ppl = next(r for r in last_run(run_perf)["results"] if r["metric"] == "perplexity")
+    ppl = next(r for r in last_run(run_perf.results)["results"] if r["metric"] == "perplexity")
     assert ppl["value"] is None and "random weights" in ppl["unavailable"]
 
     # hf-bf16, which has no baseline entry, with NaN logits
@@ -89,7 +86,7 @@ def test_a_broken_variant_fails_the_fidelity_gate_and_the_others_pass(run_perf, 
             "  baseline: hf-bf16/fidelity/nonfinite_logits in * (no logit may be NaN or infinite)*",
         ]
     )
-    verdicts = {(r["variant"], r["metric"]): r["verdict"]["status"] for r in last_run(run_perf)["results"]
+    verdicts = {(r["variant"], r["metric"]): r["verdict"]["status"] for r in last_run(run_perf.results)["results"]
                 if "verdict" in r}  # fmt: skip
     assert verdicts[("hf-bf16", "kl_nats")] == "no baseline" and verdicts[("hf-bf16", "nonfinite_logits")] == "fail"
 
@@ -107,7 +104,7 @@ def test_a_real_model_gets_perplexity_and_greedy_agreement(run_perf, micro_check
     folder = f"--perf-model={micro_checkpoint}"
     result = run_perf(folder, "--perf-variants=hf-fp32,hf-bf16", "--perf-agent-queries=2", "-k", "fidelity")
     result.assert_outcomes(passed=2)
-    run = last_run(run_perf)
+    run = last_run(run_perf.results)
     fig = {(r["variant"], r["metric"]): r for r in run["results"]}
     assert fig[("hf-fp32", "greedy_agreement_pct")]["value"] == 100.0  # the reference against itself
     assert fig[("hf-fp32", "perplexity")]["params"]["tokens"] > 1000

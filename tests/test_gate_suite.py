@@ -8,6 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from tests.terminal import last_run
+
 # on one pytest-xdist worker (make test: --dist loadgroup), so that the module-scoped baseline is measured once
 pytestmark = pytest.mark.xdist_group("gate_suite")
 
@@ -103,7 +105,7 @@ def ratios(run_perf_shared, written):
     variants = "--perf-variants=hf-fp16,hf-fp16-slow,hf-nf4,hf-bf16"
     result = run_perf_shared(variants, "--perf-canary-slowdown=100%", loose, *FAST, *bounds, "-v",
                              "-k", "test_decode and (slow or nf4 or bf16)")  # fmt: skip
-    run = json.loads(sorted((run_perf_shared.results / "runs").glob("*.json"))[-1].read_text())
+    run = last_run(run_perf_shared.results)
     return SimpleNamespace(result=result, run=run)
 
 
@@ -233,7 +235,7 @@ def test_strict_fails_a_figure_without_a_baseline_and_still_records_it(run_perf)
     strict = run_perf("--perf-variants=hf-fp32", *FAST, "--perf-strict", "--perf-reference=none")
     strict.assert_outcomes(failed=1, passed=1)  # load has no available gated figure on the CPU
     strict.stdout.fnmatch_lines(["hf-fp32 decode[[]ctx32] decode_tok_per_s = * tok/s: no baseline in *cpu.json*"])
-    run = json.loads(sorted((run_perf.results / "runs").glob("*.json"))[-1].read_text())
+    run = last_run(run_perf.results)
     assert run["errors"] == []  # failed by the gate (--perf-strict), its figures recorded: not an error
 
 

@@ -3,13 +3,13 @@ values are applied, printed at the start and recorded, an option given elsewhere
 error listing the profiles; every run file says where its time went, and a sleep injected into the loads shows up in
 the load part. Run: pytest tests/test_profiles.py (one tiny run on the CPU, about half a minute)."""
 
-import json
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from perfgate import gate, measure, options, profiles, variants
+from tests.terminal import last_run
 
 
 class Config:
@@ -90,10 +90,6 @@ TINY = (
 )
 
 
-def run_file(results: Path) -> dict:
-    return json.loads(sorted((results / "runs").glob("*.json"))[-1].read_text())
-
-
 def test_a_profiled_run_prints_and_records_its_profile_and_where_its_time_went(run_perf, monkeypatch):
     """One tiny run under the pr profile with the time split checked, a sleep injected into one variant's load: the
     load part holds it."""
@@ -106,7 +102,7 @@ def test_a_profiled_run_prints_and_records_its_profile_and_where_its_time_went(r
     wins = "variants=default (--perf-variants wins: hf-fp32,hf-bf16), contexts=1024 (--perf-contexts wins: 16)"
     rounds = "rounds=5 (--perf-rounds wins: 2), max-rounds=5"
     result.stdout.fnmatch_lines([f"perfgate profile pr (*): {wins}, *agent-queries=3, {rounds}*"])
-    run = run_file(run_perf.results)
+    run = last_run(run_perf.results)
     assert run["profile"] == {"name": "pr", "values": profiles.PROFILES["pr"].values}
     assert run["options"]["agent_queries"] == 3 and run["options"]["origins"]["agent_queries"] == "--perf-profile pr"
     assert run["options"]["contexts"] == [16] and run["options"]["new_tokens"] == 4

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from perfgate import models, paths
-from tests.terminal import perfgate_lines
+from tests.terminal import last_run, perfgate_lines
 
 
 def one_error_line(result: pytest.RunResult) -> str:
@@ -100,7 +100,7 @@ def test_a_baseline_file_of_another_gpu_and_model_is_named_and_not_used(run_perf
     )
     assert said in shown
     assert shown[-1].endswith(f"run `make baseline` and commit {shown_as}")
-    run = json.loads(sorted((run_perf.results / "runs").glob("*.json"))[-1].read_text())
+    run = last_run(run_perf.results)
     assert run["baseline_check"]["problem"] == said.removeprefix("baseline: ")
     report = sorted((run_perf.results / "reports").glob("*.md"))[-1].read_text()
     assert f"- **{said}**" in report
