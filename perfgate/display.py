@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from perfgate import ab, gate, parallel, phases, table
+from perfgate import ab, gate, parallel, phases, progress, table
 from perfgate.figures import Figure
 from perfgate.judging import Judged
 
@@ -112,6 +112,10 @@ def show_files(perf, reporter) -> None:
         reporter.write_line(perf.report_note, yellow=True)
     if perf.runfile.time_split:
         reporter.write_line(phases.summary_line(perf.runfile.time_split))
+        by_variant = progress.seconds_by_variant(perf.runfile.time_split.get("tests_s") or {})
+        if by_variant:
+            each = ", ".join(f"{v} {s:.0f} s" for v, s in by_variant.items())
+            reporter.write_line(f"time by variant (its tests, loads included): {each}")
 
 
 def baseline_written(perf) -> str | None:

@@ -3,8 +3,9 @@ the work happens. Every second from the session's start is charged to exactly on
 (a load inside a decode test's restart counts as load, not twice), or `other` while none is. So the parts sum to
 the total by construction, and `other` says how much the tracked phases leave unexplained.
 
-The run file keeps the split as `time_split` (seconds); the terminal summary names the total and the three largest
-parts. Under pytest-xdist each pytest worker keeps its own (perfgate.parallel.merge sums them)."""
+The run file keeps the split as `time_split` (seconds), beside it each test's seconds (`tests_s`, from
+perfgate.progress); the terminal summary names the total and the three largest parts. Under pytest-xdist each
+pytest worker keeps its own (perfgate.parallel.merge sums them)."""
 
 from __future__ import annotations
 
@@ -113,6 +114,8 @@ def merge(splits: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return {
         "total_s": round(sum(s["total_s"] for s in splits.values()), 3),
         "parts_s": {k: round(v, 3) for k, v in parts.items()},
+        # each test ran on one worker
+        "tests_s": {t: v for _, split in sorted(splits.items()) for t, v in split.get("tests_s", {}).items()},
         "workers": dict(sorted(splits.items())),
     }
 

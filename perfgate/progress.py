@@ -29,6 +29,10 @@ class Progress:
         self.finished: set[str] = set()  # done: measured, failed or skipped (a teardown left is of no account)
         self.cut: list[str] = []  # tests not started because --perf-session-budget was spent
         self.interrupted: dict[str, Any] | None = None  # Ctrl-C or SIGTERM: why, during which tests, what did not run
+        # seconds from a test's start to its measurement's end (its setup, which loads the variant's worker for its
+        # first test, and its call; a teardown's unload not counted), per test that ran: what each variant costs
+        self.seconds: dict[str, float] = {}
+        self._began: dict[str, float] = {}
 
     def budget_spent(self, test: str) -> str | None:
         """Why this test may not start (the session's time budget is spent), or None; a cut test is remembered."""
@@ -40,11 +44,15 @@ class Progress:
 
     def started(self, test: str) -> None:
         self.running.append(test)
+        self._began[test] = time.monotonic()
 
     def done(self, test: str) -> None:
         self.finished.add(test)
         if test in self.running:
             self.running.remove(test)
+        began = self._began.pop(test, None)
+        if began is not None and test not in self.cut:
+            self.seconds[test] = round(time.monotonic() - began, 3)
 
     def interrupt(self, reason: str) -> dict[str, Any]:
         """The run was interrupted (Ctrl-C, SIGTERM): why, the tests it stopped, and those never started."""
@@ -145,6 +153,22 @@ def failure_text(report: pytest.TestReport) -> str:
     if len(lines) > 20:
         lines = [*lines[:5], f"… ({len(lines) - 20} lines left out)", *lines[-15:]]
     return "\n".join(lines)[:4000]
+
+
+def variant_of(test: str) -> str | None:
+    """'test_decode[hf-bf16-static-ctx1024]' -> 'hf-bf16-static' (the longest registered name it starts with)."""
+    found = re.search(r"\[([^\[\]]*)\]", test)
+    names = [n for n in variants.REGISTRY if found and (found.group(1) == n or found.group(1).startswith(f"{n}-"))]
+    return max(names, key=len, default=None)
+
+
+def seconds_by_variant(tests_s: dict[str, float]) -> dict[str, float]:
+    """Each variant's tests' seconds summed (Progress.seconds, as the run file keeps them), in the order they ran."""
+    out: dict[str, float] = {}
+    for test, s in tests_s.items():
+        v = variant_of(test) or test
+        out[v] = out.get(v, 0.0) + s
+    return out
 
 
 def name_of(nodeid: str) -> str:

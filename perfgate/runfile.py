@@ -52,8 +52,9 @@ def document(perf) -> dict[str, Any]:
         "interrupted": perf.progress.interrupted,
         "errors": list(perf.errors),
         "profile": profiles.record(perf.opts.get("profile")),
-        # seconds per part of the run (perfgate.phases), from the session's start to this write
-        "time_split": perf.clock.split(),
+        # seconds per part of the run (perfgate.phases), from the session's start to this write, and per test
+        # (perfgate.progress): a variant's cost, which the parts, summed over variants, cannot say
+        "time_split": {**perf.clock.split(), "tests_s": dict(perf.progress.seconds)},
         **({"parallel": worker} if worker else {}),
     }
 

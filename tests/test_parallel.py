@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from perfgate import parallel, runfile
+from perfgate import parallel, progress, runfile
 
 # the tests that share a module-scoped child run: on one pytest-xdist worker (make test: --dist loadgroup), so that
 # the run is made once
@@ -85,6 +85,12 @@ def test_two_workers_measure_each_variant_once_and_merge_into_one_run(spread_upd
     assert split["total_s"] == pytest.approx(sum(w["total_s"] for w in split["workers"].values()), abs=0.01)
     assert sum(split["parts_s"].values()) == pytest.approx(split["total_s"], rel=0.05)
     result.stdout.fnmatch_lines(["time: * s summed over 2 workers (* s of wall time), most in *"])
+    # each test's seconds from the worker that ran it, the variants' with them
+    assert {progress.variant_of(t) for t in split["tests_s"]} == {"hf-bf16", "hf-fp32"}
+    assert all(
+        split["tests_s"][t] <= split["workers"][w]["total_s"] for w in workers for t in split["workers"][w]["tests_s"]
+    )
+    result.stdout.fnmatch_lines(["time by variant (its tests, loads included): *hf-*, hf-* s"])
 
 
 CORRUPT_PART = """

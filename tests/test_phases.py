@@ -3,7 +3,7 @@ workers' splits summed, and the terminal's line. On a fake clock, so the numbers
 
 import pytest
 
-from perfgate import phases
+from perfgate import phases, progress
 
 
 class FakeTime:
@@ -63,12 +63,13 @@ def test_track_without_a_session_keeps_nothing(monkeypatch):
 
 
 def test_workers_splits_are_kept_and_summed_per_part():
-    def split(load: float, timed: float) -> dict:
+    def split(load: float, timed: float, variant: str) -> dict:
         parts = dict.fromkeys(phases.PARTS, 0.0) | {"load": load, "timed": timed}
-        return {"total_s": load + timed, "parts_s": parts}
+        return {"total_s": load + timed, "parts_s": parts, "tests_s": {f"test_load[{variant}]": load}}
 
-    merged = phases.merge({"gw1": split(10, 30), "gw0": split(20, 5)})
+    merged = phases.merge({"gw1": split(10, 30, "hf-fp16"), "gw0": split(20, 5, "hf-bf16")})
     assert merged["total_s"] == 65
+    assert merged["tests_s"] == {"test_load[hf-bf16]": 20, "test_load[hf-fp16]": 10}  # each test on one worker
     assert (merged["parts_s"]["load"], merged["parts_s"]["timed"]) == (30, 35)
     assert list(merged["workers"]) == ["gw0", "gw1"] and merged["workers"]["gw1"]["total_s"] == 40
     merged["wall_s"] = 42.0
@@ -82,3 +83,27 @@ def test_the_summary_line_names_the_total_and_the_three_largest_parts():
     parts = dict.fromkeys(phases.PARTS, 0.0) | {"load": 40.0, "timed": 120.0, "warmup": 20.0, "other": 2.0}
     line = phases.summary_line({"total_s": 182.0, "parts_s": parts})
     assert line == "time: 182 s, most in timed 120 s (66 %), load 40 s (22 %), warmup 20 s (11 %)"
+
+
+def test_a_tests_seconds_are_summed_per_variant_by_its_longest_registered_name():
+    tests_s = {
+        "test_load[hf-bf16]": 30.0,
+        "test_decode[hf-bf16-static-ctx1024]": 100.0,  # hf-bf16-static's, not hf-bf16's
+        "test_decode[hf-bf16-ctx1024]": 150.5,
+        "test_agent[hf-bf16-static]": 20.0,
+    }
+    assert progress.seconds_by_variant(tests_s) == {"hf-bf16": 180.5, "hf-bf16-static": 120.0}
+    assert progress.variant_of("test_decode[hf-bf16-static-ctx1024]") == "hf-bf16-static"
+    assert progress.variant_of("test_something_else") is None
+
+
+def test_a_test_cut_by_the_session_budget_has_no_seconds(monkeypatch):
+    now = iter([0.0, 1.0, 4.5, 5.0, 5.0, 5.5])  # start, test 1 began, done; test 2 began, cut, done
+    monkeypatch.setattr(progress.time, "monotonic", lambda: next(now))
+    p = progress.Progress(budget_s=4.0)
+    p.started("test_load[hf-bf16]")
+    p.done("test_load[hf-bf16]")
+    p.started("test_decode[hf-bf16-ctx16]")
+    assert p.budget_spent("test_decode[hf-bf16-ctx16]")
+    p.done("test_decode[hf-bf16-ctx16]")
+    assert p.seconds == {"test_load[hf-bf16]": 3.5}

@@ -113,8 +113,20 @@ def test_a_profiled_run_prints_and_records_its_profile_and_where_its_time_went(r
     result.stdout.fnmatch_lines([f"time: {split['total_s']:.0f} s, most in *"])
     # the sleep comes before the load's own timer (worker.op_load), so the load part holds both, one after the
     # other; compared with an unslowed run's part instead, a load varied by 10 s between runs on two busy cores
-    load_s = [r["value"] for r in run["results"] if r["metric"] == "load_s"]
-    assert len(load_s) == 2 and parts["load"] >= sleep_s + sum(load_s), (parts, load_s)
+    load_s = {r["variant"]: r["value"] for r in run["results"] if r["metric"] == "load_s"}
+    assert len(load_s) == 2 and parts["load"] >= sleep_s + sum(load_s.values()), (parts, load_s)
+    # each test's seconds: the slowed load is hf-bf16's first test's (its setup starts the worker), and the tests,
+    # one after another, fit in the run
+    tests_s = split["tests_s"]
+    assert sorted(tests_s) == sorted(
+        f"test_{t}[{v}{w}]" for v in load_s for t, w in (("load", ""), ("decode", "-ctx16"))
+    )
+    assert tests_s["test_load[hf-bf16]"] >= sleep_s + load_s["hf-bf16"] > tests_s["test_load[hf-fp32]"] - 5
+    assert sum(tests_s.values()) <= split["total_s"]
+    by_variant = {v: tests_s[f"test_load[{v}]"] + tests_s[f"test_decode[{v}-ctx16]"] for v in load_s}
+    result.stdout.fnmatch_lines(
+        ["time by variant (its tests, loads included): " + ", ".join(f"{v} {s:.0f} s" for v, s in by_variant.items())]
+    )
 
 
 def test_a_baseline_is_measured_to_its_own_rounds_the_max_rounds_unless_set():
