@@ -34,7 +34,9 @@ common=(perf_tests -p no:cacheprovider --perf-results-dir "$results" --perf-mode
         --perf-contexts 1024 --perf-new-tokens 32 ${ROUNDS:---perf-max-rounds 10 --perf-test-budget 150}
         --perf-agent-queries 3 -rs "${extra[@]}")
 # No test starts later than H200_MARGIN s before the deadline (the longest test: hf-int8's agent test, for which 100 s
-# was once too little), so a run ends by itself, its run file, report and baseline written; `timeout`
+# was once too little; in an A/B run a decode test, three pairs of processes under the default rule, unsloth-4bit's
+# over 150 s: size it from the run file's time_split.tests_s), so a run ends by itself, its run file, report and
+# baseline written; `timeout`
 # (SIGTERM, which ends a run like Ctrl-C, the run file saying so) is the last word.
 pytest_until_deadline() {
   local left=$(( deadline - $(date +%s) ))

@@ -10,7 +10,7 @@ fastest tenth of a process's rounds because a process's slow spells only ever ma
 is one-sided too (a process is at its side's fast state or slower for its whole life, never faster), the fastest of a
 side's processes estimates the side's fast state, and the ratio of the two sides' fastest processes is steadier than any
 one pair's. This script reads every real test with two or more pairs of processes (pair_rules_real's readers: the
-note's pools, the A/B runs of the fifth to fourteenth starts) and compares, per test, the pairs' own values with:
+note's pools, the A/B runs of the fifth to fifteenth starts) and compares, per test, the pairs' own values with:
 
 - best of two: the fastest base process of the first two pairs over the fastest head process of those pairs;
 - best of three: the same over the first three pairs, for the tests of three or more;
@@ -24,7 +24,7 @@ more pairs whatever the first said (`--perf-min-process-pairs 3`): tests not cho
 pair cannot say what a second would have given; the two canary runs that passed on their only pair (0.985 and 0.957)
 are among them. On the fourteenth start five canary and three A/A runs were measured under `--perf-ab-rule fastest`
 (three pairs of 8 pairs of rounds each, whatever the first said): their "best of three" is the value the gate decided
-by.
+by, as it is for the fifteenth start's A/A runs (every variant's decode test under that rule).
 """
 
 from __future__ import annotations
