@@ -78,6 +78,12 @@ class Clock:
         with self._lock:
             self._charge(name)
 
+    def seconds_in(self, part: str) -> float:
+        """The seconds charged to `part` so far, its phase running now included."""
+        with self._lock:
+            self._charge()
+            return self.parts_s[part]
+
     def split(self) -> dict[str, Any]:
         """{"total_s": seconds since the start, "parts_s": {part: seconds}}: the run file's `time_split`."""
         with self._lock:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -20,19 +21,23 @@ from perfgate import project, variants
 class Progress:
     """The run's perf tests by the names pytest gives its items ('test_decode[hf-fp16-ctx128]')."""
 
-    def __init__(self, budget_s: float | None = None) -> None:
-        """budget_s: --perf-session-budget, counted from now; None: no budget."""
+    def __init__(self, budget_s: float | None = None, not_counted: Callable[[], float] | None = None) -> None:
+        """budget_s: --perf-session-budget, counted from now; None: no budget. not_counted: seconds so far of work
+        that no test's seconds hold (the unloads: a variant's first test stops the workers of the variant before,
+        whose cost is not the new variant's)."""
         self.budget_s = budget_s
+        self._not_counted = not_counted or (lambda: 0.0)
         self.started_at = time.monotonic()
         self.planned: list[str] = []  # the tests this run was to run (after -k and deselection), in order
         self.running: list[str] = []  # the tests started and not done (more than one under pytest-xdist)
         self.finished: set[str] = set()  # done: measured, failed or skipped (a teardown left is of no account)
         self.cut: list[str] = []  # tests not started because --perf-session-budget was spent
         self.interrupted: dict[str, Any] | None = None  # Ctrl-C or SIGTERM: why, during which tests, what did not run
-        # seconds from a test's start to its measurement's end (its setup, which loads the variant's worker for its
-        # first test, and its call; a teardown's unload not counted), per test that ran: what each variant costs
+        # seconds from a test's start to its measurement's end (its setup, which loads the variant's workers for its
+        # first test, and its call), less not_counted's, per test that ran or was stopped by a signal: what each
+        # variant costs
         self.seconds: dict[str, float] = {}
-        self._began: dict[str, float] = {}
+        self._began: dict[str, tuple[float, float]] = {}  # test: (its start, not_counted's seconds then)
 
     def budget_spent(self, test: str) -> str | None:
         """Why this test may not start (the session's time budget is spent), or None; a cut test is remembered."""
@@ -44,7 +49,7 @@ class Progress:
 
     def started(self, test: str) -> None:
         self.running.append(test)
-        self._began[test] = time.monotonic()
+        self._began[test] = (time.monotonic(), self._not_counted())
 
     def done(self, test: str) -> None:
         self.finished.add(test)
@@ -52,10 +57,18 @@ class Progress:
             self.running.remove(test)
         began = self._began.pop(test, None)
         if began is not None and test not in self.cut:
-            self.seconds[test] = round(time.monotonic() - began, 3)
+            self._keep_seconds(test, began)
+
+    def _keep_seconds(self, test: str, began: tuple[float, float]) -> None:
+        at, not_counted = began
+        self.seconds[test] = round(time.monotonic() - at - (self._not_counted() - not_counted), 3)
 
     def interrupt(self, reason: str) -> dict[str, Any]:
-        """The run was interrupted (Ctrl-C, SIGTERM): why, the tests it stopped, and those never started."""
+        """The run was interrupted (Ctrl-C, SIGTERM): why, the tests it stopped, and those never started. A test
+        stopped keeps its seconds until now: the run spent them."""
+        for test in self.running:
+            if test in self._began:
+                self._keep_seconds(test, self._began.pop(test))
         self.interrupted = {
             "reason": reason,
             "during": list(self.running),
@@ -93,7 +106,7 @@ class Recorder:
         except project.ProjectError:  # the workers say so
             return
         names = tuple(variants.REGISTRY)
-        perf_ids = [nodeid for nodeid in ids if names_a_variant(nodeid, names)]
+        perf_ids = [nodeid for nodeid in ids if variant_of(nodeid, names) is not None]
         if not perf_ids:
             return
         self.state.perf_ids |= set(perf_ids)
@@ -133,12 +146,6 @@ def perf_params(item: pytest.Item) -> dict[str, Any] | None:
     return params if params and "variant_name" in params else None
 
 
-def names_a_variant(nodeid: str, names: tuple[str, ...]) -> bool:
-    """'...::test_decode[hf-fp16-ctx128]' (or '[hf-fp16]@hf-fp16' under --dist loadgroup) names hf-fp16."""
-    found = re.search(r"\[([^\[\]]*)\]", nodeid.rsplit("::", 1)[-1])
-    return bool(found) and any(found.group(1) == n or found.group(1).startswith(f"{n}-") for n in names)
-
-
 def gate_failed(report: pytest.TestReport) -> bool:
     """The gate fixture recorded the test's figures (attaching them as JUnit properties) and failed its call with
     its verdicts' own messages: a failure of the gate, not an error (a teardown's error after it still is one)."""
@@ -155,15 +162,18 @@ def failure_text(report: pytest.TestReport) -> str:
     return "\n".join(lines)[:4000]
 
 
-def variant_of(test: str) -> str | None:
-    """'test_decode[hf-bf16-static-ctx1024]' -> 'hf-bf16-static' (the longest registered name it starts with)."""
-    found = re.search(r"\[([^\[\]]*)\]", test)
-    names = [n for n in variants.REGISTRY if found and (found.group(1) == n or found.group(1).startswith(f"{n}-"))]
-    return max(names, key=len, default=None)
+def variant_of(test: str, names: tuple[str, ...] | None = None) -> str | None:
+    """The variant a perf test's name or node id names, the longest of `names` (the registry's by default) its first
+    parameter is or starts with: 'test_decode[hf-bf16-static-ctx1024]' -> 'hf-bf16-static' (not 'hf-bf16'), and
+    '...::test_load[hf-fp16]@hf-fp16' (pytest-xdist --dist loadgroup) -> 'hf-fp16'; None for any other test."""
+    found = re.search(r"\[([^\[\]]*)\]", test.rsplit("::", 1)[-1])
+    param = found.group(1) if found else None
+    named = [n for n in names or variants.REGISTRY if param is not None and (param == n or param.startswith(f"{n}-"))]
+    return max(named, key=len, default=None)
 
 
 def seconds_by_variant(tests_s: dict[str, float]) -> dict[str, float]:
-    """Each variant's tests' seconds summed (Progress.seconds, as the run file keeps them), in the order they ran."""
+    """Each variant's tests' seconds summed (Progress.seconds, as the run file keeps them), in the run file's order."""
     out: dict[str, float] = {}
     for test, s in tests_s.items():
         v = variant_of(test) or test

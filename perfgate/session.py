@@ -117,7 +117,8 @@ class PerfSession:
             if opts["variants"] in (None, "", "default"):
                 self.variants = [v for v in self.variants if not (v.step_delay or v.device_delay)]
         self.started = datetime.now(timezone.utc)
-        self.progress = Progress(opts.get("session_budget"))  # the run's perf tests, started, done, cut, stopped
+        # the run's perf tests, started, done, cut, stopped; each one's seconds without the unloads
+        self.progress = Progress(opts.get("session_budget"), lambda: self.clock.seconds_in("unload"))
         self.errors: list[dict[str, str]] = []  # tests that ended in an error, or failed other than by the gate
         self.figures: list[Figure] = []
         self.judged: dict[tuple[str, str, str, str], Judged] = {}

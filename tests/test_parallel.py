@@ -87,6 +87,8 @@ def test_two_workers_measure_each_variant_once_and_merge_into_one_run(spread_upd
     result.stdout.fnmatch_lines(["time: * s summed over 2 workers (* s of wall time), most in *"])
     # each test's seconds from the worker that ran it, the variants' with them
     assert {progress.variant_of(t) for t in split["tests_s"]} == {"hf-bf16", "hf-fp32"}
+    for w, part in split["workers"].items():  # each worker's own tests, of the variants it measured
+        assert {progress.variant_of(t) for t in part["tests_s"]} == set(workers[w]["variants"]), (w, part)
     assert all(
         split["tests_s"][t] <= split["workers"][w]["total_s"] for w in workers for t in split["workers"][w]["tests_s"]
     )

@@ -173,6 +173,8 @@ def test_sigterm_ends_the_run_like_ctrl_c_and_keeps_what_was_measured(run_perf):
     stopped = run["interrupted"]
     assert stopped["reason"] == "signal SIGTERM"
     assert stopped["during"] + stopped["not_run"] == ["test_load[hf-nf4]"], stopped
+    # the seconds of the test that finished and of the one stopped (the run spent them), of none that never ran
+    assert set(run["time_split"]["tests_s"]) == {"test_load[hf-fp32]", *stopped["during"]}, run["time_split"]
     assert "interrupted (signal SIGTERM)" in output
     report = next((run_perf.results / "reports").glob("*_cpu.md")).read_text()
     assert "**interrupted (signal SIGTERM)" in report and "`test_load[hf-nf4]`" in report

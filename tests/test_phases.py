@@ -94,7 +94,9 @@ def test_a_tests_seconds_are_summed_per_variant_by_its_longest_registered_name()
     }
     assert progress.seconds_by_variant(tests_s) == {"hf-bf16": 180.5, "hf-bf16-static": 120.0}
     assert progress.variant_of("test_decode[hf-bf16-static-ctx1024]") == "hf-bf16-static"
+    assert progress.variant_of("perf_tests/test_load.py::test_load[hf-fp16]@hf-fp16") == "hf-fp16"
     assert progress.variant_of("test_something_else") is None
+    assert progress.variant_of("test_x[hf-bf16x]") is None  # a name that only begins like a variant's
 
 
 def test_a_test_cut_by_the_session_budget_has_no_seconds(monkeypatch):
@@ -107,3 +109,19 @@ def test_a_test_cut_by_the_session_budget_has_no_seconds(monkeypatch):
     assert p.budget_spent("test_decode[hf-bf16-ctx16]")
     p.done("test_decode[hf-bf16-ctx16]")
     assert p.seconds == {"test_load[hf-bf16]": 3.5}
+
+
+def test_a_tests_seconds_leave_out_the_unloads_and_a_stopped_test_keeps_its_seconds(monkeypatch):
+    """A variant's first test stops the workers of the variant before (the clock's unload part): not its cost. A
+    test stopped by a signal keeps the seconds it ran."""
+    clock = {"now": 0.0, "unload": 0.0}
+    monkeypatch.setattr(progress.time, "monotonic", lambda: clock["now"])
+    p = progress.Progress(not_counted=lambda: clock["unload"])
+    p.started("test_load[hf-bf16]")
+    clock["now"], clock["unload"] = 10.0, 4.0  # 4 s of it stopping hf-fp16's workers
+    p.done("test_load[hf-bf16]")
+    p.started("test_decode[hf-bf16-ctx16]")
+    clock["now"] = 17.0
+    p.interrupt("signal SIGTERM")
+    assert p.seconds == {"test_load[hf-bf16]": 6.0, "test_decode[hf-bf16-ctx16]": 7.0}
+    assert p.interrupted["during"] == ["test_decode[hf-bf16-ctx16]"]
