@@ -33,11 +33,10 @@ fi
 common=(perf_tests -p no:cacheprovider --perf-results-dir "$results" --perf-model synthetic:qwen3-14b --perf-variants "$variants"
         --perf-contexts 1024 --perf-new-tokens 32 ${ROUNDS:---perf-max-rounds 10 --perf-test-budget 150}
         --perf-agent-queries 3 -rs "${extra[@]}")
-# No test starts later than H200_MARGIN s before the deadline (the longest test: hf-int8's agent test, for which 100 s
-# was once too little; in an A/B run a decode test, three pairs of processes under the default rule, unsloth-4bit's
-# over 150 s: size it from the run file's time_split.tests_s), so a run ends by itself, its run file, report and
-# baseline written; `timeout`
-# (SIGTERM, which ends a run like Ctrl-C, the run file saying so) is the last word.
+# No test starts later than H200_MARGIN s before the deadline, so a run ends by itself, its run file, report and
+# baseline written; `timeout` (SIGTERM, which ends a run like Ctrl-C, the run file saying so) is the last word. Make
+# the margin the longest test's seconds (the run file's time_split.tests_s): hf-int8's agent test once took over 100 s,
+# and an A/B run's decode test, three pairs of processes under the default rule, over 150 s for unsloth-4bit.
 pytest_until_deadline() {
   local left=$(( deadline - $(date +%s) ))
   if (( left - ${H200_MARGIN:-150} < 30 )); then echo "h200_session: ${left} s left before the deadline: no run"; return; fi

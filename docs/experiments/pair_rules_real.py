@@ -236,8 +236,10 @@ def ab_runs(
                         why = f"the run was cut ({cut.get('reason')}) before its decode test"
                     elif test in (run.get("not_started") or []):
                         why = "its decode test listed as not started"
+                    elif any(e.get("test") == test for e in run.get("errors") or []) or v in ab.get("base_failed", {}):
+                        why = "its decode test ended in an error, or its base side failed"
                     else:
-                        why = "no ratio to the base: its decode test did not run (deselected)"
+                        why = "no ratio to the base: the run holds no result of its decode test"
                     skipped.append((f"{stamp} {v}", why))
             m = run.get("machine") or {}
             for x in found:
