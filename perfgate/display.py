@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from perfgate import ab, gate, parallel, phases, progress, table
+from perfgate import ab, gate, parallel, table
 from perfgate.figures import Figure
 from perfgate.judging import Judged
 
@@ -110,12 +110,8 @@ def show_files(perf, reporter) -> None:
         reporter.write_line(f"report: {perf.report_files[0]} ({len(perf.report_files) - 1} plots)")
     if perf.report_note:
         reporter.write_line(perf.report_note, yellow=True)
-    if perf.runfile.time_split:
-        reporter.write_line(phases.summary_line(perf.runfile.time_split))
-        by_variant = progress.seconds_by_variant(perf.runfile.time_split.get("tests_s") or {})
-        if by_variant:
-            each = ", ".join(f"{v} {s:.0f} s" for v, s in by_variant.items())
-            reporter.write_line(f"time by variant (its tests, loads included): {each}")
+    for line in table.time_lines({"time_split": perf.runfile.time_split, "variants": perf.load_info}):
+        reporter.write_line(line)
 
 
 def baseline_written(perf) -> str | None:

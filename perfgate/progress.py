@@ -172,13 +172,14 @@ def variant_of(test: str, names: tuple[str, ...] | None = None) -> str | None:
     return max(named, key=len, default=None)
 
 
-def seconds_by_variant(tests_s: dict[str, float]) -> dict[str, float]:
-    """Each variant's tests' seconds summed (Progress.seconds, as the run file keeps them), in the run file's order."""
+def seconds_by_variant(tests_s: dict[str, float], names: tuple[str, ...] | None = None) -> dict[str, float]:
+    """Each variant's tests' seconds summed (Progress.seconds, as the run file keeps them), the costliest first;
+    names: the variants' (variant_of's default, the registry's); a test of none of them stands on its own."""
     out: dict[str, float] = {}
     for test, s in tests_s.items():
-        v = variant_of(test) or test
+        v = variant_of(test, names) or test
         out[v] = out.get(v, 0.0) + s
-    return out
+    return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def name_of(nodeid: str) -> str:

@@ -50,6 +50,7 @@ def markdown(run: dict[str, Any], name: str) -> str:
         head.append(f"- **{table.interrupted(run['interrupted'], markdown=True)}**")
     for error in run.get("errors") or []:
         head.append(f"- **{table.error(error, markdown=True)}**")
+    head.extend(f"- {line}" for line in table.time_lines(run))
     parts = ["\n".join(head)]
     gated = table.gated_against_file(run)
     if any(r.get("verdict") and (r["verdict"]["status"] != "unavailable" or not check.get("problem")) for r in gated):

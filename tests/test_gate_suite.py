@@ -213,6 +213,10 @@ def test_the_canary_run_writes_its_report_plots_summary_and_junit_properties(can
     assert "| hf-fp16-slow | ctx32 | decode_ratio_to_ref |" in text and "| FAIL |" in text
     tok_s = next(r for r in canary.run["results"] if r["variant"] == "hf-fp16" and r["metric"] == "decode_tok_per_s")
     assert f"| hf-fp16 | ctx32 | decode_tok_per_s | {tok_s['value']:,.1f} tok/s |" in text  # the run's figures
+    split = canary.run["time_split"]  # where the time went, as the terminal says it, each variant's seconds with it
+    assert f"- time: {split['total_s']:.0f} s, most in " in text
+    by_variant = next(line for line in text.splitlines() if line.startswith("- time by variant (its tests, "))
+    assert {"hf-fp16", "hf-fp16-slow"} <= {each.split()[0] for each in by_variant.split(": ", 1)[1].split(", ")}
     summary = canary.summary.read_text()  # appended to what the earlier step wrote
     assert summary.startswith("## an earlier step\n") and summary.count("## perfgate:") == 1
 

@@ -92,7 +92,13 @@ def test_a_tests_seconds_are_summed_per_variant_by_its_longest_registered_name()
         "test_decode[hf-bf16-ctx1024]": 150.5,
         "test_agent[hf-bf16-static]": 20.0,
     }
-    assert progress.seconds_by_variant(tests_s) == {"hf-bf16": 180.5, "hf-bf16-static": 120.0}
+    by_variant = progress.seconds_by_variant(tests_s)
+    assert list(by_variant.items()) == [("hf-bf16", 180.5), ("hf-bf16-static", 120.0)]  # the costliest first
+    assert list(progress.seconds_by_variant({**tests_s, "test_agent[hf-bf16-static]": 90.0})) == [
+        "hf-bf16-static",
+        "hf-bf16",
+    ]
+    assert progress.seconds_by_variant({"test_load[ours]": 3.0}, ("ours",)) == {"ours": 3.0}  # a user's variant
     assert progress.variant_of("test_decode[hf-bf16-static-ctx1024]") == "hf-bf16-static"
     assert progress.variant_of("perf_tests/test_load.py::test_load[hf-fp16]@hf-fp16") == "hf-fp16"
     assert progress.variant_of("test_something_else") is None
