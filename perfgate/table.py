@@ -510,17 +510,18 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
-
-
 def time_lines(run: dict[str, Any]) -> list[str]:
     """Where a run's time went (its run file's time_split), for the terminal and the report: the total and its largest
     parts, and each variant's tests' seconds summed; none for a run file without a split."""
     split = run.get("time_split")
     if not split:
         return []
-    names = (*variants.REGISTRY, *(run.get("variants") or ()))  # a variant of the user's own, as the run loaded it
+    # a variant of the user's own, as the run loaded or measured it (a report is rendered without the project)
+    names = (*variants.REGISTRY, *(run.get("variants") or ()), *(r["variant"] for r in run.get("results") or ()))
     by_variant = progress.seconds_by_variant(split.get("tests_s") or {}, names)
     each = ", ".join(f"{v} {s:.0f} s" for v, s in by_variant.items())
     return [phases.summary_line(split), *([f"time by variant (its tests, loads included): {each}"] if each else [])]
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -135,3 +135,22 @@ def test_the_verdict_line_counts_each_status_and_says_the_next_step():
     written = table.verdict_line(fresh, written="results/baselines/cpu.json, 3 entries new or changed")
     assert written.startswith("perfgate: baseline written: results/baselines/cpu.json, 3 entries new or changed; ")
     assert "**FAILED**" in table.verdict_line(run, markdown=True)
+
+
+def test_time_lines_sum_each_variants_tests_costliest_first_a_users_variant_by_the_run_file_alone():
+    parts = {"load": 6.0, "timed": 4.0}
+    split = {"total_s": 10.0, "parts_s": parts, "tests_s": {"test_load[ours]": 5.0, "test_decode[hf-fp16-ctx16]": 4.0}}
+    # a report is rendered without the project: `ours` is known only from the run file's variants or results
+    loaded = table.time_lines({"time_split": split, "variants": {"ours": {}}})
+    measured = table.time_lines({"time_split": split, "results": [{"variant": "ours"}]})
+    assert (
+        loaded
+        == measured
+        == [
+            "time: 10 s, most in load 6 s (60 %), timed 4 s (40 %)",
+            "time by variant (its tests, loads included): ours 5 s, hf-fp16 4 s",
+        ]
+    )
+    assert table.time_lines({"time_split": split})[1].endswith(": test_load[ours] 5 s, hf-fp16 4 s")  # unknown alone
+    assert table.time_lines({"time_split": {"total_s": 10.0, "parts_s": parts}}) == [loaded[0]]  # an older run file
+    assert table.time_lines({"time_split": None}) == table.time_lines({}) == []
