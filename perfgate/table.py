@@ -516,8 +516,9 @@ def time_lines(run: dict[str, Any]) -> list[str]:
     split = run.get("time_split")
     if not split:
         return []
-    # a variant of the user's own, as the run loaded or measured it (a report is rendered without the project)
-    names = (*variants.REGISTRY, *(run.get("variants") or ()), *(r["variant"] for r in run.get("results") or ()))
+    # a variant of the user's own, as the run loaded or measured it (a report is rendered without the project); each
+    # name once, though every result names its variant
+    names = tuple({*variants.REGISTRY, *(run.get("variants") or ()), *(r["variant"] for r in run.get("results") or ())})
     by_variant = progress.seconds_by_variant(split.get("tests_s") or {}, names)
     each = ", ".join(f"{v} {s:.0f} s" for v, s in by_variant.items())
     return [phases.summary_line(split), *([f"time by variant (its tests, loads included): {each}"] if each else [])]
