@@ -52,10 +52,14 @@ class VariantUnavailable(Exception):
 class VariantFailed(Exception):
     """The variant was tried and failed (out of memory while loading, a crash): its tests fail with this."""
 
-    def __init__(self, message: str, out_of_memory_loading: bool = False) -> None:
+    def __init__(self, message: str, kind: str = "") -> None:
         super().__init__(message)
+        self.kind = kind  # how its worker failed to load (WorkerError.kind: "oom", "died", ...); "" otherwise
+
+    @property
+    def out_of_memory_loading(self) -> bool:
         # a load that ran out of memory beside the other side of an A/B run is tried again alone (_load_both_sides)
-        self.out_of_memory_loading = out_of_memory_loading
+        return self.kind == "oom"
 
 
 @dataclass
@@ -284,14 +288,14 @@ class PerfSession:
         self.checkpoint()  # built once, before either side asks for it
         self.keep_off_worker_cores()  # once, before either side's worker starts
 
-        base_out_of_memory = False
+        base_failure = ""  # how the base's load failed (VariantFailed.kind)
 
         def load_base() -> None:
-            nonlocal base_out_of_memory
+            nonlocal base_failure
             try:
                 self._ensure(name, keep=keep, base=True)
             except VariantFailed as exc:  # in self.failed: the head's tests say that the base side failed
-                base_out_of_memory = exc.out_of_memory_loading
+                base_failure = exc.kind
             except VariantUnavailable:
                 pass  # in self.failed too
             except Exception as exc:  # its first worker's versions, say: as a failed load, not lost in a thread
@@ -307,12 +311,17 @@ class PerfSession:
         except BaseException as exc:
             self._stop_loading(base_key, beside)
             self._together = False
+            if isinstance(exc, KeyboardInterrupt) and base_failure == "died":
+                # Ctrl-C, or `timeout`'s SIGTERM to the process group, reaches the base's worker too, and this thread
+                # may see it die before the main thread sees the signal: that death is the interrupt's, not a failure
+                # of the base side (the run file and the summary say the run was interrupted)
+                self.failed.pop(base_key, None)
             if isinstance(exc, VariantFailed) and exc.out_of_memory_loading:
                 self.failed.pop(head_key)
                 return self._ensure(name, keep=keep)  # alone now; the base after it, by reference_beside
             raise
         self._together = False
-        if base_out_of_memory:
+        if base_failure == "oom":
             self.failed.pop(base_key)  # loaded again alone by reference_beside
         return loaded
 
@@ -446,7 +455,7 @@ class PerfSession:
         else:
             what = f"loading failed ({exc.kind})"
         self.failed[key] = f"{who}: {what}: {exc}"
-        raise VariantFailed(self.failed[key], out_of_memory_loading=exc.kind == "oom") from None
+        raise VariantFailed(self.failed[key], exc.kind) from None
 
     def base_variant(self, variant: variants.Variant) -> variants.Variant:
         """The variant as the base side loads it: a loader imported from the measured repository comes from the

@@ -450,3 +450,38 @@ def test_the_base_keeps_its_first_loads_figures_which_the_heads_are_judged_again
         perf.release("hf-nf4@base")
     load_s = [f for f in perf.base_figures.values() if f.metric == "load_s"]
     assert [f.value for f in load_s] == [4.0]
+
+
+@pytest.mark.parametrize(
+    "head_stops_with, base_failure_kept",
+    [(KeyboardInterrupt("signal SIGTERM"), False), (RuntimeError("the head's own crash"), True)],
+)
+def test_a_base_worker_killed_by_the_signal_that_interrupts_the_run_is_no_failure_of_the_base(
+    monkeypatch, head_stops_with, base_failure_kept
+):
+    # `timeout` and Ctrl-C signal the whole process group: the base's worker, loading in a thread of its own, dies of
+    # the signal, and that thread records a failed load before the main thread's load is interrupted. The run was
+    # interrupted and says so; the base side did not fail. A base that died while the head failed for a reason of its
+    # own keeps its failure.
+    import threading
+
+    from perfgate.session import PerfSession, VariantFailed
+
+    perf = object.__new__(PerfSession)  # only _load_both_sides's own logic: the loads are stubbed
+    perf.loaded, perf._loading, perf._stopping, perf.failed, perf.base = {}, {}, set(), {}, object()
+    base_died = threading.Event()
+
+    def ensure(name, keep, base=False):
+        if base:
+            perf.failed[name + ab.SUFFIX] = f"{name} (base side): loading failed (died): exit code -15"
+            base_died.set()
+            raise VariantFailed(perf.failed[name + ab.SUFFIX], "died")
+        base_died.wait(10)
+        raise head_stops_with
+
+    for stub, value in [("_ensure", ensure), ("_fit_both", lambda name: True), ("checkpoint", lambda: None)]:
+        monkeypatch.setattr(perf, stub, value, raising=False)
+    monkeypatch.setattr(perf, "keep_off_worker_cores", lambda: None, raising=False)
+    with pytest.raises(type(head_stops_with)):
+        perf._load_both_sides("hf-int8")
+    assert ("hf-int8" + ab.SUFFIX in perf.failed) is base_failure_kept, perf.failed
