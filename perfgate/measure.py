@@ -610,6 +610,7 @@ class AgentMeasurement:
     reuse_unavailable: str | None = None
     base: AgentMeasurement | None = None  # an A/B run's base side, the same queries (perfgate.ab)
     no_base: str | None = None  # in an A/B run, why there is no ratio to the base (`base` keeps any complete passes)
+    cores: tuple[int, ...] = ()  # in an A/B run on pinned cores, the head's core each turn both sides replayed
 
     def turn_latencies(self) -> list[float]:
         """Per turn of every query, in order: its wall time, the median over rounds."""
@@ -645,6 +646,7 @@ def agent(
     reuse: bool = False,
     base: AgentBase | None = None,
     stack_slowdown: float = 0.0,
+    cores: tuple[int, int] | None = None,
 ) -> AgentMeasurement:
     """Replay the agent's queries: warm up on the longest turn (a static cache is sized, and compiled, once for
     it), then `plan.rounds` passes over every query, more while `settled` says the verdict is unclear.
@@ -654,7 +656,11 @@ def agent(
     of seconds on the H200, long enough to fall on one side's whole pass if the passes ran one after the other
     (docs/method.md, "A/B verdicts"). The base's measurement is the result's `base`. A base worker that fails ends
     the base's side alone: its complete passes are kept, and `no_base` says why there is no ratio. `stack_slowdown`
-    slows this (the head's) decode steps, as in the decode test (the whole-stack canary)."""
+    slows this (the head's) decode steps, as in the decode test (the whole-stack canary). With `cores` (the base's
+    and the head's own CPU core), the two swap cores every two turns, as the decode test's workers do every two pairs of
+    rounds: a core slower than the other would otherwise weigh on the head's whole replay (on one H200 machine start the
+    compiled static-cache step took 16.0 ms on one of the two cores in every round, 12-13 ms on the other); each is put
+    back on its own core after, and the head's core of each turn is kept (`cores`)."""
     longest = max((q.longest for q in queries), key=lambda t: t.total_tokens)
     gen = {"prompt_tokens": longest.prompt_tokens, "new_tokens": longest.reply_tokens}
     warm = gen
@@ -668,6 +674,7 @@ def agent(
     other = _Side(base.worker, base.variant) if base is not None else None
     no_base: str | None = None  # set when the base failed: its side is no longer asked anything
     alternations = 0  # turns replayed on both sides so far: which side goes first swaps each turn
+    head_cores: list[int] = []  # the head's core, each turn replayed on both sides with `cores`
 
     def on_base(work: Callable[[_Side], Any]) -> Any:
         """`work` on the base's side while it is measured; a failing base ends that side alone (None)."""
@@ -707,6 +714,11 @@ def agent(
             mine.append([])
             theirs.append([])
             for turn in q.turns:
+                if cores is not None:  # (order and core cross, as in the decode test)
+                    base_core, head_core = cores if (alternations // 2) % 2 == 0 else cores[::-1]
+                    on_base(lambda side, core=base_core: side.worker.call("pin", timeout_s, core=core))
+                    worker.call("pin", timeout_s, core=head_core)
+                    head_cores.append(head_core)
                 base_first = alternations % 2 == 0
                 alternations += 1
                 if base_first:
@@ -719,7 +731,7 @@ def agent(
             other.rounds.append(tuple(map(tuple, theirs)))
 
     def so_far() -> AgentMeasurement:
-        measured = head.measurement(workload, queries)
+        measured = replace(head.measurement(workload, queries), cores=tuple(head_cores))
         if other is None:
             return measured
         return replace(measured, base=other.measurement(workload, queries) if other.rounds else None, no_base=no_base)
@@ -739,6 +751,9 @@ def agent(
             and plan.more(len(head.rounds), settled(so_far()))
         ):
             one_pass()
+    if cores is not None:  # each back on its own core for the tests that follow
+        on_base(lambda side: side.worker.call("pin", timeout_s, core=cores[0]))
+        worker.call("pin", timeout_s, core=cores[1])
     head.vram, head.torch_max_mib = peak(), worker.call("memory", timeout_s)["torch_max_allocated_mib"]
     memory = on_base(lambda side: side.worker.call("memory", timeout_s))
     if memory is not None:
@@ -811,6 +826,8 @@ def agent_figures(variant: str, m: AgentMeasurement) -> list[fig.Figure]:
     }
     if m.step_delay_s:
         params["canary_step_delay_s"] = m.step_delay_s
+    if m.cores:  # the head's core each turn, [pass][turn] flattened (the cores swapped every two turns)
+        params["cores"] = list(m.cores)
     why = m.vram.unavailable
 
     def latency(metric: str, value: float) -> fig.Figure:

@@ -816,6 +816,7 @@ class PerfSession:
                 "reuse" in self.agent_modes,
                 base,
                 stack_slowdown=self.stack_slowdown,
+                cores=self.swap_cores(name) if base is not None else None,
             )
         except WorkerError as exc:
             self._generation_failed(loaded, f"{name} agent replay ({self.agent_workload})", exc)

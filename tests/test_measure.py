@@ -708,6 +708,49 @@ def test_an_ab_agent_replay_alternates_the_sides_turn_by_turn_and_is_judged_over
     assert ratio.value == pytest.approx(1.0) and verdict.status == gate.PASS and verdict.clear
 
 
+class CoreBound(SlowerReplay):
+    """A SlowerReplay whose turns take 1.3 times as long on core 14 (as a compiled static-cache step ran on one H200
+    start: 16.0 ms a step on one of the two worker cores, 12-13 ms on the other), starting on `core`."""
+
+    def __init__(self, name, log, core):
+        super().__init__(name, log)
+        self.core = core
+
+    def call(self, op, timeout_s, **params):
+        if op == "pin":
+            self.core = params["core"]
+        answer = super().call(op, timeout_s, **params)
+        if op == "agent_replay" and self.core == 14:
+            return [r | {"wall_s": r["wall_s"] * 1.3} for r in answer]
+        return answer
+
+
+def test_an_ab_agent_replay_swaps_the_sides_cores_every_two_turns_so_a_slow_core_weighs_on_both():
+    from perfgate.agent import traces
+
+    queries = traces.select(traces.load(), 3)  # 10 turns
+    plan = measure.agent_plan(1, 1, budget_s=60.0, warmup=0)
+    args = (VramTracker(None, None), REGISTRY["hf-fp16"], "q3", queries, plan, 0.15, 10)
+
+    def replay(cores):
+        log = []
+        side = measure.AgentBase(CoreBound("base", log, 15), REGISTRY["hf-fp16"], str)
+        return measure.agent(CoreBound("head", log, 14), *args, base=side, cores=cores), log
+
+    pinned, log = replay((15, 14))
+    head = [14, 14, 15, 15, 14, 14, 15, 15, 14, 14]
+    assert list(pinned.cores) == head
+    # before each turn both sides are pinned, the base to the other core; after the pass, each back on its own
+    pins = [(entry[0], entry[2]["core"]) for entry in log if entry[1] == "pin"]
+    assert pins == [p for h in head for p in (("base", 29 - h), ("head", h))] + [("base", 15), ("head", 14)]
+    ratio, verdict = _agent_ratio(pinned)
+    assert ratio.params["cores"] == head and verdict.status == gate.PASS
+    # on fixed cores the slower core is the head's for the whole replay
+    fixed, _ = replay(None)
+    assert fixed.cores == () and _agent_ratio(fixed)[0].value == pytest.approx(1.3)
+    assert abs(math.log(ratio.value)) < math.log(1.3) / 2, ratio.value
+
+
 def test_further_agent_passes_run_on_both_sides_and_are_decided_with_the_base_in_view():
     log, seen = [], []
 
