@@ -16,14 +16,14 @@ catch rates. Since then the A/B runs on the H200 recorded more real pairs of pro
   `PERFGATE_AB_SIDE=base` (and the same code and versions on both sides) are read. The rest is listed as skipped.
   (These folders' A/B runs hold a ratio to the base for hf-bf16 alone; the script says so if another appears.)
 - every A/B run file in runs-h200-8/ (eleventh start), runs-h200-9/ (twelfth), runs-h200-10/ (thirteenth),
-  runs-h200-11/ (fourteenth) and runs-h200-12/ (fifteenth), runs of `make ab`'s profile (pairs of processes of 5 pairs
-  of rounds, 8 where the first 5 were not clear; A/A, and on the thirteenth start three 10 % canaries, the decode test
-  alone measured in at least three pairs of processes through `--perf-min-process-pairs 3`, as were three of its A/A
-  runs; on the fourteenth, five 10 % canaries and three A/A runs of the decode test under `--perf-ab-rule fastest`,
-  three pairs of 8 pairs of rounds each; on the fifteenth, A/A runs under that rule, of every test of four variants
-  and of hf-bf16's decode test): the same reading and the same checks, but the `decode_ratio_to_base` at ctx1024 of
-  EVERY variant, each variant's ratio one run of a rule (a variant asked for whose ratio was not judged is listed as
-  skipped).
+  runs-h200-11/ (fourteenth), runs-h200-12/ (fifteenth) and runs-h200-13/ (sixteenth), runs of `make ab`'s profile
+  (pairs of processes of 5 pairs of rounds, 8 where the first 5 were not clear; A/A, and on the thirteenth start three
+  10 % canaries, the decode test alone measured in at least three pairs of processes through
+  `--perf-min-process-pairs 3`, as were three of its A/A runs; on the fourteenth, five 10 % canaries and three A/A runs
+  of the decode test under `--perf-ab-rule fastest`, three pairs of 8 pairs of rounds each; on the fifteenth, A/A runs
+  under that rule, of every test of four variants and of hf-bf16's decode test; on the sixteenth, of the other three
+  variants): the same reading and the same checks, but the `decode_ratio_to_base` at ctx1024 of EVERY variant, each
+  variant's ratio one run of a rule (a variant asked for whose ratio was not judged is listed as skipped, with why).
 
 Every pair is judged as the gate judges it (estimators_offline.judge with the gate's estimator, fast-state p10/p10,
 and its seeded 98 % bootstrap interval), and each recomputed value and interval is checked against the recorded one.
@@ -32,7 +32,7 @@ imported from it. Outer ranges: 5-95 % over resamples of the pool, either of its
 (each drawn run brings all its pairs: closer to what pairs sharing a run do to the range).
 
 Every figure of the pools before the eleventh start comes back as it did before those starts were read (the same
-seed, drawn in the same order): the eleventh to fifteenth starts add lines to the run files and the check, rows to
+seed, drawn in the same order): the eleventh to sixteenth starts add lines to the run files and the check, rows to
 the table per pair of processes, and a section of their own at the end: the real A/A pools enlarged with their
 pairs and their pairs alone (false failures of an unchanged variant, the pairs it costs; by variant and by start;
 their pairs run by run), beside the canary pools with the thirteenth and fourteenth starts' canaries added. That
@@ -63,6 +63,7 @@ LATER_DIRS = (
     "runs-h200-10",
     "runs-h200-11",
     "runs-h200-12",
+    "runs-h200-13",
 )  # every variant's ratio read
 AB_BASE_ENV = {"PERFGATE_AB_SIDE": "base"}  # the base: the same interpreter with a variable nothing reads
 SEED = 20261202
@@ -89,6 +90,7 @@ START_NAMES = {
     "GPU-b2b97c7a": "thirteenth start",
     "GPU-a7d8f6e5": "fourteenth start",
     "GPU-865d60e8": "fifteenth start",
+    "GPU-409a247a": "sixteenth start",
 }
 
 RULES: list[R.Rule] = [
@@ -220,11 +222,12 @@ def ab_runs(
             ]
             found = [x for x in ratios if variants is None or x["variant"] in variants]
             unread += [f"{stamp} {x['variant']}" for x in ratios if x not in found]
-            if not found:
+            if not found and variants is not None:
                 why = "interrupted before the ratio was judged" if run.get("interrupted") else "no ratio to the base"
                 skipped.append((stamp, why))
                 continue
             if variants is None:  # a variant asked for whose ratio is missing: say why
+                said = len(skipped)
                 cut = run.get("interrupted") or {}
                 for v in (opt.get("variants") or "").split(","):
                     if not v or v in {x["variant"] for x in found}:
@@ -241,6 +244,10 @@ def ab_runs(
                     else:
                         why = "no ratio to the base: the run holds no result of its decode test"
                     skipped.append((f"{stamp} {v}", why))
+                if not found and len(skipped) == said:  # no variant named: the run as a whole
+                    skipped.append(
+                        (stamp, "interrupted before any ratio was judged" if cut else "no ratio to the base")
+                    )
             m = run.get("machine") or {}
             for x in found:
                 p = x["params"] or {}
@@ -391,7 +398,7 @@ def between_starts(values: np.ndarray, starts: list[str], rng: np.random.Generat
 
 
 def later_section(P: dict[str, RunPool], later: list[Run], r3: R.Rule) -> None:
-    """The eleventh to fifteenth starts' A/A pairs of every variant: the real A/A pools enlarged with them, and their
+    """The eleventh to sixteenth starts' A/A pairs of every variant: the real A/A pools enlarged with them, and their
     pool alone, beside the pools before them and the canary pools; drawn from a generator of its own."""
     rng = np.random.default_rng(SEED_LATER)
     keys = ("c10_plus", "c10_plus_8", "aa", "aa_plus", "aa_8", "aa_plus_8", "aa_later", "aa_later_8")
@@ -401,10 +408,10 @@ def later_section(P: dict[str, RunPool], later: list[Run], r3: R.Rule) -> None:
     def n(k: str) -> str:
         return f"{len(P[k].pool)}"
 
-    print("\n## With the eleventh to fifteenth starts' A/A pairs, every variant\n")
+    print("\n## With the eleventh to sixteenth starts' A/A pairs, every variant\n")
     print(
         f"A/A pools before (above) and now, with the {n('aa_later')} pairs of the {len(later)} runs of a variant of "
-        f"the eleventh to fifteenth starts, and those pairs alone; the canary pool "
+        f"the eleventh to sixteenth starts, and those pairs alone; the canary pool "
         + (
             f"with those starts' canaries ({n('c10_plus')} pairs)"
             if len(P["c10_plus"].pool) > len(P["c10"].pool)
@@ -420,7 +427,7 @@ def later_section(P: dict[str, RunPool], later: list[Run], r3: R.Rule) -> None:
         f"| rule | 10 % caught, all ({n('c10_plus')}) / n >= 8 ({n('c10_plus_8')}) "
         f"| A/A all: before ({n('aa')}) → now ({n('aa_plus')}) | range now, by pairs | by runs "
         f"| A/A n >= 8: before ({n('aa_8')}) → now ({n('aa_plus_8')}) | range now, by pairs | by runs "
-        f"| 11th-15th alone: all ({n('aa_later')}) / n >= 8 ({n('aa_later_8')}) "
+        f"| 11th-16th alone: all ({n('aa_later')}) / n >= 8 ({n('aa_later_8')}) "
         f"| A/B run of {DEFAULT_VARIANTS}, now: all / n >= 8 |"
     )
     print("|" + " --- |" * 10)
@@ -438,7 +445,7 @@ def later_section(P: dict[str, RunPool], later: list[Run], r3: R.Rule) -> None:
     print("\n### Pairs of processes measured (expected, exact)\n")
     print(
         "| rule | 10 %: all / n >= 8 | an unchanged variant, A/A all: before → now | A/A n >= 8: before → now "
-        "| 11th-15th alone: all / n >= 8 |"
+        "| 11th-16th alone: all / n >= 8 |"
     )
     print("|" + " --- |" * 5)
     for r in RULES:
@@ -469,7 +476,7 @@ def later_section(P: dict[str, RunPool], later: list[Run], r3: R.Rule) -> None:
     # by variant: is one variant's offset between processes wider than another's?
     r1 = next(r for r in RULES if r.name == "R1 3 of 5 by point value")
     a = P["aa_plus"]
-    print("\n### Real A/A pairs of processes by variant (all, with the 11th-15th starts)\n")
+    print("\n### Real A/A pairs of processes by variant (all, with the 11th-16th starts)\n")
     print(
         "hf-fp16-slow: the note's runs against the reference (hf-fp16), unslowed; every other: a ratio to the base. "
         "Exact fail probability (expected pairs) over each variant's pairs alone: a pool of a few pairs.\n"
@@ -491,7 +498,7 @@ def later_section(P: dict[str, RunPool], later: list[Run], r3: R.Rule) -> None:
             f"| {e1.fail:.4f} ({e1.pairs:.2f}) |"
         )
 
-    print("\n### Real A/A pairs of processes by machine start (all, with the 11th-15th starts)\n")
+    print("\n### Real A/A pairs of processes by machine start (all, with the 11th-16th starts)\n")
     print(
         "| start | runs | pairs (n >= 8) | below 0.95 by value (n >= 8) | geometric mean | sd of log value "
         "| first pairs |"
@@ -517,7 +524,7 @@ def later_section(P: dict[str, RunPool], later: list[Run], r3: R.Rule) -> None:
         f"{SEED_LATER})."
     )
 
-    print("\n### The eleventh to fifteenth starts' A/A pairs of processes\n")
+    print("\n### The eleventh to sixteenth starts' A/A pairs of processes\n")
     print("Value [98 % interval] (pairs of rounds); F fails alone, b below 0.95 by value (n >= 8), p clear pass.\n")
     print(
         "| start | run | variant | pairs of processes | recorded verdict (pairs) | R3 4 of 5 replayed on these pairs |"
@@ -576,8 +583,8 @@ def main() -> None:
         + (", ".join(unread) if unread else "none")
     )
     for title, runs in (
-        ("eleventh to fifteenth starts' real 10 % canaries (A/B, every variant)", c10_later),
-        ("eleventh to fifteenth starts' real A/A (A/B, every variant)", aa_later),
+        ("eleventh to sixteenth starts' real 10 % canaries (A/B, every variant)", c10_later),
+        ("eleventh to sixteenth starts' real A/A (A/B, every variant)", aa_later),
     ):
         print(
             f"- {title}: {len(runs)} runs of a variant in {len({r.stamp for r in runs})} run files, "
@@ -590,7 +597,7 @@ def main() -> None:
     # the gate's own numbers back, pair by pair
     print("\n## Check: each new pair recomputed as the gate judges it\n")
     print(check_recorded(new, gate))
-    print("The eleventh to fifteenth starts' pairs: " + check_recorded(later, gate))
+    print("The eleventh to sixteenth starts' pairs: " + check_recorded(later, gate))
     worst_old = max(
         max(abs(v.lo - p.recorded_interval[0]), abs(v.hi - p.recorded_interval[1]))
         for r in c10_note + aa_note
@@ -611,20 +618,20 @@ def main() -> None:
         "aa": make_pool("real A/A, all", aa_all),
         "aa_8": make_pool("real A/A, n >= 8", aa_all, MIN_PAIRS),
     }
-    # the pools with the eleventh to fifteenth starts' pairs, and those pairs alone (their canaries, were there any)
+    # the pools with the eleventh to sixteenth starts' pairs, and those pairs alone (their canaries, were there any)
     c10_plus, aa_plus = c10_all + c10_later, aa_all + aa_later
     later_pools = {
-        "aa_later": make_pool("11th-15th starts' A/A", aa_later),
-        "aa_later_8": make_pool("11th-15th starts' A/A, n >= 8", aa_later, MIN_PAIRS),
-        "aa_plus": make_pool("real A/A with the 11th-15th, all", aa_plus),
-        "aa_plus_8": make_pool("real A/A with the 11th-15th, n >= 8", aa_plus, MIN_PAIRS),
+        "aa_later": make_pool("11th-16th starts' A/A", aa_later),
+        "aa_later_8": make_pool("11th-16th starts' A/A, n >= 8", aa_later, MIN_PAIRS),
+        "aa_plus": make_pool("real A/A with the 11th-16th, all", aa_plus),
+        "aa_plus_8": make_pool("real A/A with the 11th-16th, n >= 8", aa_plus, MIN_PAIRS),
     }
     canary_pools = {
-        "c10_plus": make_pool("real 10 % canary with the 11th-15th, all", c10_plus),
-        "c10_plus_8": make_pool("real 10 % canary with the 11th-15th, n >= 8", c10_plus, MIN_PAIRS),
+        "c10_plus": make_pool("real 10 % canary with the 11th-16th, all", c10_plus),
+        "c10_plus_8": make_pool("real 10 % canary with the 11th-16th, n >= 8", c10_plus, MIN_PAIRS),
     }
     if c10_later:
-        later_pools = {"c10_later": make_pool("11th-15th starts' 10 %", c10_later), **canary_pools, **later_pools}
+        later_pools = {"c10_later": make_pool("11th-16th starts' 10 %", c10_later), **canary_pools, **later_pools}
 
     print("\n## Per pair of processes\n")
     print(
