@@ -658,9 +658,9 @@ def agent(
     the base's side alone: its complete passes are kept, and `no_base` says why there is no ratio. `stack_slowdown`
     slows this (the head's) decode steps, as in the decode test (the whole-stack canary). With `cores` (the base's
     and the head's own CPU core), the two swap cores every two turns, as the decode test's workers do every two pairs of
-    rounds: a core slower than the other would otherwise weigh on the head's whole replay (on one H200 machine start the
-    compiled static-cache step took 16.0 ms on one of the two cores in every round, 12-13 ms on the other); each is put
-    back on its own core after, and the head's core of each turn is kept (`cores`)."""
+    rounds: a core slower than the other would otherwise weigh on the head's whole replay (on two H200 machine starts
+    the compiled static-cache step took 16.0 ms on one of the two cores in almost every round, 12-13 ms on the other);
+    each is put back on its own core after, and the head's core of each turn is kept (`cores`)."""
     longest = max((q.longest for q in queries), key=lambda t: t.total_tokens)
     gen = {"prompt_tokens": longest.prompt_tokens, "new_tokens": longest.reply_tokens}
     warm = gen
