@@ -610,7 +610,7 @@ class AgentMeasurement:
     reuse_unavailable: str | None = None
     base: AgentMeasurement | None = None  # an A/B run's base side, the same queries (perfgate.ab)
     no_base: str | None = None  # in an A/B run, why there is no ratio to the base (`base` keeps any complete passes)
-    cores: tuple[int, ...] = ()  # in an A/B run on pinned cores, the head's core each turn both sides replayed
+    cores: tuple[int, ...] = ()  # in an A/B run on pinned cores, the head's core each turn: [pass][query][turn]
 
     def turn_latencies(self) -> list[float]:
         """Per turn of every query, in order: its wall time, the median over rounds."""
@@ -657,10 +657,10 @@ def agent(
     (docs/method.md, "A/B verdicts"). The base's measurement is the result's `base`. A base worker that fails ends
     the base's side alone: its complete passes are kept, and `no_base` says why there is no ratio. `stack_slowdown`
     slows this (the head's) decode steps, as in the decode test (the whole-stack canary). With `cores` (the base's
-    and the head's own CPU core), the two swap cores every two turns, as the decode test's workers do every two pairs of
-    rounds: a core slower than the other would otherwise weigh on the head's whole replay (on two H200 machine starts
-    the compiled static-cache step took 16.0 ms on one of the two cores in almost every round, 12-13 ms on the other);
-    each is put back on its own core after, and the head's core of each turn is kept (`cores`)."""
+    and the head's own CPU core), the two swap cores between turns, as the decode test's workers swap them between
+    rounds: a core slower than the other would otherwise weigh on the head's whole replay (docs/method.md, "A/B
+    verdicts", the agent's ratio). Each is put back on its own core after, and the head's core of each turn is kept
+    (`cores`, in the order of the turns of every pass)."""
     longest = max((q.longest for q in queries), key=lambda t: t.total_tokens)
     gen = {"prompt_tokens": longest.prompt_tokens, "new_tokens": longest.reply_tokens}
     warm = gen
@@ -702,6 +702,9 @@ def agent(
         a time (`agent_replay` of that turn alone: without a kept cache the turns do not depend on each other)."""
         nonlocal alternations
         if other is None or no_base is not None:
+            if cores is not None:  # the base gone: the head alone, on its own core
+                worker.call("pin", timeout_s, core=cores[1])
+                head_cores.extend(cores[1] for q in queries for _ in q.turns)
             head.rounds.append(_replay_queries(worker, queries, False, timeout_s))
             return
 
@@ -714,8 +717,12 @@ def agent(
             mine.append([])
             theirs.append([])
             for turn in q.turns:
-                if cores is not None:  # (order and core cross, as in the decode test)
-                    base_core, head_core = cores if (alternations // 2) % 2 == 0 else cores[::-1]
+                if cores is not None:
+                    # The cores swapped every two turns, offset by one from which side goes first (every turn): each
+                    # side has each core for half of a pass's turns (5 of 10), first and second alike. The head goes
+                    # back to its own core once the base is gone.
+                    swapped = no_base is None and ((alternations + 1) // 2) % 2 == 1
+                    base_core, head_core = cores[::-1] if swapped else cores
                     on_base(lambda side, core=base_core: side.worker.call("pin", timeout_s, core=core))
                     worker.call("pin", timeout_s, core=head_core)
                     head_cores.append(head_core)
@@ -826,7 +833,7 @@ def agent_figures(variant: str, m: AgentMeasurement) -> list[fig.Figure]:
     }
     if m.step_delay_s:
         params["canary_step_delay_s"] = m.step_delay_s
-    if m.cores:  # the head's core each turn, [pass][turn] flattened (the cores swapped every two turns)
+    if m.cores:  # the head's core each turn, [pass][query][turn] flattened (the two sides' cores swapped)
         params["cores"] = list(m.cores)
     why = m.vram.unavailable
 

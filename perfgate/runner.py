@@ -21,11 +21,12 @@ from perfgate.zygote import ForkedProcess, Zygote
 class WorkerError(RuntimeError):
     """A worker call failed. `kind` is 'oom', 'import', 'short_generation', 'timeout', 'died' or 'error'."""
 
-    def __init__(self, kind: str, message: str, log_tail: str = "") -> None:
+    def __init__(self, kind: str, message: str, log_tail: str = "", exit_code: int | None = None) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
         self.log_tail = log_tail
+        self.exit_code = exit_code  # a worker that died: its exit code where known (-N: killed by signal N)
 
     def __str__(self) -> str:
         return f"{self.message}\n--- worker log (last lines) ---\n{self.log_tail}" if self.log_tail else self.message
@@ -152,7 +153,8 @@ class WorkerHandle:
 
     def call(self, op: str, timeout_s: float, **params: Any) -> Any:
         if self.proc.poll() is not None:
-            raise WorkerError("died", f"worker {self.name} has exited (code {self.proc.returncode})", self.log_tail())
+            code = self.proc.returncode
+            raise WorkerError("died", f"worker {self.name} has exited (code {code})", self.log_tail(), code)
         assert self.proc.stdin is not None
         try:
             self.proc.stdin.write(json.dumps({"op": op, **params}) + "\n")
@@ -173,7 +175,9 @@ class WorkerHandle:
             raise
         if line is None:
             code = self.proc.wait(timeout=30)
-            raise WorkerError("died", f"worker {self.name} died during '{op}' (exit code {code})", self.log_tail())
+            raise WorkerError(
+                "died", f"worker {self.name} died during '{op}' (exit code {code})", self.log_tail(), code
+            )
         reply = json.loads(line)
         if reply["ok"]:
             return reply["result"]

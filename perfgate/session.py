@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import threading
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -52,14 +53,20 @@ class VariantUnavailable(Exception):
 class VariantFailed(Exception):
     """The variant was tried and failed (out of memory while loading, a crash): its tests fail with this."""
 
-    def __init__(self, message: str, kind: str = "") -> None:
+    def __init__(self, message: str, kind: str = "", exit_code: int | None = None) -> None:
         super().__init__(message)
         self.kind = kind  # how its worker failed to load (WorkerError.kind: "oom", "died", ...); "" otherwise
+        self.exit_code = exit_code  # a worker that died: WorkerError.exit_code
 
     @property
     def out_of_memory_loading(self) -> bool:
         # a load that ran out of memory beside the other side of an A/B run is tried again alone (_load_both_sides)
         return self.kind == "oom"
+
+    @property
+    def killed_as_runs_are_interrupted(self) -> bool:
+        """Its worker died of SIGINT or SIGTERM, the signals that interrupt a run (Ctrl-C, `timeout`)."""
+        return self.kind == "died" and self.exit_code in (-signal.SIGINT, -signal.SIGTERM)
 
 
 @dataclass
@@ -288,14 +295,14 @@ class PerfSession:
         self.checkpoint()  # built once, before either side asks for it
         self.keep_off_worker_cores()  # once, before either side's worker starts
 
-        base_failure = ""  # how the base's load failed (VariantFailed.kind)
+        base_failure: VariantFailed | None = None  # how the base's load failed
 
         def load_base() -> None:
             nonlocal base_failure
             try:
                 self._ensure(name, keep=keep, base=True)
             except VariantFailed as exc:  # in self.failed: the head's tests say that the base side failed
-                base_failure = exc.kind
+                base_failure = exc
             except VariantUnavailable:
                 pass  # in self.failed too
             except Exception as exc:  # its first worker's versions, say: as a failed load, not lost in a thread
@@ -311,17 +318,18 @@ class PerfSession:
         except BaseException as exc:
             self._stop_loading(base_key, beside)
             self._together = False
-            if isinstance(exc, KeyboardInterrupt) and base_failure == "died":
-                # Ctrl-C, or `timeout`'s SIGTERM to the process group, reaches the base's worker too, and this thread
-                # may see it die before the main thread sees the signal: that death is the interrupt's, not a failure
-                # of the base side (the run file and the summary say the run was interrupted)
+            if isinstance(exc, KeyboardInterrupt) and base_failure and base_failure.killed_as_runs_are_interrupted:
+                # Ctrl-C, or `timeout`'s SIGTERM to the process group, reaches the base's worker too, and its loading
+                # thread may see it die before this thread sees the signal: that death is the interrupt's, not a
+                # failure of the base side (the run file and the summary say the run was interrupted). A worker that
+                # died otherwise (SIGKILL from the kernel's OOM killer, a crash) keeps its failure.
                 self.failed.pop(base_key, None)
             if isinstance(exc, VariantFailed) and exc.out_of_memory_loading:
                 self.failed.pop(head_key)
                 return self._ensure(name, keep=keep)  # alone now; the base after it, by reference_beside
             raise
         self._together = False
-        if base_failure == "oom":
+        if base_failure and base_failure.out_of_memory_loading:
             self.failed.pop(base_key)  # loaded again alone by reference_beside
         return loaded
 
@@ -455,7 +463,7 @@ class PerfSession:
         else:
             what = f"loading failed ({exc.kind})"
         self.failed[key] = f"{who}: {what}: {exc}"
-        raise VariantFailed(self.failed[key], exc.kind) from None
+        raise VariantFailed(self.failed[key], exc.kind, exc.exit_code) from None
 
     def base_variant(self, variant: variants.Variant) -> variants.Variant:
         """The variant as the base side loads it: a loader imported from the measured repository comes from the

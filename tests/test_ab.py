@@ -453,16 +453,21 @@ def test_the_base_keeps_its_first_loads_figures_which_the_heads_are_judged_again
 
 
 @pytest.mark.parametrize(
-    "head_stops_with, base_failure_kept",
-    [(KeyboardInterrupt("signal SIGTERM"), False), (RuntimeError("the head's own crash"), True)],
+    "head_stops_with, base_exit_code, base_failure_kept",
+    [
+        (KeyboardInterrupt("signal SIGTERM"), -15, False),
+        (KeyboardInterrupt("signal SIGINT"), -2, False),
+        (KeyboardInterrupt("signal SIGTERM"), -9, True),  # the kernel's OOM killer, say: not the interrupt's doing
+        (RuntimeError("the head's own crash"), -15, True),
+    ],
 )
 def test_a_base_worker_killed_by_the_signal_that_interrupts_the_run_is_no_failure_of_the_base(
-    monkeypatch, head_stops_with, base_failure_kept
+    monkeypatch, head_stops_with, base_exit_code, base_failure_kept
 ):
     # `timeout` and Ctrl-C signal the whole process group: the base's worker, loading in a thread of its own, dies of
     # the signal, and that thread records a failed load before the main thread's load is interrupted. The run was
-    # interrupted and says so; the base side did not fail. A base that died while the head failed for a reason of its
-    # own keeps its failure.
+    # interrupted and says so; the base side did not fail. A base that died of another signal, or while the head
+    # failed for a reason of its own, keeps its failure.
     import threading
 
     from perfgate.session import PerfSession, VariantFailed
@@ -473,9 +478,9 @@ def test_a_base_worker_killed_by_the_signal_that_interrupts_the_run_is_no_failur
 
     def ensure(name, keep, base=False):
         if base:
-            perf.failed[name + ab.SUFFIX] = f"{name} (base side): loading failed (died): exit code -15"
+            perf.failed[name + ab.SUFFIX] = f"{name} (base side): loading failed (died): exit code {base_exit_code}"
             base_died.set()
-            raise VariantFailed(perf.failed[name + ab.SUFFIX], "died")
+            raise VariantFailed(perf.failed[name + ab.SUFFIX], "died", base_exit_code)
         base_died.wait(10)
         raise head_stops_with
 

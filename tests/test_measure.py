@@ -709,11 +709,10 @@ def test_an_ab_agent_replay_alternates_the_sides_turn_by_turn_and_is_judged_over
 
 
 class CoreBound(SlowerReplay):
-    """A SlowerReplay whose turns take 1.3 times as long on core 14 (as a compiled static-cache step ran on one H200
-    start: 16.0 ms a step on one of the two worker cores, 12-13 ms on the other), starting on `core`."""
+    """A SlowerReplay whose turns take 1.3 times as long on core 14 than on any other, starting on `core`."""
 
-    def __init__(self, name, log, core):
-        super().__init__(name, log)
+    def __init__(self, name, log, core, dies_at=None):
+        super().__init__(name, log, dies_at=dies_at)
         self.core = core
 
     def call(self, op, timeout_s, **params):
@@ -725,30 +724,39 @@ class CoreBound(SlowerReplay):
         return answer
 
 
-def test_an_ab_agent_replay_swaps_the_sides_cores_every_two_turns_so_a_slow_core_weighs_on_both():
+def _core_bound_agent(cores, passes=1, base_dies_at=None):
     from perfgate.agent import traces
 
     queries = traces.select(traces.load(), 3)  # 10 turns
-    plan = measure.agent_plan(1, 1, budget_s=60.0, warmup=0)
+    plan = measure.agent_plan(passes, passes, budget_s=60.0, warmup=0)
     args = (VramTracker(None, None), REGISTRY["hf-fp16"], "q3", queries, plan, 0.15, 10)
+    log = []
+    side = measure.AgentBase(CoreBound("base", log, 15, base_dies_at), REGISTRY["hf-fp16"], str)
+    measured = measure.agent(CoreBound("head", log, 14), *args, base=side, cores=cores)
+    return measured, [(entry[0], entry[2]["core"]) for entry in log if entry[1] == "pin"]
 
-    def replay(cores):
-        log = []
-        side = measure.AgentBase(CoreBound("base", log, 15), REGISTRY["hf-fp16"], str)
-        return measure.agent(CoreBound("head", log, 14), *args, base=side, cores=cores), log
 
-    pinned, log = replay((15, 14))
-    head = [14, 14, 15, 15, 14, 14, 15, 15, 14, 14]
+def test_an_ab_agent_replay_swaps_the_sides_cores_so_a_slow_core_weighs_on_both():
+    pinned, pins = _core_bound_agent((15, 14))
+    head = [14, 15, 15, 14, 14, 15, 15, 14, 14, 15]  # 5 turns on each core, crossed with who goes first
     assert list(pinned.cores) == head
     # before each turn both sides are pinned, the base to the other core; after the pass, each back on its own
-    pins = [(entry[0], entry[2]["core"]) for entry in log if entry[1] == "pin"]
     assert pins == [p for h in head for p in (("base", 29 - h), ("head", h))] + [("base", 15), ("head", 14)]
     ratio, verdict = _agent_ratio(pinned)
     assert ratio.params["cores"] == head and verdict.status == gate.PASS
     # on fixed cores the slower core is the head's for the whole replay
-    fixed, _ = replay(None)
-    assert fixed.cores == () and _agent_ratio(fixed)[0].value == pytest.approx(1.3)
-    assert abs(math.log(ratio.value)) < math.log(1.3) / 2, ratio.value
+    fixed, pins = _core_bound_agent(None)
+    assert fixed.cores == () and pins == [] and _agent_ratio(fixed)[0].value == pytest.approx(1.3)
+    assert abs(math.log(ratio.value)) < math.log(1.3) / 5, ratio.value
+
+
+def test_a_base_gone_in_the_agent_replay_leaves_the_head_on_its_own_core():
+    # the base dies in its 3rd turn of the first pass (of two: a pass more asked for): the head goes on alone, back on
+    # its own core for the rest of that pass and the next, and every turn's core is kept
+    measured, pins = _core_bound_agent((15, 14), passes=2, base_dies_at=3)
+    assert measured.no_base and len(measured.rounds) == 2
+    assert list(measured.cores) == [14, 15, 15] + [14] * 17
+    assert pins[-1] == ("head", 14) and ("base", 15) not in pins[6:]  # nothing asked of the base after it died
 
 
 def test_further_agent_passes_run_on_both_sides_and_are_decided_with_the_base_in_view():

@@ -49,12 +49,16 @@ def test_a_crash_and_a_kill_come_back_as_exit_codes(zygote, micro_checkpoint, tm
     worker = WorkerHandle("crash", tmp_path / "crash.log", env, prefix, zygote=started)
     crash = replace(REGISTRY["hf-fp32"], name="crash").spec()
     worker.call("load", 300, variant=crash, path=str(micro_checkpoint), device="cpu", max_seq_length=64)
-    with pytest.raises(WorkerError, match=r"died during 'generate' \(exit code 3\)"):
+    with pytest.raises(WorkerError, match=r"died during 'generate' \(exit code 3\)") as died:
         worker.call("generate", 60, prompt_tokens=8, new_tokens=2)
+    assert died.value.exit_code == 3  # (a death by the signal that interrupts a run is told apart by it)
     worker.close()
     killed = WorkerHandle("killed", tmp_path / "killed.log", env, prefix, zygote=started)
     killed.kill()
     assert killed.proc.wait(timeout=10) == -signal.SIGKILL
+    with pytest.raises(WorkerError) as gone:
+        killed.call("ping", 10)
+    assert gone.value.kind == "died" and gone.value.exit_code == -signal.SIGKILL
 
 
 def test_a_worker_of_another_environment_is_started_not_forked(zygote, tmp_path):
