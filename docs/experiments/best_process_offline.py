@@ -154,7 +154,7 @@ def early_stop(runs) -> None:
 # d from a mixture (with probability P_NORMAL a half-normal of scale S0, else an exponential of mean M), fitted to the
 # real A/A first pairs' values by their quantiles. An estimate resting on that one-sided form, not a measurement.
 SEED = 20261202
-GRID_P = np.linspace(0.2, 0.9, 15)
+GRID_P = np.linspace(0.2, 1.0, 17)  # up to 1.0, a half-normal alone: a fit at the end of the grid would be cut short
 GRID_S0 = (0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05)
 GRID_M = (0.03, 0.05, 0.07, 0.1, 0.14, 0.2)
 QUANTILES = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
